@@ -1,0 +1,279 @@
+//! API-key authentication as a tower layer, and the caller it yields.
+//!
+//! `authorization: Bearer <key>` is resolved by an [`Authenticator`] into a
+//! [`Caller`] (tenant and role) that handlers read from the request
+//! extensions. Only the services wrapped in [`RequireKey`] demand a key:
+//! health and reflection stay open.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tonic::server::NamedService;
+
+use crate::Error;
+
+/// What an API key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Runs the platform; acts on every tenant.
+    Operator,
+    /// Runs a studio business.
+    Manager,
+    /// Runs sessions on the floor.
+    Staff,
+    /// Books and checks clients in.
+    FrontDesk,
+    /// A device hub.
+    Device,
+}
+
+impl Role {
+    /// Every role, for tables and tests.
+    pub const ALL: [Role; 5] = [
+        Role::Operator,
+        Role::Manager,
+        Role::Staff,
+        Role::FrontDesk,
+        Role::Device,
+    ];
+
+    /// The stable lowercase name stored in databases.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Operator => "operator",
+            Role::Manager => "manager",
+            Role::Staff => "staff",
+            Role::FrontDesk => "front_desk",
+            Role::Device => "device",
+        }
+    }
+
+    /// Parses [`Role::as_str`].
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|role| role.as_str() == name)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who is calling: resolved from the API key, never from the request body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The key's tenant; `None` for operators, who act on every tenant.
+    pub tenant_id: Option<String>,
+    /// The key's role.
+    pub role: Role,
+    /// The key's id, for audit trails.
+    pub key_id: String,
+}
+
+impl Caller {
+    /// The caller of a request that passed [`RequireKey`].
+    pub fn of<T>(request: &tonic::Request<T>) -> Result<&Caller, Error> {
+        request
+            .extensions()
+            .get::<Caller>()
+            .ok_or(Error::Unauthenticated("missing credentials"))
+    }
+
+    /// Refuses with `PERMISSION_DENIED` unless the caller has one of `roles`.
+    pub fn require(&self, roles: &[Role]) -> Result<(), Error> {
+        if roles.contains(&self.role) {
+            Ok(())
+        } else {
+            Err(Error::PermissionDenied(format!(
+                "role {} may not do this; allowed: {}",
+                self.role,
+                roles
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )))
+        }
+    }
+
+    /// Whether the caller may see objects of `tenant_id`.
+    pub fn sees(&self, tenant_id: &str) -> bool {
+        self.role == Role::Operator || self.tenant_id.as_deref() == Some(tenant_id)
+    }
+
+    /// The tenant a request acts on. Tenant-scoped callers act on their own
+    /// tenant (an empty `requested` means it; naming another answers
+    /// NOT_FOUND); operators must name one (`field` says where).
+    pub fn tenant_scope(&self, requested: &str, field: &str) -> Result<String, Error> {
+        match (&self.tenant_id, requested) {
+            (Some(own), "") => Ok(own.clone()),
+            (Some(own), other) if own == other => Ok(own.clone()),
+            (Some(_), other) => Err(Error::not_found("tenant", other)),
+            (None, "") => Err(Error::invalid(field, "operators must name the tenant")),
+            (None, other) => Ok(other.to_owned()),
+        }
+    }
+}
+
+/// A boxed, sendable future.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Resolves API keys. `Ok(None)` is an unknown or revoked key.
+pub trait Authenticator: Send + Sync + 'static {
+    /// Resolves `key` (the part after `Bearer `).
+    fn authenticate<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Caller>, Error>>;
+}
+
+/// A fixed table of keys: for tests and for services run without tenancy.
+#[derive(Debug, Default, Clone)]
+pub struct StaticKeys(HashMap<String, Caller>);
+
+impl StaticKeys {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a key.
+    #[must_use]
+    pub fn with(mut self, key: impl Into<String>, caller: Caller) -> Self {
+        self.0.insert(key.into(), caller);
+        self
+    }
+}
+
+impl Authenticator for StaticKeys {
+    fn authenticate<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Caller>, Error>> {
+        Box::pin(async move { Ok(self.0.get(key).cloned()) })
+    }
+}
+
+/// Wraps one gRPC service so that every call needs a valid key.
+#[derive(Clone)]
+pub struct RequireKey<S> {
+    inner: S,
+    auth: Arc<dyn Authenticator>,
+}
+
+impl<S> RequireKey<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S, auth: Arc<dyn Authenticator>) -> Self {
+        Self { inner, auth }
+    }
+}
+
+impl<S: NamedService> NamedService for RequireKey<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+/// The key in `authorization: Bearer <key>`, if well formed.
+fn bearer(headers: &http::HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, key) = value.split_once(' ')?;
+    let key = key.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !key.is_empty()).then_some(key)
+}
+
+impl<S, B> tower::Service<http::Request<B>> for RequireKey<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        // The clone is the one that is ready; keep it for this call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let auth = Arc::clone(&self.auth);
+        Box::pin(async move {
+            let Some(key) = bearer(request.headers()) else {
+                return Ok(reject(Error::Unauthenticated(
+                    "missing credentials: send `authorization: Bearer <api key>`",
+                )));
+            };
+            match auth.authenticate(key).await {
+                Ok(Some(caller)) => {
+                    let span = tracing::Span::current();
+                    span.record("tenant", caller.tenant_id.as_deref().unwrap_or("-"));
+                    span.record("role", caller.role.as_str());
+                    request.extensions_mut().insert(caller);
+                    inner.call(request).await
+                }
+                Ok(None) => Ok(reject(Error::Unauthenticated("unknown or revoked api key"))),
+                Err(error) => Ok(reject(error)),
+            }
+        })
+    }
+}
+
+fn reject(error: Error) -> http::Response<tonic::body::Body> {
+    tonic::Status::from(error).into_http()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller(tenant: Option<&str>, role: Role) -> Caller {
+        Caller {
+            tenant_id: tenant.map(str::to_owned),
+            role,
+            key_id: "k".into(),
+        }
+    }
+
+    #[test]
+    fn bearer_parsing() {
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(bearer(&headers), None);
+        headers.insert("authorization", "Bearer abc".parse().unwrap());
+        assert_eq!(bearer(&headers), Some("abc"));
+        headers.insert("authorization", "bearer   abc ".parse().unwrap());
+        assert_eq!(bearer(&headers), Some("abc"));
+        headers.insert("authorization", "Basic abc".parse().unwrap());
+        assert_eq!(bearer(&headers), None);
+        headers.insert("authorization", "Bearer ".parse().unwrap());
+        assert_eq!(bearer(&headers), None);
+    }
+
+    #[test]
+    fn tenant_scope_keeps_callers_in_their_tenant() {
+        let manager = caller(Some("t1"), Role::Manager);
+        assert_eq!(manager.tenant_scope("", "tenant_id").unwrap(), "t1");
+        assert_eq!(manager.tenant_scope("t1", "tenant_id").unwrap(), "t1");
+        assert!(matches!(
+            manager.tenant_scope("t2", "tenant_id"),
+            Err(Error::NotFound { .. })
+        ));
+        let operator = caller(None, Role::Operator);
+        assert_eq!(operator.tenant_scope("t2", "tenant_id").unwrap(), "t2");
+        assert!(matches!(
+            operator.tenant_scope("", "tenant_id"),
+            Err(Error::InvalidArgument(_))
+        ));
+    }
+
+    #[test]
+    fn roles_round_trip() {
+        for role in Role::ALL {
+            assert_eq!(Role::parse(role.as_str()), Some(role));
+        }
+        assert_eq!(Role::parse("root"), None);
+    }
+}

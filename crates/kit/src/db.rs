@@ -1,0 +1,159 @@
+//! One pool type over SQLite (embedded) or PostgreSQL, chosen by URL scheme,
+//! and each service's migrations run at start for the engine in use.
+//!
+//! Queries are written once, with `$1` placeholders (both engines accept
+//! them), ids as TEXT and instants as BIGINT microseconds since the epoch.
+//! On SQLite writes go through a single connection, so a write transaction
+//! that reads before it writes never loses a race; reads use a pool (WAL).
+
+use std::sync::Once;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::Migrator;
+use sqlx::{Any, AnyPool, Executor as _, Transaction};
+
+/// The database engine behind a [`Db`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// Embedded: a file in the data directory.
+    Sqlite,
+    /// Production and multi-studio.
+    Postgres,
+}
+
+impl Engine {
+    /// The engine a URL names.
+    pub fn of_url(url: &str) -> anyhow::Result<Self> {
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres)
+        } else {
+            anyhow::bail!("unsupported database url: use sqlite://… or postgres://…")
+        }
+    }
+}
+
+/// A connected database.
+#[derive(Debug, Clone)]
+pub struct Db {
+    read: AnyPool,
+    write: AnyPool,
+    engine: Engine,
+}
+
+pub(crate) static DRIVERS: Once = Once::new();
+
+impl Db {
+    /// Connects to `url` (`sqlite://path?mode=rwc` or `postgres://…`).
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        DRIVERS.call_once(sqlx::any::install_default_drivers);
+        let engine = Engine::of_url(url)?;
+        let options: AnyConnectOptions = url.parse().context("database url")?;
+        let db = match engine {
+            Engine::Sqlite => {
+                let pool = || {
+                    AnyPoolOptions::new()
+                        .acquire_timeout(Duration::from_secs(10))
+                        .after_connect(|conn, _meta| {
+                            Box::pin(async move {
+                                conn.execute("PRAGMA journal_mode = WAL").await?;
+                                conn.execute("PRAGMA busy_timeout = 5000").await?;
+                                conn.execute("PRAGMA foreign_keys = ON").await?;
+                                conn.execute("PRAGMA synchronous = NORMAL").await?;
+                                Ok(())
+                            })
+                        })
+                };
+                let write = pool()
+                    .max_connections(1)
+                    .connect_with(options.clone())
+                    .await
+                    .context("open sqlite database")?;
+                let read = pool()
+                    .max_connections(8)
+                    .connect_with(options)
+                    .await
+                    .context("open sqlite database")?;
+                Self {
+                    read,
+                    write,
+                    engine,
+                }
+            }
+            Engine::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(20)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await
+                    .context("connect to postgres")?;
+                Self {
+                    read: pool.clone(),
+                    write: pool,
+                    engine,
+                }
+            }
+        };
+        Ok(db)
+    }
+
+    /// The engine in use.
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// The pool for reads outside a transaction.
+    pub fn reader(&self) -> &AnyPool {
+        &self.read
+    }
+
+    /// Starts a write transaction.
+    pub async fn begin(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
+        self.write.begin().await
+    }
+
+    /// Runs a service's migrations. Every service shares the one migrations
+    /// table, so each set ignores versions it does not know (the others'):
+    /// services number their migrations in their own range.
+    pub async fn migrate(&self, mut migrator: Migrator) -> anyhow::Result<()> {
+        migrator.set_ignore_missing(true);
+        migrator.run(&self.write).await.context("run migrations")?;
+        Ok(())
+    }
+
+    /// The clause that locks selected rows for the rest of a write
+    /// transaction: `FOR UPDATE` on PostgreSQL; nothing on SQLite, whose
+    /// write transactions are serialised already.
+    pub fn lock_rows(&self) -> &'static str {
+        match self.engine {
+            Engine::Sqlite => "",
+            Engine::Postgres => " FOR UPDATE",
+        }
+    }
+
+    /// Closes both pools.
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+}
+
+/// Whether `error` is a unique-constraint violation on either engine.
+pub fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(e) if e.is_unique_violation())
+}
+
+/// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
+pub fn like_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}

@@ -1,0 +1,272 @@
+//! The error every service answers with, and its one mapping to `tonic::Status`.
+
+use std::collections::HashMap;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+
+/// The `ErrorInfo.domain` of every error we send.
+pub const DOMAIN: &str = "recovery.studio";
+
+/// An error a handler returns; the caller sees it as a `tonic::Status` with
+/// google.rpc details.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad input: every field problem, collected into one `BadRequest`.
+    #[error("invalid argument: {}", describe(.0))]
+    InvalidArgument(Vec<Violation>),
+    /// The object does not exist, or belongs to another tenant.
+    #[error("{kind} {id} not found")]
+    NotFound {
+        /// What was looked for, e.g. `location`.
+        kind: &'static str,
+        /// The id the caller gave.
+        id: String,
+    },
+    /// A unique value is taken (a serial number, a name).
+    #[error("{message}")]
+    AlreadyExists {
+        /// Stable `ErrorInfo` reason, e.g. `SERIAL_TAKEN`.
+        reason: &'static str,
+        /// A sentence for people.
+        message: String,
+    },
+    /// The request is valid but the system is not in a state to do it.
+    #[error("{message}")]
+    FailedPrecondition {
+        /// Stable `ErrorInfo` reason, e.g. `SLOT_UNAVAILABLE`.
+        reason: &'static str,
+        /// A sentence for people.
+        message: String,
+        /// Extra facts for machines (ids, states).
+        metadata: HashMap<String, String>,
+    },
+    /// No usable credentials.
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// The credentials are valid but their role may not do this.
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// A dependency (database, another service) is not reachable right now.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// Anything unexpected: logged with its detail, answered without it.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// One field problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// The field path, e.g. `location.weekly_hours[2].close`.
+    pub field: String,
+    /// What is wrong with it, for people.
+    pub description: String,
+}
+
+fn describe(violations: &[Violation]) -> String {
+    violations
+        .iter()
+        .map(|v| format!("{}: {}", v.field, v.description))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl Error {
+    /// One bad field.
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Self::InvalidArgument(vec![Violation {
+            field: field.into(),
+            description: description.into(),
+        }])
+    }
+
+    /// A refusal for the current state, with a stable reason.
+    pub fn precondition(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::FailedPrecondition {
+            reason,
+            message: message.into(),
+            metadata: HashMap::new(),
+        }
+    }
+
+    /// Not found (or another tenant's).
+    pub fn not_found(kind: &'static str, id: impl Into<String>) -> Self {
+        Self::NotFound {
+            kind,
+            id: id.into(),
+        }
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(error: sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                Self::Unavailable(format!("database: {error}"))
+            }
+            other => Self::Internal(anyhow::Error::new(other).context("database")),
+        }
+    }
+}
+
+impl From<Error> for Status {
+    fn from(error: Error) -> Self {
+        match error {
+            Error::InvalidArgument(violations) => {
+                let message = format!("invalid argument: {}", describe(&violations));
+                let details = ErrorDetails::with_bad_request(
+                    violations
+                        .into_iter()
+                        .map(|v| FieldViolation::new(v.field, v.description))
+                        .collect::<Vec<_>>(),
+                );
+                Status::with_error_details(Code::InvalidArgument, message, details)
+            }
+            Error::NotFound { kind, id } => Status::with_error_details(
+                Code::NotFound,
+                format!("{kind} {id} not found"),
+                ErrorDetails::with_error_info(
+                    "NOT_FOUND",
+                    DOMAIN,
+                    HashMap::from([("kind".to_owned(), kind.to_owned()), ("id".to_owned(), id)]),
+                ),
+            ),
+            Error::AlreadyExists { reason, message } => Status::with_error_details(
+                Code::AlreadyExists,
+                message,
+                ErrorDetails::with_error_info(reason, DOMAIN, HashMap::new()),
+            ),
+            Error::FailedPrecondition {
+                reason,
+                message,
+                metadata,
+            } => Status::with_error_details(
+                Code::FailedPrecondition,
+                message,
+                ErrorDetails::with_error_info(reason, DOMAIN, metadata),
+            ),
+            Error::Unauthenticated(message) => Status::with_error_details(
+                Code::Unauthenticated,
+                message,
+                ErrorDetails::with_error_info("UNAUTHENTICATED", DOMAIN, HashMap::new()),
+            ),
+            Error::PermissionDenied(message) => Status::with_error_details(
+                Code::PermissionDenied,
+                message,
+                ErrorDetails::with_error_info("ROLE_NOT_ALLOWED", DOMAIN, HashMap::new()),
+            ),
+            Error::Unavailable(detail) => {
+                tracing::warn!(error = %detail, "dependency unavailable");
+                Status::unavailable("temporarily unavailable, retry later")
+            }
+            Error::Internal(error) => {
+                tracing::error!(error = format!("{error:#}"), "internal error");
+                Status::internal("internal error")
+            }
+        }
+    }
+}
+
+/// Collects field problems so that one response names all of them.
+#[derive(Debug, Default)]
+pub struct Violations(Vec<Violation>);
+
+impl Violations {
+    /// An empty collection.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records a problem with `field`.
+    pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.0.push(Violation {
+            field: field.into(),
+            description: description.into(),
+        });
+    }
+
+    /// Runs a check and records its error, keeping the value when it passes.
+    pub fn check<T>(&mut self, field: &str, result: Result<T, String>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(description) => {
+                self.add(field, description);
+                None
+            }
+        }
+    }
+
+    /// Whether nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `Ok(())` when nothing was recorded, else one `InvalidArgument` with all.
+    pub fn finish(self) -> Result<(), Error> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::InvalidArgument(self.0))
+        }
+    }
+
+    /// Returns `value` when nothing was recorded.
+    pub fn finish_with<T>(self, value: Option<T>) -> Result<T, Error> {
+        self.finish()?;
+        value.ok_or_else(|| Error::Internal(anyhow::anyhow!("validated value missing")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_argument_carries_every_field_violation() {
+        let mut v = Violations::new();
+        v.add("location.time_zone", "unknown time zone \"Mars/Base\"");
+        v.add("location.display_name", "must not be empty");
+        let status = Status::from(v.finish().unwrap_err());
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let details = status.get_error_details();
+        let bad = details.bad_request().expect("BadRequest detail");
+        let fields: Vec<_> = bad
+            .field_violations
+            .iter()
+            .map(|f| f.field.as_str())
+            .collect();
+        assert_eq!(fields, ["location.time_zone", "location.display_name"]);
+        assert!(status.message().contains("Mars/Base"));
+    }
+
+    #[test]
+    fn precondition_carries_a_stable_reason() {
+        let status = Status::from(Error::precondition("SLOT_UNAVAILABLE", "slot taken"));
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        let info = status
+            .get_error_details()
+            .error_info()
+            .cloned()
+            .expect("ErrorInfo");
+        assert_eq!(info.reason, "SLOT_UNAVAILABLE");
+        assert_eq!(info.domain, DOMAIN);
+    }
+
+    #[test]
+    fn internal_errors_do_not_leak_their_detail() {
+        let status = Status::from(Error::Internal(anyhow::anyhow!(
+            "password authentication failed for user postgres"
+        )));
+        assert_eq!(status.code(), Code::Internal);
+        assert_eq!(status.message(), "internal error");
+        assert!(status.details().is_empty());
+    }
+
+    #[test]
+    fn not_found_names_the_kind() {
+        let status = Status::from(Error::not_found("location", "0191"));
+        assert_eq!(status.code(), Code::NotFound);
+        assert_eq!(status.message(), "location 0191 not found");
+    }
+}

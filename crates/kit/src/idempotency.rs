@@ -1,0 +1,189 @@
+//! Create methods take a `request_id`: the same id with the same request
+//! returns the first result; with a different request it is refused.
+//!
+//! The first result is stored in the service's own idempotency table in the
+//! same transaction as the change, so a replay never sees a half-done create.
+//! The table has the columns `scope`, `request_id`, `fingerprint`,
+//! `response` and `create_time`, with `(scope, request_id)` unique.
+
+use sha2::{Digest as _, Sha256};
+use sqlx::{Any, Row as _, Transaction};
+
+use crate::{Db, Error, Violations, db::is_unique_violation};
+
+/// What identifies one logical create.
+#[derive(Debug, Clone)]
+pub struct Key {
+    scope: String,
+    request_id: String,
+    fingerprint: String,
+}
+
+impl Key {
+    /// A key for `method` in `tenant` (empty for platform-wide), or `None`
+    /// when the caller sent no `request_id`. `request` is the request with
+    /// its `request_id` cleared: two requests are the same when it encodes
+    /// the same.
+    pub fn new(
+        method: &str,
+        tenant: &str,
+        request_id: &str,
+        request: &impl prost::Message,
+        violations: &mut Violations,
+    ) -> Option<Key> {
+        if request_id.is_empty() {
+            return None;
+        }
+        if request_id.len() > 128 || request_id.chars().any(char::is_control) {
+            violations.add("request_id", "at most 128 printable characters");
+            return None;
+        }
+        Some(Key {
+            scope: format!("{method}/{tenant}"),
+            request_id: request_id.to_owned(),
+            fingerprint: hex::encode(Sha256::digest(request.encode_to_vec())),
+        })
+    }
+}
+
+/// Runs a create at most once per key, in a write transaction that also
+/// stores its result:
+///
+/// ```ignore
+/// let mut once = Once::new(TABLE, key.as_ref(), now_micros);
+/// let created = loop {
+///     let mut tx = match once.begin(&db).await? {
+///         Step::Replay(stored) => break stored,
+///         Step::Work(tx) => tx,
+///     };
+///     let created = insert(&mut tx).await?;
+///     if once.commit(tx, &created).await? {
+///         break created;
+///     }
+/// };
+/// ```
+///
+/// A replay returns the stored result; a reuse of the key with another
+/// request is refused with `ALREADY_EXISTS` / `REQUEST_ID_REUSED`. When two
+/// calls race with one key, the loser's transaction rolls back and its next
+/// `begin` replays the winner's result.
+#[derive(Debug)]
+pub struct Once<'k> {
+    table: &'static str,
+    key: Option<&'k Key>,
+    now_micros: i64,
+    attempts: u8,
+}
+
+/// What [`Once::begin`] found.
+pub enum Step<T> {
+    /// The create ran before: its stored result.
+    Replay(T),
+    /// Do the work in this transaction, then [`Once::commit`] it.
+    Work(Transaction<'static, Any>),
+}
+
+impl<'k> Once<'k> {
+    /// A create recorded in `table` under `key` (none: not idempotent).
+    pub fn new(table: &'static str, key: Option<&'k Key>, now_micros: i64) -> Self {
+        Self {
+            table,
+            key,
+            now_micros,
+            attempts: 0,
+        }
+    }
+
+    /// Opens the write transaction, or finds the stored result.
+    pub async fn begin<T: prost::Message + Default>(&mut self, db: &Db) -> Result<Step<T>, Error> {
+        self.attempts += 1;
+        if self.attempts > 2 {
+            return Err(Error::Internal(anyhow::anyhow!(
+                "idempotency record raced twice for one key"
+            )));
+        }
+        let mut tx = db.begin().await?;
+        if let Some(key) = self.key
+            && let Some(stored) = replay(&mut tx, self.table, key).await?
+        {
+            return Ok(Step::Replay(stored));
+        }
+        Ok(Step::Work(tx))
+    }
+
+    /// Stores `value` as the key's result and commits. `Ok(false)`: another
+    /// call with the key won the race; begin again to replay its result.
+    pub async fn commit<T: prost::Message>(
+        &mut self,
+        mut tx: Transaction<'static, Any>,
+        value: &T,
+    ) -> Result<bool, Error> {
+        if let Some(key) = self.key {
+            match record(
+                &mut tx,
+                self.table,
+                key,
+                &value.encode_to_vec(),
+                self.now_micros,
+            )
+            .await
+            {
+                Ok(()) => {}
+                Err(error) if is_unique_violation(&error) => return Ok(false),
+                Err(error) => return Err(error.into()),
+            }
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+}
+
+async fn replay<T: prost::Message + Default>(
+    tx: &mut Transaction<'static, Any>,
+    table: &str,
+    key: &Key,
+) -> Result<Option<T>, Error> {
+    let row = sqlx::query(&format!(
+        "SELECT fingerprint, response FROM {table} WHERE scope = $1 AND request_id = $2"
+    ))
+    .bind(&key.scope)
+    .bind(&key.request_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let fingerprint: String = row.try_get("fingerprint")?;
+    if fingerprint != key.fingerprint {
+        return Err(Error::AlreadyExists {
+            reason: "REQUEST_ID_REUSED",
+            message: format!(
+                "request_id {:?} was already used for a different request",
+                key.request_id
+            ),
+        });
+    }
+    let bytes: Vec<u8> = row.try_get("response")?;
+    let value = T::decode(bytes.as_slice())
+        .map_err(|e| Error::Internal(anyhow::Error::new(e).context("stored response")))?;
+    Ok(Some(value))
+}
+
+async fn record(
+    tx: &mut Transaction<'static, Any>,
+    table: &str,
+    key: &Key,
+    response: &[u8],
+    now_micros: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(&format!(
+        "INSERT INTO {table} (scope, request_id, fingerprint, response, create_time) \
+         VALUES ($1, $2, $3, $4, $5)"
+    ))
+    .bind(&key.scope)
+    .bind(&key.request_id)
+    .bind(&key.fingerprint)
+    .bind(response.to_vec())
+    .bind(now_micros)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

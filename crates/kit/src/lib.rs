@@ -1,0 +1,24 @@
+//! What every recovery service shares, written once: configuration,
+//! telemetry, the server with health, reflection and gRPC-Web, API-key
+//! authentication, errors with google.rpc details, the database, pagination,
+//! idempotent creates, the clock, and test support.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod idempotency;
+pub mod ids;
+pub mod page;
+pub mod server;
+pub mod telemetry;
+pub mod time;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+#[cfg(test)]
+mod tests;
+
+pub use auth::{Caller, Role};
+pub use db::{Db, Engine};
+pub use error::{Error, Violations};

@@ -1,0 +1,225 @@
+//! One way to serve: a service's handlers with health, reflection (v1 and
+//! v1alpha), gRPC-Web with CORS, an RPC span per call, and graceful shutdown.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_stream::StreamExt as _;
+use tonic::server::NamedService;
+use tonic::service::RoutesBuilder;
+use tonic_health::ServingStatus;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::auth::{Authenticator, RequireKey};
+use crate::telemetry::RpcSpanLayer;
+
+/// The gRPC services one server mounts, with what health and reflection
+/// need to know about them.
+pub struct Services {
+    routes: RoutesBuilder,
+    names: Vec<&'static str>,
+    descriptor_sets: Vec<&'static [u8]>,
+    auth: Arc<dyn Authenticator>,
+}
+
+impl Services {
+    /// An empty set whose keyed services resolve keys with `auth`.
+    pub fn new(auth: Arc<dyn Authenticator>) -> Self {
+        Self {
+            routes: RoutesBuilder::default(),
+            names: Vec::new(),
+            descriptor_sets: Vec::new(),
+            auth,
+        }
+    }
+
+    /// Mounts a service whose every call needs an API key.
+    pub fn add<S>(&mut self, service: S) -> &mut Self
+    where
+        S: tower::Service<
+                http::Request<tonic::body::Body>,
+                Response = http::Response<tonic::body::Body>,
+                Error = Infallible,
+            > + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.names.push(S::NAME);
+        self.routes
+            .add_service(RequireKey::new(service, Arc::clone(&self.auth)));
+        self
+    }
+
+    /// Registers an encoded `FileDescriptorSet` for reflection.
+    pub fn describe(&mut self, descriptor_set: &'static [u8]) -> &mut Self {
+        if !self.descriptor_sets.contains(&descriptor_set) {
+            self.descriptor_sets.push(descriptor_set);
+        }
+        self
+    }
+
+    /// The names of the mounted services, as health knows them.
+    pub fn names(&self) -> &[&'static str] {
+        &self.names
+    }
+}
+
+/// How the server behaves on the wire.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// After a shutdown signal, how long in-flight calls may take before
+    /// the remaining ones are cut.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Serves `services` on `listener` until `shutdown` resolves; then health
+/// answers NOT_SERVING, no new connection is taken, and in-flight calls get
+/// `shutdown_grace` to finish.
+pub async fn serve(
+    listener: TcpListener,
+    mut services: Services,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    for name in &services.names {
+        health
+            .set_service_status(*name, ServingStatus::Serving)
+            .await;
+    }
+    let mut reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+    for set in &services.descriptor_sets {
+        reflection = reflection.register_encoded_file_descriptor_set(set);
+    }
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+    let reflection_v1alpha = services
+        .descriptor_sets
+        .iter()
+        .fold(reflection_v1alpha, |b, set| {
+            b.register_encoded_file_descriptor_set(set)
+        });
+    services
+        .routes
+        .add_service(health_service)
+        .add_service(reflection.build_v1()?)
+        .add_service(reflection_v1alpha.build_v1alpha()?);
+
+    let local = listener.local_addr()?;
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|stream| {
+        stream.inspect(|s| {
+            let _ = s.set_nodelay(true);
+        })
+    });
+    let names = services.names.clone();
+    let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("shutting down: health NOT_SERVING, draining in-flight calls");
+        health
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
+        for name in names {
+            health
+                .set_service_status(name, ServingStatus::NotServing)
+                .await;
+        }
+        let _ = drain_tx.send(());
+    };
+
+    let layers = tower::ServiceBuilder::new()
+        .layer(RpcSpanLayer)
+        .layer(cors())
+        .layer(tonic_web::GrpcWebLayer::new())
+        .into_inner();
+    let server = tonic::transport::Server::builder()
+        .accept_http1(true)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .layer(layers)
+        .add_routes(services.routes.routes())
+        .serve_with_incoming_shutdown(incoming, signal);
+    tracing::info!(address = %local, services = ?services.names, "serving");
+    tokio::pin!(server);
+    let grace = options.shutdown_grace;
+    tokio::select! {
+        result = &mut server => result?,
+        () = async {
+            if drain_rx.await.is_ok() {
+                tokio::time::sleep(grace).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        } => {
+            tracing::warn!(grace_secs = grace.as_secs(), "grace period over, cutting remaining calls");
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// CORS for browser tablets speaking gRPC-Web. Keys travel in the
+/// `authorization` header, never in cookies, so any origin may call.
+fn cors() -> CorsLayer {
+    use http::header::HeaderName;
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::mirror_request())
+        .allow_methods([http::Method::POST, http::Method::OPTIONS])
+        .allow_headers([
+            http::header::AUTHORIZATION,
+            http::header::CONTENT_TYPE,
+            HeaderName::from_static("x-grpc-web"),
+            HeaderName::from_static("x-user-agent"),
+            HeaderName::from_static("grpc-timeout"),
+            HeaderName::from_static("traceparent"),
+        ])
+        .expose_headers([
+            HeaderName::from_static("grpc-status"),
+            HeaderName::from_static("grpc-message"),
+            HeaderName::from_static("grpc-status-details-bin"),
+        ])
+        .max_age(Duration::from_secs(24 * 60 * 60))
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,301 @@
+//! Test support every service's tests use: a fresh database per test on
+//! either engine, a server on a bound `127.0.0.1:0` listener, and clients
+//! that send a key.
+//!
+//! PostgreSQL tests read `TEST_DATABASE_URL` (a database the tests may
+//! create others next to). Without it they are skipped with a note, except
+//! when `CI` is set: there a missing database fails the run.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use sqlx::{AnyConnection, Connection as _, Executor as _};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::transport::Channel;
+
+use crate::server::{ServeOptions, Services, serve};
+use crate::{Db, Engine};
+
+/// A database that exists for one test and is removed after it.
+pub struct TestDb {
+    /// The connected database.
+    pub db: Db,
+    url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Sqlite(PathBuf),
+    Postgres { admin_url: String, name: String },
+}
+
+impl TestDb {
+    /// A fresh SQLite file in the system temp directory.
+    pub async fn sqlite() -> TestDb {
+        let dir = std::env::temp_dir().join(format!("recovery-test-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        let url = format!("sqlite://{}?mode=rwc", dir.join("test.db").display());
+        let db = Db::connect(&url).await.expect("open sqlite");
+        TestDb {
+            db,
+            url,
+            cleanup: Cleanup::Sqlite(dir),
+        }
+    }
+
+    /// A fresh PostgreSQL database next to `TEST_DATABASE_URL`, or `None`
+    /// (with a note) when it is unset outside CI.
+    pub async fn postgres() -> Option<TestDb> {
+        let Some(admin_url) = postgres_url() else {
+            eprintln!("skipped: TEST_DATABASE_URL is not set");
+            return None;
+        };
+        let name = format!("recovery_test_{}", uuid::Uuid::now_v7().simple());
+        let mut admin = AnyConnection::connect(&admin_url)
+            .await
+            .expect("connect to TEST_DATABASE_URL");
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .expect("create test database");
+        admin.close().await.ok();
+        let url = with_database(&admin_url, &name);
+        let db = Db::connect(&url).await.expect("connect to test database");
+        Some(TestDb {
+            db,
+            url,
+            cleanup: Cleanup::Postgres { admin_url, name },
+        })
+    }
+
+    /// A fresh database of `engine`, or `None` where that engine is skipped.
+    pub async fn of(engine: Engine) -> Option<TestDb> {
+        match engine {
+            Engine::Sqlite => Some(Self::sqlite().await),
+            Engine::Postgres => Self::postgres().await,
+        }
+    }
+
+    /// The URL, to hand to a binary under test.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> Engine {
+        self.db.engine()
+    }
+}
+
+fn postgres_url() -> Option<String> {
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => {
+            crate::db::DRIVERS.call_once(sqlx::any::install_default_drivers);
+            Some(url)
+        }
+        _ => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI is set but TEST_DATABASE_URL is not: PostgreSQL tests must run in CI"
+            );
+            None
+        }
+    }
+}
+
+/// `url` with its database name replaced by `name`.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let host_and_path = &base[scheme_end..];
+    let host = host_and_path
+        .split_once('/')
+        .map_or(host_and_path, |(h, _)| h);
+    let mut out = format!("{}{host}/{name}", &base[..scheme_end]);
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        match &self.cleanup {
+            Cleanup::Sqlite(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Cleanup::Postgres { admin_url, name } => {
+                let (admin_url, name) = (admin_url.clone(), name.clone());
+                // Drop may run inside a runtime: use a thread of its own.
+                let _ = std::thread::spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .ok()?;
+                    runtime.block_on(async {
+                        let mut admin = AnyConnection::connect(&admin_url).await.ok()?;
+                        admin
+                            .execute(
+                                format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str(),
+                            )
+                            .await
+                            .ok()?;
+                        admin.close().await.ok()
+                    })
+                })
+                .join();
+            }
+        }
+    }
+}
+
+/// A server running in the test's runtime on an ephemeral port.
+pub struct TestServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestServer {
+    /// Binds `127.0.0.1:0` and serves `services` on it.
+    pub async fn start(services: Services) -> TestServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(serve(
+            listener,
+            services,
+            ServeOptions::default(),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        TestServer {
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// A channel to the server.
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect to test server")
+    }
+
+    /// Sends the shutdown signal (as SIGTERM would).
+    pub fn signal_shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Whether the server has stopped.
+    pub fn is_stopped(&self) -> bool {
+        self.task
+            .as_ref()
+            .is_none_or(tokio::task::JoinHandle::is_finished)
+    }
+
+    /// Sends the shutdown signal and waits for the server to stop.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.signal_shutdown();
+        match self.task.take() {
+            Some(task) => task.await?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+/// Adds `authorization: Bearer <key>` to every call of a client.
+#[derive(Debug, Clone)]
+pub struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl Bearer {
+    /// Sends `key`.
+    pub fn new(key: &str) -> Self {
+        Self(format!("Bearer {key}").parse().ok())
+    }
+
+    /// Sends no key at all.
+    pub fn none() -> Self {
+        Self(None)
+    }
+}
+
+impl Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// Declares each named `async fn(TestDb)` as a test on SQLite and on
+/// PostgreSQL (`sqlite::name`, `postgres::name`): one body, both engines.
+#[macro_export]
+macro_rules! engine_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::testing::TestDb::sqlite().await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(db) = $crate::testing::TestDb::postgres().await {
+                        super::$name(db).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_name_is_replaced() {
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:5432/test", "x"),
+            "postgres://postgres@127.0.0.1:5432/x"
+        );
+        assert_eq!(
+            with_database("postgres://u:p@h/test?sslmode=disable", "x"),
+            "postgres://u:p@h/x?sslmode=disable"
+        );
+        assert_eq!(with_database("postgres://h", "x"), "postgres://h/x");
+    }
+}

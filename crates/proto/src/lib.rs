@@ -1,0 +1,15 @@
+//! The recovery API: generated messages, clients and servers.
+
+#![allow(unreachable_pub, clippy::pedantic)]
+
+/// Encoded `FileDescriptorSet` of every recovery proto, for server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/recovery_descriptor.bin"));
+
+/// `recovery.tenancy.v1`: tenants, locations and API keys.
+pub mod tenancy {
+    /// Version 1.
+    pub mod v1 {
+        tonic::include_proto!("recovery.tenancy.v1");
+    }
+}

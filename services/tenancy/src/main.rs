@@ -1,0 +1,53 @@
+//! `tenancy`: the tenancy service on its own.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use recovery_kit::config::{ServerArgs, redact_url};
+use recovery_kit::server::{Services, serve, shutdown_signal};
+use recovery_kit::time::SystemClock;
+use recovery_kit::{Db, telemetry};
+use recovery_tenancy::{Bootstrap, Tenancy};
+
+/// Tenants, locations and API keys of the recovery backend.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    #[command(flatten)]
+    server: ServerArgs,
+
+    /// Seconds a resolved API key is trusted before it is looked up again
+    /// (how long a revocation takes to reach other processes).
+    #[arg(long, env = "RECOVERY_KEY_CACHE_TTL_SECS", default_value_t = 30)]
+    key_cache_ttl_secs: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let _telemetry = telemetry::init("tenancy", args.server.otlp_endpoint.as_deref())?;
+    let url = args.server.database_url()?;
+    tracing::info!(database = %redact_url(&url), "opening database");
+    let db = Db::connect(&url).await?;
+    let tenancy = Tenancy::start(
+        db,
+        Arc::new(SystemClock),
+        Duration::from_secs(args.key_cache_ttl_secs),
+    )
+    .await?;
+    let bootstrap_key = std::env::var("RECOVERY_BOOTSTRAP_KEY").ok();
+    if let Bootstrap::Generated(key) = tenancy.bootstrap(bootstrap_key.as_deref()).await? {
+        eprintln!("bootstrap operator key (shown once): {key}");
+    }
+    let mut services = Services::new(tenancy.authenticator());
+    tenancy.mount(&mut services);
+    let listener = tokio::net::TcpListener::bind(args.server.listen).await?;
+    serve(
+        listener,
+        services,
+        args.server.serve_options(),
+        shutdown_signal(),
+    )
+    .await
+}
