@@ -4,9 +4,16 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
-    let files = ["recovery/tenancy/v1/tenancy.proto"];
-    let fds = protox::compile(files, [&root])?;
+    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
+    let root = manifest.join("../../proto");
+    // googleapis' error details, so that reflection clients (grpcurl, buf
+    // curl) can decode the google.rpc details of our errors.
+    let vendor = manifest.join("vendor");
+    let files = [
+        "recovery/tenancy/v1/tenancy.proto",
+        "google/rpc/error_details.proto",
+    ];
+    let fds = protox::compile(files, [&root, &vendor])?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(
         out.join("recovery_descriptor.bin"),
@@ -17,5 +24,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(true)
         .compile_fds(fds)?;
     println!("cargo:rerun-if-changed={}", root.display());
+    println!("cargo:rerun-if-changed={}", vendor.display());
     Ok(())
 }

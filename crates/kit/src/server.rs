@@ -101,24 +101,29 @@ pub async fn serve(
             .set_service_status(*name, ServingStatus::Serving)
             .await;
     }
-    let mut reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
-    for set in &services.descriptor_sets {
-        reflection = reflection.register_encoded_file_descriptor_set(set);
-    }
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
-    let reflection_v1alpha = services
-        .descriptor_sets
-        .iter()
-        .fold(reflection_v1alpha, |b, set| {
-            b.register_encoded_file_descriptor_set(set)
-        });
+    // Both reflection versions describe everything, each other included, so
+    // old and new clients see the same services.
+    let sets: Vec<&'static [u8]> = [
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+    ]
+    .into_iter()
+    .chain(services.descriptor_sets.iter().copied())
+    .collect();
+    let reflection = || {
+        sets.iter().fold(
+            tonic_reflection::server::Builder::configure().include_reflection_service(false),
+            |builder, set| builder.register_encoded_file_descriptor_set(set),
+        )
+    };
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
     services
         .routes
         .add_service(health_service)
-        .add_service(reflection.build_v1()?)
-        .add_service(reflection_v1alpha.build_v1alpha()?);
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha);
 
     let local = listener.local_addr()?;
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|stream| {

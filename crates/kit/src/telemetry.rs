@@ -38,6 +38,7 @@ pub fn init(service_name: &'static str, otlp_endpoint: Option<&str>) -> anyhow::
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false);
     let provider = match otlp_endpoint {
         Some(endpoint) => {

@@ -420,6 +420,11 @@ async fn bad_input_names_every_field_and_changes_nothing(db: TestDb) {
     assert_eq!(fields(&status), ["id"]);
 }
 
+fn not_found<T: std::fmt::Debug>(result: Result<T, Status>) {
+    let status = result.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+}
+
 async fn another_tenants_objects_are_not_found(db: TestDb) {
     let env = env(db).await;
     let (_a, manager_a) = env.tenant_with("A", pb::Role::Manager).await;
@@ -446,10 +451,6 @@ async fn another_tenants_objects_are_not_found(db: TestDb) {
         .api_key
         .unwrap();
 
-    fn not_found<T: std::fmt::Debug>(result: Result<T, Status>) {
-        let status = result.unwrap_err();
-        assert_eq!(status.code(), Code::NotFound, "{status:?}");
-    }
     not_found(
         a.get_location(pb::GetLocationRequest {
             id: b_location.id.clone(),

@@ -1,0 +1,189 @@
+use std::fmt;
+
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
+
+/// A kind of recovery session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Modality {
+    /// Whole-body cryotherapy in a chamber.
+    WholeBodyCryotherapy,
+    /// Cold applied to one body part.
+    LocalCryotherapy,
+    /// Assisted stretching with a therapist.
+    StretchTherapy,
+    /// Compression boots or sleeves.
+    Compression,
+    /// Percussion massage with a massage gun.
+    PercussionMassage,
+    /// Infrared sauna.
+    InfraredSauna,
+    /// Anything else the studio offers.
+    Other,
+}
+
+impl Modality {
+    /// Lowercase English name, as used in messages.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::WholeBodyCryotherapy => "whole-body cryotherapy",
+            Self::LocalCryotherapy => "local cryotherapy",
+            Self::StretchTherapy => "stretch therapy",
+            Self::Compression => "compression",
+            Self::PercussionMassage => "percussion massage",
+            Self::InfraredSauna => "infrared sauna",
+            Self::Other => "other",
+        }
+    }
+}
+
+impl fmt::Display for Modality {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The session being booked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Proposal {
+    /// What kind of session.
+    pub modality: Modality,
+    /// When it starts.
+    pub start: Timestamp,
+    /// How long it is planned to last.
+    pub duration: SignedDuration,
+    /// The location's IANA time zone: days, birthdays and evenings are local.
+    pub time_zone: TimeZone,
+}
+
+/// What the studio knows about the client. `history` and `activities` may be
+/// in any order and may hold future entries; `history` must not hold the
+/// proposed session itself (leave it out when rescheduling).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientFacts {
+    /// Date of birth, if known.
+    pub date_of_birth: Option<Date>,
+    /// The latest health screening; `None` means never screened.
+    pub screening: Option<Screening>,
+    /// The latest waiver on record, if any.
+    pub waiver: Option<Waiver>,
+    /// Logged training and races.
+    pub activities: Vec<Activity>,
+    /// Sessions taken or booked, other than the proposed one.
+    pub history: Vec<Session>,
+}
+
+/// A health screening.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Screening {
+    /// Conditions the client declared or staff recorded.
+    pub conditions: Vec<Condition>,
+    /// The latest blood pressure reading, if one was taken.
+    pub blood_pressure: Option<BloodPressure>,
+}
+
+/// A medical condition relevant to recovery modalities.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Condition {
+    /// Pregnancy.
+    Pregnancy,
+    /// Raynaud's phenomenon.
+    Raynauds,
+    /// Cold urticaria.
+    ColdUrticaria,
+    /// A cardiac pacemaker.
+    Pacemaker,
+    /// Uncontrolled hypertension, as diagnosed.
+    UncontrolledHypertension,
+    /// A cardiac stent, placed on the given date.
+    CardiacStent {
+        /// The date it was placed.
+        placed_on: Date,
+    },
+    /// Deep vein thrombosis.
+    DeepVeinThrombosis,
+    /// Peripheral arterial disease.
+    PeripheralArterialDisease,
+    /// Congestive heart failure.
+    CongestiveHeartFailure,
+    /// Anything else, as written down; staff review it.
+    Other(String),
+}
+
+impl fmt::Display for Condition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Pregnancy => f.write_str("pregnancy"),
+            Self::Raynauds => f.write_str("Raynaud's phenomenon"),
+            Self::ColdUrticaria => f.write_str("cold urticaria"),
+            Self::Pacemaker => f.write_str("a pacemaker"),
+            Self::UncontrolledHypertension => f.write_str("uncontrolled hypertension"),
+            Self::CardiacStent { placed_on } => write!(f, "a cardiac stent placed on {placed_on}"),
+            Self::DeepVeinThrombosis => f.write_str("deep vein thrombosis"),
+            Self::PeripheralArterialDisease => f.write_str("peripheral arterial disease"),
+            Self::CongestiveHeartFailure => f.write_str("congestive heart failure"),
+            Self::Other(text) => write!(f, "\"{text}\""),
+        }
+    }
+}
+
+/// A blood pressure reading in mmHg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BloodPressure {
+    /// Systolic pressure.
+    pub systolic: u16,
+    /// Diastolic pressure.
+    pub diastolic: u16,
+    /// When it was measured.
+    pub measured_at: Timestamp,
+}
+
+/// A signed waiver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiver {
+    /// The waiver text's version.
+    pub version: String,
+    /// When it was signed.
+    pub signed_at: Timestamp,
+    /// The first instant it no longer covers; `None` never expires.
+    pub expires_at: Option<Timestamp>,
+    /// The parent or guardian who signed for a minor.
+    pub guardian_name: Option<String>,
+}
+
+/// What kind of activity was logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ActivityKind {
+    /// A training session.
+    Training,
+    /// A race.
+    Race,
+}
+
+/// A logged activity (past, or a planned race).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Activity {
+    /// Training or race.
+    pub kind: ActivityKind,
+    /// When it started.
+    pub start: Timestamp,
+    /// When it ended.
+    pub end: Timestamp,
+    /// Distance in metres, if known.
+    pub distance_m: Option<u32>,
+    /// Perceived effort from 1 to 10, if known.
+    pub perceived_effort: Option<u8>,
+}
+
+/// A session the client took or has booked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Session {
+    /// What kind of session.
+    pub modality: Modality,
+    /// When it starts.
+    pub start: Timestamp,
+    /// How long it lasts.
+    pub duration: SignedDuration,
+}

@@ -1,0 +1,67 @@
+//! `recoveryd`: every recovery service in one process on one port, on an
+//! embedded SQLite database by default (PostgreSQL with `--database-url`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use recovery_kit::config::{ServerArgs, redact_url};
+use recovery_kit::server::{Services, serve, shutdown_signal};
+use recovery_kit::time::SystemClock;
+use recovery_kit::{Db, telemetry};
+use recovery_tenancy::{Bootstrap, Tenancy};
+
+/// The recovery studio backend, all services in one process.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    #[command(flatten)]
+    server: ServerArgs,
+
+    /// Seconds a resolved API key is trusted before it is looked up again
+    /// (how long a revocation takes to reach other processes).
+    #[arg(long, env = "RECOVERY_KEY_CACHE_TTL_SECS", default_value_t = 30)]
+    key_cache_ttl_secs: u64,
+
+    /// Seed a demo studio (one tenant, one location with opening hours) and
+    /// print a fresh manager key for it.
+    #[arg(long, env = "RECOVERY_DEMO")]
+    demo: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let _telemetry = telemetry::init("recoveryd", args.server.otlp_endpoint.as_deref())?;
+    let url = args.server.database_url()?;
+    tracing::info!(database = %redact_url(&url), "opening database");
+    let db = Db::connect(&url).await?;
+    if args.server.redis_url.is_some() {
+        tracing::info!("redis url set; no component of this build uses redis yet");
+    }
+
+    let clock = Arc::new(SystemClock);
+    let tenancy = Tenancy::start(db, clock, Duration::from_secs(args.key_cache_ttl_secs)).await?;
+    let bootstrap_key = std::env::var("RECOVERY_BOOTSTRAP_KEY").ok();
+    if let Bootstrap::Generated(key) = tenancy.bootstrap(bootstrap_key.as_deref()).await? {
+        eprintln!("bootstrap operator key (shown once): {key}");
+    }
+    if args.demo {
+        let demo = tenancy.seed_demo().await?;
+        eprintln!(
+            "demo studio: tenant {} location {}\ndemo manager key: {}",
+            demo.tenant_id, demo.location_id, demo.manager_key
+        );
+    }
+
+    let mut services = Services::new(tenancy.authenticator());
+    tenancy.mount(&mut services);
+    let listener = tokio::net::TcpListener::bind(args.server.listen).await?;
+    serve(
+        listener,
+        services,
+        args.server.serve_options(),
+        shutdown_signal(),
+    )
+    .await
+}
