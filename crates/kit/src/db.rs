@@ -146,6 +146,28 @@ pub fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(e) if e.is_unique_violation())
 }
 
+/// Whether `error` is a PostgreSQL exclusion-constraint violation (two
+/// overlapping reservations of one resource).
+pub fn is_exclusion_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(e) if e.code().as_deref() == Some("23P01"))
+}
+
+/// Whether a transaction failed only because of concurrency and may simply
+/// be run again: serialization failures and deadlocks on PostgreSQL, a busy
+/// database on SQLite.
+pub fn is_retryable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(e) => matches!(
+            e.code().as_deref(),
+            Some("40001" | "40P01" | "5" | "6" | "517")
+        ),
+        _ => false,
+    }
+}
+
+/// How many times a transaction that failed with [`is_retryable`] is tried.
+pub const MAX_ATTEMPTS: u32 = 5;
+
 /// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
 pub fn like_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

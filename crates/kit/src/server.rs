@@ -23,6 +23,30 @@ pub struct Services {
     names: Vec<&'static str>,
     descriptor_sets: Vec<&'static [u8]>,
     auth: Arc<dyn Authenticator>,
+    shutdown: tokio::sync::watch::Sender<bool>,
+}
+
+/// Tells long-lived calls (watch streams) that the server is shutting down,
+/// so that they end and the drain does not wait for them.
+#[derive(Debug, Clone)]
+pub struct Shutdown(tokio::sync::watch::Receiver<bool>);
+
+impl Shutdown {
+    /// Resolves once shutdown has begun (at once if it has).
+    pub async fn wait(&mut self) {
+        let _ = self.0.wait_for(|down| *down).await;
+    }
+
+    /// A handle that never fires, for code run outside a server.
+    pub fn never() -> Self {
+        static NEVER: std::sync::OnceLock<tokio::sync::watch::Sender<bool>> =
+            std::sync::OnceLock::new();
+        Self(
+            NEVER
+                .get_or_init(|| tokio::sync::watch::channel(false).0)
+                .subscribe(),
+        )
+    }
 }
 
 impl Services {
@@ -33,7 +57,13 @@ impl Services {
             names: Vec::new(),
             descriptor_sets: Vec::new(),
             auth,
+            shutdown: tokio::sync::watch::channel(false).0,
         }
+    }
+
+    /// The shutdown signal, for services with long-lived calls.
+    pub fn shutdown(&self) -> Shutdown {
+        Shutdown(self.shutdown.subscribe())
     }
 
     /// Mounts a service whose every call needs an API key.
@@ -132,9 +162,11 @@ pub async fn serve(
         })
     });
     let names = services.names.clone();
+    let streams = services.shutdown.clone();
     let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
     let signal = async move {
         shutdown.await;
+        streams.send_replace(true);
         tracing::info!("shutting down: health NOT_SERVING, draining in-flight calls");
         health
             .set_service_status("", ServingStatus::NotServing)

@@ -4,6 +4,7 @@
 //! The library is mounted by the `tenancy` binary and by `recoveryd`.
 
 mod api;
+pub mod client;
 mod keys;
 mod model;
 mod store;
@@ -19,6 +20,7 @@ use recovery_kit::{Db, Engine, Role};
 use recovery_proto::tenancy::v1::tenancy_service_server::TenancyServiceServer;
 use sqlx::Row as _;
 
+pub use client::{Directory, Remote, RemoteArgs};
 pub use keys::KeyStore;
 
 /// Tenancy's idempotency records.

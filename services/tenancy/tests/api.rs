@@ -766,7 +766,58 @@ async fn a_configured_bootstrap_key_is_the_first_operator(db: TestDb) {
     assert!(me.tenant_id.is_empty());
 }
 
+async fn other_services_reach_tenancy_over_grpc(db: TestDb) {
+    use recovery_kit::auth::Authenticator as _;
+    use recovery_tenancy::{Directory as _, Remote};
+    let env = env(db).await;
+    let (tenant_a, manager_a) = env.tenant_with("A", pb::Role::Manager).await;
+    let (_, manager_b) = env.tenant_with("B", pb::Role::Manager).await;
+    let location = env
+        .client(&manager_a)
+        .await
+        .create_location(create_location("", berlin("Mitte"), ""))
+        .await
+        .unwrap()
+        .into_inner()
+        .location
+        .unwrap();
+    let remote = Remote::new(
+        env.server.channel().await,
+        env.operator.clone(),
+        Duration::from_secs(30),
+    );
+    let a = remote
+        .authenticate(&manager_a)
+        .await
+        .unwrap()
+        .expect("a valid key");
+    assert_eq!(a.tenant_id.as_deref(), Some(tenant_a.as_str()));
+    assert_eq!(a.role, recovery_kit::Role::Manager);
+    assert_eq!(remote.authenticate("rk_nonsense").await.unwrap(), None);
+
+    let seen = remote
+        .location(&a, &location.id, "location_id")
+        .await
+        .unwrap();
+    assert_eq!(seen, location);
+    let b = remote.authenticate(&manager_b).await.unwrap().unwrap();
+    let hidden = remote
+        .location(&b, &location.id, "location_id")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(hidden, recovery_kit::Error::NotFound { .. }),
+        "{hidden:?}"
+    );
+    let malformed = remote
+        .location(&a, "nope", "location_id")
+        .await
+        .unwrap_err();
+    assert!(matches!(malformed, recovery_kit::Error::InvalidArgument(_)));
+}
+
 recovery_kit::engine_tests!(
+    other_services_reach_tenancy_over_grpc,
     tenants_are_created_read_and_paged,
     locations_are_created_read_listed_and_updated,
     bad_input_names_every_field_and_changes_nothing,
