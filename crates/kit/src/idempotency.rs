@@ -66,13 +66,13 @@ impl Key {
 /// A replay returns the stored result; a reuse of the key with another
 /// request is refused with `ALREADY_EXISTS` / `REQUEST_ID_REUSED`. When two
 /// calls race with one key, the loser's transaction rolls back and its next
-/// `begin` replays the winner's result.
+/// `begin` replays the winner's result. Callers bound their loop: a commit
+/// that lost the race is followed by a replay, so two rounds suffice.
 #[derive(Debug)]
 pub struct Once<'k> {
     table: &'static str,
     key: Option<&'k Key>,
     now_micros: i64,
-    attempts: u8,
 }
 
 /// What [`Once::begin`] found.
@@ -90,18 +90,11 @@ impl<'k> Once<'k> {
             table,
             key,
             now_micros,
-            attempts: 0,
         }
     }
 
     /// Opens the write transaction, or finds the stored result.
     pub async fn begin<T: prost::Message + Default>(&mut self, db: &Db) -> Result<Step<T>, Error> {
-        self.attempts += 1;
-        if self.attempts > 2 {
-            return Err(Error::Internal(anyhow::anyhow!(
-                "idempotency record raced twice for one key"
-            )));
-        }
         let mut tx = db.begin().await?;
         if let Some(key) = self.key
             && let Some(stored) = replay(&mut tx, self.table, key).await?

@@ -1,6 +1,6 @@
 //! The recovery API: generated messages, clients and servers.
 
-#![allow(unreachable_pub, clippy::pedantic)]
+#![allow(unreachable_pub, clippy::all, clippy::pedantic)]
 
 /// Encoded `FileDescriptorSet` of every recovery proto, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
@@ -11,5 +11,13 @@ pub mod tenancy {
     /// Version 1.
     pub mod v1 {
         tonic::include_proto!("recovery.tenancy.v1");
+    }
+}
+
+/// `recovery.booking.v1`: treatments, resources, availability, bookings.
+pub mod booking {
+    /// Version 1.
+    pub mod v1 {
+        tonic::include_proto!("recovery.booking.v1");
     }
 }

@@ -5,11 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
+use recovery_booking::Bookings;
 use recovery_kit::config::{ServerArgs, redact_url};
+use recovery_kit::events::Bus;
 use recovery_kit::server::{Services, serve, shutdown_signal};
-use recovery_kit::time::SystemClock;
+use recovery_kit::time::{Clock, SystemClock};
 use recovery_kit::{Db, telemetry};
-use recovery_tenancy::{Bootstrap, Tenancy};
+use recovery_tenancy::{Bootstrap, Directory, Tenancy};
 
 /// The recovery studio backend, all services in one process.
 #[derive(Debug, Parser)]
@@ -40,8 +42,17 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!("redis url set; no component of this build uses redis yet");
     }
 
-    let clock = Arc::new(SystemClock);
-    let tenancy = Tenancy::start(db, clock, Duration::from_secs(args.key_cache_ttl_secs)).await?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let bus = Bus::default();
+    let tenancy = Tenancy::start(
+        db.clone(),
+        Arc::clone(&clock),
+        Duration::from_secs(args.key_cache_ttl_secs),
+    )
+    .await?;
+    // In one process, tenancy answers the other services' lookups directly.
+    let directory: Arc<dyn Directory> = tenancy.clone();
+    let bookings = Bookings::start(db, Arc::clone(&clock), bus, directory).await?;
     let bootstrap_key = std::env::var("RECOVERY_BOOTSTRAP_KEY").ok();
     if let Bootstrap::Generated(key) = tenancy.bootstrap(bootstrap_key.as_deref()).await? {
         eprintln!("bootstrap operator key (shown once): {key}");
@@ -56,6 +67,7 @@ async fn main() -> anyhow::Result<()> {
 
     let mut services = Services::new(tenancy.authenticator());
     tenancy.mount(&mut services);
+    bookings.mount(&mut services);
     let listener = tokio::net::TcpListener::bind(args.server.listen).await?;
     serve(
         listener,

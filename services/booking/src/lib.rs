@@ -1,0 +1,97 @@
+//! Booking: the studio's catalog (treatments), its resources (chambers,
+//! rooms, therapists), open slots, holds and bookings with their session
+//! lifecycle, and a live schedule for staff tablets.
+//!
+//! Open slots come from the pure `recovery-scheduling` crate; double booking
+//! is impossible by construction (an exclusion constraint on PostgreSQL, one
+//! serialised write transaction on SQLite).
+
+mod api;
+mod calendar;
+mod catalog;
+mod model;
+mod store;
+mod watch;
+
+use std::sync::Arc;
+
+use recovery_kit::events::Bus;
+use recovery_kit::server::{Services, Shutdown};
+use recovery_kit::time::Clock;
+use recovery_kit::{Db, Engine, Role};
+use recovery_proto::booking::v1::booking_service_server::BookingServiceServer;
+use recovery_tenancy::Directory;
+
+/// Booking's idempotency records.
+const IDEMPOTENCY_TABLE: &str = "booking_idempotency";
+
+/// The topic of booking changes; the scope is the location id, the payload
+/// a `recovery.booking.v1.Booking`.
+pub const BOOKING_TOPIC: &str = "booking.booking";
+
+/// Who edits the catalog and the resources.
+const MANAGERS: &[Role] = &[Role::Operator, Role::Manager];
+/// Who books, holds, cancels, reschedules and checks clients in.
+const DESK: &[Role] = &[Role::Operator, Role::Manager, Role::FrontDesk, Role::Staff];
+/// Who runs sessions.
+const FLOOR: &[Role] = &[Role::Operator, Role::Manager, Role::Staff];
+
+/// The booking service.
+pub struct Bookings {
+    db: Db,
+    clock: Arc<dyn Clock>,
+    bus: Bus,
+    directory: Arc<dyn Directory>,
+    shutdown: Shutdown,
+}
+
+impl Bookings {
+    /// Booking's migrations for `engine` (versions 20000 to 29999).
+    pub fn migrator(engine: Engine) -> sqlx::migrate::Migrator {
+        match engine {
+            Engine::Sqlite => sqlx::migrate!("migrations/sqlite"),
+            Engine::Postgres => sqlx::migrate!("migrations/postgres"),
+        }
+    }
+
+    /// Runs the migrations and builds the service. Locations come from
+    /// `directory`; changes are published on `bus`.
+    pub async fn start(
+        db: Db,
+        clock: Arc<dyn Clock>,
+        bus: Bus,
+        directory: Arc<dyn Directory>,
+    ) -> anyhow::Result<Arc<Self>> {
+        db.migrate(Self::migrator(db.engine())).await?;
+        Ok(Arc::new(Self {
+            db,
+            clock,
+            bus,
+            directory,
+            shutdown: Shutdown::never(),
+        }))
+    }
+
+    /// Another handle on the same service (for tasks that outlive a call).
+    fn clone_handle(&self) -> Self {
+        Self {
+            db: self.db.clone(),
+            clock: Arc::clone(&self.clock),
+            bus: self.bus.clone(),
+            directory: Arc::clone(&self.directory),
+            shutdown: self.shutdown.clone(),
+        }
+    }
+
+    /// Mounts the gRPC service; its watch streams end when `services` shuts
+    /// down.
+    pub fn mount(self: &Arc<Self>, services: &mut Services) {
+        let this = Arc::new(Self {
+            shutdown: services.shutdown(),
+            ..self.clone_handle()
+        });
+        services
+            .add(BookingServiceServer::from_arc(this))
+            .describe(recovery_proto::FILE_DESCRIPTOR_SET);
+    }
+}
