@@ -95,3 +95,87 @@ impl Bookings {
             .describe(recovery_proto::FILE_DESCRIPTOR_SET);
     }
 }
+
+/// What [`Bookings::seed_demo`] made.
+#[derive(Debug)]
+pub struct Demo {
+    /// The whole-body cryotherapy treatment.
+    pub cryo_treatment_id: String,
+    /// The chambers of the location.
+    pub chamber_ids: Vec<String>,
+}
+
+impl Bookings {
+    /// Gives the demo location two cryo chambers and a whole-body cryo
+    /// treatment, once.
+    pub async fn seed_demo(&self, tenant_id: &str, location_id: &str) -> anyhow::Result<Demo> {
+        use recovery_proto::booking::v1 as pb;
+        let seeder = recovery_kit::Caller {
+            tenant_id: Some(tenant_id.to_owned()),
+            role: Role::Manager,
+            key_id: "demo".into(),
+        };
+        let to_anyhow = |e: recovery_kit::Error| anyhow::anyhow!("{e}");
+        let existing = self
+            .list_resources(
+                &seeder,
+                &pb::ListResourcesRequest {
+                    location_id: location_id.to_owned(),
+                    page_size: 0,
+                    page_token: String::new(),
+                },
+            )
+            .await
+            .map_err(to_anyhow)?
+            .resources;
+        let mut chamber_ids: Vec<String> = existing.into_iter().map(|r| r.id).collect();
+        if chamber_ids.is_empty() {
+            for name in ["Chamber 1", "Chamber 2"] {
+                let chamber = self
+                    .create_resource(
+                        &seeder,
+                        pb::CreateResourceRequest {
+                            resource: Some(pb::Resource {
+                                location_id: location_id.to_owned(),
+                                display_name: name.into(),
+                                kind: pb::ResourceKind::CryoChamber as i32,
+                                ..Default::default()
+                            }),
+                            request_id: String::new(),
+                        },
+                    )
+                    .await
+                    .map_err(to_anyhow)?;
+                chamber_ids.push(chamber.id);
+            }
+        }
+        let treatments = self
+            .list_treatments(&seeder, &pb::ListTreatmentsRequest::default())
+            .await
+            .map_err(to_anyhow)?
+            .treatments;
+        let cryo_treatment_id = match treatments.into_iter().next() {
+            Some(t) => t.id,
+            None => {
+                self.create_treatment(
+                    &seeder,
+                    pb::CreateTreatmentRequest {
+                        treatment: Some(pb::Treatment {
+                            display_name: "Whole-body cryotherapy".into(),
+                            modality: pb::Modality::WholeBodyCryotherapy as i32,
+                            ..Default::default()
+                        }),
+                        request_id: String::new(),
+                    },
+                )
+                .await
+                .map_err(to_anyhow)?
+                .id
+            }
+        };
+        Ok(Demo {
+            cryo_treatment_id,
+            chamber_ids,
+        })
+    }
+}

@@ -621,6 +621,39 @@ async fn the_session_lifecycle_allows_only_legal_moves(db: TestDb) {
         .unwrap();
     assert!(late.late_cancel);
 
+    // A checked-in client may still cancel; a cancelled booking cannot be
+    // rescheduled.
+    let arrived = studio.book("ed", "2026-12-02T21:00:00Z").await.unwrap();
+    desk.check_in(pb::CheckInRequest {
+        id: arrived.id.clone(),
+    })
+    .await
+    .unwrap();
+    let status = desk
+        .reschedule_booking(pb::RescheduleBookingRequest {
+            id: arrived.id.clone(),
+            start_time: t("2026-12-02T21:30:00Z"),
+            resource_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        reason(&status),
+        "ILLEGAL_TRANSITION",
+        "only booked sessions move"
+    );
+    let cancelled = desk
+        .cancel_booking(pb::CancelBookingRequest {
+            id: arrived.id.clone(),
+            reason: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .booking
+        .unwrap();
+    assert_eq!(cancelled.status(), pb::BookingStatus::Cancelled);
+
     // A no-show once the start has passed.
     let missed = studio.book("di", "2026-12-02T20:00:00Z").await.unwrap();
     studio.clock.set(at("2026-12-02T20:05:00Z"));

@@ -59,9 +59,16 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.demo {
         let demo = tenancy.seed_demo().await?;
+        let catalog = bookings
+            .seed_demo(&demo.tenant_id, &demo.location_id)
+            .await?;
         eprintln!(
-            "demo studio: tenant {} location {}\ndemo manager key: {}",
-            demo.tenant_id, demo.location_id, demo.manager_key
+            "demo studio: tenant {} location {}\ndemo cryo treatment {} chambers {}\ndemo manager key: {}",
+            demo.tenant_id,
+            demo.location_id,
+            catalog.cryo_treatment_id,
+            catalog.chamber_ids.join(" "),
+            demo.manager_key
         );
     }
 

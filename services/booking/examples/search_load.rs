@@ -1,0 +1,188 @@
+//! `SearchAvailability` end to end on loopback: a real server (tenancy and
+//! booking on SQLite in a temp directory), a studio with 4 chambers and
+//! 1,000 bookings on one day, and concurrent clients searching that day.
+//! The baseline, measured in the same run on the same connections, is a
+//! gRPC health check: the ratio is what a search costs over a bare call.
+//!
+//!     cargo run --release -p recovery-booking --example search_load
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use recovery_booking::Bookings;
+use recovery_kit::events::Bus;
+use recovery_kit::server::Services;
+use recovery_kit::testing::{Bearer, TestDb, TestServer};
+use recovery_kit::time::{ManualClock, to_proto};
+use recovery_proto::booking::v1 as pb;
+use recovery_proto::booking::v1::booking_service_client::BookingServiceClient;
+use recovery_tenancy::{Directory, Tenancy};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+
+const CLIENTS: usize = 8;
+const CALLS_PER_CLIENT: usize = 200;
+
+#[tokio::main]
+#[allow(clippy::too_many_lines)] // one straight-line scenario reads best in one place
+async fn main() -> anyhow::Result<()> {
+    let db = TestDb::sqlite().await;
+    // Monday 2026-12-07, 05:00 in New York: the demo studio opens at 06:00.
+    let clock = Arc::new(ManualClock::new("2026-12-07T10:00:00Z".parse()?));
+    let tenancy = Tenancy::start(db.db.clone(), clock.clone(), Duration::from_secs(30)).await?;
+    let demo = tenancy.seed_demo().await?;
+    let directory: Arc<dyn Directory> = tenancy.clone();
+    let bookings = Bookings::start(db.db.clone(), clock.clone(), Bus::default(), directory).await?;
+    let mut services = Services::new(tenancy.authenticator());
+    tenancy.mount(&mut services);
+    bookings.mount(&mut services);
+    let server = TestServer::start(services).await;
+    let channel = server.channel().await;
+    let mut manager =
+        BookingServiceClient::with_interceptor(channel.clone(), Bearer::new(&demo.manager_key));
+
+    for n in 1..=4 {
+        manager
+            .create_resource(pb::CreateResourceRequest {
+                resource: Some(pb::Resource {
+                    location_id: demo.location_id.clone(),
+                    display_name: format!("Chamber {n}"),
+                    kind: pb::ResourceKind::CryoChamber as i32,
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            })
+            .await?;
+    }
+    let cryo = manager
+        .create_treatment(pb::CreateTreatmentRequest {
+            treatment: Some(pb::Treatment {
+                display_name: "Whole-body cryo".into(),
+                modality: pb::Modality::WholeBodyCryotherapy as i32,
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await?
+        .into_inner()
+        .treatment
+        .unwrap_or_default()
+        .id;
+    let day = pb::SearchAvailabilityRequest {
+        location_id: demo.location_id.clone(),
+        treatment_id: cryo.clone(),
+        start_time: Some(to_proto("2026-12-07T11:00:00Z".parse()?)),
+        end_time: Some(to_proto("2026-12-08T03:00:00Z".parse()?)),
+        resource_id: String::new(),
+    };
+
+    // 1,000 bookings: fill the day from the first open slot on.
+    let started = Instant::now();
+    let mut booked = 0;
+    while booked < 1000 {
+        let slots = manager
+            .search_availability(day.clone())
+            .await?
+            .into_inner()
+            .slots;
+        let Some(slot) = slots.first() else { break };
+        let free = slot.free.first().map_or(0, |f| f.resource_ids.len());
+        for _ in 0..free {
+            if booked == 1000 {
+                break;
+            }
+            manager
+                .create_booking(pb::CreateBookingRequest {
+                    location_id: demo.location_id.clone(),
+                    treatment_id: cryo.clone(),
+                    client_id: format!("client-{booked}"),
+                    start_time: slot.start_time,
+                    ..Default::default()
+                })
+                .await?;
+            booked += 1;
+        }
+    }
+    let open = manager
+        .search_availability(day.clone())
+        .await?
+        .into_inner()
+        .slots
+        .len();
+    println!(
+        "seeded {booked} bookings in {:.1} s; {open} open slots left that day",
+        started.elapsed().as_secs_f64()
+    );
+
+    let health = measure(CLIENTS, CALLS_PER_CLIENT, {
+        let channel = channel.clone();
+        move || {
+            let mut client = HealthClient::new(channel.clone());
+            async move {
+                client
+                    .check(HealthCheckRequest {
+                        service: String::new(),
+                    })
+                    .await
+                    .map(|_| ())
+            }
+        }
+    })
+    .await?;
+    let search = measure(CLIENTS, CALLS_PER_CLIENT, {
+        let channel = channel.clone();
+        let key = demo.manager_key.clone();
+        move || {
+            let mut client =
+                BookingServiceClient::with_interceptor(channel.clone(), Bearer::new(&key));
+            let request = day.clone();
+            async move { client.search_availability(request).await.map(|_| ()) }
+        }
+    })
+    .await?;
+    println!(
+        "{CLIENTS} concurrent clients x {CALLS_PER_CLIENT} calls, one day of 3-minute slots, 4 chambers, 1,000 bookings"
+    );
+    println!(
+        "health check (baseline): {:>8.0} calls/s, mean {:>7.1} µs",
+        health.0, health.1
+    );
+    println!(
+        "SearchAvailability:      {:>8.0} calls/s, mean {:>7.1} µs  ({:.1}x the baseline's latency)",
+        search.0,
+        search.1,
+        search.1 / health.1
+    );
+    Ok(())
+}
+
+/// Calls/s and mean latency in µs of `clients` tasks each making `calls`.
+async fn measure<F, Fut>(clients: usize, calls: usize, make: F) -> anyhow::Result<(f64, f64)>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), tonic::Status>> + Send + 'static,
+{
+    let make = Arc::new(make);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let make = Arc::clone(&make);
+        tasks.push(tokio::spawn(async move {
+            let mut total = Duration::ZERO;
+            for _ in 0..calls {
+                let t = Instant::now();
+                make().await?;
+                total += t.elapsed();
+            }
+            Ok::<_, tonic::Status>(total)
+        }));
+    }
+    let mut latency = Duration::ZERO;
+    for task in tasks {
+        latency += task.await??;
+    }
+    let wall = started.elapsed().as_secs_f64();
+    #[allow(clippy::cast_precision_loss)]
+    let n = (clients * calls) as f64;
+    Ok((n / wall, latency.as_secs_f64() * 1e6 / n))
+}
