@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use clap::Parser;
 use recovery_kit::config::{ServerArgs, redact_url};
+use recovery_kit::events::Bus;
 use recovery_kit::server::{Services, serve, shutdown_signal};
 use recovery_kit::time::SystemClock;
 use recovery_kit::{Db, telemetry};
-use recovery_tenancy::{Bootstrap, Tenancy};
+use recovery_protocols::Protocols;
+use recovery_tenancy::{Bootstrap, Directory, Tenancy};
 
 /// The recovery studio backend, all services in one process.
 #[derive(Debug, Parser)]
@@ -41,7 +43,20 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let clock = Arc::new(SystemClock);
-    let tenancy = Tenancy::start(db, clock, Duration::from_secs(args.key_cache_ttl_secs)).await?;
+    let bus = Bus::default();
+    let tenancy = Tenancy::start(
+        db.clone(),
+        clock.clone(),
+        Duration::from_secs(args.key_cache_ttl_secs),
+    )
+    .await?;
+    let protocols = Protocols::start(
+        db,
+        clock,
+        bus.clone(),
+        Arc::clone(&tenancy) as Arc<dyn Directory>,
+    )
+    .await?;
     let bootstrap_key = std::env::var("RECOVERY_BOOTSTRAP_KEY").ok();
     if let Bootstrap::Generated(key) = tenancy.bootstrap(bootstrap_key.as_deref()).await? {
         eprintln!("bootstrap operator key (shown once): {key}");
@@ -56,6 +71,7 @@ async fn main() -> anyhow::Result<()> {
 
     let mut services = Services::new(tenancy.authenticator());
     tenancy.mount(&mut services);
+    protocols.mount(&mut services);
     let listener = tokio::net::TcpListener::bind(args.server.listen).await?;
     serve(
         listener,
