@@ -84,6 +84,12 @@ fn today(now: Timestamp) -> jiff::civil::Date {
     TimeZone::UTC.to_datetime(now).date()
 }
 
+/// Age in whole years on `on` (the birthday counts).
+fn age(dob: jiff::civil::Date, on: jiff::civil::Date) -> i16 {
+    let before_birthday = (on.month(), on.day()) < (dob.month(), dob.day());
+    on.year() - dob.year() - i16::from(before_birthday)
+}
+
 fn evaluation(e: &Evaluation) -> pb::Evaluation {
     let finding = |f: &recovery_rules::Finding| pb::Finding {
         reason: f.reason.as_str().to_owned(),
@@ -261,30 +267,7 @@ impl Protocols {
         let lock = self.db.lock_rows();
         let mut tx = self.db.begin().await?;
         let current = store::live_client(&mut *tx, &ctx.tenant, &id, lock).await?;
-        let mut fields = ClientFields {
-            given_name: current.given_name,
-            family_name: current.family_name,
-            email: current.email,
-            phone: current.phone,
-            date_of_birth: (!current.date_of_birth.is_empty())
-                .then(|| model::date(&current.date_of_birth).ok())
-                .flatten(),
-            emergency_name: current
-                .emergency_contact
-                .as_ref()
-                .map(|c| c.name.clone())
-                .unwrap_or_default(),
-            emergency_phone: current
-                .emergency_contact
-                .as_ref()
-                .map(|c| c.phone.clone())
-                .unwrap_or_default(),
-            emergency_relationship: current
-                .emergency_contact
-                .as_ref()
-                .map(|c| c.relationship.clone())
-                .unwrap_or_default(),
-        };
+        let mut fields = ClientFields::stored(current);
         for path in &paths {
             match path.as_str() {
                 "given_name" => fields.given_name.clone_from(&changed.given_name),
@@ -590,9 +573,7 @@ impl Protocols {
                 store::live_client(&mut *tx, &ctx.tenant, &client_id, self.db.lock_rows()).await?;
             if guardian.is_empty()
                 && let Ok(dob) = model::date(&client.date_of_birth)
-                && dob.until(today(sign_time)).map_or(true, |span| {
-                    span.get_years() < i16::from(self.rules.adult_age)
-                })
+                && age(dob, today(sign_time)) < i16::from(self.rules.adult_age)
             {
                 return Err(Error::invalid(
                     "waiver.guardian_name",

@@ -366,6 +366,21 @@ impl ClientFields {
         }
     }
 
+    /// The fields of a stored client (validated when written).
+    pub(crate) fn stored(client: pb::Client) -> ClientFields {
+        let contact = client.emergency_contact.unwrap_or_default();
+        ClientFields {
+            given_name: client.given_name,
+            family_name: client.family_name,
+            email: client.email,
+            phone: client.phone,
+            date_of_birth: date(&client.date_of_birth).ok(),
+            emergency_name: contact.name,
+            emergency_phone: contact.phone,
+            emergency_relationship: contact.relationship,
+        }
+    }
+
     /// Lowercased text a search matches against.
     pub(crate) fn search_text(&self) -> String {
         format!(
