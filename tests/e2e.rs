@@ -214,6 +214,7 @@ fn recoveryd_serves_grpcurl_and_buf_curl_through_reflection_and_exits_cleanly() 
         "grpc.reflection.v1.ServerReflection",
         "grpc.reflection.v1alpha.ServerReflection",
         "recovery.tenancy.v1.TenancyService",
+        "recovery.protocols.v1.ProtocolService",
     ] {
         assert!(listed.contains(service), "{service} not listed:\n{listed}");
     }
@@ -333,5 +334,16 @@ fn the_readme_walkthrough_runs_as_written(grpcurl_bin: &Path, addr: &str) {
     assert!(
         walkthrough.status.success(),
         "the README walkthrough failed"
+    );
+    // Cryo six hours after the long run warns; two hours after, nothing.
+    let said = String::from_utf8_lossy(&walkthrough.stdout);
+    assert!(
+        said.lines().any(|l| l.trim() == "OUTSIDE_CRYO_WINDOW"),
+        "{said}"
+    );
+    assert!(
+        said.lines()
+            .any(|l| l.trim() == "{'allowed': True, 'recommendedDuration': '90s'}"),
+        "{said}"
     );
 }

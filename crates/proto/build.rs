@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "recovery/tenancy/v1/tenancy.proto",
         "recovery/booking/v1/booking.proto",
+        "recovery/protocols/v1/protocols.proto",
         "google/rpc/error_details.proto",
     ];
     let fds = protox::compile(files, [&root, &vendor])?;

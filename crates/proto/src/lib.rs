@@ -21,3 +21,12 @@ pub mod booking {
         tonic::include_proto!("recovery.booking.v1");
     }
 }
+
+/// `recovery.protocols.v1`: clients, screening, waivers, activities, recovery
+/// history, protocols and the rules check.
+pub mod protocols {
+    /// Version 1.
+    pub mod v1 {
+        tonic::include_proto!("recovery.protocols.v1");
+    }
+}

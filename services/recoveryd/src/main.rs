@@ -11,6 +11,7 @@ use recovery_kit::events::Bus;
 use recovery_kit::server::{Services, serve, shutdown_signal};
 use recovery_kit::time::{Clock, SystemClock};
 use recovery_kit::{Db, telemetry};
+use recovery_protocols::Protocols;
 use recovery_tenancy::{Bootstrap, Directory, Tenancy};
 
 /// The recovery studio backend, all services in one process.
@@ -52,7 +53,14 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     // In one process, tenancy answers the other services' lookups directly.
     let directory: Arc<dyn Directory> = tenancy.clone();
-    let bookings = Bookings::start(db, Arc::clone(&clock), bus, directory).await?;
+    let bookings = Bookings::start(
+        db.clone(),
+        Arc::clone(&clock),
+        bus.clone(),
+        Arc::clone(&directory),
+    )
+    .await?;
+    let protocols = Protocols::start(db, Arc::clone(&clock), bus, directory).await?;
     let bootstrap_key = std::env::var("RECOVERY_BOOTSTRAP_KEY").ok();
     if let Bootstrap::Generated(key) = tenancy.bootstrap(bootstrap_key.as_deref()).await? {
         eprintln!("bootstrap operator key (shown once): {key}");
@@ -75,6 +83,7 @@ async fn main() -> anyhow::Result<()> {
     let mut services = Services::new(tenancy.authenticator());
     tenancy.mount(&mut services);
     bookings.mount(&mut services);
+    protocols.mount(&mut services);
     let listener = tokio::net::TcpListener::bind(args.server.listen).await?;
     serve(
         listener,

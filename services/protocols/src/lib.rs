@@ -1,0 +1,71 @@
+//! Protocols: each client's recovery story (who they are, what they may not
+//! do, what they trained, which sessions they had and how sore they felt),
+//! the studio's protocols, and the rules check a session is booked against.
+//!
+//! The library is mounted by the `protocols` binary and by `recoveryd`.
+
+mod api;
+mod model;
+mod plan;
+mod store;
+
+use std::sync::Arc;
+
+use recovery_kit::events::Bus;
+use recovery_kit::server::Services;
+use recovery_kit::time::Clock;
+use recovery_kit::{Db, Engine};
+use recovery_proto::protocols::v1::protocol_service_server::ProtocolServiceServer;
+use recovery_tenancy::Directory;
+
+/// Protocols' idempotency records.
+const IDEMPOTENCY_TABLE: &str = "protocols_idempotency";
+
+/// Topic of the event published when a client's personal fields are erased
+/// (payload: the erased `Client`); other services drop their copies.
+pub const CLIENT_ERASED: &str = "protocols.client_erased";
+
+/// The protocols service: its database, clock, bus and where locations are
+/// looked up.
+pub struct Protocols {
+    db: Db,
+    clock: Arc<dyn Clock>,
+    bus: Bus,
+    directory: Arc<dyn Directory>,
+    rules: recovery_rules::Config,
+}
+
+impl Protocols {
+    /// Protocols' migrations for `engine` (versions 40000 to 49999).
+    pub fn migrator(engine: Engine) -> sqlx::migrate::Migrator {
+        match engine {
+            Engine::Sqlite => sqlx::migrate!("migrations/sqlite"),
+            Engine::Postgres => sqlx::migrate!("migrations/postgres"),
+        }
+    }
+
+    /// Runs the migrations and builds the service with the studio's default
+    /// rule thresholds.
+    pub async fn start(
+        db: Db,
+        clock: Arc<dyn Clock>,
+        bus: Bus,
+        directory: Arc<dyn Directory>,
+    ) -> anyhow::Result<Arc<Self>> {
+        db.migrate(Self::migrator(db.engine())).await?;
+        Ok(Arc::new(Self {
+            db,
+            clock,
+            bus,
+            directory,
+            rules: recovery_rules::Config::default(),
+        }))
+    }
+
+    /// Mounts the gRPC service and its descriptors.
+    pub fn mount(self: &Arc<Self>, services: &mut Services) {
+        services
+            .add(ProtocolServiceServer::from_arc(Arc::clone(self)))
+            .describe(recovery_proto::FILE_DESCRIPTOR_SET);
+    }
+}
