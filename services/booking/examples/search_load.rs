@@ -20,7 +20,14 @@ use recovery_tenancy::{Directory, Tenancy};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
-const CLIENTS: usize = 8;
+/// Concurrent clients (`CLIENTS` in the environment overrides).
+fn clients() -> usize {
+    std::env::var("CLIENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8)
+}
+
 const CALLS_PER_CLIENT: usize = 200;
 
 #[tokio::main]
@@ -114,7 +121,7 @@ async fn main() -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
 
-    let health = measure(CLIENTS, CALLS_PER_CLIENT, {
+    let health = measure(clients(), CALLS_PER_CLIENT, {
         let channel = channel.clone();
         move || {
             let mut client = HealthClient::new(channel.clone());
@@ -129,7 +136,7 @@ async fn main() -> anyhow::Result<()> {
         }
     })
     .await?;
-    let search = measure(CLIENTS, CALLS_PER_CLIENT, {
+    let search = measure(clients(), CALLS_PER_CLIENT, {
         let channel = channel.clone();
         let key = demo.manager_key.clone();
         move || {
@@ -141,7 +148,8 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
     println!(
-        "{CLIENTS} concurrent clients x {CALLS_PER_CLIENT} calls, one day of 3-minute slots, 4 chambers, 1,000 bookings"
+        "{} concurrent clients x {CALLS_PER_CLIENT} calls, one day of 3-minute slots, 4 chambers, 1,000 bookings",
+        clients()
     );
     println!(
         "health check (baseline): {:>8.0} calls/s, mean {:>7.1} µs",

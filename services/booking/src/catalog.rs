@@ -8,11 +8,9 @@ use recovery_kit::time::to_micros;
 use recovery_kit::{Caller, Error, Violations};
 use recovery_proto::booking::v1 as pb;
 
-use crate::model::{self, duration, kind, modality, text};
+use crate::model::{self, MAX_SESSION, duration, kind, modality, text};
 use crate::store::{self, Treatment, scope};
 use crate::{Bookings, IDEMPOTENCY_TABLE, MANAGERS};
-
-const MAX_SESSION: SignedDuration = SignedDuration::from_hours(8);
 
 /// What `UpdateTreatment` may change.
 const UPDATABLE: [&str; 6] = [
@@ -411,10 +409,7 @@ impl Bookings {
         if kind_name.is_none() {
             v.add("resource.kind", "required: a RESOURCE_KIND_…");
         }
-        let turnover = v.check(
-            "resource.turnover",
-            duration(r.turnover.as_ref(), SignedDuration::ZERO),
-        );
+        let turnover = v.check("resource.turnover", model::turnover(r.turnover.as_ref()));
         let precool = precool(r.precool.as_ref(), kind_name.unwrap_or(""), &mut v);
         model::weekly(&r.shifts, "resource.shifts", &mut v);
         if r.location_id.is_empty() {
@@ -548,7 +543,7 @@ impl Bookings {
                 "turnover" => {
                     turnover = v.check(
                         "resource.turnover",
-                        duration(patch.turnover.as_ref(), SignedDuration::ZERO),
+                        model::turnover(patch.turnover.as_ref()),
                     );
                 }
                 "precool" => new_precool = Some(patch.precool),

@@ -7,6 +7,11 @@ use recovery_proto::booking::v1 as pb;
 use recovery_proto::tenancy::v1 as tenancy;
 use recovery_scheduling as sched;
 
+/// The longest session a treatment may have.
+pub(crate) const MAX_SESSION: SignedDuration = SignedDuration::from_hours(8);
+/// The longest turnover of a treatment or a resource.
+pub(crate) const MAX_TURNOVER: SignedDuration = SignedDuration::from_hours(24);
+
 /// The longest display name, client id or reason.
 const MAX_TEXT: usize = 200;
 
@@ -27,6 +32,17 @@ pub(crate) fn text(value: &str) -> Result<String, String> {
 /// An instant from the wire; `None` is "required".
 pub(crate) fn instant(value: Option<&prost_types::Timestamp>) -> Result<Timestamp, String> {
     value.map_or_else(|| Err("required".to_owned()), time::from_proto)
+}
+
+/// A turnover from the wire: 0 to 24 hours.
+pub(crate) fn turnover(value: Option<&prost_types::Duration>) -> Result<SignedDuration, String> {
+    duration(value, SignedDuration::ZERO).and_then(|d| {
+        if d > MAX_TURNOVER {
+            Err("at most 24 hours".to_owned())
+        } else {
+            Ok(d)
+        }
+    })
 }
 
 /// A non-negative duration from the wire, or `default` when unset.

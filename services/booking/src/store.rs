@@ -304,17 +304,22 @@ pub(crate) async fn busy(
 ) -> Result<Vec<sched::Busy>, Error> {
     // A day of margin: turnover and pre-cool look at neighbours.
     let margin = SignedDuration::from_hours(24);
+    let from = from.saturating_sub(margin).unwrap_or(from);
+    // No allocation is longer than this, so the index on (resource_id,
+    // start_us) bounds the scan on both sides however long the history.
+    let longest = crate::model::MAX_SESSION + crate::model::MAX_TURNOVER * 2;
     let rows = sqlx::query(
         "SELECT a.resource_id, a.start_us, a.end_us FROM allocations a \
          JOIN resources r ON r.id = a.resource_id \
          WHERE r.tenant_id = $1 AND r.location_id = $2 AND a.start_us < $3 AND a.until_us > $4 \
-         AND (a.expire_us IS NULL OR a.expire_us > $5)",
+         AND a.start_us > $6 AND (a.expire_us IS NULL OR a.expire_us > $5)",
     )
     .bind(tenant_id)
     .bind(location_id)
     .bind(to_micros(to.saturating_add(margin).unwrap_or(to)))
-    .bind(to_micros(from.saturating_sub(margin).unwrap_or(from)))
+    .bind(to_micros(from))
     .bind(to_micros(now))
+    .bind(to_micros(from.saturating_sub(longest).unwrap_or(from)))
     .fetch_all(&mut *conn)
     .await?;
     rows.iter()
