@@ -11,6 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let vendor = manifest.join("vendor");
     let files = [
         "recovery/tenancy/v1/tenancy.proto",
+        "recovery/fleet/v1/fleet.proto",
         "google/rpc/error_details.proto",
     ];
     let fds = protox::compile(files, [&root, &vendor])?;

@@ -1,6 +1,6 @@
 //! The recovery API: generated messages, clients and servers.
 
-#![allow(unreachable_pub, clippy::pedantic)]
+#![allow(unreachable_pub, clippy::pedantic, clippy::large_enum_variant)]
 
 /// Encoded `FileDescriptorSet` of every recovery proto, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
@@ -11,5 +11,13 @@ pub mod tenancy {
     /// Version 1.
     pub mod v1 {
         tonic::include_proto!("recovery.tenancy.v1");
+    }
+}
+
+/// `recovery.fleet.v1`: devices, reservations, telemetry and maintenance.
+pub mod fleet {
+    /// Version 1.
+    pub mod v1 {
+        tonic::include_proto!("recovery.fleet.v1");
     }
 }
