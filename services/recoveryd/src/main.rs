@@ -5,11 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
+use recovery_fleet::Fleet;
 use recovery_kit::config::{ServerArgs, redact_url};
+use recovery_kit::events::Bus;
 use recovery_kit::server::{Services, serve, shutdown_signal};
 use recovery_kit::time::SystemClock;
 use recovery_kit::{Db, telemetry};
-use recovery_tenancy::{Bootstrap, Tenancy};
+use recovery_tenancy::{Bootstrap, Directory, Tenancy};
 
 /// The recovery studio backend, all services in one process.
 #[derive(Debug, Parser)]
@@ -22,6 +24,9 @@ struct Args {
     /// (how long a revocation takes to reach other processes).
     #[arg(long, env = "RECOVERY_KEY_CACHE_TTL_SECS", default_value_t = 30)]
     key_cache_ttl_secs: u64,
+
+    #[command(flatten)]
+    fleet: recovery_fleet::Config,
 
     /// Seed a demo studio (one tenant, one location with opening hours) and
     /// print a fresh manager key for it.
@@ -41,7 +46,14 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let clock = Arc::new(SystemClock);
-    let tenancy = Tenancy::start(db, clock, Duration::from_secs(args.key_cache_ttl_secs)).await?;
+    // One bus for the process: every service's watchers see every change.
+    let bus = Bus::default();
+    let tenancy = Tenancy::start(
+        db.clone(),
+        clock.clone(),
+        Duration::from_secs(args.key_cache_ttl_secs),
+    )
+    .await?;
     let bootstrap_key = std::env::var("RECOVERY_BOOTSTRAP_KEY").ok();
     if let Bootstrap::Generated(key) = tenancy.bootstrap(bootstrap_key.as_deref()).await? {
         eprintln!("bootstrap operator key (shown once): {key}");
@@ -54,8 +66,19 @@ async fn main() -> anyhow::Result<()> {
         );
     }
 
+    let fleet = Fleet::start(
+        db,
+        clock,
+        bus,
+        tenancy.clone() as Arc<dyn Directory>,
+        args.fleet,
+    )
+    .await?;
+
     let mut services = Services::new(tenancy.authenticator());
     tenancy.mount(&mut services);
+    fleet.mount(&mut services);
+    fleet.spawn_sweeper(Duration::from_secs(15), services.shutdown());
     let listener = tokio::net::TcpListener::bind(args.server.listen).await?;
     serve(
         listener,
