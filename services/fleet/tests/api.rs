@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use recovery_fleet::{Config, Fleet};
+use recovery_kit::Engine;
+use recovery_kit::db::is_exclusion_violation;
 use recovery_kit::events::Bus;
 use recovery_kit::server::Services;
 use recovery_kit::testing::{Bearer, TestDb, TestServer};
@@ -323,6 +325,19 @@ async fn fifty_clients_race_for_one_gun_and_one_wins(db: TestDb) {
     }
     assert_eq!(won, 1, "exactly one reservation wins");
     assert_eq!(reservation_count(&env).await, 1);
+    if env.db.engine() == Engine::Postgres {
+        // The database itself refuses an overlapping hold, whatever the code.
+        let error = sqlx::query(
+            "INSERT INTO device_reservations (id, tenant_id, device_id, location_id, start_us, \
+             end_us, state, usage_seconds, create_time, update_time, created_by) \
+             SELECT 'direct', tenant_id, device_id, location_id, start_us + 1, end_us + 1, \
+             'held', 0, 0, 0, 'test' FROM device_reservations",
+        )
+        .execute(env.db.db.reader())
+        .await
+        .unwrap_err();
+        assert!(is_exclusion_violation(&error), "{error}");
+    }
 
     // A window after the held one is free.
     let mut staff = env.client(&env.a.staff).await;
