@@ -346,4 +346,23 @@ fn the_readme_walkthrough_runs_as_written(grpcurl_bin: &Path, addr: &str) {
             .any(|l| l.trim() == "{'allowed': True, 'recommendedDuration': '90s'}"),
         "{said}"
     );
+
+    // The fleet part: the hub's readings were stored, the board sent its
+    // snapshot, the reserved gun went out and came back, and the second
+    // reservation of the gun in use was refused.
+    let out = String::from_utf8_lossy(&walkthrough.stdout);
+    let err = String::from_utf8_lossy(&walkthrough.stderr);
+    for expected in [
+        "\"accepted\": \"2\"",
+        "\"snapshot\"",
+        "DEVICE_STATE_IN_USE",
+        "RESERVATION_STATE_COMPLETED",
+        "\"notes\": \"head replaced\"",
+    ] {
+        assert!(out.contains(expected), "walkthrough printed no {expected}");
+    }
+    assert!(
+        err.contains("DEVICE_UNAVAILABLE"),
+        "the double reservation was refused"
+    );
 }

@@ -13,6 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "recovery/tenancy/v1/tenancy.proto",
         "recovery/booking/v1/booking.proto",
         "recovery/protocols/v1/protocols.proto",
+        "recovery/fleet/v1/fleet.proto",
         "google/rpc/error_details.proto",
     ];
     let fds = protox::compile(files, [&root, &vendor])?;

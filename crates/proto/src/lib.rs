@@ -30,3 +30,11 @@ pub mod protocols {
         tonic::include_proto!("recovery.protocols.v1");
     }
 }
+
+/// `recovery.fleet.v1`: devices, reservations, telemetry and maintenance.
+pub mod fleet {
+    /// Version 1.
+    pub mod v1 {
+        tonic::include_proto!("recovery.fleet.v1");
+    }
+}

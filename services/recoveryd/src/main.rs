@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use recovery_booking::Bookings;
+use recovery_fleet::Fleet;
 use recovery_kit::config::{ServerArgs, redact_url};
 use recovery_kit::events::Bus;
 use recovery_kit::server::{Services, serve, shutdown_signal};
@@ -25,6 +26,9 @@ struct Args {
     /// (how long a revocation takes to reach other processes).
     #[arg(long, env = "RECOVERY_KEY_CACHE_TTL_SECS", default_value_t = 30)]
     key_cache_ttl_secs: u64,
+
+    #[command(flatten)]
+    fleet: recovery_fleet::Config,
 
     /// Seed a demo studio (one tenant, one location with opening hours) and
     /// print a fresh manager key for it.
@@ -60,7 +64,14 @@ async fn main() -> anyhow::Result<()> {
         Arc::clone(&directory),
     )
     .await?;
-    let protocols = Protocols::start(db, Arc::clone(&clock), bus, directory).await?;
+    let protocols = Protocols::start(
+        db.clone(),
+        Arc::clone(&clock),
+        bus.clone(),
+        Arc::clone(&directory),
+    )
+    .await?;
+    let fleet = Fleet::start(db, clock, bus, directory, args.fleet).await?;
     let bootstrap_key = std::env::var("RECOVERY_BOOTSTRAP_KEY").ok();
     if let Bootstrap::Generated(key) = tenancy.bootstrap(bootstrap_key.as_deref()).await? {
         eprintln!("bootstrap operator key (shown once): {key}");
@@ -84,6 +95,8 @@ async fn main() -> anyhow::Result<()> {
     tenancy.mount(&mut services);
     bookings.mount(&mut services);
     protocols.mount(&mut services);
+    fleet.mount(&mut services);
+    fleet.spawn_sweeper(Duration::from_secs(15), services.shutdown());
     let listener = tokio::net::TcpListener::bind(args.server.listen).await?;
     serve(
         listener,

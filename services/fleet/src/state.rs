@@ -1,0 +1,187 @@
+//! The device state machine, without I/O.
+//!
+//! A device's *stored* state is one of available, in use, charging,
+//! maintenance, offline or retired. What callers see is its *effective*
+//! state: an available or charging device whose hub has been silent longer
+//! than the offline threshold is offline, and one held by a reservation
+//! whose window is under way is reserved (see `store::EFFECTIVE_STATE`).
+//! Moves start from the effective state and land on a stored one.
+
+use recovery_proto::fleet::v1 as pb;
+
+/// Where a device stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum State {
+    Available,
+    Reserved,
+    InUse,
+    Charging,
+    Maintenance,
+    Offline,
+    Retired,
+}
+
+impl State {
+    pub(crate) const ALL: [State; 7] = [
+        State::Available,
+        State::Reserved,
+        State::InUse,
+        State::Charging,
+        State::Maintenance,
+        State::Offline,
+        State::Retired,
+    ];
+
+    /// The stable name stored in the database.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            State::Available => "available",
+            State::Reserved => "reserved",
+            State::InUse => "in_use",
+            State::Charging => "charging",
+            State::Maintenance => "maintenance",
+            State::Offline => "offline",
+            State::Retired => "retired",
+        }
+    }
+
+    pub(crate) fn parse(name: &str) -> Option<State> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    pub(crate) fn to_wire(self) -> pb::DeviceState {
+        match self {
+            State::Available => pb::DeviceState::Available,
+            State::Reserved => pb::DeviceState::Reserved,
+            State::InUse => pb::DeviceState::InUse,
+            State::Charging => pb::DeviceState::Charging,
+            State::Maintenance => pb::DeviceState::Maintenance,
+            State::Offline => pb::DeviceState::Offline,
+            State::Retired => pb::DeviceState::Retired,
+        }
+    }
+
+    /// `None` for unspecified (no filter); `Err` for unknown values.
+    pub(crate) fn from_wire(value: i32) -> Result<Option<State>, String> {
+        match pb::DeviceState::try_from(value) {
+            Ok(pb::DeviceState::Unspecified) => Ok(None),
+            Ok(pb::DeviceState::Available) => Ok(Some(State::Available)),
+            Ok(pb::DeviceState::Reserved) => Ok(Some(State::Reserved)),
+            Ok(pb::DeviceState::InUse) => Ok(Some(State::InUse)),
+            Ok(pb::DeviceState::Charging) => Ok(Some(State::Charging)),
+            Ok(pb::DeviceState::Maintenance) => Ok(Some(State::Maintenance)),
+            Ok(pb::DeviceState::Offline) => Ok(Some(State::Offline)),
+            Ok(pb::DeviceState::Retired) => Ok(Some(State::Retired)),
+            Err(_) => Err(format!("{value} is not a device state")),
+        }
+    }
+}
+
+/// What staff, managers and the service do to a device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Move {
+    /// Hand it out for a session.
+    CheckOut,
+    /// Take it back after a session.
+    CheckIn,
+    /// Take it out of service.
+    StartMaintenance,
+    /// Put it back into service.
+    EndMaintenance,
+    /// Retire it for good.
+    Retire,
+}
+
+impl Move {
+    /// The state this move aims at, for error messages.
+    pub(crate) fn target(self) -> State {
+        match self {
+            Move::CheckOut => State::InUse,
+            Move::CheckIn | Move::EndMaintenance => State::Available,
+            Move::StartMaintenance => State::Maintenance,
+            Move::Retire => State::Retired,
+        }
+    }
+}
+
+/// The stored state after `mv` from the effective state `from`, or `None`
+/// when the move is illegal there.
+pub(crate) fn after(from: State, mv: Move) -> Option<State> {
+    use State::{Available, Charging, InUse, Maintenance, Offline, Reserved, Retired};
+    match (mv, from) {
+        (Move::CheckOut, Available | Reserved | Charging) => Some(InUse),
+        (Move::CheckIn, InUse) | (Move::EndMaintenance, Maintenance) => Some(Available),
+        (Move::StartMaintenance, Available | Charging | Offline) => Some(Maintenance),
+        (Move::Retire, Available | Charging | Offline | Maintenance) => Some(Retired),
+        (
+            Move::CheckOut
+            | Move::CheckIn
+            | Move::StartMaintenance
+            | Move::EndMaintenance
+            | Move::Retire,
+            _,
+        ) => None,
+    }
+}
+
+/// Whether a device in `state` may take a reservation (now or later).
+pub(crate) fn reservable(state: State) -> bool {
+    matches!(
+        state,
+        State::Available | State::Reserved | State::Charging | State::InUse
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_move_from_every_state() {
+        use State::{Available, Charging, InUse, Maintenance, Offline, Reserved, Retired};
+        let legal = [
+            (Move::CheckOut, Available, InUse),
+            (Move::CheckOut, Reserved, InUse),
+            (Move::CheckOut, Charging, InUse),
+            (Move::CheckIn, InUse, Available),
+            (Move::StartMaintenance, Available, Maintenance),
+            (Move::StartMaintenance, Charging, Maintenance),
+            (Move::StartMaintenance, Offline, Maintenance),
+            (Move::EndMaintenance, Maintenance, Available),
+            (Move::Retire, Available, Retired),
+            (Move::Retire, Charging, Retired),
+            (Move::Retire, Offline, Retired),
+            (Move::Retire, Maintenance, Retired),
+        ];
+        let moves = [
+            Move::CheckOut,
+            Move::CheckIn,
+            Move::StartMaintenance,
+            Move::EndMaintenance,
+            Move::Retire,
+        ];
+        let mut count = 0;
+        for mv in moves {
+            for from in State::ALL {
+                let expected = legal
+                    .iter()
+                    .find(|(m, f, _)| *m == mv && *f == from)
+                    .map(|(_, _, to)| *to);
+                assert_eq!(after(from, mv), expected, "{mv:?} from {from:?}");
+                count += 1;
+            }
+        }
+        assert_eq!(count, 35);
+        // Nothing leaves retired.
+        assert!(moves.iter().all(|m| after(Retired, *m).is_none()));
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for s in State::ALL {
+            assert_eq!(State::parse(s.as_str()), Some(s));
+            assert_eq!(State::from_wire(s.to_wire() as i32), Ok(Some(s)));
+        }
+        assert!(State::from_wire(99).is_err());
+    }
+}
