@@ -101,6 +101,18 @@ impl Caller {
         }
     }
 
+    /// The tenant filter of a query, bound as `$n` in
+    /// `($n = '' OR tenant_id = $n)`: the caller's tenant, or "" for
+    /// operators, who see every tenant.
+    pub fn scope(&self) -> &str {
+        match (self.role, self.tenant_id.as_deref()) {
+            (Role::Operator, _) => "",
+            (_, Some(tenant)) => tenant,
+            // A tenant key always has a tenant; match nothing if not.
+            (_, None) => "\u{0}",
+        }
+    }
+
     /// Whether the caller may see objects of `tenant_id`.
     pub fn sees(&self, tenant_id: &str) -> bool {
         self.role == Role::Operator || self.tenant_id.as_deref() == Some(tenant_id)

@@ -11,12 +11,11 @@ use std::time::{Duration, Instant};
 
 use recovery_booking::Bookings;
 use recovery_kit::events::Bus;
-use recovery_kit::server::Services;
 use recovery_kit::testing::{Bearer, TestDb, TestServer};
 use recovery_kit::time::{ManualClock, to_proto};
 use recovery_proto::booking::v1 as pb;
 use recovery_proto::booking::v1::booking_service_client::BookingServiceClient;
-use recovery_tenancy::{Directory, Tenancy};
+use recovery_tenancy::testing::Platform;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
@@ -36,12 +35,16 @@ async fn main() -> anyhow::Result<()> {
     let db = TestDb::sqlite().await;
     // Monday 2026-12-07, 05:00 in New York: the demo studio opens at 06:00.
     let clock = Arc::new(ManualClock::new("2026-12-07T10:00:00Z".parse()?));
-    let tenancy = Tenancy::start(db.db.clone(), clock.clone(), Duration::from_secs(30)).await?;
-    let demo = tenancy.seed_demo().await?;
-    let directory: Arc<dyn Directory> = tenancy.clone();
-    let bookings = Bookings::start(db.db.clone(), clock.clone(), Bus::default(), directory).await?;
-    let mut services = Services::new(tenancy.authenticator());
-    tenancy.mount(&mut services);
+    let platform = Platform::start(&db.db, clock.clone()).await;
+    let demo = platform.tenancy.seed_demo().await?;
+    let bookings = Bookings::start(
+        db.db.clone(),
+        clock.clone(),
+        Bus::default(),
+        platform.directory(),
+    )
+    .await?;
+    let mut services = platform.services();
     bookings.mount(&mut services);
     let server = TestServer::start(services).await;
     let channel = server.channel().await;

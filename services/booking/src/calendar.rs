@@ -16,7 +16,7 @@ use recovery_scheduling as sched;
 use sqlx::{AnyConnection, Row as _};
 
 use crate::model::{self, status, text, ts};
-use crate::store::{self, Allocation, Treatment, scope};
+use crate::store::{self, Allocation, Treatment};
 use crate::{BOOKING_TOPIC, Bookings, DESK, FLOOR, IDEMPOTENCY_TABLE};
 
 /// The longest hold.
@@ -442,7 +442,7 @@ impl Bookings {
         fingerprint.request_id.clear();
         let key = Key::new(
             "CreateBooking",
-            scope(caller),
+            caller.scope(),
             &req.request_id,
             &fingerprint,
             &mut v,
@@ -454,7 +454,7 @@ impl Bookings {
                 "SELECT location_id FROM holds WHERE id = $1 AND ($2 = '' OR tenant_id = $2)",
             )
             .bind(hold_id.as_deref())
-            .bind(scope(caller))
+            .bind(caller.scope())
             .fetch_optional(self.db.reader())
             .await?
             .ok_or_else(|| Error::not_found("hold", hold_id.clone().unwrap_or_default()))?;
@@ -557,7 +557,7 @@ impl Bookings {
             self.db.lock_rows()
         ))
         .bind(hold_id)
-        .bind(scope(caller))
+        .bind(caller.scope())
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| Error::not_found("hold", hold_id))?;
@@ -659,7 +659,7 @@ impl Bookings {
             store::BOOKING_COLUMNS
         ))
         .bind(&id)
-        .bind(scope(caller))
+        .bind(caller.scope())
         .fetch_optional(self.db.reader())
         .await?
         .ok_or_else(|| Error::not_found("booking", &id))?;
@@ -719,7 +719,7 @@ impl Bookings {
              ORDER BY start_us, id LIMIT $7",
             store::BOOKING_COLUMNS
         ))
-        .bind(scope(caller))
+        .bind(caller.scope())
         .bind(&a)
         .bind(b)
         .bind(c)
@@ -754,7 +754,7 @@ impl Bookings {
             "SELECT location_id FROM bookings WHERE id = $1 AND ($2 = '' OR tenant_id = $2)",
         )
         .bind(&id)
-        .bind(scope(caller))
+        .bind(caller.scope())
         .fetch_optional(self.db.reader())
         .await?
         .ok_or_else(|| Error::not_found("booking", &id))?

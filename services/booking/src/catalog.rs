@@ -9,7 +9,7 @@ use recovery_kit::{Caller, Error, Violations};
 use recovery_proto::booking::v1 as pb;
 
 use crate::model::{self, MAX_SESSION, duration, kind, modality, text};
-use crate::store::{self, Treatment, scope};
+use crate::store::{self, Treatment};
 use crate::{Bookings, IDEMPOTENCY_TABLE, MANAGERS};
 
 /// What `UpdateTreatment` may change.
@@ -314,7 +314,7 @@ impl Bookings {
             self.db.lock_rows()
         ))
         .bind(&id)
-        .bind(scope(caller))
+        .bind(caller.scope())
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| Error::not_found("treatment", &id))?;
@@ -419,7 +419,7 @@ impl Bookings {
         fingerprint.request_id.clear();
         let key = Key::new(
             "CreateResource",
-            scope(caller),
+            caller.scope(),
             &req.request_id,
             &fingerprint,
             &mut v,

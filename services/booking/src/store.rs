@@ -4,21 +4,13 @@
 
 use jiff::{SignedDuration, Timestamp};
 use recovery_kit::time::{from_micros, to_micros};
-use recovery_kit::{Caller, Error, Role};
+use recovery_kit::{Caller, Error};
 use recovery_proto::booking::v1 as pb;
 use recovery_scheduling as sched;
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, Executor, Row as _};
 
 use crate::model::{self, kind, modality, status, to_duration, ts};
-
-/// The caller's tenant, or "" for operators (who see every tenant).
-pub(crate) fn scope(caller: &Caller) -> &str {
-    match caller.role {
-        Role::Operator => "",
-        _ => caller.tenant_id.as_deref().unwrap_or("\u{0}"),
-    }
-}
 
 fn secs(row: &AnyRow, column: &str) -> Result<SignedDuration, sqlx::Error> {
     Ok(SignedDuration::from_secs(row.try_get::<i64, _>(column)?))
@@ -124,7 +116,7 @@ pub(crate) async fn treatment<'e>(
         "SELECT {TREATMENT_COLUMNS} FROM treatments WHERE id = $1 AND ($2 = '' OR tenant_id = $2)"
     ))
     .bind(id)
-    .bind(scope(caller))
+    .bind(caller.scope())
     .fetch_optional(db)
     .await?
     .ok_or_else(|| Error::not_found("treatment", id))?;
@@ -268,7 +260,7 @@ pub(crate) async fn resource(
         "SELECT {RESOURCE_COLUMNS} FROM resources WHERE id = $1 AND ($2 = '' OR tenant_id = $2){lock}"
     ))
     .bind(id)
-    .bind(scope(caller))
+    .bind(caller.scope())
     .fetch_optional(&mut *conn)
     .await?
     .ok_or_else(|| Error::not_found("resource", id))?;
@@ -444,7 +436,7 @@ pub(crate) async fn booking_for_update(
         "SELECT {BOOKING_COLUMNS} FROM bookings WHERE id = $1 AND ($2 = '' OR tenant_id = $2){lock}"
     ))
     .bind(id)
-    .bind(scope(caller))
+    .bind(caller.scope())
     .fetch_optional(&mut *conn)
     .await?
     .ok_or_else(|| Error::not_found("booking", id))?;

@@ -12,7 +12,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
 use crate::model;
-use crate::store::{self, scope};
+use crate::store::{self};
 use crate::{BOOKING_TOPIC, Bookings, DESK};
 
 /// The stream a watcher reads.
@@ -38,7 +38,7 @@ impl Bookings {
              AND start_us >= $3 AND start_us < $4 ORDER BY start_us, id",
             store::BOOKING_COLUMNS
         ))
-        .bind(scope(caller))
+        .bind(caller.scope())
         .bind(location_id)
         .bind(to_micros(from))
         .bind(to_micros(to))

@@ -4,19 +4,16 @@
 #![allow(clippy::unnecessary_wraps, clippy::too_many_lines)]
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use recovery_booking::Bookings;
+use recovery_kit::Role;
 use recovery_kit::events::Bus;
-use recovery_kit::server::Services;
 use recovery_kit::testing::{Bearer, TestDb, TestServer};
 use recovery_kit::time::{ManualClock, to_proto};
 use recovery_proto::booking::v1 as pb;
 use recovery_proto::booking::v1::booking_service_client::BookingServiceClient;
-use recovery_proto::tenancy::v1 as tn;
-use recovery_proto::tenancy::v1::tenancy_service_client::TenancyServiceClient;
-use recovery_tenancy::{Bootstrap, Directory, Tenancy};
+use recovery_tenancy::testing::{self as tenancy, Platform};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
@@ -59,31 +56,35 @@ fn mins(m: i64) -> Option<prost_types::Duration> {
 
 async fn start(db: TestDb) -> Studio {
     let clock = Arc::new(ManualClock::new(at(NOW)));
-    let tenancy = Tenancy::start(db.db.clone(), clock.clone(), Duration::from_secs(30))
-        .await
-        .unwrap();
-    let Bootstrap::Generated(operator) = tenancy.bootstrap(None).await.unwrap() else {
-        panic!("fresh database");
-    };
-    let directory: Arc<dyn Directory> = tenancy.clone();
-    let bookings = Bookings::start(db.db.clone(), clock.clone(), Bus::default(), directory)
-        .await
-        .unwrap();
-    let mut services = Services::new(tenancy.authenticator());
-    tenancy.mount(&mut services);
+    let platform = Platform::start(&db.db, clock.clone()).await;
+    let bookings = Bookings::start(
+        db.db.clone(),
+        clock.clone(),
+        Bus::default(),
+        platform.directory(),
+    )
+    .await
+    .unwrap();
+    let mut services = platform.services();
     bookings.mount(&mut services);
     let server = TestServer::start(services).await;
-    let (_tenant_id, location_id, keys) =
-        tenant(&server, &operator, "Frost", &["manager", "desk", "staff"]).await;
+    let tenant = tenancy::Studio::create(
+        server.channel().await,
+        &platform.operator,
+        "Frost",
+        "America/New_York",
+        &[Role::Manager, Role::FrontDesk, Role::Staff],
+    )
+    .await;
     let mut studio = Studio {
         _db: db,
         server,
         clock,
-        operator,
-        location_id,
-        manager: keys[0].clone(),
-        desk: keys[1].clone(),
-        staff: keys[2].clone(),
+        operator: platform.operator,
+        location_id: tenant.location_id.clone(),
+        manager: tenant.key(Role::Manager).to_owned(),
+        desk: tenant.key(Role::FrontDesk).to_owned(),
+        staff: tenant.key(Role::Staff).to_owned(),
         chamber_id: String::new(),
         cryo_id: String::new(),
     };
@@ -110,76 +111,6 @@ async fn start(db: TestDb) -> Studio {
         .unwrap()
         .id;
     studio
-}
-
-/// A tenant with one New York location open 06:00-22:00 every day, and a
-/// key for each of `roles` (manager, desk, staff).
-async fn tenant(
-    server: &TestServer,
-    operator: &str,
-    name: &str,
-    roles: &[&str],
-) -> (String, String, Vec<String>) {
-    let mut op =
-        TenancyServiceClient::with_interceptor(server.channel().await, Bearer::new(operator));
-    let tenant_id = op
-        .create_tenant(tn::CreateTenantRequest {
-            tenant: Some(tn::Tenant {
-                display_name: name.into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .tenant
-        .unwrap()
-        .id;
-    let location_id = op
-        .create_location(tn::CreateLocationRequest {
-            tenant_id: tenant_id.clone(),
-            location: Some(tn::Location {
-                display_name: "Harbour".into(),
-                time_zone: "America/New_York".into(),
-                weekly_hours: (1..=7)
-                    .map(|day| tn::OpeningHours {
-                        day,
-                        open: "06:00".into(),
-                        close: "22:00".into(),
-                    })
-                    .collect(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .location
-        .unwrap()
-        .id;
-    let mut keys = Vec::new();
-    for role in roles {
-        let role = match *role {
-            "manager" => tn::Role::Manager,
-            "desk" => tn::Role::FrontDesk,
-            _ => tn::Role::Staff,
-        };
-        keys.push(
-            op.create_api_key(tn::CreateApiKeyRequest {
-                tenant_id: tenant_id.clone(),
-                role: role as i32,
-                display_name: format!("{role:?}"),
-                request_id: String::new(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .secret,
-        );
-    }
-    (tenant_id, location_id, keys)
 }
 
 impl Studio {
@@ -690,8 +621,15 @@ async fn one_cryo_session_per_client_per_day(db: TestDb) {
 async fn another_tenants_calendar_is_not_found(db: TestDb) {
     let studio = start(db).await;
     let booking = studio.book("ana", TEN_AM).await.unwrap();
-    let (_, _, keys) = tenant(&studio.server, &studio.operator, "Rival", &["manager"]).await;
-    let mut rival = studio.client(&keys[0]).await;
+    let rival = tenancy::Studio::create(
+        studio.server.channel().await,
+        &studio.operator,
+        "Rival",
+        "America/New_York",
+        &[Role::Manager],
+    )
+    .await;
+    let mut rival = studio.client(rival.key(Role::Manager)).await;
     let not_found = |r: Result<tonic::Response<()>, Status>| {
         let status = r.unwrap_err();
         assert_eq!(status.code(), Code::NotFound, "{status:?}");

@@ -14,16 +14,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use recovery_fleet::{Config, Fleet};
+use recovery_kit::Role;
 use recovery_kit::events::Bus;
-use recovery_kit::server::Services;
 use recovery_kit::testing::{Bearer, TestDb, TestServer};
 use recovery_kit::time::SystemClock;
 use recovery_kit::{Db, Engine};
 use recovery_proto::fleet::v1 as pb;
 use recovery_proto::fleet::v1::fleet_service_client::FleetServiceClient;
-use recovery_proto::tenancy::v1 as tpb;
-use recovery_proto::tenancy::v1::tenancy_service_client::TenancyServiceClient;
-use recovery_tenancy::{Bootstrap, Directory, Tenancy};
+use recovery_tenancy::testing::{self as tenancy, Platform};
 
 fn reading(device_id: &str, i: u32) -> pb::ReportTelemetryRequest {
     pb::ReportTelemetryRequest {
@@ -40,54 +38,19 @@ fn reading(device_id: &str, i: u32) -> pb::ReportTelemetryRequest {
 
 /// Sets up a studio with one gun per hub; returns the hub key and gun ids.
 async fn studio(server: &TestServer, operator: &str, hubs: usize) -> (String, Vec<String>) {
-    let mut op =
-        TenancyServiceClient::with_interceptor(server.channel().await, Bearer::new(operator));
-    let tenant = op
-        .create_tenant(tpb::CreateTenantRequest {
-            tenant: Some(tpb::Tenant {
-                display_name: "Bench".into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .tenant
-        .unwrap();
-    let location = op
-        .create_location(tpb::CreateLocationRequest {
-            tenant_id: tenant.id.clone(),
-            location: Some(tpb::Location {
-                display_name: "Floor".into(),
-                time_zone: "UTC".into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .location
-        .unwrap();
-    let key = |role: tpb::Role| tpb::CreateApiKeyRequest {
-        tenant_id: tenant.id.clone(),
-        role: role as i32,
-        display_name: "bench".into(),
-        request_id: String::new(),
-    };
-    let manager = op
-        .create_api_key(key(tpb::Role::Manager))
-        .await
-        .unwrap()
-        .into_inner()
-        .secret;
-    let hub = op
-        .create_api_key(key(tpb::Role::Device))
-        .await
-        .unwrap()
-        .into_inner()
-        .secret;
+    let made = tenancy::Studio::create(
+        server.channel().await,
+        operator,
+        "Bench",
+        "UTC",
+        &[Role::Manager, Role::Device],
+    )
+    .await;
+    let (manager, hub, location_id) = (
+        made.key(Role::Manager).to_owned(),
+        made.key(Role::Device).to_owned(),
+        made.location_id.clone(),
+    );
     let mut fleet =
         FleetServiceClient::with_interceptor(server.channel().await, Bearer::new(&manager));
     let mut ids = Vec::new();
@@ -95,7 +58,7 @@ async fn studio(server: &TestServer, operator: &str, hubs: usize) -> (String, Ve
         let device = fleet
             .register_device(pb::RegisterDeviceRequest {
                 device: Some(pb::Device {
-                    location_id: location.id.clone(),
+                    location_id: location_id.clone(),
                     kind: pb::DeviceKind::PercussionMassager as i32,
                     display_name: format!("Gun {i}"),
                     serial_number: format!("BENCH-{i}"),
@@ -195,23 +158,18 @@ async fn run(engine: Engine, hubs: usize, per_stream: u32) {
         return;
     };
     let clock = Arc::new(SystemClock);
-    let tenancy = Tenancy::start(test_db.db.clone(), clock.clone(), Duration::from_secs(30))
-        .await
-        .unwrap();
-    let Bootstrap::Generated(operator) = tenancy.bootstrap(None).await.unwrap() else {
-        panic!("fresh database");
-    };
+    let platform = Platform::start(&test_db.db, clock.clone()).await;
+    let operator = platform.operator.clone();
     let fleet = Fleet::start(
         test_db.db.clone(),
         clock,
         Bus::default(),
-        tenancy.clone() as Arc<dyn Directory>,
+        platform.directory(),
         Config::default(),
     )
     .await
     .unwrap();
-    let mut services = Services::new(tenancy.authenticator());
-    tenancy.mount(&mut services);
+    let mut services = platform.services();
     fleet.mount(&mut services);
     let server = TestServer::start(services).await;
     let (hub, ids) = studio(&server, &operator, hubs).await;

@@ -17,7 +17,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::model::{Attachment, Kind, NewDevice, Settings, Spec, Window, attachments_to_db};
 use crate::state::{Move, State, after, reservable};
-use crate::store::{self, DeviceRow, Phase, ReservationRow, scope};
+use crate::store::{self, DeviceRow, Phase, ReservationRow};
 use crate::{Fleet, IDEMPOTENCY_TABLE};
 
 /// Register, update, retire, maintenance.
@@ -263,7 +263,7 @@ impl Fleet {
         let device = match target {
             Target::Device(id) => {
                 let device =
-                    store::device_for_update(&mut tx, lock, times, scope(caller), id).await?;
+                    store::device_for_update(&mut tx, lock, times, caller.scope(), id).await?;
                 check_reservable(&device, window, times.0)?;
                 if let Some(battery) = device.battery_percent {
                     let needed = device.kind.battery_needed(window.length());
@@ -435,7 +435,7 @@ impl FleetService for Fleet {
         let fingerprint = without_request_id(&req, |r| r.request_id.clear());
         let key = Key::new(
             "RegisterDevice",
-            scope(&caller),
+            caller.scope(),
             &req.request_id,
             &fingerprint,
             &mut v,
@@ -476,7 +476,7 @@ impl FleetService for Fleet {
     ) -> Result<Response<pb::GetDeviceResponse>, Status> {
         let caller = authorize(&request, READERS)?;
         let id = id_of(&request.get_ref().id, "id")?;
-        let device = store::device(self.db.reader(), self.times(), scope(caller), &id).await?;
+        let device = store::device(self.db.reader(), self.times(), caller.scope(), &id).await?;
         Ok(Response::new(pb::GetDeviceResponse {
             device: Some(device.into_wire()),
         }))
@@ -620,7 +620,7 @@ impl FleetService for Fleet {
         let times = self.times();
         let mut tx = self.db.begin().await.map_err(Error::from)?;
         let current =
-            store::device_for_update(&mut tx, self.db.lock_rows(), times, scope(&caller), &id)
+            store::device_for_update(&mut tx, self.db.lock_rows(), times, caller.scope(), &id)
                 .await?;
         if current.state == State::Retired {
             return Err(refuse(
@@ -710,7 +710,7 @@ impl FleetService for Fleet {
         let times = self.times();
         let mut tx = self.db.begin().await.map_err(Error::from)?;
         let device =
-            store::device_for_update(&mut tx, self.db.lock_rows(), times, scope(&caller), &id)
+            store::device_for_update(&mut tx, self.db.lock_rows(), times, caller.scope(), &id)
                 .await?;
         let next = apply(&device, Move::Retire)?;
         sqlx::query(
@@ -762,7 +762,7 @@ impl FleetService for Fleet {
         let fingerprint = without_request_id(&req, |r| r.request_id.clear());
         let key = Key::new(
             "ReserveDevice",
-            scope(&caller),
+            caller.scope(),
             &req.request_id,
             &fingerprint,
             &mut v,
@@ -826,7 +826,7 @@ impl FleetService for Fleet {
         let caller = authorize(&request, READERS)?;
         let id = id_of(&request.get_ref().id, "id")?;
         let mut conn = self.db.reader().acquire().await.map_err(Error::from)?;
-        let reservation = store::reservation(&mut conn, "", scope(caller), &id).await?;
+        let reservation = store::reservation(&mut conn, "", caller.scope(), &id).await?;
         Ok(Response::new(pb::GetReservationResponse {
             reservation: Some(reservation.into_wire()),
         }))
@@ -841,7 +841,7 @@ impl FleetService for Fleet {
         let times = self.times();
         let lock = self.db.lock_rows();
         let mut tx = self.db.begin().await.map_err(Error::from)?;
-        let reservation = store::reservation(&mut tx, lock, scope(&caller), &id).await?;
+        let reservation = store::reservation(&mut tx, lock, caller.scope(), &id).await?;
         match reservation.state {
             Phase::Held => {}
             Phase::CheckedOut => {
@@ -925,7 +925,7 @@ impl FleetService for Fleet {
         let times = self.times();
         let lock = self.db.lock_rows();
         let mut tx = self.db.begin().await.map_err(Error::from)?;
-        let reservation = store::reservation(&mut tx, lock, scope(&caller), &id).await?;
+        let reservation = store::reservation(&mut tx, lock, caller.scope(), &id).await?;
         if reservation.state != Phase::CheckedOut {
             return Err(not_active(&reservation, "is not checked out").into());
         }
@@ -987,7 +987,7 @@ impl FleetService for Fleet {
         let times = self.times();
         let mut tx = self.db.begin().await.map_err(Error::from)?;
         let reservation =
-            store::reservation(&mut tx, self.db.lock_rows(), scope(&caller), &id).await?;
+            store::reservation(&mut tx, self.db.lock_rows(), caller.scope(), &id).await?;
         if reservation.state != Phase::Held {
             return Err(not_active(&reservation, "is not held").into());
         }
@@ -1028,7 +1028,7 @@ impl FleetService for Fleet {
         let id = v.check("device_id", parse_id(&req.device_id));
         let page = Page::parse(req.page_size, "", &mut v);
         let id = v.finish_with(id)?;
-        store::device(self.db.reader(), self.times(), scope(caller), &id).await?;
+        store::device(self.db.reader(), self.times(), caller.scope(), &id).await?;
         let rows = sqlx::query(
             "SELECT device_id, reading_time, battery_percent, charging, temperature_c, \
              firmware_version FROM device_readings WHERE device_id = $1 ORDER BY seq DESC LIMIT $2",
@@ -1078,7 +1078,7 @@ impl FleetService for Fleet {
         let times = self.times();
         let mut tx = self.db.begin().await.map_err(Error::from)?;
         let device =
-            store::device_for_update(&mut tx, self.db.lock_rows(), times, scope(&caller), &id)
+            store::device_for_update(&mut tx, self.db.lock_rows(), times, caller.scope(), &id)
                 .await?;
         let next = apply(&device, Move::StartMaintenance)?;
         let record_id = new_id();
@@ -1122,7 +1122,7 @@ impl FleetService for Fleet {
         let times = self.times();
         let mut tx = self.db.begin().await.map_err(Error::from)?;
         let device =
-            store::device_for_update(&mut tx, self.db.lock_rows(), times, scope(&caller), &id)
+            store::device_for_update(&mut tx, self.db.lock_rows(), times, caller.scope(), &id)
                 .await?;
         let next = apply(&device, Move::EndMaintenance)?;
         let open = sqlx::query(
@@ -1187,7 +1187,7 @@ impl FleetService for Fleet {
         let id = v.check("device_id", parse_id(&req.device_id));
         let page = Page::parse(req.page_size, &req.page_token, &mut v);
         let id = v.finish_with(id)?;
-        store::device(self.db.reader(), self.times(), scope(caller), &id).await?;
+        store::device(self.db.reader(), self.times(), caller.scope(), &id).await?;
         let rows = sqlx::query(&format!(
             "SELECT {} FROM maintenance_records WHERE device_id = $1 AND ($2 = '' OR id < $2) \
              ORDER BY id DESC LIMIT $3",

@@ -2,22 +2,14 @@
 //! tenant take `scope`: the caller's tenant id, or "" for operators.
 
 use jiff::Timestamp;
+use recovery_kit::Error;
 use recovery_kit::time::{micros_to_proto, to_micros};
-use recovery_kit::{Caller, Error, Role};
 use recovery_proto::fleet::v1 as pb;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Executor, Row as _};
 
 use crate::model::{Attachment, Kind, Spec, attachments_from_db};
 use crate::state::State;
-
-/// The caller's tenant, or "" for operators (who see every tenant).
-pub(crate) fn scope(caller: &Caller) -> &str {
-    match caller.role {
-        Role::Operator => "",
-        _ => caller.tenant_id.as_deref().unwrap_or("\u{0}"),
-    }
-}
 
 const DEVICE_COLUMNS: &str = "d.id, d.tenant_id, d.location_id, d.kind, d.display_name, \
      d.serial_number, d.model, d.firmware_version, d.purchase_date, d.speed_levels, \

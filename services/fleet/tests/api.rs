@@ -10,16 +10,14 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use recovery_fleet::{Config, Fleet};
 use recovery_kit::Engine;
+use recovery_kit::Role;
 use recovery_kit::db::is_exclusion_violation;
 use recovery_kit::events::Bus;
-use recovery_kit::server::Services;
 use recovery_kit::testing::{Bearer, TestDb, TestServer};
 use recovery_kit::time::{Clock as _, ManualClock, to_proto};
 use recovery_proto::fleet::v1 as pb;
 use recovery_proto::fleet::v1::fleet_service_client::FleetServiceClient;
-use recovery_proto::tenancy::v1 as tpb;
-use recovery_proto::tenancy::v1::tenancy_service_client::TenancyServiceClient;
-use recovery_tenancy::{Bootstrap, Directory, Tenancy};
+use recovery_tenancy::testing::{self as tenancy, Platform};
 use sqlx::Row as _;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
@@ -51,68 +49,31 @@ struct Env {
 }
 
 async fn studio(channel: Channel, operator: &str, name: &str) -> Studio {
-    let mut op = TenancyServiceClient::with_interceptor(channel, Bearer::new(operator));
-    let tenant = op
-        .create_tenant(tpb::CreateTenantRequest {
-            tenant: Some(tpb::Tenant {
-                display_name: name.into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .tenant
-        .unwrap();
-    let location = op
-        .create_location(tpb::CreateLocationRequest {
-            tenant_id: tenant.id.clone(),
-            location: Some(tpb::Location {
-                display_name: "Riverside".into(),
-                time_zone: "Europe/Berlin".into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .location
-        .unwrap();
-    let mut key = async |role: tpb::Role| {
-        op.create_api_key(tpb::CreateApiKeyRequest {
-            tenant_id: tenant.id.clone(),
-            role: role as i32,
-            display_name: format!("{role:?}"),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .secret
-    };
+    let made = tenancy::Studio::create(
+        channel,
+        operator,
+        name,
+        "Europe/Berlin",
+        &[Role::Manager, Role::Staff, Role::Device],
+    )
+    .await;
     Studio {
-        location: location.id,
-        manager: key(tpb::Role::Manager).await,
-        staff: key(tpb::Role::Staff).await,
-        hub: key(tpb::Role::Device).await,
+        location: made.location_id.clone(),
+        manager: made.key(Role::Manager).to_owned(),
+        staff: made.key(Role::Staff).to_owned(),
+        hub: made.key(Role::Device).to_owned(),
     }
 }
 
 async fn env(db: TestDb) -> Env {
     let clock = Arc::new(ManualClock::new("2026-11-28T10:00:00Z".parse().unwrap()));
-    let tenancy = Tenancy::start(db.db.clone(), clock.clone(), Duration::from_secs(30))
-        .await
-        .unwrap();
-    let Bootstrap::Generated(operator) = tenancy.bootstrap(None).await.unwrap() else {
-        panic!("a fresh database bootstraps a generated key");
-    };
+    let platform = Platform::start(&db.db, clock.clone()).await;
+    let operator = platform.operator.clone();
     let fleet = Fleet::start(
         db.db.clone(),
         clock.clone(),
         Bus::default(),
-        tenancy.clone() as Arc<dyn Directory>,
+        platform.directory(),
         Config {
             offline_after_secs: u32::try_from(OFFLINE_AFTER).unwrap(),
             history: HISTORY,
@@ -121,8 +82,7 @@ async fn env(db: TestDb) -> Env {
     )
     .await
     .unwrap();
-    let mut services = Services::new(tenancy.authenticator());
-    tenancy.mount(&mut services);
+    let mut services = platform.services();
     fleet.mount(&mut services);
     let server = TestServer::start(services).await;
     let a = studio(server.channel().await, &operator, "North Cryo").await;

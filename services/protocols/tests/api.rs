@@ -6,19 +6,16 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
+use recovery_kit::Role;
 use recovery_kit::events::Bus;
-use recovery_kit::server::Services;
 use recovery_kit::testing::{Bearer, TestDb, TestServer};
 use recovery_kit::time::{ManualClock, to_proto};
 use recovery_proto::protocols::v1 as pb;
 use recovery_proto::protocols::v1::protocol_service_client::ProtocolServiceClient;
-use recovery_proto::tenancy::v1 as tpb;
-use recovery_proto::tenancy::v1::tenancy_service_client::TenancyServiceClient;
 use recovery_protocols::Protocols;
-use recovery_tenancy::{Bootstrap, Directory, Tenancy};
+use recovery_tenancy::testing::{self as tenancy, Platform};
 use sqlx::Row as _;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
@@ -45,29 +42,23 @@ struct Studio {
 
 async fn env(db: TestDb) -> Env {
     let clock = Arc::new(ManualClock::new(NOW.parse().unwrap()));
-    let tenancy = Tenancy::start(db.db.clone(), clock.clone(), Duration::from_secs(30))
-        .await
-        .unwrap();
-    let Bootstrap::Generated(operator) = tenancy.bootstrap(None).await.unwrap() else {
-        panic!("a fresh database bootstraps a generated key");
-    };
+    let platform = Platform::start(&db.db, clock.clone()).await;
     let protocols = Protocols::start(
         db.db.clone(),
         clock.clone(),
         Bus::default(),
-        Arc::clone(&tenancy) as Arc<dyn Directory>,
+        platform.directory(),
     )
     .await
     .unwrap();
-    let mut services = Services::new(tenancy.authenticator());
-    tenancy.mount(&mut services);
+    let mut services = platform.services();
     protocols.mount(&mut services);
     let server = TestServer::start(services).await;
     Env {
         db,
         server,
         clock,
-        operator,
+        operator: platform.operator,
     }
 }
 
@@ -77,56 +68,18 @@ impl Env {
     }
 
     async fn studio(&self, name: &str) -> Studio {
-        let mut op = TenancyServiceClient::with_interceptor(
+        let made = tenancy::Studio::create(
             self.server.channel().await,
-            Bearer::new(&self.operator),
-        );
-        let tenant = op
-            .create_tenant(tpb::CreateTenantRequest {
-                tenant: Some(tpb::Tenant {
-                    display_name: name.into(),
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .tenant
-            .unwrap();
-        let location = op
-            .create_location(tpb::CreateLocationRequest {
-                tenant_id: tenant.id.clone(),
-                location: Some(tpb::Location {
-                    display_name: "Riverside".into(),
-                    time_zone: "Europe/Berlin".into(),
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .location
-            .unwrap();
-        let mut key = async |role: tpb::Role| {
-            op.create_api_key(tpb::CreateApiKeyRequest {
-                tenant_id: tenant.id.clone(),
-                role: role as i32,
-                display_name: format!("{name} {role:?}"),
-                request_id: String::new(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .secret
-        };
-        let manager = key(tpb::Role::Manager).await;
-        let front_desk = key(tpb::Role::FrontDesk).await;
+            &self.operator,
+            name,
+            "Europe/Berlin",
+            &[Role::Manager, Role::FrontDesk],
+        )
+        .await;
         Studio {
-            manager: self.client(&manager).await,
-            front_desk: self.client(&front_desk).await,
-            location_id: location.id,
+            manager: self.client(made.key(Role::Manager)).await,
+            front_desk: self.client(made.key(Role::FrontDesk)).await,
+            location_id: made.location_id,
         }
     }
 

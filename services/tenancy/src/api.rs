@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status};
 use crate::model::{
     LocationPatch, Schedule, display_name, role_from_wire, role_to_wire, time_zone,
 };
-use crate::store::{self, NewLocation, scope};
+use crate::store::{self, NewLocation};
 use crate::{IDEMPOTENCY_TABLE, Tenancy};
 
 const OPERATOR: &[Role] = &[Role::Operator];
@@ -191,7 +191,7 @@ impl TenancyService for Tenancy {
             store::LOCATION_COLUMNS
         ))
         .bind(&id)
-        .bind(scope(caller))
+        .bind(caller.scope())
         .fetch_optional(self.db.reader())
         .await
         .map_err(Error::from)?
@@ -251,7 +251,7 @@ impl TenancyService for Tenancy {
             self.db.lock_rows()
         ))
         .bind(&id)
-        .bind(store::scope(&caller))
+        .bind(caller.scope())
         .fetch_optional(&mut *tx)
         .await
         .map_err(Error::from)?
@@ -421,7 +421,7 @@ impl TenancyService for Tenancy {
             self.db.lock_rows()
         ))
         .bind(&id)
-        .bind(scope(&caller))
+        .bind(caller.scope())
         .fetch_optional(&mut *tx)
         .await
         .map_err(Error::from)?

@@ -8,6 +8,8 @@ pub mod client;
 mod keys;
 mod model;
 mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::sync::Arc;
 use std::time::Duration;

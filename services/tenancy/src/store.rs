@@ -2,21 +2,13 @@
 //! tenant take `scope`: the caller's tenant id, or "" for operators.
 
 use recovery_kit::time::to_micros;
-use recovery_kit::{Caller, Error, Role, ids::new_id};
+use recovery_kit::{Error, Role, ids::new_id};
 use recovery_proto::tenancy::v1 as pb;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Executor, Row as _};
 
 use crate::keys;
 use crate::model::{Schedule, role_to_wire, ts};
-
-/// The caller's tenant, or "" for operators (who see every tenant).
-pub(crate) fn scope(caller: &Caller) -> &str {
-    match caller.role {
-        Role::Operator => "",
-        _ => caller.tenant_id.as_deref().unwrap_or("\u{0}"),
-    }
-}
 
 pub(crate) fn tenant(row: &AnyRow) -> Result<pb::Tenant, Error> {
     Ok(pb::Tenant {
