@@ -7,11 +7,10 @@
 //! (`npm install @bufbuild/buf`; found on PATH or through `BUF`). Without
 //! them the test is skipped with a note, except under `CI`, where it fails.
 
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+
+use recovery_kit::testing::Daemon;
 
 const OPERATOR_KEY: &str = "rk_e2e-operator-key-for-tests-only";
 
@@ -50,92 +49,12 @@ fn tools() -> Option<(PathBuf, PathBuf)> {
     }
 }
 
-/// A running `recoveryd` and what it printed.
-struct Daemon {
-    child: Child,
-    addr: String,
-    lines: mpsc::Receiver<String>,
-    _data: TempDir,
-}
-
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-impl Daemon {
-    fn start() -> Daemon {
-        let data = std::env::temp_dir().join(format!("recoveryd-e2e-{}", std::process::id()));
-        std::fs::create_dir_all(&data).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_recoveryd"))
-            .args(["--listen", "127.0.0.1:0", "--demo", "--data-dir"])
-            .arg(&data)
-            .env("RECOVERY_BOOTSTRAP_KEY", OPERATOR_KEY)
-            .env("RUST_LOG", "info")
-            .env_remove("RECOVERY_DATABASE_URL")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start recoveryd");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("recoveryd: {line}");
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        // The daemon binds port 0 and logs the address it got.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let addr = loop {
-            let line = lines
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .expect("recoveryd did not report its address");
-            if let Some(rest) = line.split("address=").nth(1) {
-                break rest.split_whitespace().next().unwrap().to_owned();
-            }
-        };
-        Daemon {
-            child,
-            addr,
-            lines,
-            _data: TempDir(data),
-        }
-    }
-
-    /// SIGTERM, then the exit status and what it printed since.
-    fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                // The reader thread ends at end of output.
-                let said = self.lines.iter().collect();
-                return (status, said);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "recoveryd did not exit after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn start_recoveryd() -> Daemon {
+    Daemon::start(
+        env!("CARGO_BIN_EXE_recoveryd"),
+        &["--demo"],
+        &[("RECOVERY_BOOTSTRAP_KEY", OPERATOR_KEY)],
+    )
 }
 
 fn run(cmd: &mut Command) -> Output {
@@ -199,7 +118,7 @@ fn recoveryd_serves_grpcurl_and_buf_curl_through_reflection_and_exits_cleanly() 
     let Some((grpcurl_bin, buf)) = tools() else {
         return;
     };
-    let daemon = Daemon::start();
+    let daemon = start_recoveryd();
     let addr = daemon.addr.clone();
     let g = Grpcurl {
         bin: &grpcurl_bin,

@@ -67,6 +67,28 @@ impl ServerArgs {
         Ok(format!("sqlite://{}?mode=rwc", path.display()))
     }
 
+    /// Opens the database (logged without its secrets).
+    pub async fn open_database(&self) -> anyhow::Result<crate::Db> {
+        let url = self.database_url()?;
+        tracing::info!(database = %redact_url(&url), "opening database");
+        crate::Db::connect(&url).await
+    }
+
+    /// Binds the listen address and serves `services` until SIGTERM or
+    /// SIGINT, then drains (see [`crate::server::serve`]).
+    pub async fn serve(&self, services: crate::server::Services) -> anyhow::Result<()> {
+        let listener = tokio::net::TcpListener::bind(self.listen)
+            .await
+            .with_context(|| format!("listen on {}", self.listen))?;
+        crate::server::serve(
+            listener,
+            services,
+            self.serve_options(),
+            crate::server::shutdown_signal(),
+        )
+        .await
+    }
+
     /// Serving options.
     pub fn serve_options(&self) -> ServeOptions {
         ServeOptions {

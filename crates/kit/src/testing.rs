@@ -282,6 +282,112 @@ macro_rules! engine_tests {
     };
 }
 
+/// A server binary under test, run as a real process: on `127.0.0.1:0` and a
+/// temporary data directory, with its stderr echoed and watched.
+pub struct Daemon {
+    child: std::process::Child,
+    /// The address it reported it listens on.
+    pub addr: String,
+    lines: std::sync::mpsc::Receiver<String>,
+    data: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `bin` with `--listen 127.0.0.1:0 --data-dir <temp>`, `args` and
+    /// `env`, and waits (at most a minute) until it logs the address it got.
+    pub fn start(bin: &str, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        use std::io::BufRead as _;
+        let name = std::path::Path::new(bin)
+            .file_name()
+            .map_or_else(|| "daemon".into(), |n| n.to_string_lossy().into_owned());
+        let data = std::env::temp_dir().join(format!("{name}-test-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&data).expect("create data dir");
+        let mut command = std::process::Command::new(bin);
+        command
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .env_remove("RECOVERY_DATABASE_URL")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {bin}: {e}"));
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, lines) = std::sync::mpsc::channel();
+        let label = name.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                eprintln!("{label}: {line}");
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let addr = loop {
+            let line = lines
+                .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+                .unwrap_or_else(|_| panic!("{name} did not report its address"));
+            if let Some(rest) = line.split("address=").nth(1) {
+                break rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+            }
+        };
+        Daemon {
+            child,
+            addr,
+            lines,
+            data,
+        }
+    }
+
+    /// What it printed so far (after the address line).
+    pub fn said(&self) -> Vec<String> {
+        self.lines.try_iter().collect()
+    }
+
+    /// Sends SIGTERM and returns the exit status and what it printed since.
+    pub fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success(), "SIGTERM could not be sent");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                // The reader thread ends at the end of the output.
+                let said = self.lines.iter().collect();
+                return (status, said);
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the daemon did not exit within 30 s of SIGTERM"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,11 +4,11 @@ use std::sync::Arc;
 
 use clap::Parser;
 use recovery_booking::Bookings;
-use recovery_kit::config::{ServerArgs, redact_url};
+use recovery_kit::config::ServerArgs;
 use recovery_kit::events::Bus;
-use recovery_kit::server::{Services, serve, shutdown_signal};
+use recovery_kit::server::Services;
+use recovery_kit::telemetry;
 use recovery_kit::time::SystemClock;
-use recovery_kit::{Db, telemetry};
 use recovery_tenancy::RemoteArgs;
 
 /// Treatments, resources, availability and bookings of the recovery backend.
@@ -26,20 +26,11 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let _telemetry = telemetry::init("booking", args.server.otlp_endpoint.as_deref())?;
-    let url = args.server.database_url()?;
-    tracing::info!(database = %redact_url(&url), "opening database");
-    let db = Db::connect(&url).await?;
+    let db = args.server.open_database().await?;
     let tenancy = Arc::new(args.tenancy.remote()?);
     let bookings =
         Bookings::start(db, Arc::new(SystemClock), Bus::default(), tenancy.clone()).await?;
     let mut services = Services::new(tenancy);
     bookings.mount(&mut services);
-    let listener = tokio::net::TcpListener::bind(args.server.listen).await?;
-    serve(
-        listener,
-        services,
-        args.server.serve_options(),
-        shutdown_signal(),
-    )
-    .await
+    args.server.serve(services).await
 }

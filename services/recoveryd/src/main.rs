@@ -7,11 +7,11 @@ use std::time::Duration;
 use clap::Parser;
 use recovery_booking::Bookings;
 use recovery_fleet::Fleet;
-use recovery_kit::config::{ServerArgs, redact_url};
+use recovery_kit::config::ServerArgs;
 use recovery_kit::events::Bus;
-use recovery_kit::server::{Services, serve, shutdown_signal};
+use recovery_kit::server::Services;
+use recovery_kit::telemetry;
 use recovery_kit::time::{Clock, SystemClock};
-use recovery_kit::{Db, telemetry};
 use recovery_protocols::Protocols;
 use recovery_tenancy::{Bootstrap, Directory, Tenancy};
 
@@ -40,9 +40,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let _telemetry = telemetry::init("recoveryd", args.server.otlp_endpoint.as_deref())?;
-    let url = args.server.database_url()?;
-    tracing::info!(database = %redact_url(&url), "opening database");
-    let db = Db::connect(&url).await?;
+    let db = args.server.open_database().await?;
     if args.server.redis_url.is_some() {
         tracing::info!("redis url set; no component of this build uses redis yet");
     }
@@ -97,12 +95,5 @@ async fn main() -> anyhow::Result<()> {
     protocols.mount(&mut services);
     fleet.mount(&mut services);
     fleet.spawn_sweeper(Duration::from_secs(15), services.shutdown());
-    let listener = tokio::net::TcpListener::bind(args.server.listen).await?;
-    serve(
-        listener,
-        services,
-        args.server.serve_options(),
-        shutdown_signal(),
-    )
-    .await
+    args.server.serve(services).await
 }

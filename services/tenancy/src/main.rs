@@ -4,10 +4,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use recovery_kit::config::{ServerArgs, redact_url};
-use recovery_kit::server::{Services, serve, shutdown_signal};
+use recovery_kit::config::ServerArgs;
+use recovery_kit::server::Services;
+use recovery_kit::telemetry;
 use recovery_kit::time::SystemClock;
-use recovery_kit::{Db, telemetry};
 use recovery_tenancy::{Bootstrap, Tenancy};
 
 /// Tenants, locations and API keys of the recovery backend.
@@ -27,9 +27,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let _telemetry = telemetry::init("tenancy", args.server.otlp_endpoint.as_deref())?;
-    let url = args.server.database_url()?;
-    tracing::info!(database = %redact_url(&url), "opening database");
-    let db = Db::connect(&url).await?;
+    let db = args.server.open_database().await?;
     let tenancy = Tenancy::start(
         db,
         Arc::new(SystemClock),
@@ -42,12 +40,5 @@ async fn main() -> anyhow::Result<()> {
     }
     let mut services = Services::new(tenancy.authenticator());
     tenancy.mount(&mut services);
-    let listener = tokio::net::TcpListener::bind(args.server.listen).await?;
-    serve(
-        listener,
-        services,
-        args.server.serve_options(),
-        shutdown_signal(),
-    )
-    .await
+    args.server.serve(services).await
 }
