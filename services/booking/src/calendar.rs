@@ -112,6 +112,12 @@ fn check_policy(
             "the treatment is archived and takes no new bookings",
         ));
     }
+    if start < now {
+        return Err(Error::precondition(
+            "START_IN_PAST",
+            "the session's start has passed",
+        ));
+    }
     if start < now.saturating_add(treatment.min_notice).unwrap_or(now) {
         return Err(Error::precondition(
             "TOO_SHORT_NOTICE",

@@ -271,6 +271,8 @@ async fn slots_respect_precool_bookings_and_half_open_intervals(db: TestDb) {
         .slots("2026-12-02T15:00:00Z", "2026-12-02T16:00:00Z")
         .await;
     assert!(slots.iter().all(|s| *s >= at("2026-12-02T15:30:00Z")));
+    let late = studio.book("bo", "2026-12-02T15:03:00Z").await.unwrap_err();
+    assert_eq!(reason(&late), "START_IN_PAST");
     // A blackout closes the chamber.
     let mut manager = studio.client(&studio.manager).await;
     manager
