@@ -26,8 +26,8 @@ pub struct ServerArgs {
     #[arg(long, env = "RECOVERY_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
-    /// Redis URL (`redis://HOST:6379`), for the event bus and rate limits
-    /// across replicas. Optional: without it, in-process equivalents serve.
+    /// Redis URL (`redis://HOST:6379`), reserved for the event bus across
+    /// replicas; accepted but not used yet (the in-process bus serves).
     #[arg(long, env = "RECOVERY_REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
 

@@ -30,8 +30,9 @@ struct Args {
     #[command(flatten)]
     fleet: recovery_fleet::Config,
 
-    /// Seed a demo studio (one tenant, one location with opening hours) and
-    /// print a fresh manager key for it.
+    /// Seed a demo studio (one tenant, one location with opening hours, two
+    /// cryo chambers and a whole-body cryo treatment) and print a fresh
+    /// manager key for it.
     #[arg(long, env = "RECOVERY_DEMO")]
     demo: bool,
 }
