@@ -277,6 +277,9 @@ fn the_readme_walkthrough_runs_as_written(grpcurl_bin: &Path, addr: &str) {
         "DEVICE_STATE_IN_USE",
         "RESERVATION_STATE_COMPLETED",
         "\"notes\": \"head replaced\"",
+        // Protocols' thresholds: the defaults, then the manager's window.
+        "\"isDefault\": true",
+        "\"cryoWindow\": \"14400s\"",
     ] {
         assert!(out.contains(expected), "walkthrough printed no {expected}");
     }

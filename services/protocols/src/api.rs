@@ -571,9 +571,10 @@ impl Protocols {
         let (waiver, fresh) = once!(self, key, now, |tx| {
             let client =
                 store::live_client(&mut *tx, &ctx.tenant, &client_id, self.db.lock_rows()).await?;
+            let adult_age = store::rules(&mut *tx, &ctx.tenant).await?.adult_age;
             if guardian.is_empty()
                 && let Ok(dob) = model::date(&client.date_of_birth)
-                && age(dob, today(sign_time)) < i16::from(self.rules.adult_age)
+                && age(dob, today(sign_time)) < i16::from(adult_age)
             {
                 return Err(Error::invalid(
                     "waiver.guardian_name",
@@ -1311,6 +1312,7 @@ impl Protocols {
         .fetch_all(db)
         .await?;
         let facts = store::facts(db, &ctx.tenant, &client, now).await?;
+        let rules = store::rules(db, &ctx.tenant).await?;
         let mut out = Vec::new();
         for row in &rows {
             let assignment_id: String = row.try_get("id")?;
@@ -1347,7 +1349,8 @@ impl Protocols {
                         } else {
                             store::facts(db, &ctx.tenant, &client, suggested).await?
                         };
-                        Some(self.evaluate(
+                        Some(evaluate(
+                            &rules,
                             m,
                             suggested,
                             step.session_duration.as_ref(),
@@ -1391,36 +1394,63 @@ impl Protocols {
         })
     }
 
-    /// The rules for a session step: its own duration, or the modality's
-    /// default (for whole-body cryotherapy the progression's recommendation).
-    fn evaluate(
+    async fn get_rule_config(
         &self,
-        modality: Modality,
-        start: Timestamp,
-        duration: Option<&prost_types::Duration>,
-        tz: &TimeZone,
-        facts: &recovery_rules::ClientFacts,
-    ) -> Evaluation {
-        let given = duration.and_then(|d| model::session_duration(Some(d)).ok());
-        let mut proposal = Proposal {
-            modality,
-            start,
-            duration: given.unwrap_or(match modality {
-                Modality::WholeBodyCryotherapy | Modality::LocalCryotherapy => {
-                    SignedDuration::from_mins(3)
-                }
-                _ => SignedDuration::from_mins(30),
-            }),
-            time_zone: tz.clone(),
-        };
-        let first = recovery_rules::evaluate(&proposal, facts, &self.rules);
-        match (given, first.recommended_duration) {
-            (None, Some(recommended)) if recommended != proposal.duration => {
-                proposal.duration = recommended;
-                recovery_rules::evaluate(&proposal, facts, &self.rules)
-            }
-            _ => first,
-        }
+        ctx: &Ctx,
+        _req: pb::GetRuleConfigRequest,
+    ) -> Result<pb::GetRuleConfigResponse, Error> {
+        let stored = store::stored_rules(self.db.reader(), &ctx.tenant, "").await?;
+        Ok(pb::GetRuleConfigResponse {
+            is_default: stored.is_none(),
+            rule_config: Some(stored.map_or_else(
+                || model::rules_to_wire(&recovery_rules::Config::default()),
+                |s| s.to_wire(),
+            )),
+        })
+    }
+
+    async fn update_rule_config(
+        &self,
+        ctx: &Ctx,
+        req: pb::UpdateRuleConfigRequest,
+    ) -> Result<pb::UpdateRuleConfigResponse, Error> {
+        let now = self.clock.now();
+        let patch = req.rule_config.unwrap_or_default();
+        let mut v = Violations::new();
+        let paths = model::mask(req.update_mask.map(|m| m.paths), &model::RULE_PATHS, &mut v);
+        let paths = v.finish_with(paths)?;
+        let actor = &ctx.caller.key_id;
+        let mut tx = self.db.begin().await?;
+        // Claim the row first so that two first changes queue on its lock.
+        let defaults = recovery_rules::Config::default();
+        store::save_rules(&mut tx, &ctx.tenant, &defaults, actor, now, false).await?;
+        let mut config = store::stored_rules(&mut *tx, &ctx.tenant, self.db.lock_rows())
+            .await?
+            .map_or(defaults, |s| s.config);
+        // Thresholds must agree with the ones kept, so validate against them;
+        // on bad input the transaction is dropped and nothing is written.
+        let mut v = Violations::new();
+        model::apply_rules(&mut config, &patch, &paths, &mut v);
+        v.finish()?;
+        store::save_rules(&mut tx, &ctx.tenant, &config, actor, now, true).await?;
+        store::audit(
+            &mut tx,
+            &ctx.tenant,
+            "",
+            actor,
+            "rules.updated",
+            &format!("fields {}: {config:?}", paths.join(", ")),
+            now,
+        )
+        .await?;
+        let saved = store::stored_rules(&mut *tx, &ctx.tenant, "")
+            .await?
+            .ok_or_else(|| Error::Internal(anyhow::anyhow!("rule config vanished")))?;
+        tx.commit().await?;
+        tracing::info!(fields = ?paths, "rule thresholds updated");
+        Ok(pb::UpdateRuleConfigResponse {
+            rule_config: Some(saved.to_wire()),
+        })
     }
 
     async fn evaluate_session(
@@ -1440,16 +1470,49 @@ impl Protocols {
         let db = self.db.reader();
         let client = store::live_client(db, &ctx.tenant, &client_id, "").await?;
         let facts = store::facts(db, &ctx.tenant, &client, start).await?;
+        let rules = store::rules(db, &ctx.tenant).await?;
         let proposal = Proposal {
             modality,
             start,
             duration,
             time_zone: tz,
         };
-        let result = recovery_rules::evaluate(&proposal, &facts, &self.rules);
+        let result = recovery_rules::evaluate(&proposal, &facts, &rules);
         Ok(pb::EvaluateSessionResponse {
             evaluation: Some(evaluation(&result)),
         })
+    }
+}
+
+/// The rules for a session step: its own duration, or the modality's
+/// default (for whole-body cryotherapy the progression's recommendation).
+fn evaluate(
+    rules: &recovery_rules::Config,
+    modality: Modality,
+    start: Timestamp,
+    duration: Option<&prost_types::Duration>,
+    tz: &TimeZone,
+    facts: &recovery_rules::ClientFacts,
+) -> Evaluation {
+    let given = duration.and_then(|d| model::session_duration(Some(d)).ok());
+    let mut proposal = Proposal {
+        modality,
+        start,
+        duration: given.unwrap_or(match modality {
+            Modality::WholeBodyCryotherapy | Modality::LocalCryotherapy => {
+                SignedDuration::from_mins(3)
+            }
+            _ => SignedDuration::from_mins(30),
+        }),
+        time_zone: tz.clone(),
+    };
+    let first = recovery_rules::evaluate(&proposal, facts, rules);
+    match (given, first.recommended_duration) {
+        (None, Some(recommended)) if recommended != proposal.duration => {
+            proposal.duration = recommended;
+            recovery_rules::evaluate(&proposal, facts, rules)
+        }
+        _ => first,
     }
 }
 
@@ -1512,4 +1575,6 @@ rpcs! {
     assign_protocol(AssignProtocolRequest -> AssignProtocolResponse) STUDIO;
     get_recommendations(GetRecommendationsRequest -> GetRecommendationsResponse) STUDIO;
     evaluate_session(EvaluateSessionRequest -> EvaluateSessionResponse) STUDIO;
+    get_rule_config(GetRuleConfigRequest -> GetRuleConfigResponse) STUDIO;
+    update_rule_config(UpdateRuleConfigRequest -> UpdateRuleConfigResponse) MANAGERS;
 }

@@ -32,7 +32,6 @@ pub struct Protocols {
     clock: Arc<dyn Clock>,
     bus: Bus,
     directory: Arc<dyn Directory>,
-    rules: recovery_rules::Config,
 }
 
 impl Protocols {
@@ -44,8 +43,9 @@ impl Protocols {
         }
     }
 
-    /// Runs the migrations and builds the service with the studio's default
-    /// rule thresholds.
+    /// Runs the migrations and builds the service. Rule thresholds are each
+    /// tenant's own (`protocols_rule_configs`), the studio defaults until a
+    /// manager changes them.
     pub async fn start(
         db: Db,
         clock: Arc<dyn Clock>,
@@ -58,7 +58,6 @@ impl Protocols {
             clock,
             bus,
             directory,
-            rules: recovery_rules::Config::default(),
         }))
     }
 

@@ -676,6 +676,174 @@ pub(crate) fn wire(t: Timestamp) -> Option<prost_types::Timestamp> {
     Some(to_proto(t))
 }
 
+/// Thresholds a manager may change: `RuleConfig`'s fields, as mask paths.
+pub(crate) const RULE_PATHS: [&str; 12] = [
+    "cryo_window",
+    "daily_cryo_limit",
+    "progression_start",
+    "progression_step",
+    "progression_max",
+    "adult_age",
+    "max_systolic",
+    "max_diastolic",
+    "stent_months",
+    "race_evening",
+    "waiver_required",
+    "required_waiver_version",
+];
+
+/// The longest cryo window a studio may set.
+const MAX_CRYO_WINDOW: SignedDuration = SignedDuration::from_hours(24);
+/// The longest progression start, step or maximum.
+const MAX_PROGRESSION: SignedDuration = SignedDuration::from_mins(10);
+
+/// The wire form of `config` (without its update time and author).
+pub(crate) fn rules_to_wire(config: &recovery_rules::Config) -> pb::RuleConfig {
+    pb::RuleConfig {
+        cryo_window: Some(duration_to_wire(config.cryo_window)),
+        daily_cryo_limit: i32::try_from(config.daily_cryo_limit).unwrap_or(i32::MAX),
+        progression_start: Some(duration_to_wire(config.progression_start)),
+        progression_step: Some(duration_to_wire(config.progression_step)),
+        progression_max: Some(duration_to_wire(config.progression_max)),
+        adult_age: i32::from(config.adult_age),
+        max_systolic: i32::from(config.max_systolic),
+        max_diastolic: i32::from(config.max_diastolic),
+        stent_months: i32::try_from(config.stent_months).unwrap_or(i32::MAX),
+        race_evening: clock_time_text(config.race_evening),
+        waiver_required: config.waiver_required,
+        required_waiver_version: config.required_waiver_version.clone().unwrap_or_default(),
+        update_time: None,
+        updated_by: String::new(),
+    }
+}
+
+/// `time` as "HH:MM".
+pub(crate) fn clock_time_text(time: jiff::civil::Time) -> String {
+    format!("{:02}:{:02}", time.hour(), time.minute())
+}
+
+/// A local clock time written "HH:MM" (00:00 to 23:59).
+pub(crate) fn clock_time(text: &str) -> Result<jiff::civil::Time, String> {
+    let bad = || format!("{text:?} is not a time \"HH:MM\" between 00:00 and 23:59");
+    let b = text.as_bytes();
+    if b.len() != 5 || b[2] != b':' || ![b[0], b[1], b[3], b[4]].iter().all(u8::is_ascii_digit) {
+        return Err(bad());
+    }
+    let hour = i8::try_from((b[0] - b'0') * 10 + (b[1] - b'0')).map_err(|_| bad())?;
+    let minute = i8::try_from((b[3] - b'0') * 10 + (b[4] - b'0')).map_err(|_| bad())?;
+    jiff::civil::Time::new(hour, minute, 0, 0).map_err(|_| bad())
+}
+
+/// A duration of whole seconds from `min` to `max`.
+fn whole_seconds(
+    value: Option<&prost_types::Duration>,
+    min: SignedDuration,
+    max: SignedDuration,
+) -> Result<SignedDuration, String> {
+    let d = signed(value.ok_or_else(|| "required".to_owned())?)?;
+    if d.subsec_nanos() != 0 {
+        Err("whole seconds only".to_owned())
+    } else if d < min || d > max {
+        Err(format!("{d:#} is outside {min:#} to {max:#}"))
+    } else {
+        Ok(d)
+    }
+}
+
+/// A whole number from `min` to `max`, as `T`.
+fn number<T: TryFrom<i32>>(value: i32, min: i32, max: i32) -> Result<T, String> {
+    if (min..=max).contains(&value) {
+        T::try_from(value).map_err(|_| format!("{value} is out of range"))
+    } else {
+        Err(format!("{value} is outside {min} to {max}"))
+    }
+}
+
+/// Sets the fields of `config` named in `paths` from `patch`, recording each
+/// bad value under `rule_config.<field>`, then checks the thresholds that
+/// must agree (progression start at most its maximum, diastolic below
+/// systolic), blaming a field the caller changed.
+pub(crate) fn apply_rules(
+    config: &mut recovery_rules::Config,
+    patch: &pb::RuleConfig,
+    paths: &[String],
+    v: &mut Violations,
+) {
+    fn take(
+        v: &mut Violations,
+        bad: &mut Vec<&'static str>,
+        field: &'static str,
+        problem: Option<String>,
+    ) {
+        if let Some(problem) = problem {
+            v.add(format!("rule_config.{field}"), problem);
+            bad.push(field);
+        }
+    }
+    let mut bad: Vec<&'static str> = Vec::new();
+    let second = SignedDuration::from_secs(1);
+    for path in RULE_PATHS.iter().filter(|p| paths.iter().any(|x| x == *p)) {
+        let problem = match *path {
+            "cryo_window" => whole_seconds(patch.cryo_window.as_ref(), second, MAX_CRYO_WINDOW)
+                .map(|d| config.cryo_window = d),
+            "daily_cryo_limit" => {
+                number(patch.daily_cryo_limit, 1, 10).map(|n| config.daily_cryo_limit = n)
+            }
+            "progression_start" => {
+                whole_seconds(patch.progression_start.as_ref(), second, MAX_PROGRESSION)
+                    .map(|d| config.progression_start = d)
+            }
+            "progression_step" => whole_seconds(
+                patch.progression_step.as_ref(),
+                SignedDuration::ZERO,
+                MAX_PROGRESSION,
+            )
+            .map(|d| config.progression_step = d),
+            "progression_max" => {
+                whole_seconds(patch.progression_max.as_ref(), second, MAX_PROGRESSION)
+                    .map(|d| config.progression_max = d)
+            }
+            "adult_age" => number(patch.adult_age, 14, 21).map(|n| config.adult_age = n),
+            "max_systolic" => number(patch.max_systolic, 100, 250).map(|n| config.max_systolic = n),
+            "max_diastolic" => {
+                number(patch.max_diastolic, 50, 150).map(|n| config.max_diastolic = n)
+            }
+            "stent_months" => number(patch.stent_months, 0, 36).map(|n| config.stent_months = n),
+            "race_evening" => clock_time(&patch.race_evening).map(|t| config.race_evening = t),
+            "waiver_required" => {
+                config.waiver_required = patch.waiver_required;
+                Ok(())
+            }
+            _ => short_text(&patch.required_waiver_version, MAX_NAME)
+                .map(|t| config.required_waiver_version = (!t.is_empty()).then_some(t)),
+        };
+        take(v, &mut bad, path, problem.err());
+    }
+    let named = |field: &str| paths.iter().any(|p| p == field);
+    let blame = |first: &'static str, second: &'static str| {
+        if named(first) { first } else { second }
+    };
+    let fine = |bad: &[&str], a: &str, b: &str| !bad.contains(&a) && !bad.contains(&b);
+    if fine(&bad, "progression_start", "progression_max")
+        && config.progression_start > config.progression_max
+    {
+        let field = blame("progression_start", "progression_max");
+        let problem = format!(
+            "progression_start ({:#}) must not be above progression_max ({:#})",
+            config.progression_start, config.progression_max
+        );
+        take(v, &mut bad, field, Some(problem));
+    }
+    if fine(&bad, "max_systolic", "max_diastolic") && config.max_diastolic >= config.max_systolic {
+        let field = blame("max_diastolic", "max_systolic");
+        let problem = format!(
+            "max_diastolic ({}) must be below max_systolic ({})",
+            config.max_diastolic, config.max_systolic
+        );
+        take(v, &mut bad, field, Some(problem));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -718,5 +886,70 @@ mod tests {
         }
         assert!(modality(0).is_err());
         assert!(modality(99).is_err());
+    }
+
+    #[test]
+    fn clock_times() {
+        for good in ["00:00", "18:00", "23:59"] {
+            assert_eq!(clock_time_text(clock_time(good).unwrap()), good);
+        }
+        for bad in [
+            "24:00",
+            "18:60",
+            "6pm",
+            "18:0",
+            "1800",
+            "",
+            " 18:00",
+            "١٨:٠٠",
+        ] {
+            assert!(clock_time(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn rule_patches_agree_with_kept_thresholds() {
+        let mut config = recovery_rules::Config::default();
+        let mut v = Violations::new();
+        config.max_systolic = 110;
+        let patch = pb::RuleConfig {
+            max_diastolic: 120,
+            progression_step: Some(prost_types::Duration {
+                seconds: 1,
+                nanos: 500,
+            }),
+            ..Default::default()
+        };
+        let paths = ["max_diastolic".to_owned(), "progression_step".to_owned()];
+        apply_rules(&mut config, &patch, &paths, &mut v);
+        let Err(recovery_kit::Error::InvalidArgument(found)) = v.finish() else {
+            panic!("a fractional step and diastolic 120 over systolic 110 pass");
+        };
+        let found: Vec<_> = found.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(
+            found,
+            ["rule_config.progression_step", "rule_config.max_diastolic"]
+        );
+        let mut config = recovery_rules::Config::default();
+        let mut v = Violations::new();
+        let patch = pb::RuleConfig {
+            max_systolic: 150,
+            max_diastolic: 99,
+            waiver_required: false,
+            required_waiver_version: " v4 ".into(),
+            ..Default::default()
+        };
+        let paths = [
+            "max_systolic",
+            "max_diastolic",
+            "waiver_required",
+            "required_waiver_version",
+        ]
+        .map(str::to_owned);
+        apply_rules(&mut config, &patch, &paths, &mut v);
+        assert!(v.finish().is_ok());
+        assert_eq!((config.max_systolic, config.max_diastolic), (150, 99));
+        assert!(!config.waiver_required);
+        assert_eq!(config.required_waiver_version.as_deref(), Some("v4"));
     }
 }

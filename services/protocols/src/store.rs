@@ -83,8 +83,9 @@ pub(crate) async fn live_client<'e>(
     Ok(client)
 }
 
-/// Records who changed what about a client, in the change's transaction.
-/// `detail` may hold personal data: erasure empties it.
+/// Records who changed what about a client (an empty `client_id`: the
+/// tenant's rule thresholds), in the change's transaction. `detail` may hold
+/// personal data: erasure empties it.
 pub(crate) async fn audit(
     tx: &mut AnyConnection,
     tenant: &str,
@@ -384,4 +385,135 @@ pub(crate) async fn facts(
 
 fn from_proto_lossy(t: &prost_types::Timestamp) -> Timestamp {
     recovery_kit::time::from_proto(t).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+const RULE_COLUMNS: &str = "cryo_window_s, daily_cryo_limit, progression_start_s, \
+     progression_step_s, progression_max_s, adult_age, max_systolic, max_diastolic, \
+     stent_months, race_evening, waiver_required, required_waiver_version, update_time, \
+     updated_by";
+
+/// A tenant's own thresholds, with when and by whom they were last changed.
+pub(crate) struct StoredRules {
+    pub(crate) config: recovery_rules::Config,
+    pub(crate) update_time: i64,
+    pub(crate) updated_by: String,
+}
+
+impl StoredRules {
+    pub(crate) fn to_wire(&self) -> pb::RuleConfig {
+        pb::RuleConfig {
+            update_time: ts(self.update_time),
+            updated_by: self.updated_by.clone(),
+            ..model::rules_to_wire(&self.config)
+        }
+    }
+}
+
+/// A stored whole number as `T`; a value that does not fit is a broken row.
+fn stored_number<T: TryFrom<i64>>(row: &AnyRow, column: &str) -> Result<T, Error> {
+    let n: i64 = row.try_get(column)?;
+    T::try_from(n)
+        .map_err(|_| Error::Internal(anyhow::anyhow!("protocols_rule_configs.{column} holds {n}")))
+}
+
+fn rules_row(row: &AnyRow) -> Result<StoredRules, Error> {
+    let secs = |column: &str| row.try_get(column).map(SignedDuration::from_secs);
+    let evening: String = row.try_get("race_evening")?;
+    let race_evening = model::clock_time(&evening).map_err(|e| {
+        Error::Internal(anyhow::anyhow!("protocols_rule_configs.race_evening: {e}"))
+    })?;
+    let version: String = row.try_get("required_waiver_version")?;
+    let waiver_required: i64 = row.try_get("waiver_required")?;
+    Ok(StoredRules {
+        config: recovery_rules::Config {
+            cryo_window: secs("cryo_window_s")?,
+            daily_cryo_limit: stored_number(row, "daily_cryo_limit")?,
+            progression_start: secs("progression_start_s")?,
+            progression_step: secs("progression_step_s")?,
+            progression_max: secs("progression_max_s")?,
+            adult_age: stored_number(row, "adult_age")?,
+            max_systolic: stored_number(row, "max_systolic")?,
+            max_diastolic: stored_number(row, "max_diastolic")?,
+            stent_months: stored_number(row, "stent_months")?,
+            race_evening,
+            waiver_required: waiver_required != 0,
+            required_waiver_version: (!version.is_empty()).then_some(version),
+        },
+        update_time: row.try_get("update_time")?,
+        updated_by: row.try_get("updated_by")?,
+    })
+}
+
+/// The tenant's own thresholds, if a manager ever set them (locked for the
+/// rest of a write transaction when `lock` is `" FOR UPDATE"`).
+pub(crate) async fn stored_rules<'e>(
+    conn: impl Executor<'e, Database = sqlx::Any>,
+    tenant: &str,
+    lock: &str,
+) -> Result<Option<StoredRules>, Error> {
+    let row = sqlx::query(&format!(
+        "SELECT {RULE_COLUMNS} FROM protocols_rule_configs WHERE tenant_id = $1{lock}"
+    ))
+    .bind(tenant)
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(rules_row).transpose()
+}
+
+/// The thresholds the tenant's sessions are evaluated with: its own, or
+/// the studio defaults.
+pub(crate) async fn rules<'e>(
+    conn: impl Executor<'e, Database = sqlx::Any>,
+    tenant: &str,
+) -> Result<recovery_rules::Config, Error> {
+    Ok(stored_rules(conn, tenant, "")
+        .await?
+        .map(|s| s.config)
+        .unwrap_or_default())
+}
+
+/// Writes the tenant's thresholds: a row is created the first time; an
+/// existing row is overwritten when `overwrite`, else left alone (to claim
+/// the row before locking it, so two first changes cannot lose each other).
+pub(crate) async fn save_rules(
+    tx: &mut AnyConnection,
+    tenant: &str,
+    config: &recovery_rules::Config,
+    actor: &str,
+    now: Timestamp,
+    overwrite: bool,
+) -> Result<(), Error> {
+    let count = |n: u32| i64::from(n);
+    let conflict = if overwrite {
+        "DO UPDATE SET cryo_window_s = $2, daily_cryo_limit = $3, \
+         progression_start_s = $4, progression_step_s = $5, progression_max_s = $6, \
+         adult_age = $7, max_systolic = $8, max_diastolic = $9, stent_months = $10, \
+         race_evening = $11, waiver_required = $12, required_waiver_version = $13, \
+         update_time = $14, updated_by = $15"
+    } else {
+        "DO NOTHING"
+    };
+    sqlx::query(&format!(
+        "INSERT INTO protocols_rule_configs (tenant_id, {RULE_COLUMNS}) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+         ON CONFLICT (tenant_id) {conflict}"
+    ))
+    .bind(tenant)
+    .bind(config.cryo_window.as_secs())
+    .bind(count(config.daily_cryo_limit))
+    .bind(config.progression_start.as_secs())
+    .bind(config.progression_step.as_secs())
+    .bind(config.progression_max.as_secs())
+    .bind(i64::from(config.adult_age))
+    .bind(i64::from(config.max_systolic))
+    .bind(i64::from(config.max_diastolic))
+    .bind(count(config.stent_months))
+    .bind(model::clock_time_text(config.race_evening))
+    .bind(i64::from(config.waiver_required))
+    .bind(config.required_waiver_version.clone().unwrap_or_default())
+    .bind(to_micros(now))
+    .bind(actor)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }

@@ -1231,6 +1231,241 @@ async fn contraindications_refuse_and_the_clock_moves_the_window(db: TestDb) {
     assert!(local.allowed, "{local:?}");
 }
 
+async fn update_rules(
+    c: &mut Client,
+    config: pb::RuleConfig,
+    paths: &[&str],
+) -> Result<pb::RuleConfig, Status> {
+    c.update_rule_config(pb::UpdateRuleConfigRequest {
+        rule_config: Some(config),
+        update_mask: Some(prost_types::FieldMask {
+            paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+        }),
+    })
+    .await
+    .map(|r| r.into_inner().rule_config.unwrap())
+}
+
+async fn rules(c: &mut Client) -> (pb::RuleConfig, bool) {
+    let answer = c
+        .get_rule_config(pb::GetRuleConfigRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    (answer.rule_config.unwrap(), answer.is_default)
+}
+
+/// A screened client with a signed waiver whose run ended at 08:00 UTC.
+async fn runner(c: &mut Client) -> pb::Client {
+    let client = create(c, ana()).await;
+    screen(c, &client.id, vec![answer(pb::Condition::Pregnancy, false)]).await;
+    sign(c, &client.id).await;
+    log(
+        c,
+        &client.id,
+        pb::ActivityKind::Training,
+        "2026-11-28T06:00:00Z",
+        "2026-11-28T08:00:00Z",
+    )
+    .await;
+    client
+}
+
+async fn thresholds_are_the_tenants_own(db: TestDb) {
+    let env = env(db).await;
+    let mut s = env.studio("Frost").await;
+    let mut other = env.studio("Elsewhere").await;
+    let client = runner(&mut s.front_desk).await;
+    let noon = "2026-11-28T12:00:00Z";
+
+    // Until a manager changes them, the studio defaults apply.
+    let (defaults, is_default) = rules(&mut s.front_desk).await;
+    assert!(is_default);
+    assert_eq!(defaults.cryo_window, secs(5 * 3600));
+    assert_eq!(defaults.daily_cryo_limit, 1);
+    assert_eq!(defaults.race_evening, "18:00");
+    assert!(defaults.waiver_required && defaults.updated_by.is_empty());
+    let wbc = pb::Modality::WholeBodyCryotherapy;
+    let fine = evaluate(&mut s.front_desk, &client.id, &s.location_id, wbc, noon, 90).await;
+    assert!(fine.allowed && fine.warnings.is_empty(), "{fine:?}");
+
+    // The manager narrows the window to three hours: four hours after the
+    // run is now too late.
+    let narrowed = update_rules(
+        &mut s.manager,
+        pb::RuleConfig {
+            cryo_window: secs(3 * 3600),
+            daily_cryo_limit: 7, // not in the mask: ignored
+            ..Default::default()
+        },
+        &["cryo_window"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(narrowed.cryo_window, secs(3 * 3600));
+    assert_eq!(narrowed.daily_cryo_limit, 1);
+    assert!(!narrowed.updated_by.is_empty() && narrowed.update_time.is_some());
+    let late = evaluate(&mut s.front_desk, &client.id, &s.location_id, wbc, noon, 90).await;
+    assert!(late.allowed, "{late:?}");
+    assert_eq!(reasons(&late.warnings), ["OUTSIDE_CRYO_WINDOW"]);
+    assert!(
+        late.warnings[0].message.contains("three hours"),
+        "{:?}",
+        late.warnings[0].message
+    );
+    let (stored, is_default) = rules(&mut s.front_desk).await;
+    assert!(!is_default);
+    assert_eq!(stored, narrowed);
+
+    // Another studio still evaluates with the defaults.
+    let theirs = runner(&mut other.front_desk).await;
+    let there = evaluate(
+        &mut other.front_desk,
+        &theirs.id,
+        &other.location_id,
+        wbc,
+        noon,
+        90,
+    )
+    .await;
+    assert!(there.allowed && there.warnings.is_empty(), "{there:?}");
+    assert!(rules(&mut other.front_desk).await.1);
+
+    // One cryo session today: the default limit refuses a second, a limit
+    // of two allows it.
+    record(
+        &mut s.front_desk,
+        session(&client.id, wbc, "2026-11-28T08:30:00Z", 6, 3),
+    )
+    .await;
+    let second = evaluate(&mut s.front_desk, &client.id, &s.location_id, wbc, noon, 90).await;
+    assert_eq!(reasons(&second.refusals), ["DAILY_LIMIT_REACHED"]);
+    update_rules(
+        &mut s.manager,
+        pb::RuleConfig {
+            daily_cryo_limit: 2,
+            ..Default::default()
+        },
+        &["daily_cryo_limit"],
+    )
+    .await
+    .unwrap();
+    let second = evaluate(&mut s.front_desk, &client.id, &s.location_id, wbc, noon, 90).await;
+    assert!(second.allowed, "{second:?}");
+    assert_eq!(reasons(&second.warnings), ["OUTSIDE_CRYO_WINDOW"]);
+    let there = evaluate(
+        &mut other.front_desk,
+        &theirs.id,
+        &other.location_id,
+        wbc,
+        noon,
+        90,
+    )
+    .await;
+    assert!(there.warnings.is_empty(), "{there:?}");
+
+    // Front desk reads the thresholds but does not change them.
+    let denied = update_rules(
+        &mut s.front_desk,
+        pb::RuleConfig {
+            daily_cryo_limit: 5,
+            ..Default::default()
+        },
+        &["daily_cryo_limit"],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+
+    // Bad values name every field and change nothing.
+    let before = rules(&mut s.front_desk).await.0;
+    let bad = update_rules(
+        &mut s.manager,
+        pb::RuleConfig {
+            cryo_window: secs(0),
+            daily_cryo_limit: 11,
+            // valid alone, but above the kept maximum of 3 minutes
+            progression_start: secs(240),
+            adult_age: 13,
+            max_systolic: 400,
+            race_evening: "25:00".into(),
+            ..Default::default()
+        },
+        &[
+            "cryo_window",
+            "daily_cryo_limit",
+            "progression_start",
+            "adult_age",
+            "max_systolic",
+            "race_evening",
+        ],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    let mut named = fields(&bad);
+    named.sort();
+    assert_eq!(
+        named,
+        [
+            "rule_config.adult_age",
+            "rule_config.cryo_window",
+            "rule_config.daily_cryo_limit",
+            "rule_config.max_systolic",
+            "rule_config.progression_start",
+            "rule_config.race_evening",
+        ]
+    );
+    for (paths, config, field) in [
+        (
+            ["cryo_window"],
+            pb::RuleConfig {
+                cryo_window: secs(25 * 3600),
+                ..Default::default()
+            },
+            "rule_config.cryo_window",
+        ),
+        (
+            ["max_diastolic"],
+            pb::RuleConfig {
+                max_diastolic: 20,
+                ..Default::default()
+            },
+            "rule_config.max_diastolic",
+        ),
+        (
+            ["race_evening"],
+            pb::RuleConfig {
+                race_evening: "6pm".into(),
+                ..Default::default()
+            },
+            "rule_config.race_evening",
+        ),
+        (
+            ["colour"],
+            pb::RuleConfig::default(),
+            "update_mask.paths[0]",
+        ),
+    ] {
+        let refused = update_rules(&mut s.manager, config, &paths)
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument);
+        assert_eq!(fields(&refused), [field]);
+    }
+    assert_eq!(rules(&mut s.front_desk).await.0, before);
+    assert_eq!(
+        env.count("SELECT COUNT(*) FROM protocols_audit WHERE action = 'rules.updated'")
+            .await,
+        2
+    );
+    assert_eq!(
+        env.count("SELECT COUNT(*) FROM protocols_rule_configs")
+            .await,
+        1
+    );
+}
+
 recovery_kit::engine_tests!(
     the_whole_client_story,
     timeline_pages_are_stable_while_entries_arrive,
@@ -1239,4 +1474,5 @@ recovery_kit::engine_tests!(
     bad_input_is_refused_with_field_details_and_writes_nothing,
     creates_are_idempotent_by_request_id,
     contraindications_refuse_and_the_clock_moves_the_window,
+    thresholds_are_the_tenants_own,
 );
