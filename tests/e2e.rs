@@ -265,6 +265,11 @@ fn the_readme_walkthrough_runs_as_written(grpcurl_bin: &Path, addr: &str) {
             .any(|l| l.trim() == "{'allowed': True, 'recommendedDuration': '90s'}"),
         "{said}"
     );
+    // Compression the evening before her race warns.
+    assert!(
+        said.lines().any(|l| l.trim() == "COMPRESSION_BEFORE_RACE"),
+        "{said}"
+    );
 
     // The fleet part: the hub's readings were stored, the board sent its
     // snapshot, the reserved gun went out and came back, and the second

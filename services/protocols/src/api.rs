@@ -1453,6 +1453,69 @@ impl Protocols {
         })
     }
 
+    async fn list_audit_events(
+        &self,
+        ctx: &Ctx,
+        req: pb::ListAuditEventsRequest,
+    ) -> Result<pb::ListAuditEventsResponse, Error> {
+        let mut v = Violations::new();
+        let client_id = if req.client_id.is_empty() {
+            Some(String::new())
+        } else {
+            v.check("client_id", parse_id(&req.client_id))
+        };
+        let from = v
+            .check(
+                "start_time",
+                model::optional_instant(req.start_time.as_ref()),
+            )
+            .flatten();
+        let to = v
+            .check("end_time", model::optional_instant(req.end_time.as_ref()))
+            .flatten();
+        if let (Some(from), Some(to)) = (from, to)
+            && to <= from
+        {
+            v.add("end_time", "must be after start_time");
+        }
+        let page = Keyset::parse(req.page_size, &req.page_token, &mut v);
+        let client_id = v.finish_with(client_id)?;
+        let db = self.db.reader();
+        if !client_id.is_empty() {
+            // Another tenant's client is NOT_FOUND; an erased one keeps its trail.
+            store::find_client(db, &ctx.tenant, &client_id, "").await?;
+        }
+        let (after_at, after_id) = page.after.clone().unwrap_or((i64::MAX, "~".to_owned()));
+        let rows = sqlx::query(
+            "SELECT id, client_id, actor, action, detail, occur_time FROM protocols_audit \
+             WHERE tenant_id = $1 AND ($2 = '' OR client_id = $2) \
+             AND occur_time >= $3 AND occur_time < $4 \
+             AND (occur_time < $5 OR (occur_time = $5 AND id < $6)) \
+             ORDER BY occur_time DESC, id DESC LIMIT $7",
+        )
+        .bind(&ctx.tenant)
+        .bind(&client_id)
+        .bind(from.map_or(i64::MIN, to_micros))
+        .bind(to.map_or(i64::MAX, to_micros))
+        .bind(after_at)
+        .bind(&after_id)
+        .bind(page.fetch())
+        .fetch_all(db)
+        .await?;
+        let mut events = rows
+            .iter()
+            .map(|row| {
+                let occur: i64 = row.try_get("occur_time")?;
+                Ok((occur, store::audit_event(row)?))
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        let next_page_token = page.finish(&mut events, |(occur, e)| (*occur, e.id.as_str()));
+        Ok(pb::ListAuditEventsResponse {
+            events: events.into_iter().map(|(_, e)| e).collect(),
+            next_page_token,
+        })
+    }
+
     async fn evaluate_session(
         &self,
         ctx: &Ctx,
@@ -1577,4 +1640,5 @@ rpcs! {
     evaluate_session(EvaluateSessionRequest -> EvaluateSessionResponse) STUDIO;
     get_rule_config(GetRuleConfigRequest -> GetRuleConfigResponse) STUDIO;
     update_rule_config(UpdateRuleConfigRequest -> UpdateRuleConfigResponse) MANAGERS;
+    list_audit_events(ListAuditEventsRequest -> ListAuditEventsResponse) MANAGERS;
 }

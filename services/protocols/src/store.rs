@@ -111,6 +111,18 @@ pub(crate) async fn audit(
     Ok(())
 }
 
+/// An audit row (`id, client_id, actor, action, detail, occur_time`).
+pub(crate) fn audit_event(row: &AnyRow) -> Result<pb::AuditEvent, Error> {
+    Ok(pb::AuditEvent {
+        id: row.try_get("id")?,
+        actor: row.try_get("actor")?,
+        occur_time: ts(row.try_get("occur_time")?),
+        action: row.try_get("action")?,
+        client_id: row.try_get("client_id")?,
+        detail: row.try_get("detail")?,
+    })
+}
+
 pub(crate) const ACTIVITY_COLUMNS: &str = "id, client_id, kind, start_time, end_time, \
      distance_meters, perceived_effort, notes, create_time, created_by";
 
