@@ -29,6 +29,15 @@ pub(crate) const READERS: &[Role] = &[Role::Operator, Role::Manager, Role::Staff
 
 /// How early before its window a reservation may be checked out.
 const EARLY_CHECK_OUT: SignedDuration = SignedDuration::from_mins(15);
+/// The longest window `ListReservations` looks at.
+const MAX_LIST_WINDOW: SignedDuration = SignedDuration::from_hours(31 * 24);
+
+/// Whose reservations `ListReservations` lists.
+enum Subject {
+    Device(String),
+    Location(String),
+}
+
 /// The longest maintenance reason and notes.
 const MAX_REASON: usize = 500;
 const MAX_NOTES: usize = 4000;
@@ -1006,6 +1015,93 @@ impl FleetService for Fleet {
         self.publish(device.wire());
         Ok(Response::new(pb::ReleaseReservationResponse {
             reservation: Some(reservation.into_wire()),
+        }))
+    }
+
+    async fn list_reservations(
+        &self,
+        request: Request<pb::ListReservationsRequest>,
+    ) -> Result<Response<pb::ListReservationsResponse>, Status> {
+        let caller = authorize(&request, FLOOR)?;
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        let subject = match (req.device_id.is_empty(), req.location_id.is_empty()) {
+            (false, true) => v
+                .check("device_id", parse_id(&req.device_id))
+                .map(Subject::Device),
+            (true, false) => v
+                .check("location_id", parse_id(&req.location_id))
+                .map(Subject::Location),
+            (true, true) => {
+                v.add("device_id", "give device_id or location_id");
+                None
+            }
+            (false, false) => {
+                v.add("location_id", "give device_id or location_id, not both");
+                None
+            }
+        };
+        let mut instant = |field: &str, value: Option<&prost_types::Timestamp>| match value {
+            None => {
+                v.add(field, "required");
+                None
+            }
+            Some(t) => v.check(field, recovery_kit::time::from_proto(t)),
+        };
+        let start = instant("start_time", req.start_time.as_ref());
+        let end = instant("end_time", req.end_time.as_ref());
+        if let (Some(start), Some(end)) = (start, end) {
+            if end <= start {
+                v.add("end_time", "must be after start_time");
+            } else if end.duration_since(start) > MAX_LIST_WINDOW {
+                v.add("end_time", "at most 31 days after start_time");
+            }
+        }
+        let state = v.check("state", Phase::from_wire(req.state)).flatten();
+        let page = Keyset::parse(req.page_size, &req.page_token, &mut v);
+        let (subject, (start, end)) = v.finish_with(subject.zip(start.zip(end)))?;
+        // Another tenant's device or location is NOT_FOUND.
+        let (column, value, tenant_id) = match subject {
+            Subject::Device(id) => {
+                let device =
+                    store::device(self.db.reader(), self.times(), caller.scope(), &id).await?;
+                ("device_id", device.id, device.tenant_id)
+            }
+            Subject::Location(id) => {
+                let location = self.directory.location(caller, &id, "location_id").await?;
+                if !caller.sees(&location.tenant_id) {
+                    return Err(Error::not_found("location", &id).into());
+                }
+                ("location_id", location.id, location.tenant_id)
+            }
+        };
+        let (after_start, after_id) = page.after.clone().unwrap_or((i64::MIN, String::new()));
+        let rows = sqlx::query(&format!(
+            "SELECT {} FROM device_reservations WHERE tenant_id = $1 AND {column} = $2 \
+             AND start_us < $3 AND end_us > $4 AND ($5 = '' OR state = $5) \
+             AND (start_us > $6 OR (start_us = $6 AND id > $7)) \
+             ORDER BY start_us, id LIMIT $8",
+            store::RESERVATION_COLUMNS
+        ))
+        .bind(&tenant_id)
+        .bind(&value)
+        .bind(to_micros(end))
+        .bind(to_micros(start))
+        .bind(state.map_or("", Phase::as_str))
+        .bind(after_start)
+        .bind(&after_id)
+        .bind(page.fetch())
+        .fetch_all(self.db.reader())
+        .await
+        .map_err(Error::from)?;
+        let mut rows = rows
+            .iter()
+            .map(ReservationRow::from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_page_token = page.finish(&mut rows, |r| (r.start, r.id.as_str()));
+        Ok(Response::new(pb::ListReservationsResponse {
+            reservations: rows.into_iter().map(ReservationRow::into_wire).collect(),
+            next_page_token,
         }))
     }
 

@@ -1526,7 +1526,161 @@ async fn service_due_pages_most_used_first(db: TestDb) {
     assert_eq!(seen, expected, "most used first, ties by id, each once");
 }
 
+async fn reservations_are_listed_by_device_and_location_in_a_window(db: TestDb) {
+    let env = env(db).await;
+    let mut manager = env.client(&env.a.manager).await;
+    let mut staff = env.client(&env.a.staff).await;
+    let one = register(
+        &mut manager,
+        gun(&env.a.location, "LST-1", &[pb::Attachment::Ball]),
+    )
+    .await;
+    let two = register(
+        &mut manager,
+        gun(&env.a.location, "LST-2", &[pb::Attachment::Ball]),
+    )
+    .await;
+    let now = env.now();
+    let minutes = |m: i64| now + SignedDuration::from_mins(m);
+    let mut reserve = async |device: &str, at_min: i64| {
+        staff
+            .reserve_device(reserve_by_id(device, minutes(at_min), 30))
+            .await
+            .unwrap()
+            .into_inner()
+            .reservation
+            .unwrap()
+    };
+    // One: 60-90 and 180-210 (released) and in two days; two: 90-120.
+    let a1 = reserve(&one.id, 60).await;
+    let a2 = reserve(&one.id, 180).await;
+    let later = reserve(&one.id, 2 * 24 * 60).await;
+    let b1 = reserve(&two.id, 90).await;
+    staff
+        .release_reservation(pb::ReleaseReservationRequest {
+            reservation_id: a2.id.clone(),
+        })
+        .await
+        .unwrap();
+    let window = |start: i64, end: i64| pb::ListReservationsRequest {
+        start_time: Some(to_proto(minutes(start))),
+        end_time: Some(to_proto(minutes(end))),
+        ..Default::default()
+    };
+    let ids = |r: pb::ListReservationsResponse| -> Vec<String> {
+        r.reservations.into_iter().map(|r| r.id).collect()
+    };
+
+    // A device's, earliest first; the released one too, unless filtered.
+    let by_device = pb::ListReservationsRequest {
+        device_id: one.id.clone(),
+        ..window(0, 24 * 60)
+    };
+    let listed = staff.list_reservations(by_device.clone()).await.unwrap();
+    assert_eq!(ids(listed.into_inner()), [a1.id.clone(), a2.id.clone()]);
+    let held = staff
+        .list_reservations(pb::ListReservationsRequest {
+            state: pb::ReservationState::Held as i32,
+            ..by_device.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(held.into_inner()), std::slice::from_ref(&a1.id));
+
+    // Windows are half-open: one ending at the start or starting at the
+    // end does not overlap.
+    let edge = staff
+        .list_reservations(pb::ListReservationsRequest {
+            location_id: env.a.location.clone(),
+            ..window(90, 180)
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(edge.into_inner()), std::slice::from_ref(&b1.id));
+
+    // A location's, a page at a time, each once, across 31 days.
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = staff
+            .list_reservations(pb::ListReservationsRequest {
+                location_id: env.a.location.clone(),
+                page_size: 1,
+                page_token: token,
+                ..window(0, 31 * 24 * 60)
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(page.reservations.len() <= 1);
+        seen.extend(page.reservations.iter().map(|r| r.id.clone()));
+        token = page.next_page_token;
+        if token.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(seen, [a1.id, b1.id, a2.id, later.id]);
+
+    // Bad input names every field.
+    let bad = staff
+        .list_reservations(pb::ListReservationsRequest {
+            device_id: one.id.clone(),
+            location_id: env.a.location.clone(),
+            state: 99,
+            page_token: "nope".into(),
+            ..window(0, 31 * 24 * 60 + 1)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert_eq!(
+        fields(&bad),
+        ["location_id", "end_time", "state", "page_token"]
+    );
+    let bad = staff
+        .list_reservations(pb::ListReservationsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(fields(&bad), ["device_id", "start_time", "end_time"]);
+    let bad = staff
+        .list_reservations(pb::ListReservationsRequest {
+            device_id: one.id.clone(),
+            ..window(60, 60)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(fields(&bad), ["end_time"]);
+
+    // Hubs may not; another tenant's device and location are NOT_FOUND.
+    let mut hub = env.client(&env.a.hub).await;
+    let denied = hub.list_reservations(by_device.clone()).await.unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let mut staff_b = env.client(&env.b.staff).await;
+    let foreign = staff_b
+        .list_reservations(by_device.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(foreign.code(), Code::NotFound, "{foreign:?}");
+    let foreign = staff_b
+        .list_reservations(pb::ListReservationsRequest {
+            location_id: env.a.location.clone(),
+            ..window(0, 24 * 60)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(foreign.code(), Code::NotFound, "{foreign:?}");
+    let own = staff_b
+        .list_reservations(pb::ListReservationsRequest {
+            location_id: env.b.location.clone(),
+            ..window(0, 24 * 60)
+        })
+        .await
+        .unwrap();
+    assert!(own.into_inner().reservations.is_empty());
+}
+
 recovery_kit::engine_tests!(
+    reservations_are_listed_by_device_and_location_in_a_window,
     service_due_pages_most_used_first,
     telemetry_pages_hold_still_while_readings_arrive,
     fifty_clients_race_for_one_gun_and_one_wins,
