@@ -1679,7 +1679,86 @@ async fn reservations_are_listed_by_device_and_location_in_a_window(db: TestDb) 
     assert!(own.into_inner().reservations.is_empty());
 }
 
+async fn the_board_hears_when_a_window_starts_and_ends(db: TestDb) {
+    let env = env(db).await;
+    let mut manager = env.client(&env.a.manager).await;
+    let mut staff = env.client(&env.a.staff).await;
+    let g = register(
+        &mut manager,
+        gun(&env.a.location, "WIN-1", &[pb::Attachment::Ball]),
+    )
+    .await;
+    // Held from 2 to 7 minutes from now; nothing changes on the clock alone.
+    staff
+        .reserve_device(reserve_by_id(
+            &g.id,
+            env.now() + SignedDuration::from_mins(2),
+            5,
+        ))
+        .await
+        .unwrap();
+    let mut board = staff
+        .watch_devices(pb::WatchDevicesRequest {
+            location_id: env.a.location.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(pb::watch_devices_response::Event::Snapshot(snapshot)) =
+        board.message().await.unwrap().unwrap().event
+    else {
+        panic!("a snapshot comes first");
+    };
+    assert_eq!(state(&snapshot.devices[0]), pb::DeviceState::Available);
+    let mut next_change = async || {
+        let message = tokio::time::timeout(Duration::from_secs(10), board.message())
+            .await
+            .expect("a change arrives")
+            .unwrap()
+            .unwrap();
+        let Some(pb::watch_devices_response::Event::Device(changed)) = message.event else {
+            panic!("expected a change");
+        };
+        changed
+    };
+
+    let swept = env.fleet.sweep().await.unwrap();
+    assert_eq!(swept.windows, 0, "nothing started yet");
+    env.advance(SignedDuration::from_mins(2));
+    assert_eq!(env.fleet.sweep().await.unwrap().windows, 1);
+    let changed = next_change().await;
+    assert_eq!(changed.id, g.id);
+    assert_eq!(state(&changed), pb::DeviceState::Reserved);
+    assert!(changed.ready);
+    assert_eq!(env.fleet.sweep().await.unwrap().windows, 0, "told once");
+
+    env.advance(SignedDuration::from_mins(5));
+    assert_eq!(env.fleet.sweep().await.unwrap().windows, 1);
+    let changed = next_change().await;
+    assert_eq!(state(&changed), pb::DeviceState::Available);
+
+    // A window that starts and ends between two sweeps changes nothing the
+    // board would see.
+    staff
+        .reserve_device(reserve_by_id(
+            &g.id,
+            env.now() + SignedDuration::from_mins(1),
+            1,
+        ))
+        .await
+        .unwrap();
+    let changed = next_change().await;
+    assert_eq!(
+        state(&changed),
+        pb::DeviceState::Available,
+        "the reservation itself"
+    );
+    env.advance(SignedDuration::from_mins(3));
+    assert_eq!(env.fleet.sweep().await.unwrap().windows, 0);
+}
+
 recovery_kit::engine_tests!(
+    the_board_hears_when_a_window_starts_and_ends,
     reservations_are_listed_by_device_and_location_in_a_window,
     service_due_pages_most_used_first,
     telemetry_pages_hold_still_while_readings_arrive,
