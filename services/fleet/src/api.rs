@@ -7,7 +7,7 @@ use jiff::SignedDuration;
 use recovery_kit::db::{MAX_ATTEMPTS, is_exclusion_violation, is_unique_violation};
 use recovery_kit::idempotency::{Key, Once, Step};
 use recovery_kit::ids::{new_id, parse_id};
-use recovery_kit::page::Page;
+use recovery_kit::page::{Keyset, Page};
 use recovery_kit::time::{from_micros, to_micros};
 use recovery_kit::{Caller, Error, Role, Violations};
 use recovery_proto::fleet::v1 as pb;
@@ -29,6 +29,15 @@ pub(crate) const READERS: &[Role] = &[Role::Operator, Role::Manager, Role::Staff
 
 /// How early before its window a reservation may be checked out.
 const EARLY_CHECK_OUT: SignedDuration = SignedDuration::from_mins(15);
+/// The longest window `ListReservations` looks at.
+const MAX_LIST_WINDOW: SignedDuration = SignedDuration::from_hours(31 * 24);
+
+/// Whose reservations `ListReservations` lists.
+enum Subject {
+    Device(String),
+    Location(String),
+}
+
 /// The longest maintenance reason and notes.
 const MAX_REASON: usize = 500;
 const MAX_NOTES: usize = 4000;
@@ -1009,6 +1018,93 @@ impl FleetService for Fleet {
         }))
     }
 
+    async fn list_reservations(
+        &self,
+        request: Request<pb::ListReservationsRequest>,
+    ) -> Result<Response<pb::ListReservationsResponse>, Status> {
+        let caller = authorize(&request, FLOOR)?;
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        let subject = match (req.device_id.is_empty(), req.location_id.is_empty()) {
+            (false, true) => v
+                .check("device_id", parse_id(&req.device_id))
+                .map(Subject::Device),
+            (true, false) => v
+                .check("location_id", parse_id(&req.location_id))
+                .map(Subject::Location),
+            (true, true) => {
+                v.add("device_id", "give device_id or location_id");
+                None
+            }
+            (false, false) => {
+                v.add("location_id", "give device_id or location_id, not both");
+                None
+            }
+        };
+        let mut instant = |field: &str, value: Option<&prost_types::Timestamp>| match value {
+            None => {
+                v.add(field, "required");
+                None
+            }
+            Some(t) => v.check(field, recovery_kit::time::from_proto(t)),
+        };
+        let start = instant("start_time", req.start_time.as_ref());
+        let end = instant("end_time", req.end_time.as_ref());
+        if let (Some(start), Some(end)) = (start, end) {
+            if end <= start {
+                v.add("end_time", "must be after start_time");
+            } else if end.duration_since(start) > MAX_LIST_WINDOW {
+                v.add("end_time", "at most 31 days after start_time");
+            }
+        }
+        let state = v.check("state", Phase::from_wire(req.state)).flatten();
+        let page = Keyset::parse(req.page_size, &req.page_token, &mut v);
+        let (subject, (start, end)) = v.finish_with(subject.zip(start.zip(end)))?;
+        // Another tenant's device or location is NOT_FOUND.
+        let (column, value, tenant_id) = match subject {
+            Subject::Device(id) => {
+                let device =
+                    store::device(self.db.reader(), self.times(), caller.scope(), &id).await?;
+                ("device_id", device.id, device.tenant_id)
+            }
+            Subject::Location(id) => {
+                let location = self.directory.location(caller, &id, "location_id").await?;
+                if !caller.sees(&location.tenant_id) {
+                    return Err(Error::not_found("location", &id).into());
+                }
+                ("location_id", location.id, location.tenant_id)
+            }
+        };
+        let (after_start, after_id) = page.after.clone().unwrap_or((i64::MIN, String::new()));
+        let rows = sqlx::query(&format!(
+            "SELECT {} FROM device_reservations WHERE tenant_id = $1 AND {column} = $2 \
+             AND start_us < $3 AND end_us > $4 AND ($5 = '' OR state = $5) \
+             AND (start_us > $6 OR (start_us = $6 AND id > $7)) \
+             ORDER BY start_us, id LIMIT $8",
+            store::RESERVATION_COLUMNS
+        ))
+        .bind(&tenant_id)
+        .bind(&value)
+        .bind(to_micros(end))
+        .bind(to_micros(start))
+        .bind(state.map_or("", Phase::as_str))
+        .bind(after_start)
+        .bind(&after_id)
+        .bind(page.fetch())
+        .fetch_all(self.db.reader())
+        .await
+        .map_err(Error::from)?;
+        let mut rows = rows
+            .iter()
+            .map(ReservationRow::from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_page_token = page.finish(&mut rows, |r| (r.start, r.id.as_str()));
+        Ok(Response::new(pb::ListReservationsResponse {
+            reservations: rows.into_iter().map(ReservationRow::into_wire).collect(),
+            next_page_token,
+        }))
+    }
+
     async fn report_telemetry(
         &self,
         request: Request<Streaming<pb::ReportTelemetryRequest>>,
@@ -1026,22 +1122,41 @@ impl FleetService for Fleet {
         let req = request.get_ref();
         let mut v = Violations::new();
         let id = v.check("device_id", parse_id(&req.device_id));
-        let page = Page::parse(req.page_size, "", &mut v);
+        let page = Keyset::parse(req.page_size, &req.page_token, &mut v);
+        let after = match &page.after {
+            None => None,
+            Some((time, key)) => {
+                let seq = crate::telemetry::seq_of(key);
+                if seq.is_none() {
+                    v.add("page_token", "not a token from a previous page");
+                }
+                seq.map(|seq| (*time, seq))
+            }
+        };
         let id = v.finish_with(id)?;
         store::device(self.db.reader(), self.times(), caller.scope(), &id).await?;
+        // Newest reading time first, then latest received: a keyset on
+        // (reading_time, seq), so readings stored meanwhile never shift a
+        // later page.
+        let (after_time, after_seq) = after.unwrap_or((i64::MAX, i64::MAX));
         let rows = sqlx::query(
-            "SELECT device_id, reading_time, battery_percent, charging, temperature_c, \
-             firmware_version FROM device_readings WHERE device_id = $1 ORDER BY seq DESC LIMIT $2",
+            "SELECT seq, device_id, reading_time, battery_percent, charging, temperature_c, \
+             firmware_version FROM device_readings WHERE device_id = $1 \
+             AND (reading_time < $2 OR (reading_time = $2 AND seq < $3)) \
+             ORDER BY reading_time DESC, seq DESC LIMIT $4",
         )
         .bind(&id)
-        .bind(page.size)
+        .bind(after_time)
+        .bind(after_seq)
+        .bind(page.fetch())
         .fetch_all(self.db.reader())
         .await
         .map_err(Error::from)?;
-        let readings = rows
+        let mut rows = rows
             .iter()
             .map(|r| {
-                Ok(pb::TelemetryReading {
+                let time: i64 = r.try_get("reading_time")?;
+                let reading = pb::TelemetryReading {
                     device_id: r.try_get("device_id")?,
                     battery_percent: r
                         .try_get::<Option<i64>, _>("battery_percent")?
@@ -1049,14 +1164,18 @@ impl FleetService for Fleet {
                     charging: r.try_get::<i64, _>("charging")? != 0,
                     temperature_celsius: r.try_get("temperature_c")?,
                     firmware_version: r.try_get("firmware_version")?,
-                    reading_time: Some(recovery_kit::time::micros_to_proto(
-                        r.try_get("reading_time")?,
-                    )),
-                })
+                    reading_time: Some(recovery_kit::time::micros_to_proto(time)),
+                };
+                let key = crate::telemetry::key_of(r.try_get("seq")?);
+                Ok((time, key, reading))
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()
             .map_err(Error::from)?;
-        Ok(Response::new(pb::ListTelemetryResponse { readings }))
+        let next_page_token = page.finish(&mut rows, |(time, key, _)| (*time, key.as_str()));
+        Ok(Response::new(pb::ListTelemetryResponse {
+            readings: rows.into_iter().map(|(_, _, r)| r).collect(),
+            next_page_token,
+        }))
     }
 
     async fn start_maintenance(
@@ -1224,6 +1343,7 @@ impl FleetService for Fleet {
         if !req.location_id.is_empty() {
             v.check("location_id", parse_id(&req.location_id));
         }
+        let page = Keyset::parse(req.page_size, &req.page_token, &mut v);
         v.finish()?;
         if !req.location_id.is_empty() {
             let location = self
@@ -1235,24 +1355,36 @@ impl FleetService for Fleet {
             }
         }
         let (now, stale_before) = self.times();
+        // Most used first, then by id: a keyset on (usage, id).
+        let (after_usage, after_id) = page.after.clone().unwrap_or((i64::MAX, String::new()));
         let rows = sqlx::query(&store::select_devices(
             "tenant_id = $3 AND ($4 = '' OR location_id = $4) AND state <> 'retired' \
-             AND usage_since_service >= $5",
-            "ORDER BY usage_since_service DESC, id LIMIT 500",
+             AND usage_since_service >= $5 \
+             AND (usage_since_service < $6 OR (usage_since_service = $6 AND id > $7))",
+            "ORDER BY usage_since_service DESC, id LIMIT $8",
         ))
         .bind(now)
         .bind(stale_before)
         .bind(&tenant_id)
         .bind(&req.location_id)
         .bind(i64::from(req.min_usage_hours) * 3600)
+        .bind(after_usage)
+        .bind(&after_id)
+        .bind(page.fetch())
         .fetch_all(self.db.reader())
         .await
         .map_err(Error::from)?;
-        let devices = rows
+        let mut devices = rows
             .iter()
             .map(|r| DeviceRow::from_row(r).map(DeviceRow::into_wire))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Response::new(pb::ListDueForServiceResponse { devices }))
+        let next_page_token = page.finish(&mut devices, |d| {
+            (d.usage_seconds_since_service, d.id.as_str())
+        });
+        Ok(Response::new(pb::ListDueForServiceResponse {
+            devices,
+            next_page_token,
+        }))
     }
 
     type WatchDevicesStream = crate::watch::Board;

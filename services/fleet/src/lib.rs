@@ -11,14 +11,14 @@ mod store;
 mod telemetry;
 mod watch;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use jiff::SignedDuration;
 use prost::Message as _;
 use recovery_kit::events::{Bus, Event};
 use recovery_kit::server::{Services, Shutdown};
-use recovery_kit::time::Clock;
+use recovery_kit::time::{Clock, from_micros, to_micros};
 use recovery_kit::{Db, Engine, Error};
 use recovery_proto::fleet::v1 as pb;
 use recovery_proto::fleet::v1::fleet_service_server::FleetServiceServer;
@@ -84,6 +84,17 @@ pub struct Fleet {
     directory: Arc<dyn Directory>,
     config: Config,
     shutdown: OnceLock<Shutdown>,
+    /// When [`Fleet::sweep_windows`] last looked, in micros.
+    last_sweep: Mutex<i64>,
+}
+
+/// What one [`Fleet::sweep`] told the board.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Devices newly marked offline.
+    pub offline: usize,
+    /// Devices reserved or free again because a window started or ended.
+    pub windows: usize,
 }
 
 impl Fleet {
@@ -109,6 +120,7 @@ impl Fleet {
             "telemetry batch must be 1 to 2000"
         );
         db.migrate(Self::migrator(db.engine())).await?;
+        let last_sweep = Mutex::new(to_micros(clock.now()));
         Ok(Arc::new(Self {
             db,
             clock,
@@ -116,6 +128,7 @@ impl Fleet {
             directory,
             config,
             shutdown: OnceLock::new(),
+            last_sweep,
         }))
     }
 
@@ -194,7 +207,67 @@ impl Fleet {
         Ok(ids.len())
     }
 
-    /// Runs [`Fleet::sweep_offline`] every `every` until `shutdown`.
+    /// Tells the board what changed only because time passed: devices gone
+    /// silent ([`Fleet::sweep_offline`]) and devices whose reservation
+    /// window started or ended ([`Fleet::sweep_windows`]).
+    pub async fn sweep(&self) -> anyhow::Result<Swept> {
+        let offline = self.sweep_offline().await?;
+        let windows = self.sweep_windows().await?;
+        Ok(Swept { offline, windows })
+    }
+
+    /// Publishes devices whose effective state changed since the previous
+    /// sweep (by the injected clock) because a held reservation's window
+    /// started or ended in between. Nothing is stored: reads derive
+    /// "reserved" themselves. Returns how many were published.
+    pub async fn sweep_windows(&self) -> anyhow::Result<usize> {
+        let now = self.clock.now();
+        let since = std::mem::replace(
+            &mut *self
+                .last_sweep
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+            to_micros(now),
+        );
+        let times = store::times(now, self.config.offline_after());
+        if times.0 <= since {
+            return Ok(0);
+        }
+        let rows = sqlx::query(
+            "SELECT device_id FROM device_reservations WHERE state = 'held' \
+             AND start_us > $1 AND start_us <= $2 \
+             UNION SELECT device_id FROM device_reservations WHERE state = 'held' \
+             AND end_us > $1 AND end_us <= $2",
+        )
+        .bind(since)
+        .bind(times.0)
+        .fetch_all(self.db.reader())
+        .await?;
+        let before = store::times(from_micros(since), self.config.offline_after());
+        let mut published = 0;
+        for row in &rows {
+            let id: String = row.try_get("device_id")?;
+            let err = |e: Error| anyhow::anyhow!("{e}");
+            let then = store::device(self.db.reader(), before, "", &id)
+                .await
+                .map_err(err)?;
+            let device = store::device(self.db.reader(), times, "", &id)
+                .await
+                .map_err(err)?;
+            if then.state != device.state {
+                tracing::info!(
+                    device_id = %id,
+                    state = device.state.as_str(),
+                    "device window passed"
+                );
+                self.publish(device.wire());
+                published += 1;
+            }
+        }
+        Ok(published)
+    }
+
+    /// Runs [`Fleet::sweep`] every `every` until `shutdown`.
     pub fn spawn_sweeper(self: &Arc<Self>, every: Duration, mut shutdown: Shutdown) {
         let fleet = Arc::clone(self);
         tokio::spawn(async move {
@@ -204,8 +277,8 @@ impl Fleet {
                 tokio::select! {
                     () = shutdown.wait() => break,
                     _ = tick.tick() => {
-                        if let Err(error) = fleet.sweep_offline().await {
-                            tracing::warn!(error = format!("{error:#}"), "offline sweep failed");
+                        if let Err(error) = fleet.sweep().await {
+                            tracing::warn!(error = format!("{error:#}"), "sweep failed");
                         }
                     }
                 }

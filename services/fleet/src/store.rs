@@ -253,6 +253,18 @@ impl Phase {
         .find(|h| h.as_str() == name)
     }
 
+    /// `None` for unspecified (no filter); `Err` for unknown values.
+    pub(crate) fn from_wire(value: i32) -> Result<Option<Phase>, String> {
+        match pb::ReservationState::try_from(value) {
+            Ok(pb::ReservationState::Unspecified) => Ok(None),
+            Ok(pb::ReservationState::Held) => Ok(Some(Phase::Held)),
+            Ok(pb::ReservationState::CheckedOut) => Ok(Some(Phase::CheckedOut)),
+            Ok(pb::ReservationState::Completed) => Ok(Some(Phase::Completed)),
+            Ok(pb::ReservationState::Released) => Ok(Some(Phase::Released)),
+            Err(_) => Err(format!("{value} is not a reservation state")),
+        }
+    }
+
     fn to_wire(self) -> pb::ReservationState {
         match self {
             Phase::Held => pb::ReservationState::Held,

@@ -185,3 +185,29 @@ impl Fleet {
         Ok(stored)
     }
 }
+
+/// A reading's key in a page token: its storage sequence number carried as
+/// a UUID, so that readings page with the kit's `(position, id)` keyset.
+pub(crate) fn key_of(seq: i64) -> String {
+    uuid::Uuid::from_u64_pair(0, u64::try_from(seq).unwrap_or_default()).to_string()
+}
+
+/// The sequence number of a key made by [`key_of`]; `None` for any other id.
+pub(crate) fn seq_of(key: &str) -> Option<i64> {
+    let (high, low) = uuid::Uuid::try_parse(key).ok()?.as_u64_pair();
+    if high != 0 {
+        return None;
+    }
+    i64::try_from(low).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reading_keys_round_trip() {
+        for seq in [0, 1, 42, i64::MAX] {
+            assert_eq!(super::seq_of(&super::key_of(seq)), Some(seq));
+        }
+        assert_eq!(super::seq_of(&recovery_kit::ids::new_id()), None);
+    }
+}

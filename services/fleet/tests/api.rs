@@ -937,20 +937,41 @@ async fn ten_thousand_readings_are_stored_and_bounded(db: TestDb) {
         .try_get("n")
         .unwrap();
     assert_eq!(stored, i64::from(HISTORY));
-    let history = staff
-        .list_telemetry(pb::ListTelemetryRequest {
-            device_id: g.id.clone(),
-            page_size: 500,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .readings;
-    assert_eq!(history.len(), 500);
+    // The whole history in two pages, newest first, each reading once.
+    let mut history = Vec::new();
+    let mut token = String::new();
+    let mut pages = 0;
+    loop {
+        let page = staff
+            .list_telemetry(pb::ListTelemetryRequest {
+                device_id: g.id.clone(),
+                page_size: 500,
+                page_token: token,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        pages += 1;
+        history.extend(page.readings);
+        token = page.next_page_token;
+        if token.is_empty() {
+            break;
+        }
+    }
     assert_eq!(
-        history[0].reading_time,
-        Some(to_proto(base + SignedDuration::from_secs(9_999)))
+        pages, 2,
+        "1000 readings, 500 a page: the second page is the last"
     );
+    assert_eq!(history.len(), 1000);
+    let times: Vec<_> = history
+        .iter()
+        .map(|r| recovery_kit::time::from_proto(&r.reading_time.unwrap()).unwrap())
+        .collect();
+    let expected: Vec<_> = (9_000..10_000i64)
+        .rev()
+        .map(|i| base + SignedDuration::from_secs(i))
+        .collect();
+    assert_eq!(times, expected);
     let d = device(&mut staff, &g.id).await;
     assert_eq!(d.last_reading.unwrap().battery_percent, Some(1));
     assert_eq!(d.firmware_version, "2.1.0");
@@ -1102,6 +1123,7 @@ async fn bad_input_names_every_field_and_writes_nothing(db: TestDb) {
         .list_telemetry(pb::ListTelemetryRequest {
             device_id: g.id.clone(),
             page_size: 10,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -1287,7 +1309,7 @@ async fn roles_idempotency_serials_and_service_due(db: TestDb) {
     let due = |hours: u32| pb::ListDueForServiceRequest {
         location_id: env.a.location.clone(),
         min_usage_hours: hours,
-        tenant_id: String::new(),
+        ..Default::default()
     };
     let listed = staff
         .list_due_for_service(due(3))
@@ -1354,7 +1376,392 @@ async fn roles_idempotency_serials_and_service_due(db: TestDb) {
     );
 }
 
+async fn telemetry_pages_hold_still_while_readings_arrive(db: TestDb) {
+    let env = env(db).await;
+    let mut manager = env.client(&env.a.manager).await;
+    let mut staff = env.client(&env.a.staff).await;
+    let mut hub = env.client(&env.a.hub).await;
+    let g = register(
+        &mut manager,
+        gun(&env.a.location, "PAGE-1", &[pb::Attachment::Ball]),
+    )
+    .await;
+    let base = env.now() - SignedDuration::from_mins(30);
+    // Battery percent tells the readings apart; reading i is taken i
+    // minutes after `base`, sent out of order.
+    let at = |i: u32, battery: u32| pb::ReportTelemetryRequest {
+        reading: Some(pb::TelemetryReading {
+            device_id: g.id.clone(),
+            battery_percent: Some(battery),
+            reading_time: Some(to_proto(base + SignedDuration::from_mins(i.into()))),
+            ..Default::default()
+        }),
+    };
+    let first: Vec<_> = [3, 1, 7, 0, 5, 2, 6, 4].map(|i| at(i, i)).to_vec();
+    report(&mut hub, first).await.unwrap();
+    let list = |token: String| pb::ListTelemetryRequest {
+        device_id: g.id.clone(),
+        page_size: 3,
+        page_token: token,
+    };
+    let batteries = |p: &pb::ListTelemetryResponse| -> Vec<u32> {
+        p.readings
+            .iter()
+            .map(|r| r.battery_percent.unwrap())
+            .collect()
+    };
+    let page1 = staff
+        .list_telemetry(list(String::new()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(batteries(&page1), [7, 6, 5], "newest reading time first");
+    assert!(!page1.next_page_token.is_empty());
+
+    // New readings arrive: newer ones, and one taken at the same instant as
+    // the last reading of page 1 (it sorts before it: received later).
+    report(&mut hub, vec![at(9, 90), at(8, 80), at(5, 50)])
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    let mut token = page1.next_page_token;
+    while !token.is_empty() {
+        let page = staff
+            .list_telemetry(list(token))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(page.readings.len() <= 3);
+        rest.extend(batteries(&page));
+        token = page.next_page_token;
+    }
+    assert_eq!(rest, [4, 3, 2, 1, 0], "no duplicates, no gaps");
+
+    // From the top again, the new readings lead.
+    let top = staff
+        .list_telemetry(list(String::new()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(batteries(&top), [90, 80, 7]);
+    let next = staff
+        .list_telemetry(list(top.next_page_token))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(batteries(&next), [6, 50, 5], "a tie: received later first");
+
+    // Tokens are checked: garbage, and another list's token.
+    let bad = staff
+        .list_telemetry(list("garbage".into()))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert_eq!(fields(&bad), ["page_token"]);
+    register(
+        &mut manager,
+        gun(&env.a.location, "PAGE-2", &[pb::Attachment::Ball]),
+    )
+    .await;
+    let foreign = manager
+        .list_devices(pb::ListDevicesRequest {
+            page_size: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .next_page_token;
+    let bad = staff.list_telemetry(list(foreign)).await.unwrap_err();
+    assert_eq!(fields(&bad), ["page_token"]);
+}
+
+async fn service_due_pages_most_used_first(db: TestDb) {
+    let env = env(db).await;
+    let mut manager = env.client(&env.a.manager).await;
+    let mut staff = env.client(&env.a.staff).await;
+    let mut expected = Vec::new();
+    for (i, hours) in [3i64, 5, 4, 5, 3, 1].into_iter().enumerate() {
+        let g = register(
+            &mut manager,
+            gun(
+                &env.a.location,
+                &format!("DUE-{i}"),
+                &[pb::Attachment::Ball],
+            ),
+        )
+        .await;
+        sqlx::query("UPDATE devices SET usage_since_service = $1 WHERE id = $2")
+            .bind(hours * 3600)
+            .bind(&g.id)
+            .execute(env.db.db.reader())
+            .await
+            .unwrap();
+        if hours >= 2 {
+            expected.push((-hours, g.id));
+        }
+    }
+    expected.sort();
+    let expected: Vec<_> = expected.into_iter().map(|(_, id)| id).collect();
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = staff
+            .list_due_for_service(pb::ListDueForServiceRequest {
+                min_usage_hours: 2,
+                page_size: 2,
+                page_token: token,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(page.devices.len() <= 2);
+        seen.extend(page.devices.into_iter().map(|d| d.id));
+        token = page.next_page_token;
+        if token.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(seen, expected, "most used first, ties by id, each once");
+}
+
+async fn reservations_are_listed_by_device_and_location_in_a_window(db: TestDb) {
+    let env = env(db).await;
+    let mut manager = env.client(&env.a.manager).await;
+    let mut staff = env.client(&env.a.staff).await;
+    let one = register(
+        &mut manager,
+        gun(&env.a.location, "LST-1", &[pb::Attachment::Ball]),
+    )
+    .await;
+    let two = register(
+        &mut manager,
+        gun(&env.a.location, "LST-2", &[pb::Attachment::Ball]),
+    )
+    .await;
+    let now = env.now();
+    let minutes = |m: i64| now + SignedDuration::from_mins(m);
+    let mut reserve = async |device: &str, at_min: i64| {
+        staff
+            .reserve_device(reserve_by_id(device, minutes(at_min), 30))
+            .await
+            .unwrap()
+            .into_inner()
+            .reservation
+            .unwrap()
+    };
+    // One: 60-90 and 180-210 (released) and in two days; two: 90-120.
+    let a1 = reserve(&one.id, 60).await;
+    let a2 = reserve(&one.id, 180).await;
+    let later = reserve(&one.id, 2 * 24 * 60).await;
+    let b1 = reserve(&two.id, 90).await;
+    staff
+        .release_reservation(pb::ReleaseReservationRequest {
+            reservation_id: a2.id.clone(),
+        })
+        .await
+        .unwrap();
+    let window = |start: i64, end: i64| pb::ListReservationsRequest {
+        start_time: Some(to_proto(minutes(start))),
+        end_time: Some(to_proto(minutes(end))),
+        ..Default::default()
+    };
+    let ids = |r: pb::ListReservationsResponse| -> Vec<String> {
+        r.reservations.into_iter().map(|r| r.id).collect()
+    };
+
+    // A device's, earliest first; the released one too, unless filtered.
+    let by_device = pb::ListReservationsRequest {
+        device_id: one.id.clone(),
+        ..window(0, 24 * 60)
+    };
+    let listed = staff.list_reservations(by_device.clone()).await.unwrap();
+    assert_eq!(ids(listed.into_inner()), [a1.id.clone(), a2.id.clone()]);
+    let held = staff
+        .list_reservations(pb::ListReservationsRequest {
+            state: pb::ReservationState::Held as i32,
+            ..by_device.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(held.into_inner()), std::slice::from_ref(&a1.id));
+
+    // Windows are half-open: one ending at the start or starting at the
+    // end does not overlap.
+    let edge = staff
+        .list_reservations(pb::ListReservationsRequest {
+            location_id: env.a.location.clone(),
+            ..window(90, 180)
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(edge.into_inner()), std::slice::from_ref(&b1.id));
+
+    // A location's, a page at a time, each once, across 31 days.
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = staff
+            .list_reservations(pb::ListReservationsRequest {
+                location_id: env.a.location.clone(),
+                page_size: 1,
+                page_token: token,
+                ..window(0, 31 * 24 * 60)
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(page.reservations.len() <= 1);
+        seen.extend(page.reservations.iter().map(|r| r.id.clone()));
+        token = page.next_page_token;
+        if token.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(seen, [a1.id, b1.id, a2.id, later.id]);
+
+    // Bad input names every field.
+    let bad = staff
+        .list_reservations(pb::ListReservationsRequest {
+            device_id: one.id.clone(),
+            location_id: env.a.location.clone(),
+            state: 99,
+            page_token: "nope".into(),
+            ..window(0, 31 * 24 * 60 + 1)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert_eq!(
+        fields(&bad),
+        ["location_id", "end_time", "state", "page_token"]
+    );
+    let bad = staff
+        .list_reservations(pb::ListReservationsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(fields(&bad), ["device_id", "start_time", "end_time"]);
+    let bad = staff
+        .list_reservations(pb::ListReservationsRequest {
+            device_id: one.id.clone(),
+            ..window(60, 60)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(fields(&bad), ["end_time"]);
+
+    // Hubs may not; another tenant's device and location are NOT_FOUND.
+    let mut hub = env.client(&env.a.hub).await;
+    let denied = hub.list_reservations(by_device.clone()).await.unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let mut staff_b = env.client(&env.b.staff).await;
+    let foreign = staff_b
+        .list_reservations(by_device.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(foreign.code(), Code::NotFound, "{foreign:?}");
+    let foreign = staff_b
+        .list_reservations(pb::ListReservationsRequest {
+            location_id: env.a.location.clone(),
+            ..window(0, 24 * 60)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(foreign.code(), Code::NotFound, "{foreign:?}");
+    let own = staff_b
+        .list_reservations(pb::ListReservationsRequest {
+            location_id: env.b.location.clone(),
+            ..window(0, 24 * 60)
+        })
+        .await
+        .unwrap();
+    assert!(own.into_inner().reservations.is_empty());
+}
+
+async fn the_board_hears_when_a_window_starts_and_ends(db: TestDb) {
+    let env = env(db).await;
+    let mut manager = env.client(&env.a.manager).await;
+    let mut staff = env.client(&env.a.staff).await;
+    let g = register(
+        &mut manager,
+        gun(&env.a.location, "WIN-1", &[pb::Attachment::Ball]),
+    )
+    .await;
+    // Held from 2 to 7 minutes from now; nothing changes on the clock alone.
+    staff
+        .reserve_device(reserve_by_id(
+            &g.id,
+            env.now() + SignedDuration::from_mins(2),
+            5,
+        ))
+        .await
+        .unwrap();
+    let mut board = staff
+        .watch_devices(pb::WatchDevicesRequest {
+            location_id: env.a.location.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(pb::watch_devices_response::Event::Snapshot(snapshot)) =
+        board.message().await.unwrap().unwrap().event
+    else {
+        panic!("a snapshot comes first");
+    };
+    assert_eq!(state(&snapshot.devices[0]), pb::DeviceState::Available);
+    let mut next_change = async || {
+        let message = tokio::time::timeout(Duration::from_secs(10), board.message())
+            .await
+            .expect("a change arrives")
+            .unwrap()
+            .unwrap();
+        let Some(pb::watch_devices_response::Event::Device(changed)) = message.event else {
+            panic!("expected a change");
+        };
+        changed
+    };
+
+    let swept = env.fleet.sweep().await.unwrap();
+    assert_eq!(swept.windows, 0, "nothing started yet");
+    env.advance(SignedDuration::from_mins(2));
+    assert_eq!(env.fleet.sweep().await.unwrap().windows, 1);
+    let changed = next_change().await;
+    assert_eq!(changed.id, g.id);
+    assert_eq!(state(&changed), pb::DeviceState::Reserved);
+    assert!(changed.ready);
+    assert_eq!(env.fleet.sweep().await.unwrap().windows, 0, "told once");
+
+    env.advance(SignedDuration::from_mins(5));
+    assert_eq!(env.fleet.sweep().await.unwrap().windows, 1);
+    let changed = next_change().await;
+    assert_eq!(state(&changed), pb::DeviceState::Available);
+
+    // A window that starts and ends between two sweeps changes nothing the
+    // board would see.
+    staff
+        .reserve_device(reserve_by_id(
+            &g.id,
+            env.now() + SignedDuration::from_mins(1),
+            1,
+        ))
+        .await
+        .unwrap();
+    let changed = next_change().await;
+    assert_eq!(
+        state(&changed),
+        pb::DeviceState::Available,
+        "the reservation itself"
+    );
+    env.advance(SignedDuration::from_mins(3));
+    assert_eq!(env.fleet.sweep().await.unwrap().windows, 0);
+}
+
 recovery_kit::engine_tests!(
+    the_board_hears_when_a_window_starts_and_ends,
+    reservations_are_listed_by_device_and_location_in_a_window,
+    service_due_pages_most_used_first,
+    telemetry_pages_hold_still_while_readings_arrive,
     fifty_clients_race_for_one_gun_and_one_wins,
     racing_requirements_get_one_gun_each,
     requirements_pick_a_charged_least_used_gun_with_the_attachment,
