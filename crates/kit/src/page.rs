@@ -75,7 +75,8 @@ impl Page {
 pub struct Keyset {
     /// How many items to return.
     pub size: i64,
-    /// Resume strictly after this `(position, id)`; `None` from the start.
+    /// Resume strictly after this `(position, tiebreaker)`; the tiebreaker
+    /// is a UUID or a decimal sequence number. `None` from the start.
     pub after: Option<(i64, String)>,
 }
 
@@ -122,7 +123,13 @@ fn decode_pair(token: &str) -> Option<(i64, String)> {
     let text = String::from_utf8(bytes).ok()?;
     let (position, id) = text.strip_prefix("k1:")?.split_once(':')?;
     let position = position.parse().ok()?;
-    let id = uuid::Uuid::try_parse(id).ok()?.to_string();
+    // The tiebreaker is a UUID, or a row's sequence number for rows that
+    // have no UUID (telemetry readings).
+    let id = match uuid::Uuid::try_parse(id) {
+        Ok(uuid) => uuid.to_string(),
+        Err(_) if id.parse::<u64>().is_ok() && id.len() <= 20 => id.to_owned(),
+        Err(_) => return None,
+    };
     Some((position, id))
 }
 
@@ -196,5 +203,26 @@ mod tests {
             after: None,
         };
         assert_eq!(last.finish(&mut rows, |(p, id)| (*p, id.as_str())), "");
+    }
+
+    #[test]
+    fn keyset_tiebreakers_are_uuids_or_sequence_numbers() {
+        let mut rows = vec![(1_i64, "41".to_owned()), (1, "42".to_owned())];
+        let token = Keyset {
+            size: 1,
+            after: None,
+        }
+        .finish(&mut rows, |(p, id)| (*p, id.as_str()));
+        let mut v = Violations::new();
+        assert_eq!(
+            Keyset::parse(1, &token, &mut v).after,
+            Some((1, "41".to_owned()))
+        );
+        assert!(v.is_empty());
+        for forged in ["k1:1:DROP TABLE", "k1:1:-3", "k1:1:", "k1:x:41"] {
+            Keyset::parse(1, &URL_SAFE_NO_PAD.encode(forged), &mut v);
+            assert!(!v.is_empty(), "{forged} accepted");
+            v = Violations::new();
+        }
     }
 }

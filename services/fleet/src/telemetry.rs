@@ -186,19 +186,15 @@ impl Fleet {
     }
 }
 
-/// A reading's key in a page token: its storage sequence number carried as
-/// a UUID, so that readings page with the kit's `(position, id)` keyset.
+/// A reading's tiebreaker in a page token: its storage sequence number.
 pub(crate) fn key_of(seq: i64) -> String {
-    uuid::Uuid::from_u64_pair(0, u64::try_from(seq).unwrap_or_default()).to_string()
+    seq.to_string()
 }
 
-/// The sequence number of a key made by [`key_of`]; `None` for any other id.
+/// The sequence number of a key made by [`key_of`]; `None` for any other
+/// tiebreaker (a UUID from another list's token).
 pub(crate) fn seq_of(key: &str) -> Option<i64> {
-    let (high, low) = uuid::Uuid::try_parse(key).ok()?.as_u64_pair();
-    if high != 0 {
-        return None;
-    }
-    i64::try_from(low).ok()
+    key.parse().ok()
 }
 
 #[cfg(test)]
