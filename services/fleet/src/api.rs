@@ -202,6 +202,28 @@ fn purpose_of(
 }
 
 impl Fleet {
+    /// Checks a location a list is filtered by (none: no filter): another
+    /// tenant's, or an unknown one, is NOT_FOUND.
+    async fn optional_location(
+        &self,
+        caller: &Caller,
+        location_id: &str,
+        tenant_id: &str,
+    ) -> Result<(), Error> {
+        if location_id.is_empty() {
+            return Ok(());
+        }
+        let location = self
+            .directory
+            .location(caller, location_id, "location_id")
+            .await?;
+        if location.tenant_id == tenant_id {
+            Ok(())
+        } else {
+            Err(Error::not_found("location", location_id))
+        }
+    }
+
     async fn insert_device(
         &self,
         tx: &mut AnyConnection,
@@ -506,15 +528,8 @@ impl FleetService for Fleet {
             v.check("location_id", parse_id(&req.location_id));
         }
         v.finish()?;
-        if !req.location_id.is_empty() {
-            let location = self
-                .directory
-                .location(caller, &req.location_id, "location_id")
-                .await?;
-            if location.tenant_id != tenant_id {
-                return Err(Error::not_found("location", &req.location_id).into());
-            }
-        }
+        self.optional_location(caller, &req.location_id, &tenant_id)
+            .await?;
         let (now, stale_before) = self.times();
         let rows = sqlx::query(&store::select_devices(
             "tenant_id = $3 AND ($4 = '' OR location_id = $4) AND ($5 = '' OR kind = $5) \
@@ -1345,15 +1360,8 @@ impl FleetService for Fleet {
         }
         let page = Keyset::parse(req.page_size, &req.page_token, &mut v);
         v.finish()?;
-        if !req.location_id.is_empty() {
-            let location = self
-                .directory
-                .location(caller, &req.location_id, "location_id")
-                .await?;
-            if location.tenant_id != tenant_id {
-                return Err(Error::not_found("location", &req.location_id).into());
-            }
-        }
+        self.optional_location(caller, &req.location_id, &tenant_id)
+            .await?;
         let (now, stale_before) = self.times();
         // Most used first, then by id: a keyset on (usage, id).
         let (after_usage, after_id) = page.after.clone().unwrap_or((i64::MAX, String::new()));
