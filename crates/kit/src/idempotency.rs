@@ -46,6 +46,42 @@ impl Key {
     }
 }
 
+/// A request with its `request_id` cleared by `clear`, to fingerprint it
+/// for [`Key::new`].
+pub fn without_request_id<T: Clone>(request: &T, clear: impl FnOnce(&mut T)) -> T {
+    let mut copy = request.clone();
+    clear(&mut copy);
+    copy
+}
+
+/// Runs `$body` — which creates something in the write transaction `$tx` and
+/// yields its message — at most once per idempotency key, with the
+/// [`Once`] loop below. Evaluates to `(message, fresh)`: `fresh` is false for
+/// a replay of a stored result. Errors leave through `?`.
+///
+/// ```ignore
+/// let (tenant, fresh) = recovery_kit::once!(&self.db, TABLE, key.as_ref(), now_micros, |tx| {
+///     store::insert_tenant(&mut tx, &name, now).await?
+/// });
+/// ```
+#[macro_export]
+macro_rules! once {
+    ($db:expr, $table:expr, $key:expr, $now_micros:expr, |$tx:ident| $body:block) => {{
+        let mut once = $crate::idempotency::Once::new($table, $key, $now_micros);
+        loop {
+            #[allow(unused_mut)]
+            let mut $tx = match once.begin($db).await? {
+                $crate::idempotency::Step::Replay(stored) => break (stored, false),
+                $crate::idempotency::Step::Work(tx) => tx,
+            };
+            let value = $body;
+            if once.commit($tx, &value).await? {
+                break (value, true);
+            }
+        }
+    }};
+}
+
 /// Runs a create at most once per key, in a write transaction that also
 /// stores its result:
 ///

@@ -1,7 +1,7 @@
 //! The catalog (treatments) and the resources of each location.
 
 use jiff::SignedDuration;
-use recovery_kit::idempotency::{Key, Once, Step};
+use recovery_kit::idempotency::Key;
 use recovery_kit::ids::{new_id, parse_id};
 use recovery_kit::page::Page;
 use recovery_kit::time::to_micros;
@@ -206,39 +206,37 @@ impl Bookings {
             create_time: to_micros(now),
             update_time: to_micros(now),
         };
-        let mut once = Once::new(IDEMPOTENCY_TABLE, key.as_ref(), to_micros(now));
-        let created = loop {
-            let mut tx = match once.begin(&self.db).await? {
-                Step::Replay(stored) => break stored,
-                Step::Work(tx) => tx,
-            };
-            sqlx::query(
-                "INSERT INTO treatments (id, tenant_id, display_name, modality, duration_s, needs, \
-                 step_s, turnover_s, min_notice_s, max_days_ahead, late_cancel_s, max_per_day, \
-                 create_time, update_time, created_by, updated_by) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $14)",
-            )
-            .bind(&treatment.id)
-            .bind(&treatment.tenant_id)
-            .bind(&treatment.display_name)
-            .bind(&treatment.modality)
-            .bind(treatment.duration.as_secs())
-            .bind(model::needs_to_db(&treatment.needs))
-            .bind(treatment.step.as_secs())
-            .bind(treatment.turnover.as_secs())
-            .bind(treatment.min_notice.as_secs())
-            .bind(treatment.max_days_ahead)
-            .bind(treatment.late_cancel.as_secs())
-            .bind(treatment.max_per_day)
-            .bind(treatment.create_time)
-            .bind(&caller.key_id)
-            .execute(&mut *tx)
-            .await?;
-            let wire = treatment.to_wire();
-            if once.commit(tx, &wire).await? {
-                break wire;
+        let (created, _) = recovery_kit::once!(
+            &self.db,
+            IDEMPOTENCY_TABLE,
+            key.as_ref(),
+            to_micros(now),
+            |tx| {
+                sqlx::query(
+                    "INSERT INTO treatments (id, tenant_id, display_name, modality, duration_s, needs, \
+                     step_s, turnover_s, min_notice_s, max_days_ahead, late_cancel_s, max_per_day, \
+                     create_time, update_time, created_by, updated_by) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $14)",
+                )
+                .bind(&treatment.id)
+                .bind(&treatment.tenant_id)
+                .bind(&treatment.display_name)
+                .bind(&treatment.modality)
+                .bind(treatment.duration.as_secs())
+                .bind(model::needs_to_db(&treatment.needs))
+                .bind(treatment.step.as_secs())
+                .bind(treatment.turnover.as_secs())
+                .bind(treatment.min_notice.as_secs())
+                .bind(treatment.max_days_ahead)
+                .bind(treatment.late_cancel.as_secs())
+                .bind(treatment.max_per_day)
+                .bind(treatment.create_time)
+                .bind(&caller.key_id)
+                .execute(&mut *tx)
+                .await?;
+                treatment.to_wire()
             }
-        };
+        );
         tracing::info!(treatment_id = %created.id, "treatment created");
         Ok(created)
     }
@@ -431,42 +429,40 @@ impl Bookings {
             .await?;
         let now = self.clock.now();
         let id = new_id();
-        let mut once = Once::new(IDEMPOTENCY_TABLE, key.as_ref(), to_micros(now));
-        let created = loop {
-            let mut tx = match once.begin(&self.db).await? {
-                Step::Replay(stored) => break stored,
-                Step::Work(tx) => tx,
-            };
-            sqlx::query(
-                "INSERT INTO resources (id, tenant_id, location_id, display_name, kind, turnover_s, \
-                 precool_after_s, precool_s, shifts, create_time, update_time, created_by, updated_by) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $11)",
-            )
-            .bind(&id)
-            .bind(&location.tenant_id)
-            .bind(&location.id)
-            .bind(&name)
-            .bind(kind_name)
-            .bind(turnover.as_secs())
-            .bind(precool.map(|p| p.after.as_secs()))
-            .bind(precool.map(|p| p.duration.as_secs()))
-            .bind(model::shifts_to_db(&r.shifts))
-            .bind(to_micros(now))
-            .bind(&caller.key_id)
-            .execute(&mut *tx)
-            .await?;
-            let row = sqlx::query(&format!(
-                "SELECT {} FROM resources WHERE id = $1",
-                store::RESOURCE_COLUMNS
-            ))
-            .bind(&id)
-            .fetch_one(&mut *tx)
-            .await?;
-            let wire = store::Resource::from_row(&row)?.to_wire();
-            if once.commit(tx, &wire).await? {
-                break wire;
+        let (created, _) = recovery_kit::once!(
+            &self.db,
+            IDEMPOTENCY_TABLE,
+            key.as_ref(),
+            to_micros(now),
+            |tx| {
+                sqlx::query(
+                    "INSERT INTO resources (id, tenant_id, location_id, display_name, kind, turnover_s, \
+                     precool_after_s, precool_s, shifts, create_time, update_time, created_by, updated_by) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $11)",
+                )
+                .bind(&id)
+                .bind(&location.tenant_id)
+                .bind(&location.id)
+                .bind(&name)
+                .bind(kind_name)
+                .bind(turnover.as_secs())
+                .bind(precool.map(|p| p.after.as_secs()))
+                .bind(precool.map(|p| p.duration.as_secs()))
+                .bind(model::shifts_to_db(&r.shifts))
+                .bind(to_micros(now))
+                .bind(&caller.key_id)
+                .execute(&mut *tx)
+                .await?;
+                let row = sqlx::query(&format!(
+                    "SELECT {} FROM resources WHERE id = $1",
+                    store::RESOURCE_COLUMNS
+                ))
+                .bind(&id)
+                .fetch_one(&mut *tx)
+                .await?;
+                store::Resource::from_row(&row)?.to_wire()
             }
-        };
+        );
         tracing::info!(resource_id = %created.id, kind = kind_name, "resource created");
         Ok(created)
     }

@@ -480,20 +480,17 @@ impl FleetService for Fleet {
             location_id: location.id,
             ..new
         };
-        let mut once = Once::new(IDEMPOTENCY_TABLE, key.as_ref(), self.times().0);
-        let device = loop {
-            let mut tx = match once.begin(&self.db).await? {
-                Step::Replay(stored) => break stored,
-                Step::Work(tx) => tx,
-            };
-            let device = self
-                .insert_device(&mut tx, &location.tenant_id, &new, &caller.key_id)
-                .await?
-                .into_wire();
-            if once.commit(tx, &device).await? {
-                break device;
+        let (device, _) = recovery_kit::once!(
+            &self.db,
+            IDEMPOTENCY_TABLE,
+            key.as_ref(),
+            self.times().0,
+            |tx| {
+                self.insert_device(&mut tx, &location.tenant_id, &new, &caller.key_id)
+                    .await?
+                    .into_wire()
             }
-        };
+        );
         tracing::info!(device_id = %device.id, kind = new.kind.as_str(), "device registered");
         self.publish(&device);
         Ok(Response::new(pb::RegisterDeviceResponse {

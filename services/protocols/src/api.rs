@@ -8,7 +8,7 @@ use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use prost::Message as _;
 use recovery_kit::events::Event;
-use recovery_kit::idempotency::{Key, Once, Step};
+use recovery_kit::idempotency::{Key, without_request_id};
 use recovery_kit::ids::{new_id, parse_id};
 use recovery_kit::page::{Keyset, Page};
 use recovery_kit::time::{from_micros, to_micros};
@@ -51,33 +51,6 @@ fn authorize<T>(request: &Request<T>, roles: &[Role]) -> Result<Ctx, Error> {
         caller: caller.clone(),
         tenant,
     })
-}
-
-/// A request with its `request_id` cleared, to fingerprint it.
-fn without_request_id<T: Clone>(request: &T, clear: impl FnOnce(&mut T)) -> T {
-    let mut copy = request.clone();
-    clear(&mut copy);
-    copy
-}
-
-/// Runs `$body` (which yields the created message, using the write
-/// transaction `$tx`) at most once per idempotency key; evaluates to
-/// `(message, fresh)`, `fresh` false for a replay.
-macro_rules! once {
-    ($svc:expr, $key:expr, $now:expr, |$tx:ident| $body:block) => {{
-        let mut once = Once::new(IDEMPOTENCY_TABLE, $key.as_ref(), to_micros($now));
-        loop {
-            #[allow(unused_mut)]
-            let mut $tx = match once.begin(&$svc.db).await? {
-                Step::Replay(stored) => break (stored, false),
-                Step::Work(tx) => tx,
-            };
-            let value = $body;
-            if once.commit($tx, &value).await? {
-                break (value, true);
-            }
-        }
-    }};
 }
 
 fn today(now: Timestamp) -> jiff::civil::Date {
@@ -149,46 +122,52 @@ impl Protocols {
         );
         v.finish()?;
         let actor = &ctx.caller.key_id;
-        let (client, fresh) = once!(self, key, now, |tx| {
-            let id = new_id();
-            sqlx::query(
-                "INSERT INTO protocols_clients (id, tenant_id, given_name, family_name, email, \
+        let (client, fresh) = recovery_kit::once!(
+            &self.db,
+            IDEMPOTENCY_TABLE,
+            key.as_ref(),
+            to_micros(now),
+            |tx| {
+                let id = new_id();
+                sqlx::query(
+                    "INSERT INTO protocols_clients (id, tenant_id, given_name, family_name, email, \
                  phone, date_of_birth, emergency_name, emergency_phone, emergency_relationship, \
                  search_text, create_time, update_time, created_by, updated_by) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $13)",
-            )
-            .bind(&id)
-            .bind(&ctx.tenant)
-            .bind(&fields.given_name)
-            .bind(&fields.family_name)
-            .bind(&fields.email)
-            .bind(&fields.phone)
-            .bind(
-                fields
-                    .date_of_birth
-                    .map(|d| d.to_string())
-                    .unwrap_or_default(),
-            )
-            .bind(&fields.emergency_name)
-            .bind(&fields.emergency_phone)
-            .bind(&fields.emergency_relationship)
-            .bind(fields.search_text())
-            .bind(to_micros(now))
-            .bind(actor)
-            .execute(&mut *tx)
-            .await?;
-            store::audit(
-                &mut tx,
-                &ctx.tenant,
-                &id,
-                actor,
-                "client.created",
-                &format!("{fields:?}"),
-                now,
-            )
-            .await?;
-            store::find_client(&mut *tx, &ctx.tenant, &id, "").await?
-        });
+                )
+                .bind(&id)
+                .bind(&ctx.tenant)
+                .bind(&fields.given_name)
+                .bind(&fields.family_name)
+                .bind(&fields.email)
+                .bind(&fields.phone)
+                .bind(
+                    fields
+                        .date_of_birth
+                        .map(|d| d.to_string())
+                        .unwrap_or_default(),
+                )
+                .bind(&fields.emergency_name)
+                .bind(&fields.emergency_phone)
+                .bind(&fields.emergency_relationship)
+                .bind(fields.search_text())
+                .bind(to_micros(now))
+                .bind(actor)
+                .execute(&mut *tx)
+                .await?;
+                store::audit(
+                    &mut tx,
+                    &ctx.tenant,
+                    &id,
+                    actor,
+                    "client.created",
+                    &format!("{fields:?}"),
+                    now,
+                )
+                .await?;
+                store::find_client(&mut *tx, &ctx.tenant, &id, "").await?
+            }
+        );
         if fresh {
             tracing::info!(client_id = %client.id, "client created");
         }
@@ -431,31 +410,36 @@ impl Protocols {
             &mut v,
         );
         let client_id = v.finish_with(client_id)?;
-        let (screening, fresh) = once!(self, key, now, |tx| {
-            store::live_client(&mut *tx, &ctx.tenant, &client_id, self.db.lock_rows()).await?;
-            let id = new_id();
-            let (systolic, diastolic, measured) = match new.blood_pressure {
-                Some((s, d, at)) => (Some(s), Some(d), Some(to_micros(at))),
-                None => (None, None, None),
-            };
-            sqlx::query(
-                "INSERT INTO protocols_screenings (id, tenant_id, client_id, \
+        let (screening, fresh) = recovery_kit::once!(
+            &self.db,
+            IDEMPOTENCY_TABLE,
+            key.as_ref(),
+            to_micros(now),
+            |tx| {
+                store::live_client(&mut *tx, &ctx.tenant, &client_id, self.db.lock_rows()).await?;
+                let id = new_id();
+                let (systolic, diastolic, measured) = match new.blood_pressure {
+                    Some((s, d, at)) => (Some(s), Some(d), Some(to_micros(at))),
+                    None => (None, None, None),
+                };
+                sqlx::query(
+                    "INSERT INTO protocols_screenings (id, tenant_id, client_id, \
                  questionnaire_version, systolic, diastolic, measure_time, record_time, \
                  recorded_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(&id)
-            .bind(&ctx.tenant)
-            .bind(&client_id)
-            .bind(&new.version)
-            .bind(systolic)
-            .bind(diastolic)
-            .bind(measured)
-            .bind(to_micros(now))
-            .bind(actor)
-            .execute(&mut *tx)
-            .await?;
-            for (i, a) in new.answers.iter().enumerate() {
-                sqlx::query(
+                )
+                .bind(&id)
+                .bind(&ctx.tenant)
+                .bind(&client_id)
+                .bind(&new.version)
+                .bind(systolic)
+                .bind(diastolic)
+                .bind(measured)
+                .bind(to_micros(now))
+                .bind(actor)
+                .execute(&mut *tx)
+                .await?;
+                for (i, a) in new.answers.iter().enumerate() {
+                    sqlx::query(
                     "INSERT INTO protocols_screening_answers (screening_id, position, condition, \
                      present, detail, answer_time, answered_by) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -469,31 +453,32 @@ impl Protocols {
                 .bind(&a.answered_by)
                 .execute(&mut *tx)
                 .await?;
+                }
+                let present: Vec<&str> = new
+                    .answers
+                    .iter()
+                    .filter(|a| a.present)
+                    .map(|a| a.condition)
+                    .collect();
+                store::audit(
+                    &mut tx,
+                    &ctx.tenant,
+                    &client_id,
+                    actor,
+                    "screening.recorded",
+                    &format!(
+                        "questionnaire {}, {} answers, present: {present:?}",
+                        new.version,
+                        new.answers.len()
+                    ),
+                    now,
+                )
+                .await?;
+                store::screening(&mut tx, &ctx.tenant, &client_id)
+                    .await?
+                    .ok_or_else(|| Error::Internal(anyhow::anyhow!("screening just written")))?
             }
-            let present: Vec<&str> = new
-                .answers
-                .iter()
-                .filter(|a| a.present)
-                .map(|a| a.condition)
-                .collect();
-            store::audit(
-                &mut tx,
-                &ctx.tenant,
-                &client_id,
-                actor,
-                "screening.recorded",
-                &format!(
-                    "questionnaire {}, {} answers, present: {present:?}",
-                    new.version,
-                    new.answers.len()
-                ),
-                now,
-            )
-            .await?;
-            store::screening(&mut tx, &ctx.tenant, &client_id)
-                .await?
-                .ok_or_else(|| Error::Internal(anyhow::anyhow!("screening just written")))?
-        });
+        );
         if fresh {
             tracing::info!(client_id = %client_id, screening_id = %screening.id, "screening recorded");
         }
@@ -568,59 +553,66 @@ impl Protocols {
         let (client_id, (version, (signer, (guardian, sign_time)))) =
             v.finish_with(client_id.zip(version.zip(signer.zip(guardian.zip(sign_time)))))?;
         let actor = &ctx.caller.key_id;
-        let (waiver, fresh) = once!(self, key, now, |tx| {
-            let client =
-                store::live_client(&mut *tx, &ctx.tenant, &client_id, self.db.lock_rows()).await?;
-            let adult_age = store::rules(&mut *tx, &ctx.tenant).await?.adult_age;
-            if guardian.is_empty()
-                && let Ok(dob) = model::date(&client.date_of_birth)
-                && age(dob, today(sign_time)) < i16::from(adult_age)
-            {
-                return Err(Error::invalid(
-                    "waiver.guardian_name",
-                    "required: the client is a minor, a parent or guardian signs",
-                ));
-            }
-            let id = new_id();
-            sqlx::query(
-                "INSERT INTO protocols_waivers (id, tenant_id, client_id, version, sign_time, \
+        let (waiver, fresh) = recovery_kit::once!(
+            &self.db,
+            IDEMPOTENCY_TABLE,
+            key.as_ref(),
+            to_micros(now),
+            |tx| {
+                let client =
+                    store::live_client(&mut *tx, &ctx.tenant, &client_id, self.db.lock_rows())
+                        .await?;
+                let adult_age = store::rules(&mut *tx, &ctx.tenant).await?.adult_age;
+                if guardian.is_empty()
+                    && let Ok(dob) = model::date(&client.date_of_birth)
+                    && age(dob, today(sign_time)) < i16::from(adult_age)
+                {
+                    return Err(Error::invalid(
+                        "waiver.guardian_name",
+                        "required: the client is a minor, a parent or guardian signs",
+                    ));
+                }
+                let id = new_id();
+                sqlx::query(
+                    "INSERT INTO protocols_waivers (id, tenant_id, client_id, version, sign_time, \
                  expire_time, signer_name, guardian_name, record_time, recorded_by) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(&id)
-            .bind(&ctx.tenant)
-            .bind(&client_id)
-            .bind(&version)
-            .bind(to_micros(sign_time))
-            .bind(expires.map(to_micros))
-            .bind(&signer)
-            .bind(&guardian)
-            .bind(to_micros(now))
-            .bind(actor)
-            .execute(&mut *tx)
-            .await?;
-            store::audit(
-                &mut tx,
-                &ctx.tenant,
-                &client_id,
-                actor,
-                "waiver.signed",
-                &format!("version {version}, signer {signer:?}, guardian {guardian:?}"),
-                now,
-            )
-            .await?;
-            pb::Waiver {
-                id,
-                client_id: client_id.clone(),
-                version: version.clone(),
-                sign_time: wire(sign_time),
-                expire_time: expires.and_then(wire),
-                signer_name: signer.clone(),
-                guardian_name: guardian.clone(),
-                record_time: wire(now),
-                recorded_by: actor.clone(),
+                )
+                .bind(&id)
+                .bind(&ctx.tenant)
+                .bind(&client_id)
+                .bind(&version)
+                .bind(to_micros(sign_time))
+                .bind(expires.map(to_micros))
+                .bind(&signer)
+                .bind(&guardian)
+                .bind(to_micros(now))
+                .bind(actor)
+                .execute(&mut *tx)
+                .await?;
+                store::audit(
+                    &mut tx,
+                    &ctx.tenant,
+                    &client_id,
+                    actor,
+                    "waiver.signed",
+                    &format!("version {version}, signer {signer:?}, guardian {guardian:?}"),
+                    now,
+                )
+                .await?;
+                pb::Waiver {
+                    id,
+                    client_id: client_id.clone(),
+                    version: version.clone(),
+                    sign_time: wire(sign_time),
+                    expire_time: expires.and_then(wire),
+                    signer_name: signer.clone(),
+                    guardian_name: guardian.clone(),
+                    record_time: wire(now),
+                    recorded_by: actor.clone(),
+                }
             }
-        });
+        );
         if fresh {
             tracing::info!(client_id = %client_id, waiver_id = %waiver.id, "waiver signed");
         }
@@ -678,53 +670,59 @@ impl Protocols {
         let (client_id, (kind, (start, (end, notes)))) =
             v.finish_with(client_id.zip(kind.zip(start.zip(end.zip(notes)))))?;
         let actor = &ctx.caller.key_id;
-        let (activity, fresh) = once!(self, key, now, |tx| {
-            store::live_client(&mut *tx, &ctx.tenant, &client_id, "").await?;
-            let id = new_id();
-            sqlx::query(
-                "INSERT INTO protocols_activities (id, tenant_id, client_id, kind, start_time, \
+        let (activity, fresh) = recovery_kit::once!(
+            &self.db,
+            IDEMPOTENCY_TABLE,
+            key.as_ref(),
+            to_micros(now),
+            |tx| {
+                store::live_client(&mut *tx, &ctx.tenant, &client_id, "").await?;
+                let id = new_id();
+                sqlx::query(
+                    "INSERT INTO protocols_activities (id, tenant_id, client_id, kind, start_time, \
                  end_time, distance_meters, perceived_effort, notes, create_time, created_by) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            )
-            .bind(&id)
-            .bind(&ctx.tenant)
-            .bind(&client_id)
-            .bind(activity_kind_code(kind))
-            .bind(to_micros(start))
-            .bind(to_micros(end))
-            .bind(i64::from(a.distance_meters))
-            .bind(i64::from(a.perceived_effort))
-            .bind(&notes)
-            .bind(to_micros(now))
-            .bind(actor)
-            .execute(&mut *tx)
-            .await?;
-            store::audit(
-                &mut tx,
-                &ctx.tenant,
-                &client_id,
-                actor,
-                "activity.logged",
-                &format!(
-                    "{} {start} to {end}, notes {notes:?}",
-                    activity_kind_code(kind)
-                ),
-                now,
-            )
-            .await?;
-            pb::Activity {
-                id,
-                client_id: client_id.clone(),
-                kind: model::activity_kind_to_wire(kind) as i32,
-                start_time: wire(start),
-                end_time: wire(end),
-                distance_meters: a.distance_meters,
-                perceived_effort: a.perceived_effort,
-                notes: notes.clone(),
-                create_time: wire(now),
-                created_by: actor.clone(),
+                )
+                .bind(&id)
+                .bind(&ctx.tenant)
+                .bind(&client_id)
+                .bind(activity_kind_code(kind))
+                .bind(to_micros(start))
+                .bind(to_micros(end))
+                .bind(i64::from(a.distance_meters))
+                .bind(i64::from(a.perceived_effort))
+                .bind(&notes)
+                .bind(to_micros(now))
+                .bind(actor)
+                .execute(&mut *tx)
+                .await?;
+                store::audit(
+                    &mut tx,
+                    &ctx.tenant,
+                    &client_id,
+                    actor,
+                    "activity.logged",
+                    &format!(
+                        "{} {start} to {end}, notes {notes:?}",
+                        activity_kind_code(kind)
+                    ),
+                    now,
+                )
+                .await?;
+                pb::Activity {
+                    id,
+                    client_id: client_id.clone(),
+                    kind: model::activity_kind_to_wire(kind) as i32,
+                    start_time: wire(start),
+                    end_time: wire(end),
+                    distance_meters: a.distance_meters,
+                    perceived_effort: a.perceived_effort,
+                    notes: notes.clone(),
+                    create_time: wire(now),
+                    created_by: actor.clone(),
+                }
             }
-        });
+        );
         if fresh {
             tracing::info!(client_id = %client_id, activity_id = %activity.id, "activity logged");
         }
@@ -846,10 +844,15 @@ impl Protocols {
                 .await?;
         }
         let actor = &ctx.caller.key_id;
-        let (session, fresh) = once!(self, key, now, |tx| {
-            store::live_client(&mut *tx, &ctx.tenant, &client_id, "").await?;
-            let id = new_id();
-            sqlx::query(
+        let (session, fresh) = recovery_kit::once!(
+            &self.db,
+            IDEMPOTENCY_TABLE,
+            key.as_ref(),
+            to_micros(now),
+            |tx| {
+                store::live_client(&mut *tx, &ctx.tenant, &client_id, "").await?;
+                let id = new_id();
+                sqlx::query(
                 "INSERT INTO protocols_sessions (id, tenant_id, client_id, modality, start_time, \
                  duration_us, device_id, device_settings, soreness_before, soreness_after, notes, \
                  location_id, create_time, created_by) \
@@ -871,27 +874,28 @@ impl Protocols {
             .bind(actor)
             .execute(&mut *tx)
             .await?;
-            store::audit(
-                &mut tx,
-                &ctx.tenant,
-                &client_id,
-                actor,
-                "session.recorded",
-                &format!(
-                    "{modality} at {start}, soreness {before:?} to {after:?}, notes {notes:?}"
-                ),
-                now,
-            )
-            .await?;
-            let row = sqlx::query(&format!(
-                "SELECT {} FROM protocols_sessions WHERE id = $1",
-                store::SESSION_COLUMNS
-            ))
-            .bind(&id)
-            .fetch_one(&mut *tx)
-            .await?;
-            store::session(&row)?
-        });
+                store::audit(
+                    &mut tx,
+                    &ctx.tenant,
+                    &client_id,
+                    actor,
+                    "session.recorded",
+                    &format!(
+                        "{modality} at {start}, soreness {before:?} to {after:?}, notes {notes:?}"
+                    ),
+                    now,
+                )
+                .await?;
+                let row = sqlx::query(&format!(
+                    "SELECT {} FROM protocols_sessions WHERE id = $1",
+                    store::SESSION_COLUMNS
+                ))
+                .bind(&id)
+                .fetch_one(&mut *tx)
+                .await?;
+                store::session(&row)?
+            }
+        );
         if fresh {
             tracing::info!(client_id = %client_id, session_id = %session.id, "session recorded");
         }
@@ -1108,32 +1112,38 @@ impl Protocols {
         );
         v.finish()?;
         let actor = &ctx.caller.key_id;
-        let (template, fresh) = once!(self, key, now, |tx| {
-            let id = new_id();
-            let steps = pb::ProtocolTemplate {
-                steps: template.steps.clone(),
-                ..Default::default()
-            };
-            sqlx::query(
-                "INSERT INTO protocols_templates (id, tenant_id, display_name, description, \
+        let (template, fresh) = recovery_kit::once!(
+            &self.db,
+            IDEMPOTENCY_TABLE,
+            key.as_ref(),
+            to_micros(now),
+            |tx| {
+                let id = new_id();
+                let steps = pb::ProtocolTemplate {
+                    steps: template.steps.clone(),
+                    ..Default::default()
+                };
+                sqlx::query(
+                    "INSERT INTO protocols_templates (id, tenant_id, display_name, description, \
                  steps, create_time, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(&id)
-            .bind(&ctx.tenant)
-            .bind(&template.display_name)
-            .bind(&template.description)
-            .bind(steps.encode_to_vec())
-            .bind(to_micros(now))
-            .bind(actor)
-            .execute(&mut *tx)
-            .await?;
-            pb::ProtocolTemplate {
-                id,
-                create_time: wire(now),
-                created_by: actor.clone(),
-                ..template.clone()
+                )
+                .bind(&id)
+                .bind(&ctx.tenant)
+                .bind(&template.display_name)
+                .bind(&template.description)
+                .bind(steps.encode_to_vec())
+                .bind(to_micros(now))
+                .bind(actor)
+                .execute(&mut *tx)
+                .await?;
+                pb::ProtocolTemplate {
+                    id,
+                    create_time: wire(now),
+                    created_by: actor.clone(),
+                    ..template.clone()
+                }
             }
-        });
+        );
         if fresh {
             tracing::info!(template_id = %template.id, "protocol template created");
         }
@@ -1216,71 +1226,77 @@ impl Protocols {
         let (client_id, (template_id, activity_id)) =
             v.finish_with(client_id.zip(template_id.zip(activity_id)))?;
         let actor = &ctx.caller.key_id;
-        let (assignment, fresh) = once!(self, key, now, |tx| {
-            store::live_client(&mut *tx, &ctx.tenant, &client_id, "").await?;
-            sqlx::query("SELECT id FROM protocols_templates WHERE id = $1 AND tenant_id = $2")
-                .bind(&template_id)
-                .bind(&ctx.tenant)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or_else(|| Error::not_found("protocol template", &template_id))?;
-            let (start, end) = if activity_id.is_empty() {
-                let t = to_micros(anchor_time.unwrap_or(now));
-                (t, t)
-            } else {
-                let row = sqlx::query(
-                    "SELECT start_time, end_time FROM protocols_activities \
+        let (assignment, fresh) = recovery_kit::once!(
+            &self.db,
+            IDEMPOTENCY_TABLE,
+            key.as_ref(),
+            to_micros(now),
+            |tx| {
+                store::live_client(&mut *tx, &ctx.tenant, &client_id, "").await?;
+                sqlx::query("SELECT id FROM protocols_templates WHERE id = $1 AND tenant_id = $2")
+                    .bind(&template_id)
+                    .bind(&ctx.tenant)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or_else(|| Error::not_found("protocol template", &template_id))?;
+                let (start, end) = if activity_id.is_empty() {
+                    let t = to_micros(anchor_time.unwrap_or(now));
+                    (t, t)
+                } else {
+                    let row = sqlx::query(
+                        "SELECT start_time, end_time FROM protocols_activities \
                      WHERE id = $1 AND tenant_id = $2 AND client_id = $3",
-                )
-                .bind(&activity_id)
-                .bind(&ctx.tenant)
-                .bind(&client_id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or_else(|| Error::not_found("activity of client", &activity_id))?;
-                (row.try_get("start_time")?, row.try_get("end_time")?)
-            };
-            let id = new_id();
-            sqlx::query(
-                "INSERT INTO protocols_assignments (id, tenant_id, client_id, template_id, \
+                    )
+                    .bind(&activity_id)
+                    .bind(&ctx.tenant)
+                    .bind(&client_id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or_else(|| Error::not_found("activity of client", &activity_id))?;
+                    (row.try_get("start_time")?, row.try_get("end_time")?)
+                };
+                let id = new_id();
+                sqlx::query(
+                    "INSERT INTO protocols_assignments (id, tenant_id, client_id, template_id, \
                  anchor_activity_id, anchor_start, anchor_end, assign_time, assigned_by) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(&id)
-            .bind(&ctx.tenant)
-            .bind(&client_id)
-            .bind(&template_id)
-            .bind(&activity_id)
-            .bind(start)
-            .bind(end)
-            .bind(to_micros(now))
-            .bind(actor)
-            .execute(&mut *tx)
-            .await?;
-            store::audit(
-                &mut tx,
-                &ctx.tenant,
-                &client_id,
-                actor,
-                "protocol.assigned",
-                &format!("template {template_id}"),
-                now,
-            )
-            .await?;
-            pb::ProtocolAssignment {
-                id,
-                client_id: client_id.clone(),
-                template_id: template_id.clone(),
-                anchor_activity_id: activity_id.clone(),
-                anchor_time: if activity_id.is_empty() {
-                    ts(start)
-                } else {
-                    None
-                },
-                assign_time: wire(now),
-                assigned_by: actor.clone(),
+                )
+                .bind(&id)
+                .bind(&ctx.tenant)
+                .bind(&client_id)
+                .bind(&template_id)
+                .bind(&activity_id)
+                .bind(start)
+                .bind(end)
+                .bind(to_micros(now))
+                .bind(actor)
+                .execute(&mut *tx)
+                .await?;
+                store::audit(
+                    &mut tx,
+                    &ctx.tenant,
+                    &client_id,
+                    actor,
+                    "protocol.assigned",
+                    &format!("template {template_id}"),
+                    now,
+                )
+                .await?;
+                pb::ProtocolAssignment {
+                    id,
+                    client_id: client_id.clone(),
+                    template_id: template_id.clone(),
+                    anchor_activity_id: activity_id.clone(),
+                    anchor_time: if activity_id.is_empty() {
+                        ts(start)
+                    } else {
+                        None
+                    },
+                    assign_time: wire(now),
+                    assigned_by: actor.clone(),
+                }
             }
-        });
+        );
         if fresh {
             tracing::info!(client_id = %client_id, assignment_id = %assignment.id, "protocol assigned");
         }

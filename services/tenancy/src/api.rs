@@ -1,6 +1,6 @@
 //! The gRPC face of tenancy: validate, authorise, call the store, answer.
 
-use recovery_kit::idempotency::{Key, Once, Step};
+use recovery_kit::idempotency::{Key, without_request_id};
 use recovery_kit::ids::parse_id;
 use recovery_kit::page::Page;
 use recovery_kit::time::to_micros;
@@ -19,13 +19,6 @@ use crate::{IDEMPOTENCY_TABLE, Tenancy};
 const OPERATOR: &[Role] = &[Role::Operator];
 const MANAGERS: &[Role] = &[Role::Operator, Role::Manager];
 const ANYONE: &[Role] = &Role::ALL;
-
-/// A request with its `request_id` cleared, to fingerprint it.
-fn without_request_id<T: Clone>(request: &T, clear: impl FnOnce(&mut T)) -> T {
-    let mut copy = request.clone();
-    clear(&mut copy);
-    copy
-}
 
 /// The caller, after checking its role.
 fn authorize<'r, T>(request: &'r Request<T>, roles: &[Role]) -> Result<&'r Caller, Error> {
@@ -61,17 +54,13 @@ impl TenancyService for Tenancy {
         let key = Key::new("CreateTenant", "", &req.request_id, &fingerprint, &mut v);
         let name = v.finish_with(name)?;
         let now = self.clock.now();
-        let mut once = Once::new(IDEMPOTENCY_TABLE, key.as_ref(), to_micros(now));
-        let tenant = loop {
-            let mut tx = match once.begin(&self.db).await? {
-                Step::Replay(stored) => break stored,
-                Step::Work(tx) => tx,
-            };
-            let tenant = store::insert_tenant(&mut tx, &name, now).await?;
-            if once.commit(tx, &tenant).await? {
-                break tenant;
-            }
-        };
+        let (tenant, _) = recovery_kit::once!(
+            &self.db,
+            IDEMPOTENCY_TABLE,
+            key.as_ref(),
+            to_micros(now),
+            |tx| { store::insert_tenant(&mut tx, &name, now).await? }
+        );
         tracing::info!(tenant_id = %tenant.id, "tenant created");
         Ok(Response::new(pb::CreateTenantResponse {
             tenant: Some(tenant),
@@ -162,18 +151,13 @@ impl TenancyService for Tenancy {
             schedule,
         };
         let now = self.clock.now();
-        let mut once = Once::new(IDEMPOTENCY_TABLE, key.as_ref(), to_micros(now));
-        let location = loop {
-            let mut tx = match once.begin(&self.db).await? {
-                Step::Replay(stored) => break stored,
-                Step::Work(tx) => tx,
-            };
-            let location =
-                store::insert_location(&mut tx, &tenant_id, &new, &caller.key_id, now).await?;
-            if once.commit(tx, &location).await? {
-                break location;
-            }
-        };
+        let (location, _) = recovery_kit::once!(
+            &self.db,
+            IDEMPOTENCY_TABLE,
+            key.as_ref(),
+            to_micros(now),
+            |tx| { store::insert_location(&mut tx, &tenant_id, &new, &caller.key_id, now).await? }
+        );
         tracing::info!(location_id = %location.id, "location created");
         Ok(Response::new(pb::CreateLocationResponse {
             location: Some(location),
@@ -338,27 +322,28 @@ impl TenancyService for Tenancy {
             existing_tenant(self, tenant_id, "tenant_id").await?;
         }
         let now = self.clock.now();
-        let mut once = Once::new(IDEMPOTENCY_TABLE, key.as_ref(), to_micros(now));
-        let (api_key, secret) = loop {
-            let mut tx = match once.begin(&self.db).await? {
-                // The secret is never stored: a replay cannot show it again.
-                Step::Replay(stored) => break (stored, String::new()),
-                Step::Work(tx) => tx,
-            };
-            let (api_key, secret) = store::insert_key(
-                &mut tx,
-                tenant_id.as_deref(),
-                role,
-                &name,
-                None,
-                &caller.key_id,
-                now,
-            )
-            .await?;
-            if once.commit(tx, &api_key).await? {
-                break (api_key, secret);
+        let mut secret = String::new();
+        // The secret is never stored: a replay answers without it.
+        let (api_key, _) = recovery_kit::once!(
+            &self.db,
+            IDEMPOTENCY_TABLE,
+            key.as_ref(),
+            to_micros(now),
+            |tx| {
+                let (api_key, minted) = store::insert_key(
+                    &mut tx,
+                    tenant_id.as_deref(),
+                    role,
+                    &name,
+                    None,
+                    &caller.key_id,
+                    now,
+                )
+                .await?;
+                secret = minted;
+                api_key
             }
-        };
+        );
         tracing::info!(api_key_id = %api_key.id, role = %role, "api key created");
         Ok(Response::new(pb::CreateApiKeyResponse {
             api_key: Some(api_key),
