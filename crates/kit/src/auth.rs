@@ -101,14 +101,26 @@ impl Caller {
         }
     }
 
-    /// The tenant filter of a query, bound as `$n` in
-    /// `($n = '' OR tenant_id = $n)`: the caller's tenant, or "" for
-    /// operators, who see every tenant.
-    pub fn scope(&self) -> &str {
+    /// Which tenants' rows the caller's queries see: every tenant for
+    /// operators, the key's own tenant for everyone else. A tenant key
+    /// without a tenant (never issued) sees nothing: `PERMISSION_DENIED`.
+    pub fn scope(&self) -> Result<Scope, Error> {
+        match (self.role, self.tenant_id.as_deref()) {
+            (Role::Operator, _) => Ok(Scope::All),
+            (_, Some(tenant)) => Ok(Scope::Tenant(tenant.to_owned())),
+            (_, None) => Err(Error::PermissionDenied(
+                "this key belongs to no tenant".to_owned(),
+            )),
+        }
+    }
+
+    /// The old string form of [`Caller::scope`], kept while services move to
+    /// [`Scope`]: "" for operators, the tenant otherwise.
+    #[doc(hidden)]
+    pub fn scope_text(&self) -> &str {
         match (self.role, self.tenant_id.as_deref()) {
             (Role::Operator, _) => "",
             (_, Some(tenant)) => tenant,
-            // A tenant key always has a tenant; match nothing if not.
             (_, None) => "\u{0}",
         }
     }
@@ -130,6 +142,47 @@ impl Caller {
             (None, other) => Ok(other.to_owned()),
         }
     }
+}
+
+/// Which tenants' rows a query may see. Store functions take it and bind
+/// [`Scope::tenant`] as `$n` in `($n IS NULL OR tenant_id = $n)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Every tenant: operators, and the service itself (sweeps, replays).
+    All,
+    /// One tenant's rows only.
+    Tenant(String),
+}
+
+impl Scope {
+    /// One tenant.
+    pub fn tenant_of(tenant_id: impl Into<String>) -> Self {
+        Self::Tenant(tenant_id.into())
+    }
+
+    /// The tenant filter to bind: `None` for every tenant.
+    pub fn tenant(&self) -> Option<&str> {
+        match self {
+            Self::All => None,
+            Self::Tenant(tenant) => Some(tenant),
+        }
+    }
+
+    /// Whether rows of `tenant_id` are in scope.
+    pub fn sees(&self, tenant_id: &str) -> bool {
+        self.tenant().is_none_or(|own| own == tenant_id)
+    }
+}
+
+/// The caller of `request`, refused with `PERMISSION_DENIED` unless its role
+/// is one of `roles`: the first line of every handler.
+pub fn authorize<'r, T>(
+    request: &'r tonic::Request<T>,
+    roles: &[Role],
+) -> Result<&'r Caller, Error> {
+    let caller = Caller::of(request)?;
+    caller.require(roles)?;
+    Ok(caller)
 }
 
 /// A boxed, sendable future.
@@ -279,6 +332,21 @@ mod tests {
             operator.tenant_scope("", "tenant_id"),
             Err(Error::InvalidArgument(_))
         ));
+    }
+
+    #[test]
+    fn scope_is_every_tenant_only_for_operators() {
+        assert_eq!(caller(None, Role::Operator).scope().unwrap(), Scope::All);
+        assert_eq!(
+            caller(Some("t1"), Role::Staff).scope().unwrap(),
+            Scope::tenant_of("t1")
+        );
+        assert!(matches!(
+            caller(None, Role::Staff).scope(),
+            Err(Error::PermissionDenied(_))
+        ));
+        assert!(Scope::All.sees("t2"));
+        assert!(!Scope::tenant_of("t1").sees("t2"));
     }
 
     #[test]

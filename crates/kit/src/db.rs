@@ -6,13 +6,16 @@
 //! On SQLite writes go through a single connection, so a write transaction
 //! that reads before it writes never loses a race; reads use a pool (WAL).
 
+use std::future::Future;
 use std::sync::Once;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
-use sqlx::{Any, AnyPool, Executor as _, Transaction};
+use sqlx::{Any, AnyConnection, AnyPool, Executor as _, Transaction};
+
+use crate::Error;
 
 /// The database engine behind a [`Db`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,6 +170,101 @@ pub fn is_retryable(error: &sqlx::Error) -> bool {
 
 /// How many times a transaction that failed with [`is_retryable`] is tried.
 pub const MAX_ATTEMPTS: u32 = 5;
+
+/// Whether a read inside a write transaction locks the rows it reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lock {
+    /// A plain read.
+    Read,
+    /// The rows are read to be changed: `FOR UPDATE` on PostgreSQL. SQLite's
+    /// write transactions are serialised already, so it needs nothing.
+    ForUpdate,
+}
+
+impl Lock {
+    /// The clause that ends a `SELECT` on `engine`.
+    pub fn clause(self, engine: Engine) -> &'static str {
+        match (self, engine) {
+            (Lock::ForUpdate, Engine::Postgres) => " FOR UPDATE",
+            (Lock::Read, _) | (Lock::ForUpdate, Engine::Sqlite) => "",
+        }
+    }
+
+    /// The clause for the engine behind `conn` (a transaction or a
+    /// connection).
+    pub fn clause_for(self, conn: &AnyConnection) -> &'static str {
+        self.clause(engine_of(conn))
+    }
+}
+
+/// The engine behind a connection.
+pub fn engine_of(conn: &AnyConnection) -> Engine {
+    if conn.backend_name() == "PostgreSQL" {
+        Engine::Postgres
+    } else {
+        Engine::Sqlite
+    }
+}
+
+/// How one attempt of a transaction that [`retry`] runs ended, when it did
+/// not give its answer.
+#[derive(Debug)]
+pub enum Attempt {
+    /// Lost a race (a serialization failure, a busy database, a conflict
+    /// that a constraint refused): run again; if no attempt is left, answer
+    /// the error.
+    Again(Error),
+    /// A final answer.
+    Stop(Error),
+}
+
+impl Attempt {
+    /// `conflict` when `error` is an exclusion violation (another
+    /// transaction took the same resource first: the next attempt sees it),
+    /// otherwise what `From<sqlx::Error>` says.
+    pub fn on_exclusion(error: sqlx::Error, conflict: impl FnOnce() -> Error) -> Self {
+        if is_exclusion_violation(&error) {
+            Attempt::Again(conflict())
+        } else {
+            error.into()
+        }
+    }
+}
+
+impl From<sqlx::Error> for Attempt {
+    fn from(error: sqlx::Error) -> Self {
+        if is_retryable(&error) {
+            Attempt::Again(Error::Unavailable(format!("database busy: {error}")))
+        } else {
+            Attempt::Stop(error.into())
+        }
+    }
+}
+
+impl From<Error> for Attempt {
+    fn from(error: Error) -> Self {
+        Attempt::Stop(error)
+    }
+}
+
+/// Runs `attempt` until it answers, at most `attempts` times: the one retry
+/// loop for transactions that can lose a race. Each attempt opens and
+/// commits (or drops) its own transaction.
+pub async fn retry<T, F, Fut>(attempts: u32, mut attempt: F) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Attempt>>,
+{
+    let mut last = Error::Unavailable("no attempt was made".to_owned());
+    for _ in 0..attempts.max(1) {
+        match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(Attempt::Stop(error)) => return Err(error),
+            Err(Attempt::Again(error)) => last = error,
+        }
+    }
+    Err(last)
+}
 
 /// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
 pub fn like_escape(text: &str) -> String {

@@ -8,6 +8,21 @@ use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 /// The `ErrorInfo.domain` of every error we send.
 pub const DOMAIN: &str = "recovery.studio";
 
+/// The stable `ErrorInfo` reasons of refusals that more than one service
+/// gives: one code per kind of refusal, whichever service refuses.
+pub mod reason {
+    /// The object's state does not allow the change (metadata `from`, `to`).
+    pub const ILLEGAL_TRANSITION: &str = "ILLEGAL_TRANSITION";
+    /// The `request_id` was used before for a different request.
+    pub const REQUEST_ID_REUSED: &str = "REQUEST_ID_REUSED";
+    /// The slot is no longer free.
+    pub const SLOT_UNAVAILABLE: &str = "SLOT_UNAVAILABLE";
+    /// No device fits, or the named one is taken or out of service.
+    pub const DEVICE_UNAVAILABLE: &str = "DEVICE_UNAVAILABLE";
+    /// The client's personal data was erased.
+    pub const CLIENT_ERASED: &str = "CLIENT_ERASED";
+}
+
 /// An error a handler returns; the caller sees it as a `tonic::Status` with
 /// google.rpc details.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +94,31 @@ impl Error {
             field: field.into(),
             description: description.into(),
         }])
+    }
+
+    /// A refusal with a stable reason and facts for machines (ids, states).
+    pub fn refuse(
+        reason: &'static str,
+        message: impl Into<String>,
+        facts: &[(&str, &str)],
+    ) -> Self {
+        Self::FailedPrecondition {
+            reason,
+            message: message.into(),
+            metadata: facts
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        }
+    }
+
+    /// `ILLEGAL_TRANSITION`: a `what` in state `from` cannot become `to`.
+    pub fn illegal_transition(what: &str, from: &str, to: &str) -> Self {
+        Self::refuse(
+            reason::ILLEGAL_TRANSITION,
+            format!("{what} is {from}: it cannot become {to}"),
+            &[("from", from), ("to", to)],
+        )
     }
 
     /// A refusal for the current state, with a stable reason.

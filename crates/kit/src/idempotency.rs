@@ -9,6 +9,7 @@
 use sha2::{Digest as _, Sha256};
 use sqlx::{Any, Row as _, Transaction};
 
+use crate::auth::BoxFuture;
 use crate::{Db, Error, Violations, db::is_unique_violation};
 
 /// What identifies one logical create.
@@ -54,16 +55,57 @@ pub fn without_request_id<T: Clone>(request: &T, clear: impl FnOnce(&mut T)) -> 
     copy
 }
 
-/// Runs `$body` — which creates something in the write transaction `$tx` and
-/// yields its message — at most once per idempotency key, with the
-/// [`Once`] loop below. Evaluates to `(message, fresh)`: `fresh` is false for
-/// a replay of a stored result. Errors leave through `?`.
+/// Runs `work` — which creates something in the write transaction it is
+/// given and yields its message — at most once per idempotency key.
+/// Returns `(message, fresh)`: `fresh` is false for a replay of a stored
+/// result. `input` is what `work` reads (the validated request, the
+/// service), handed back to it so that the future may borrow it.
 ///
 /// ```ignore
-/// let (tenant, fresh) = recovery_kit::once!(&self.db, TABLE, key.as_ref(), now_micros, |tx| {
-///     store::insert_tenant(&mut tx, &name, now).await?
-/// });
+/// let (tenant, fresh) = idempotency::create(&db, TABLE, key.as_ref(), now, &name, |tx, name| {
+///     Box::pin(store::insert_tenant(tx, name, now))
+/// })
+/// .await?;
 /// ```
+///
+/// A reuse of the key with another request is refused with
+/// `ALREADY_EXISTS` / `REQUEST_ID_REUSED`. When two calls race with one key,
+/// the loser's transaction rolls back and it replays the winner's result.
+pub async fn create<I, T, F>(
+    db: &Db,
+    table: &'static str,
+    key: Option<&Key>,
+    now_micros: i64,
+    input: &I,
+    mut work: F,
+) -> Result<(T, bool), Error>
+where
+    I: Sync + ?Sized,
+    T: prost::Message + Default,
+    F: for<'t> FnMut(&'t mut Transaction<'static, Any>, &'t I) -> BoxFuture<'t, Result<T, Error>>,
+{
+    let mut once = Once::new(table, key, now_micros);
+    // A commit that lost the race is followed by a replay: two rounds
+    // suffice; the third is a guard against a store that forgets.
+    for _ in 0..3 {
+        let mut tx = match once.begin(db).await? {
+            Step::Replay(stored) => return Ok((stored, false)),
+            Step::Work(tx) => tx,
+        };
+        let value = work(&mut tx, input).await?;
+        if once.commit(tx, &value).await? {
+            return Ok((value, true));
+        }
+    }
+    Err(Error::Unavailable(
+        "idempotent create kept losing its race".to_owned(),
+    ))
+}
+
+/// Runs `$body` — which creates something in the write transaction `$tx` and
+/// yields its message — at most once per idempotency key. Being replaced by
+/// [`create`]; kept while services move.
+#[doc(hidden)]
 #[macro_export]
 macro_rules! once {
     ($db:expr, $table:expr, $key:expr, $now_micros:expr, |$tx:ident| $body:block) => {{
@@ -183,7 +225,7 @@ async fn replay<T: prost::Message + Default>(
     let fingerprint: String = row.try_get("fingerprint")?;
     if fingerprint != key.fingerprint {
         return Err(Error::AlreadyExists {
-            reason: "REQUEST_ID_REUSED",
+            reason: crate::reason::REQUEST_ID_REUSED,
             message: format!(
                 "request_id {:?} was already used for a different request",
                 key.request_id

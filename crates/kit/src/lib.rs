@@ -14,12 +14,15 @@ pub mod page;
 pub mod server;
 pub mod telemetry;
 pub mod time;
+pub mod wire;
 
+#[cfg(test)]
+mod db_tests;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 #[cfg(test)]
 mod tests;
 
-pub use auth::{Caller, Role};
-pub use db::{Db, Engine};
-pub use error::{Error, Violations};
+pub use auth::{Caller, Role, Scope, authorize};
+pub use db::{Db, Engine, Lock};
+pub use error::{Error, Violations, reason};

@@ -39,6 +39,70 @@ impl Modality {
     }
 }
 
+/// The one modality table: each modality, its stored code and the number
+/// the booking and protocols APIs give it (both `Modality` enums number
+/// alike; 0 is unspecified).
+const MODALITIES: [(Modality, &str, i32); 7] = [
+    (Modality::WholeBodyCryotherapy, "whole_body_cryotherapy", 1),
+    (Modality::LocalCryotherapy, "local_cryotherapy", 2),
+    (Modality::StretchTherapy, "stretch_therapy", 3),
+    (Modality::Compression, "compression", 4),
+    (Modality::PercussionMassage, "percussion_massage", 5),
+    (Modality::InfraredSauna, "infrared_sauna", 6),
+    (Modality::Other, "other", 7),
+];
+
+impl Modality {
+    /// Every modality.
+    pub const ALL: [Modality; 7] = [
+        Modality::WholeBodyCryotherapy,
+        Modality::LocalCryotherapy,
+        Modality::StretchTherapy,
+        Modality::Compression,
+        Modality::PercussionMassage,
+        Modality::InfraredSauna,
+        Modality::Other,
+    ];
+
+    fn row(self) -> (Modality, &'static str, i32) {
+        MODALITIES
+            .into_iter()
+            .find(|(m, _, _)| *m == self)
+            .unwrap_or((Modality::Other, "other", 7))
+    }
+
+    /// The stable code stored in databases, e.g. `whole_body_cryotherapy`.
+    #[must_use]
+    pub fn code(self) -> &'static str {
+        self.row().1
+    }
+
+    /// The modality a stored code names.
+    #[must_use]
+    pub fn from_code(code: &str) -> Option<Self> {
+        MODALITIES
+            .into_iter()
+            .find(|(_, c, _)| *c == code)
+            .map(|(m, _, _)| m)
+    }
+
+    /// The API's number for this modality.
+    #[must_use]
+    pub fn wire(self) -> i32 {
+        self.row().2
+    }
+
+    /// The modality the API's number names; `None` for unspecified or
+    /// unknown numbers.
+    #[must_use]
+    pub fn from_wire(value: i32) -> Option<Self> {
+        MODALITIES
+            .into_iter()
+            .find(|(_, _, w)| *w == value)
+            .map(|(m, _, _)| m)
+    }
+}
+
 impl fmt::Display for Modality {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -186,4 +250,20 @@ pub struct Session {
     pub start: Timestamp,
     /// How long it lasts.
     pub duration: SignedDuration,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Modality;
+
+    #[test]
+    fn modality_codes_and_numbers_round_trip() {
+        for m in Modality::ALL {
+            assert_eq!(Modality::from_code(m.code()), Some(m));
+            assert_eq!(Modality::from_wire(m.wire()), Some(m));
+        }
+        assert_eq!(Modality::from_wire(0), None);
+        assert_eq!(Modality::from_wire(99), None);
+        assert_eq!(Modality::from_code("ice bath"), None);
+    }
 }

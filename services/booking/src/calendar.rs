@@ -448,7 +448,7 @@ impl Bookings {
         fingerprint.request_id.clear();
         let key = Key::new(
             "CreateBooking",
-            caller.scope(),
+            caller.scope_text(),
             &req.request_id,
             &fingerprint,
             &mut v,
@@ -460,7 +460,7 @@ impl Bookings {
                 "SELECT location_id FROM holds WHERE id = $1 AND ($2 = '' OR tenant_id = $2)",
             )
             .bind(hold_id.as_deref())
-            .bind(caller.scope())
+            .bind(caller.scope_text())
             .fetch_optional(self.db.reader())
             .await?
             .ok_or_else(|| Error::not_found("hold", hold_id.clone().unwrap_or_default()))?;
@@ -563,7 +563,7 @@ impl Bookings {
             self.db.lock_rows()
         ))
         .bind(hold_id)
-        .bind(caller.scope())
+        .bind(caller.scope_text())
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| Error::not_found("hold", hold_id))?;
@@ -665,7 +665,7 @@ impl Bookings {
             store::BOOKING_COLUMNS
         ))
         .bind(&id)
-        .bind(caller.scope())
+        .bind(caller.scope_text())
         .fetch_optional(self.db.reader())
         .await?
         .ok_or_else(|| Error::not_found("booking", &id))?;
@@ -725,7 +725,7 @@ impl Bookings {
              ORDER BY start_us, id LIMIT $7",
             store::BOOKING_COLUMNS
         ))
-        .bind(caller.scope())
+        .bind(caller.scope_text())
         .bind(&a)
         .bind(b)
         .bind(c)
@@ -760,7 +760,7 @@ impl Bookings {
             "SELECT location_id FROM bookings WHERE id = $1 AND ($2 = '' OR tenant_id = $2)",
         )
         .bind(&id)
-        .bind(caller.scope())
+        .bind(caller.scope_text())
         .fetch_optional(self.db.reader())
         .await?
         .ok_or_else(|| Error::not_found("booking", &id))?

@@ -312,7 +312,7 @@ impl Bookings {
             self.db.lock_rows()
         ))
         .bind(&id)
-        .bind(caller.scope())
+        .bind(caller.scope_text())
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| Error::not_found("treatment", &id))?;
@@ -417,7 +417,7 @@ impl Bookings {
         fingerprint.request_id.clear();
         let key = Key::new(
             "CreateResource",
-            caller.scope(),
+            caller.scope_text(),
             &req.request_id,
             &fingerprint,
             &mut v,

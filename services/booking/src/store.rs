@@ -116,7 +116,7 @@ pub(crate) async fn treatment<'e>(
         "SELECT {TREATMENT_COLUMNS} FROM treatments WHERE id = $1 AND ($2 = '' OR tenant_id = $2)"
     ))
     .bind(id)
-    .bind(caller.scope())
+    .bind(caller.scope_text())
     .fetch_optional(db)
     .await?
     .ok_or_else(|| Error::not_found("treatment", id))?;
@@ -260,7 +260,7 @@ pub(crate) async fn resource(
         "SELECT {RESOURCE_COLUMNS} FROM resources WHERE id = $1 AND ($2 = '' OR tenant_id = $2){lock}"
     ))
     .bind(id)
-    .bind(caller.scope())
+    .bind(caller.scope_text())
     .fetch_optional(&mut *conn)
     .await?
     .ok_or_else(|| Error::not_found("resource", id))?;
@@ -436,7 +436,7 @@ pub(crate) async fn booking_for_update(
         "SELECT {BOOKING_COLUMNS} FROM bookings WHERE id = $1 AND ($2 = '' OR tenant_id = $2){lock}"
     ))
     .bind(id)
-    .bind(caller.scope())
+    .bind(caller.scope_text())
     .fetch_optional(&mut *conn)
     .await?
     .ok_or_else(|| Error::not_found("booking", id))?;

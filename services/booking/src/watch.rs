@@ -38,7 +38,7 @@ impl Bookings {
              AND start_us >= $3 AND start_us < $4 ORDER BY start_us, id",
             store::BOOKING_COLUMNS
         ))
-        .bind(caller.scope())
+        .bind(caller.scope_text())
         .bind(location_id)
         .bind(to_micros(from))
         .bind(to_micros(to))

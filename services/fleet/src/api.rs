@@ -294,7 +294,7 @@ impl Fleet {
         let device = match target {
             Target::Device(id) => {
                 let device =
-                    store::device_for_update(&mut tx, lock, times, caller.scope(), id).await?;
+                    store::device_for_update(&mut tx, lock, times, caller.scope_text(), id).await?;
                 check_reservable(&device, window, times.0)?;
                 if let Some(battery) = device.battery_percent {
                     let needed = device.kind.battery_needed(window.length());
@@ -466,7 +466,7 @@ impl FleetService for Fleet {
         let fingerprint = without_request_id(&req, |r| r.request_id.clear());
         let key = Key::new(
             "RegisterDevice",
-            caller.scope(),
+            caller.scope_text(),
             &req.request_id,
             &fingerprint,
             &mut v,
@@ -504,7 +504,8 @@ impl FleetService for Fleet {
     ) -> Result<Response<pb::GetDeviceResponse>, Status> {
         let caller = authorize(&request, READERS)?;
         let id = id_of(&request.get_ref().id, "id")?;
-        let device = store::device(self.db.reader(), self.times(), caller.scope(), &id).await?;
+        let device =
+            store::device(self.db.reader(), self.times(), caller.scope_text(), &id).await?;
         Ok(Response::new(pb::GetDeviceResponse {
             device: Some(device.into_wire()),
         }))
@@ -640,9 +641,14 @@ impl FleetService for Fleet {
         }
         let times = self.times();
         let mut tx = self.db.begin().await.map_err(Error::from)?;
-        let current =
-            store::device_for_update(&mut tx, self.db.lock_rows(), times, caller.scope(), &id)
-                .await?;
+        let current = store::device_for_update(
+            &mut tx,
+            self.db.lock_rows(),
+            times,
+            caller.scope_text(),
+            &id,
+        )
+        .await?;
         if current.state == State::Retired {
             return Err(refuse(
                 "DEVICE_RETIRED",
@@ -730,9 +736,14 @@ impl FleetService for Fleet {
         let id = id_of(&request.get_ref().id, "id")?;
         let times = self.times();
         let mut tx = self.db.begin().await.map_err(Error::from)?;
-        let device =
-            store::device_for_update(&mut tx, self.db.lock_rows(), times, caller.scope(), &id)
-                .await?;
+        let device = store::device_for_update(
+            &mut tx,
+            self.db.lock_rows(),
+            times,
+            caller.scope_text(),
+            &id,
+        )
+        .await?;
         let next = apply(&device, Move::Retire)?;
         sqlx::query(
             "UPDATE devices SET state = $1, retire_time = $2, update_time = $2, updated_by = $3 \
@@ -783,7 +794,7 @@ impl FleetService for Fleet {
         let fingerprint = without_request_id(&req, |r| r.request_id.clear());
         let key = Key::new(
             "ReserveDevice",
-            caller.scope(),
+            caller.scope_text(),
             &req.request_id,
             &fingerprint,
             &mut v,
@@ -847,7 +858,7 @@ impl FleetService for Fleet {
         let caller = authorize(&request, READERS)?;
         let id = id_of(&request.get_ref().id, "id")?;
         let mut conn = self.db.reader().acquire().await.map_err(Error::from)?;
-        let reservation = store::reservation(&mut conn, "", caller.scope(), &id).await?;
+        let reservation = store::reservation(&mut conn, "", caller.scope_text(), &id).await?;
         Ok(Response::new(pb::GetReservationResponse {
             reservation: Some(reservation.into_wire()),
         }))
@@ -862,7 +873,7 @@ impl FleetService for Fleet {
         let times = self.times();
         let lock = self.db.lock_rows();
         let mut tx = self.db.begin().await.map_err(Error::from)?;
-        let reservation = store::reservation(&mut tx, lock, caller.scope(), &id).await?;
+        let reservation = store::reservation(&mut tx, lock, caller.scope_text(), &id).await?;
         match reservation.state {
             Phase::Held => {}
             Phase::CheckedOut => {
@@ -946,7 +957,7 @@ impl FleetService for Fleet {
         let times = self.times();
         let lock = self.db.lock_rows();
         let mut tx = self.db.begin().await.map_err(Error::from)?;
-        let reservation = store::reservation(&mut tx, lock, caller.scope(), &id).await?;
+        let reservation = store::reservation(&mut tx, lock, caller.scope_text(), &id).await?;
         if reservation.state != Phase::CheckedOut {
             return Err(not_active(&reservation, "is not checked out").into());
         }
@@ -1008,7 +1019,7 @@ impl FleetService for Fleet {
         let times = self.times();
         let mut tx = self.db.begin().await.map_err(Error::from)?;
         let reservation =
-            store::reservation(&mut tx, self.db.lock_rows(), caller.scope(), &id).await?;
+            store::reservation(&mut tx, self.db.lock_rows(), caller.scope_text(), &id).await?;
         if reservation.state != Phase::Held {
             return Err(not_active(&reservation, "is not held").into());
         }
@@ -1076,7 +1087,7 @@ impl FleetService for Fleet {
         let (column, value, tenant_id) = match subject {
             Subject::Device(id) => {
                 let device =
-                    store::device(self.db.reader(), self.times(), caller.scope(), &id).await?;
+                    store::device(self.db.reader(), self.times(), caller.scope_text(), &id).await?;
                 ("device_id", device.id, device.tenant_id)
             }
             Subject::Location(id) => {
@@ -1146,7 +1157,7 @@ impl FleetService for Fleet {
             }
         };
         let id = v.finish_with(id)?;
-        store::device(self.db.reader(), self.times(), caller.scope(), &id).await?;
+        store::device(self.db.reader(), self.times(), caller.scope_text(), &id).await?;
         // Newest reading time first, then latest received: a keyset on
         // (reading_time, seq), so readings stored meanwhile never shift a
         // later page.
@@ -1208,9 +1219,14 @@ impl FleetService for Fleet {
         let (id, notes) = v.finish_with(id.zip(notes))?;
         let times = self.times();
         let mut tx = self.db.begin().await.map_err(Error::from)?;
-        let device =
-            store::device_for_update(&mut tx, self.db.lock_rows(), times, caller.scope(), &id)
-                .await?;
+        let device = store::device_for_update(
+            &mut tx,
+            self.db.lock_rows(),
+            times,
+            caller.scope_text(),
+            &id,
+        )
+        .await?;
         let next = apply(&device, Move::StartMaintenance)?;
         let record_id = new_id();
         sqlx::query(
@@ -1252,9 +1268,14 @@ impl FleetService for Fleet {
         let (id, notes) = v.finish_with(id.zip(notes))?;
         let times = self.times();
         let mut tx = self.db.begin().await.map_err(Error::from)?;
-        let device =
-            store::device_for_update(&mut tx, self.db.lock_rows(), times, caller.scope(), &id)
-                .await?;
+        let device = store::device_for_update(
+            &mut tx,
+            self.db.lock_rows(),
+            times,
+            caller.scope_text(),
+            &id,
+        )
+        .await?;
         let next = apply(&device, Move::EndMaintenance)?;
         let open = sqlx::query(
             "SELECT id, notes FROM maintenance_records WHERE device_id = $1 AND end_time IS NULL \
@@ -1318,7 +1339,7 @@ impl FleetService for Fleet {
         let id = v.check("device_id", parse_id(&req.device_id));
         let page = Page::parse(req.page_size, &req.page_token, &mut v);
         let id = v.finish_with(id)?;
-        store::device(self.db.reader(), self.times(), caller.scope(), &id).await?;
+        store::device(self.db.reader(), self.times(), caller.scope_text(), &id).await?;
         let rows = sqlx::query(&format!(
             "SELECT {} FROM maintenance_records WHERE device_id = $1 AND ($2 = '' OR id < $2) \
              ORDER BY id DESC LIMIT $3",

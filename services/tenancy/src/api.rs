@@ -175,7 +175,7 @@ impl TenancyService for Tenancy {
             store::LOCATION_COLUMNS
         ))
         .bind(&id)
-        .bind(caller.scope())
+        .bind(caller.scope_text())
         .fetch_optional(self.db.reader())
         .await
         .map_err(Error::from)?
@@ -235,7 +235,7 @@ impl TenancyService for Tenancy {
             self.db.lock_rows()
         ))
         .bind(&id)
-        .bind(caller.scope())
+        .bind(caller.scope_text())
         .fetch_optional(&mut *tx)
         .await
         .map_err(Error::from)?
@@ -406,7 +406,7 @@ impl TenancyService for Tenancy {
             self.db.lock_rows()
         ))
         .bind(&id)
-        .bind(caller.scope())
+        .bind(caller.scope_text())
         .fetch_optional(&mut *tx)
         .await
         .map_err(Error::from)?

@@ -41,7 +41,7 @@ impl Directory for Tenancy {
                 store::LOCATION_COLUMNS
             ))
             .bind(&id)
-            .bind(caller.scope())
+            .bind(caller.scope_text())
             .fetch_optional(self.db.reader())
             .await?
             .ok_or_else(|| Error::not_found("location", &id))?;

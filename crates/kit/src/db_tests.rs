@@ -1,0 +1,169 @@
+//! The database plumbing on both engines: idempotent creates, the retry
+//! loop, the tenant scope and row locks as typed arguments.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use prost_types::Duration as Msg;
+use sqlx::{Executor as _, Row as _};
+
+use crate::db::{Attempt, Lock, retry};
+use crate::idempotency::{self, Key};
+use crate::testing::TestDb;
+use crate::{Error, Scope, Violations};
+
+const TABLE: &str = "kit_test_idempotency";
+
+async fn setup(db: &crate::Db) {
+    let mut tx = db.begin().await.unwrap();
+    tx.execute(
+        "CREATE TABLE kit_test_idempotency (scope TEXT NOT NULL, request_id TEXT NOT NULL, \
+         fingerprint TEXT NOT NULL, response BYTEA NOT NULL, create_time BIGINT NOT NULL, \
+         PRIMARY KEY (scope, request_id))"
+            .replace(
+                "BYTEA",
+                if db.engine() == crate::Engine::Sqlite {
+                    "BLOB"
+                } else {
+                    "BYTEA"
+                },
+            )
+            .as_str(),
+    )
+    .await
+    .unwrap();
+    tx.execute("CREATE TABLE things (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, seconds BIGINT NOT NULL)")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
+fn key(request_id: &str, seconds: i64) -> Option<Key> {
+    let mut v = Violations::new();
+    let request = Msg { seconds, nanos: 0 };
+    Key::new("Create", "t1", request_id, &request, &mut v)
+}
+
+async fn create(
+    db: &crate::Db,
+    key: Option<&Key>,
+    id: &str,
+    seconds: i64,
+) -> Result<(Msg, bool), Error> {
+    let input = (id.to_owned(), seconds);
+    idempotency::create(db, TABLE, key, 0, &input, |tx, (id, seconds)| {
+        Box::pin(async move {
+            sqlx::query("INSERT INTO things (id, tenant_id, seconds) VALUES ($1, 't1', $2)")
+                .bind(id.as_str())
+                .bind(*seconds)
+                .execute(&mut **tx)
+                .await?;
+            Ok(Msg {
+                seconds: *seconds,
+                nanos: 0,
+            })
+        })
+    })
+    .await
+}
+
+async fn count(db: &crate::Db, scope: &Scope) -> i64 {
+    sqlx::query("SELECT COUNT(*) AS n FROM things WHERE ($1 IS NULL OR tenant_id = $1)")
+        .bind(scope.tenant())
+        .fetch_one(db.reader())
+        .await
+        .unwrap()
+        .try_get("n")
+        .unwrap()
+}
+
+async fn creates_happen_once_per_request_id(test: TestDb) {
+    let db = &test.db;
+    setup(db).await;
+    let k = key("r1", 7);
+    let (first, fresh) = create(db, k.as_ref(), "a", 7).await.unwrap();
+    assert!(fresh);
+    let (again, fresh) = create(db, k.as_ref(), "b", 7).await.unwrap();
+    assert!(!fresh, "a replay is not fresh");
+    assert_eq!(again, first);
+    assert_eq!(count(db, &Scope::All).await, 1, "the replay wrote nothing");
+    let other = key("r1", 8);
+    let error = create(db, other.as_ref(), "c", 8).await.unwrap_err();
+    assert!(matches!(
+        error,
+        Error::AlreadyExists {
+            reason: "REQUEST_ID_REUSED",
+            ..
+        }
+    ));
+    // Without a request_id every call creates.
+    create(db, None, "d", 9).await.unwrap();
+    assert_eq!(count(db, &Scope::All).await, 2);
+    assert_eq!(count(db, &Scope::tenant_of("t1")).await, 2);
+    assert_eq!(
+        count(db, &Scope::tenant_of("t2")).await,
+        0,
+        "another tenant sees nothing"
+    );
+}
+
+async fn retry_runs_again_only_when_told(test: TestDb) {
+    let db = &test.db;
+    setup(db).await;
+    let tries = AtomicU32::new(0);
+    let answer = retry(5, || async {
+        let n = tries.fetch_add(1, Ordering::SeqCst);
+        if n < 2 {
+            Err(Attempt::Again(Error::Unavailable("busy".into())))
+        } else {
+            Ok(n)
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(answer, 2);
+    tries.store(0, Ordering::SeqCst);
+    let error = retry(3, || async {
+        tries.fetch_add(1, Ordering::SeqCst);
+        Err::<(), _>(Attempt::Again(Error::precondition(
+            "SLOT_UNAVAILABLE",
+            "taken",
+        )))
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(tries.load(Ordering::SeqCst), 3, "every attempt was made");
+    assert!(matches!(
+        error,
+        Error::FailedPrecondition {
+            reason: "SLOT_UNAVAILABLE",
+            ..
+        }
+    ));
+    tries.store(0, Ordering::SeqCst);
+    retry(3, || async {
+        tries.fetch_add(1, Ordering::SeqCst);
+        Err::<(), _>(Attempt::Stop(Error::invalid("x", "bad")))
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(
+        tries.load(Ordering::SeqCst),
+        1,
+        "a final answer is not retried"
+    );
+    // A row lock is a clause only where the engine needs one.
+    let mut tx = db.begin().await.unwrap();
+    let clause = Lock::ForUpdate.clause_for(&tx);
+    assert_eq!(clause.is_empty(), db.engine() == crate::Engine::Sqlite);
+    sqlx::query(&format!("SELECT id FROM things WHERE id = $1{clause}"))
+        .bind("none")
+        .fetch_optional(&mut *tx)
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+}
+
+crate::engine_tests!(
+    creates_happen_once_per_request_id,
+    retry_runs_again_only_when_told
+);
