@@ -167,3 +167,143 @@ crate::engine_tests!(
     creates_happen_once_per_request_id,
     retry_runs_again_only_when_told
 );
+
+mod outbox {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use sqlx::Executor as _;
+
+    use crate::auth::BoxFuture;
+    use crate::events::{Bus, Event};
+    use crate::outbox::{Consumer, Outbox, Pass, record};
+    use crate::testing::TestDb;
+    use crate::{Engine, Error};
+
+    const TOPICS: &[&str] = &["test.thing"];
+
+    /// The next live event's id, failing the test after five seconds.
+    async fn next(live: &mut crate::events::Subscription) -> String {
+        tokio::time::timeout(std::time::Duration::from_secs(5), live.next())
+            .await
+            .expect("a live event within 5 s")
+            .expect("the bus is open")
+            .id
+            .clone()
+    }
+
+    /// Takes events, failing while `down` is set.
+    #[derive(Default)]
+    struct History {
+        seen: Mutex<Vec<String>>,
+        down: AtomicBool,
+    }
+
+    impl Consumer for History {
+        fn name(&self) -> &'static str {
+            "test.history"
+        }
+        fn wants(&self, topic: &str) -> bool {
+            topic == "test.thing"
+        }
+        fn consume<'a>(&'a self, event: &'a Event) -> BoxFuture<'a, Result<(), Error>> {
+            Box::pin(async move {
+                if self.down.load(Ordering::SeqCst) {
+                    return Err(Error::Unavailable("history is down".into()));
+                }
+                self.seen.lock().unwrap().push(event.id.clone());
+                Ok(())
+            })
+        }
+    }
+
+    async fn outbox_hands_on_every_event_in_order_once_it_committed(test: TestDb) {
+        let db = &test.db;
+        let blob = if db.engine() == Engine::Sqlite {
+            "BLOB"
+        } else {
+            "BYTEA"
+        };
+        let mut tx = db.begin().await.unwrap();
+        tx.execute(
+            format!(
+                "CREATE TABLE test_outbox (id TEXT PRIMARY KEY, topic TEXT NOT NULL, \
+                     tenant_id TEXT NOT NULL, scope TEXT NOT NULL, payload {blob} NOT NULL, \
+                     create_time BIGINT NOT NULL)"
+            )
+            .as_str(),
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        let bus = Bus::default();
+        let mut live = bus.subscribe("test.thing", "t1", "loc");
+        let outbox = Outbox::new(db.clone(), "test_outbox", TOPICS, bus);
+        let history = std::sync::Arc::new(History::default());
+        outbox.add_consumer(history.clone());
+
+        // A rolled-back change leaves no event.
+        let mut tx = db.begin().await.unwrap();
+        record(
+            &mut tx,
+            "test_outbox",
+            &Event::new("test.thing", "t1", "loc", vec![0]),
+            0,
+        )
+        .await
+        .unwrap();
+        tx.rollback().await.unwrap();
+        assert_eq!(outbox.backlog().await.unwrap(), 0);
+
+        // Two committed events; the consumer is down.
+        let events: Vec<Event> = (1..=2)
+            .map(|i| Event::new("test.thing", "t1", "loc", vec![i]))
+            .collect();
+        let mut tx = db.begin().await.unwrap();
+        for event in &events {
+            record(&mut tx, "test_outbox", event, 0).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+        history.down.store(true, Ordering::SeqCst);
+        let pass = outbox.pass().await.unwrap();
+        assert_eq!(
+            pass,
+            Pass {
+                delivered: 0,
+                stalled: true
+            }
+        );
+        assert_eq!(
+            outbox.backlog().await.unwrap(),
+            2,
+            "nothing is lost while it is down"
+        );
+        // Live views saw the first event already, once.
+        assert_eq!(next(&mut live).await, events[0].id);
+
+        history.down.store(false, Ordering::SeqCst);
+        let pass = outbox.pass().await.unwrap();
+        assert_eq!(
+            pass,
+            Pass {
+                delivered: 2,
+                stalled: false
+            }
+        );
+        assert_eq!(
+            outbox.backlog().await.unwrap(),
+            0,
+            "delivered events are pruned"
+        );
+        let seen = history.seen.lock().unwrap().clone();
+        assert_eq!(
+            seen,
+            [events[0].id.clone(), events[1].id.clone()],
+            "in order"
+        );
+        // The retry did not show the first event to live views again.
+        assert_eq!(next(&mut live).await, events[1].id);
+    }
+
+    crate::engine_tests!(outbox_hands_on_every_event_in_order_once_it_committed);
+}
