@@ -65,6 +65,11 @@ pub enum Error {
     /// A dependency (database, another service) is not reachable right now.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// A peer service's refusal, passed on as it came: its code, message
+    /// and details (a `FAILED_PRECONDITION DEVICE_UNAVAILABLE` from fleet
+    /// reaches booking's caller unchanged).
+    #[error("{}", .0.message())]
+    Upstream(tonic::Status),
     /// Anything unexpected: logged with its detail, answered without it.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -127,6 +132,17 @@ impl Error {
             reason,
             message: message.into(),
             metadata: HashMap::new(),
+        }
+    }
+
+    /// The `ErrorInfo` reason this error carries, if any.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Error::AlreadyExists { reason, .. } | Error::FailedPrecondition { reason, .. } => {
+                Some(reason)
+            }
+            Error::NotFound { .. } => Some("NOT_FOUND"),
+            _ => None,
         }
     }
 
@@ -200,6 +216,7 @@ impl From<Error> for Status {
                 tracing::warn!(error = %detail, "dependency unavailable");
                 Status::unavailable("temporarily unavailable, retry later")
             }
+            Error::Upstream(status) => status,
             Error::Internal(error) => {
                 tracing::error!(error = format!("{error:#}"), "internal error");
                 Status::internal("internal error")
