@@ -65,8 +65,8 @@ fn api_key(row: &AnyRow) -> Result<ApiKey, Error> {
 
 /// Whether any key exists (revoked ones too).
 pub(crate) async fn any(tx: &mut AnyConnection) -> Result<bool, Error> {
-    Ok(sqlx::query("SELECT id FROM api_keys LIMIT 1")
-        .fetch_optional(&mut *tx)
+    let query = sqlx::query("SELECT id FROM api_keys LIMIT 1");
+    Ok(super::optional(&mut *tx, query, |_| Ok(()))
         .await?
         .is_some())
 }
@@ -76,18 +76,17 @@ pub(crate) async fn caller<'e>(
     db: impl Executor<'e, Database = sqlx::Any>,
     key_hash: &str,
 ) -> Result<Option<Caller>, Error> {
-    let row = sqlx::query(
+    let query = sqlx::query(
         "SELECT id, tenant_id, role FROM api_keys WHERE key_hash = $1 AND revoke_time IS NULL",
-    )
-    .bind(key_hash)
-    .fetch_optional(db)
-    .await?;
-    let Some(row) = row else { return Ok(None) };
-    Ok(Some(Caller {
-        tenant_id: row.try_get("tenant_id")?,
-        role: super::role(&row.try_get::<String, _>("role")?)?,
-        key_id: row.try_get("id")?,
-    }))
+    );
+    super::optional(db, query.bind(key_hash), |row| {
+        Ok(Caller {
+            tenant_id: row.try_get("tenant_id")?,
+            role: super::role(&row.try_get::<String, _>("role")?)?,
+            key_id: row.try_get("id")?,
+        })
+    })
+    .await
 }
 
 /// One page of `owner`'s keys, by id.
@@ -100,19 +99,13 @@ pub(crate) async fn list<'e>(
         Owner::Operators => None,
         Owner::Tenant(tenant) => Some(tenant.as_str()),
     };
-    sqlx::query(&format!(
+    let sql = format!(
         "SELECT {COLUMNS} FROM api_keys \
          WHERE (($1 IS NULL AND tenant_id IS NULL) OR tenant_id = $1) \
          AND id > $2 ORDER BY id LIMIT $3"
-    ))
-    .bind(tenant)
-    .bind(page.cursor())
-    .bind(page.fetch())
-    .fetch_all(db)
-    .await?
-    .iter()
-    .map(api_key)
-    .collect()
+    );
+    let query = sqlx::query(&sql).bind(tenant);
+    super::all(db, query.bind(page.cursor()).bind(page.fetch()), api_key).await
 }
 
 /// The key `id` if `scope` sees it, with its hash; `lock` when it is read
@@ -124,21 +117,18 @@ pub(crate) async fn get(
     lock: Lock,
 ) -> Result<Option<Stored>, Error> {
     let lock = lock.clause_for(conn);
-    let Some(row) = sqlx::query(&format!(
+    let sql = format!(
         "SELECT {COLUMNS}, key_hash FROM api_keys \
          WHERE id = $1 AND ($2 IS NULL OR tenant_id = $2){lock}"
-    ))
-    .bind(id)
-    .bind(scope.tenant())
-    .fetch_optional(&mut *conn)
-    .await?
-    else {
-        return Ok(None);
-    };
-    Ok(Some(Stored {
-        key: api_key(&row)?,
-        key_hash: row.try_get("key_hash")?,
-    }))
+    );
+    let query = sqlx::query(&sql).bind(id).bind(scope.tenant());
+    super::optional(&mut *conn, query, |row| {
+        Ok(Stored {
+            key: api_key(row)?,
+            key_hash: row.try_get("key_hash")?,
+        })
+    })
+    .await
 }
 
 /// Marks the key `id` revoked at `now` (micros).

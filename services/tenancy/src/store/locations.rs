@@ -56,16 +56,11 @@ pub(crate) async fn get(
     lock: Lock,
 ) -> Result<Option<Location>, Error> {
     let lock = lock.clause_for(conn);
-    sqlx::query(&format!(
+    let sql = format!(
         "SELECT {COLUMNS} FROM locations WHERE id = $1 AND ($2 IS NULL OR tenant_id = $2){lock}"
-    ))
-    .bind(id)
-    .bind(scope.tenant())
-    .fetch_optional(&mut *conn)
-    .await?
-    .as_ref()
-    .map(location)
-    .transpose()
+    );
+    let query = sqlx::query(&sql).bind(id).bind(scope.tenant());
+    super::optional(&mut *conn, query, location).await
 }
 
 /// One page of the locations `scope` sees, by id.
@@ -74,18 +69,12 @@ pub(crate) async fn list<'e>(
     scope: &Scope,
     page: &Page,
 ) -> Result<Vec<Location>, Error> {
-    sqlx::query(&format!(
+    let sql = format!(
         "SELECT {COLUMNS} FROM locations WHERE ($1 IS NULL OR tenant_id = $1) \
          AND id > $2 ORDER BY id LIMIT $3"
-    ))
-    .bind(scope.tenant())
-    .bind(page.cursor())
-    .bind(page.fetch())
-    .fetch_all(db)
-    .await?
-    .iter()
-    .map(location)
-    .collect()
+    );
+    let query = sqlx::query(&sql).bind(scope.tenant());
+    super::all(db, query.bind(page.cursor()).bind(page.fetch()), location).await
 }
 
 /// Inserts `new` into `tenant_id`, made by `actor` at `now` (micros).

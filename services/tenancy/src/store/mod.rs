@@ -9,6 +9,35 @@ pub(crate) mod locations;
 pub(crate) mod tenants;
 
 use recovery_kit::{Error, Role};
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::query::Query;
+use sqlx::{Any, Executor};
+
+/// A statement with its arguments bound.
+type Bound<'q> = Query<'q, Any, AnyArguments<'q>>;
+
+/// The row `query` finds, if any, decoded by `decode`.
+async fn optional<'e, T>(
+    db: impl Executor<'e, Database = Any>,
+    query: Bound<'_>,
+    decode: fn(&AnyRow) -> Result<T, Error>,
+) -> Result<Option<T>, Error> {
+    query
+        .fetch_optional(db)
+        .await?
+        .as_ref()
+        .map(decode)
+        .transpose()
+}
+
+/// Every row `query` finds, decoded by `decode`.
+async fn all<'e, T>(
+    db: impl Executor<'e, Database = Any>,
+    query: Bound<'_>,
+    decode: fn(&AnyRow) -> Result<T, Error>,
+) -> Result<Vec<T>, Error> {
+    query.fetch_all(db).await?.iter().map(decode).collect()
+}
 
 /// A role as stored (`Role::as_str`).
 fn role(stored: &str) -> Result<Role, Error> {

@@ -33,13 +33,8 @@ pub(crate) async fn get<'e>(
     db: impl Executor<'e, Database = sqlx::Any>,
     id: &str,
 ) -> Result<Option<Tenant>, Error> {
-    sqlx::query(&format!("SELECT {COLUMNS} FROM tenants WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(db)
-        .await?
-        .as_ref()
-        .map(tenant)
-        .transpose()
+    let sql = format!("SELECT {COLUMNS} FROM tenants WHERE id = $1");
+    super::optional(db, sqlx::query(&sql).bind(id), tenant).await
 }
 
 /// Whether the tenant `id` exists.
@@ -47,11 +42,8 @@ pub(crate) async fn exists<'e>(
     db: impl Executor<'e, Database = sqlx::Any>,
     id: &str,
 ) -> Result<bool, Error> {
-    Ok(sqlx::query("SELECT id FROM tenants WHERE id = $1")
-        .bind(id)
-        .fetch_optional(db)
-        .await?
-        .is_some())
+    let query = sqlx::query("SELECT id FROM tenants WHERE id = $1").bind(id);
+    Ok(super::optional(db, query, |_| Ok(())).await?.is_some())
 }
 
 /// One page of tenants, by id (one row more than the page, for
@@ -60,16 +52,9 @@ pub(crate) async fn list<'e>(
     db: impl Executor<'e, Database = sqlx::Any>,
     page: &Page,
 ) -> Result<Vec<Tenant>, Error> {
-    sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM tenants WHERE id > $1 ORDER BY id LIMIT $2"
-    ))
-    .bind(page.cursor())
-    .bind(page.fetch())
-    .fetch_all(db)
-    .await?
-    .iter()
-    .map(tenant)
-    .collect()
+    let sql = format!("SELECT {COLUMNS} FROM tenants WHERE id > $1 ORDER BY id LIMIT $2");
+    let query = sqlx::query(&sql).bind(page.cursor()).bind(page.fetch());
+    super::all(db, query, tenant).await
 }
 
 /// Inserts a tenant named `display_name`, made at `now` (micros).
