@@ -12,7 +12,7 @@ use recovery_proto::tenancy::v1 as pb;
 use recovery_proto::tenancy::v1::tenancy_service_client::TenancyServiceClient;
 use tonic::transport::Channel;
 
-use crate::{Tenancy, store};
+use crate::Tenancy;
 
 /// Locations as other services see them.
 pub trait Directory: Send + Sync + 'static {
@@ -36,16 +36,8 @@ impl Directory for Tenancy {
     ) -> BoxFuture<'a, Result<pb::Location, Error>> {
         Box::pin(async move {
             let id = parse_id(id).map_err(|e| Error::invalid(field, e))?;
-            let row = sqlx::query(&format!(
-                "SELECT {} FROM locations WHERE id = $1 AND ($2 = '' OR tenant_id = $2)",
-                store::LOCATION_COLUMNS
-            ))
-            .bind(&id)
-            .bind(caller.scope_text())
-            .fetch_optional(self.db.reader())
-            .await?
-            .ok_or_else(|| Error::not_found("location", &id))?;
-            store::location(&row)
+            let location = self.location(&caller.scope()?, &id).await?;
+            Ok(location.into())
         })
     }
 }

@@ -1,10 +1,11 @@
-//! API keys: minting, hashing, and the authenticator every service in this
-//! process uses, with a small cache so that a call does not cost a database
+//! API keys on every call: minting, hashing, and the authenticator every
+//! service in this process uses, with a small cache so that a call does not cost a database
 //! round trip.
 //!
 //! Revocation is visible at once in the process that revoked the key (its
 //! cache entry is dropped) and within the cache lifetime (`--key-cache-ttl-secs`,
-//! default 30 s) in every other process.
+//! default 30 s) in every other process. Issuing, listing and revoking keys
+//! is the `api_keys` area.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,9 +15,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jiff::{SignedDuration, Timestamp};
 use recovery_kit::auth::{Authenticator, BoxFuture};
 use recovery_kit::time::Clock;
-use recovery_kit::{Caller, Db, Error, Role};
+use recovery_kit::{Caller, Db, Error};
 use sha2::{Digest as _, Sha256};
-use sqlx::Row as _;
+
+use crate::store;
 
 /// Entries kept at most; a full cache starts over.
 const CACHE_CAPACITY: usize = 10_000;
@@ -77,24 +79,6 @@ impl KeyStore {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
-
-    async fn lookup(&self, key_hash: &str) -> Result<Option<Caller>, Error> {
-        let row = sqlx::query(
-            "SELECT id, tenant_id, role FROM api_keys WHERE key_hash = $1 AND revoke_time IS NULL",
-        )
-        .bind(key_hash)
-        .fetch_optional(self.db.reader())
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let role: String = row.try_get("role")?;
-        let role = Role::parse(&role)
-            .ok_or_else(|| Error::Internal(anyhow::anyhow!("stored role {role:?} is unknown")))?;
-        Ok(Some(Caller {
-            tenant_id: row.try_get("tenant_id")?,
-            role,
-            key_id: row.try_get("id")?,
-        }))
-    }
 }
 
 impl Authenticator for KeyStore {
@@ -105,7 +89,7 @@ impl Authenticator for KeyStore {
             if let Some(hit) = self.lock().get(&key_hash).filter(|c| c.until > now) {
                 return Ok(hit.caller.clone());
             }
-            let caller = self.lookup(&key_hash).await?;
+            let caller = store::keys::caller(self.db.reader(), &key_hash).await?;
             let mut cache = self.lock();
             if cache.len() >= CACHE_CAPACITY {
                 cache.clear();

@@ -12,7 +12,7 @@ use recovery_proto::tenancy::v1 as pb;
 use recovery_proto::tenancy::v1::tenancy_service_client::TenancyServiceClient;
 use tonic::transport::Channel;
 
-use crate::model::role_to_wire;
+use crate::wire::role_to_wire;
 use crate::{Bootstrap, Directory, Tenancy};
 
 /// Tenancy on a fresh database, and the operator key it bootstrapped.

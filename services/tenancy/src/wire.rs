@@ -1,25 +1,43 @@
-//! Domain types of tenancy and their conversion from and to the wire.
-//! Handlers validate on receive, collecting every field problem at once.
+//! Tenancy at the gRPC edge: requests validated into domain values (every
+//! field problem collected into one `BadRequest`), domain values back to
+//! the wire. The schedule of a location (weekly hours, closures) lives here
+//! with its wire and storage forms.
 
 use jiff::civil::Date;
-use recovery_kit::{Role, Violations, time};
+use recovery_kit::idempotency::{Key, without_request_id};
+use recovery_kit::ids::parse_id;
+use recovery_kit::page::Page;
+use recovery_kit::wire::{stored_timestamp, text, update_paths};
+use recovery_kit::{Caller, Error, Role, Violations};
 use recovery_proto::tenancy::v1 as pb;
+
+use crate::Tenancy;
+use crate::api_keys::NewApiKey;
+use crate::locations::{LocationPatch, NewLocation};
+use crate::store::keys::ApiKey;
+use crate::store::locations::Location;
+use crate::store::tenants::Tenant;
+use crate::tenants::NewTenant;
 
 /// The longest display name.
 const MAX_NAME: usize = 200;
 
-/// A display name: trimmed, 1 to 200 characters.
-pub(crate) fn display_name(value: &str) -> Result<String, String> {
-    let name = value.trim();
-    if name.is_empty() {
-        Err("required".to_owned())
-    } else if name.chars().count() > MAX_NAME {
-        Err(format!("at most {MAX_NAME} characters"))
-    } else if name.chars().any(char::is_control) {
-        Err("must not contain control characters".to_owned())
-    } else {
-        Ok(name.to_owned())
-    }
+/// A display name: trimmed, 1 to 200 characters, one line.
+fn display_name(value: &str) -> Result<String, String> {
+    text(value, MAX_NAME)
+}
+
+/// An id the request names in `field`.
+pub(crate) fn id(value: &str, field: &str) -> Result<String, Error> {
+    parse_id(value).map_err(|e| Error::invalid(field, e))
+}
+
+/// A page of a list request.
+pub(crate) fn page(page_size: i32, page_token: &str) -> Result<Page, Error> {
+    let mut v = Violations::new();
+    let page = Page::parse(page_size, page_token, &mut v);
+    v.finish()?;
+    Ok(page)
 }
 
 /// An IANA time zone known to the bundled tz database.
@@ -215,48 +233,101 @@ pub(crate) fn role_from_wire(value: i32) -> Result<Role, String> {
     }
 }
 
-/// The fields an `UpdateLocation` changes, validated.
-pub(crate) struct LocationPatch {
-    pub(crate) paths: Vec<String>,
-    pub(crate) display_name: Option<String>,
-    pub(crate) time_zone: Option<String>,
-    pub(crate) hours: Option<Vec<Hours>>,
-    pub(crate) closures: Option<Vec<Date>>,
+/// Appends the violations of `other` to `v`, after those `v` has.
+fn append(v: &mut Violations, other: Violations) {
+    if let Err(Error::InvalidArgument(list)) = other.finish() {
+        for violation in list {
+            v.add(violation.field, violation.description);
+        }
+    }
+}
+
+impl NewTenant {
+    /// A `CreateTenant` request, validated.
+    pub(crate) fn parse(req: &pb::CreateTenantRequest) -> Result<Self, Error> {
+        let mut v = Violations::new();
+        let name = v.check(
+            "tenant.display_name",
+            display_name(req.tenant.as_ref().map_or("", |t| t.display_name.as_str())),
+        );
+        let fingerprint = without_request_id(req, |r| r.request_id.clear());
+        let key = Key::new("CreateTenant", "", &req.request_id, &fingerprint, &mut v);
+        Ok(NewTenant {
+            display_name: v.finish_with(name)?,
+            key,
+        })
+    }
+}
+
+impl NewLocation {
+    /// A `CreateLocation` request of `caller`, validated; a tenant key
+    /// names its own tenant or none.
+    pub(crate) fn parse(req: &pb::CreateLocationRequest, caller: &Caller) -> Result<Self, Error> {
+        let tenant_id = caller.tenant_scope(&req.tenant_id, "tenant_id")?;
+        let mut v = Violations::new();
+        let location = req.location.clone().unwrap_or_default();
+        let name = v.check(
+            "location.display_name",
+            display_name(&location.display_name),
+        );
+        let zone = v.check("location.time_zone", time_zone(&location.time_zone));
+        let schedule = Schedule::from_wire(
+            &location.weekly_hours,
+            &location.closure_dates,
+            "location.",
+            &mut v,
+        );
+        let fingerprint = without_request_id(req, |r| r.request_id.clear());
+        let key = Key::new(
+            "CreateLocation",
+            &tenant_id,
+            &req.request_id,
+            &fingerprint,
+            &mut v,
+        );
+        let (display_name, time_zone) = v.finish_with(name.zip(zone))?;
+        Ok(NewLocation {
+            tenant_id,
+            display_name,
+            time_zone,
+            schedule,
+            key,
+        })
+    }
 }
 
 impl LocationPatch {
-    /// Reads the fields `mask` names from `patch`; without a mask, every
-    /// field the patch fills in.
-    pub(crate) fn parse(
-        patch: &pb::Location,
-        mask: Option<Vec<String>>,
-        v: &mut Violations,
-    ) -> LocationPatch {
-        let paths: Vec<String> = match mask {
-            Some(paths) if !paths.is_empty() => paths,
-            _ => [
-                (!patch.display_name.is_empty()).then_some("display_name"),
-                (!patch.time_zone.is_empty()).then_some("time_zone"),
-                (!patch.weekly_hours.is_empty()).then_some("weekly_hours"),
-                (!patch.closure_dates.is_empty()).then_some("closure_dates"),
-            ]
-            .into_iter()
-            .flatten()
-            .map(str::to_owned)
-            .collect(),
-        };
-        if paths.is_empty() {
-            v.add("update_mask", "names no field to update");
-        }
+    /// An `UpdateLocation` request, validated: the fields the mask names,
+    /// or without a mask every field the patch fills in (AIP-134).
+    pub(crate) fn parse(req: &pb::UpdateLocationRequest) -> Result<Self, Error> {
+        let empty = pb::Location::default();
+        let patch = req.location.as_ref().unwrap_or(&empty);
+        let mut v = Violations::new();
+        let id = v.check("location.id", parse_id(&patch.id));
+        // Mask problems are named after the fields' own, as they always were.
+        let mut mask = Violations::new();
+        let fields = [
+            ("display_name", !patch.display_name.is_empty()),
+            ("time_zone", !patch.time_zone.is_empty()),
+            ("weekly_hours", !patch.weekly_hours.is_empty()),
+            ("closure_dates", !patch.closure_dates.is_empty()),
+        ];
+        let paths = update_paths(req.update_mask.as_ref(), &fields, &mut mask);
         let mut out = LocationPatch {
-            paths: Vec::new(),
+            id: String::new(),
+            paths,
             display_name: None,
             time_zone: None,
             hours: None,
             closures: None,
         };
-        for (i, path) in paths.iter().enumerate() {
-            match path.as_str() {
+        // In the order of the fields, so that problems are named alike
+        // whatever order the mask lists them in.
+        for (path, _) in fields {
+            if !out.paths.contains(&path) {
+                continue;
+            }
+            match path {
                 "display_name" => {
                     out.display_name =
                         v.check("location.display_name", display_name(&patch.display_name));
@@ -265,32 +336,102 @@ impl LocationPatch {
                     out.time_zone = v.check("location.time_zone", time_zone(&patch.time_zone));
                 }
                 "weekly_hours" => {
-                    out.hours =
-                        Some(Schedule::from_wire(&patch.weekly_hours, &[], "location.", v).hours);
-                }
-                "closure_dates" => {
-                    out.closures = Some(
-                        Schedule::from_wire(&[], &patch.closure_dates, "location.", v).closures,
+                    out.hours = Some(
+                        Schedule::from_wire(&patch.weekly_hours, &[], "location.", &mut v).hours,
                     );
                 }
-                other => v.add(
-                    format!("update_mask.paths[{i}]"),
-                    format!(
-                        "{other:?} cannot be updated; use display_name, time_zone, \
-                         weekly_hours or closure_dates"
-                    ),
-                ),
+                // update_paths names only the fields above.
+                _ => {
+                    out.closures = Some(
+                        Schedule::from_wire(&[], &patch.closure_dates, "location.", &mut v)
+                            .closures,
+                    );
+                }
             }
         }
-        out.paths = paths;
-        out
+        append(&mut v, mask);
+        out.id = v.finish_with(id)?;
+        Ok(out)
     }
 }
 
-/// Wire timestamp from storage micros (prost message fields are options).
-#[allow(clippy::unnecessary_wraps)]
-pub(crate) fn ts(micros: i64) -> Option<prost_types::Timestamp> {
-    Some(time::micros_to_proto(micros))
+impl NewApiKey {
+    /// A `CreateApiKey` request of `caller`, validated.
+    pub(crate) fn parse(req: &pb::CreateApiKeyRequest, caller: &Caller) -> Result<Self, Error> {
+        let mut v = Violations::new();
+        let role = v.check("role", role_from_wire(req.role));
+        let name = v.check("display_name", display_name(&req.display_name));
+        let tenant_id = Tenancy::key_owner(caller, role, &req.tenant_id, &mut v)?;
+        let fingerprint = without_request_id(req, |r| r.request_id.clear());
+        let key = Key::new(
+            "CreateApiKey",
+            tenant_id.as_deref().unwrap_or(""),
+            &req.request_id,
+            &fingerprint,
+            &mut v,
+        );
+        let (role, display_name) = v.finish_with(role.zip(name))?;
+        Ok(NewApiKey {
+            tenant_id,
+            role,
+            display_name,
+            key,
+        })
+    }
+}
+
+impl From<Tenant> for pb::Tenant {
+    fn from(t: Tenant) -> Self {
+        pb::Tenant {
+            id: t.id,
+            display_name: t.display_name,
+            create_time: stored_timestamp(t.create_time),
+            update_time: stored_timestamp(t.update_time),
+        }
+    }
+}
+
+impl From<Location> for pb::Location {
+    fn from(l: Location) -> Self {
+        pb::Location {
+            id: l.id,
+            tenant_id: l.tenant_id,
+            display_name: l.display_name,
+            time_zone: l.time_zone,
+            weekly_hours: l.schedule.hours_to_wire(),
+            closure_dates: l.schedule.closures_to_wire(),
+            create_time: stored_timestamp(l.create_time),
+            update_time: stored_timestamp(l.update_time),
+        }
+    }
+}
+
+impl From<ApiKey> for pb::ApiKey {
+    fn from(k: ApiKey) -> Self {
+        pb::ApiKey {
+            id: k.id,
+            tenant_id: k.tenant_id.unwrap_or_default(),
+            role: role_to_wire(k.role) as i32,
+            display_name: k.display_name,
+            prefix: k.prefix,
+            create_time: stored_timestamp(k.create_time),
+            revoke_time: k.revoke_time.and_then(stored_timestamp),
+        }
+    }
+}
+
+/// Who the caller is, on the wire.
+pub(crate) fn caller(caller: &Caller) -> pb::GetCallerResponse {
+    pb::GetCallerResponse {
+        tenant_id: caller.tenant_id.clone().unwrap_or_default(),
+        role: role_to_wire(caller.role) as i32,
+        api_key_id: caller.key_id.clone(),
+    }
+}
+
+/// Wire forms of a list of domain values.
+pub(crate) fn all<T, W: From<T>>(items: Vec<T>) -> Vec<W> {
+    items.into_iter().map(W::from).collect()
 }
 
 #[cfg(test)]

@@ -1,0 +1,8 @@
+//! Tenancy through real gRPC, every test on SQLite and on PostgreSQL: one
+//! module per area, fixtures and helpers in `support`.
+
+mod auth;
+mod keys;
+mod locations;
+mod support;
+mod tenants;
