@@ -29,16 +29,24 @@ pub enum Role {
     FrontDesk,
     /// A device hub.
     Device,
+    /// Another service of this backend, acting for the tenant it names in
+    /// [`TENANT_HEADER`]; platform-wide without one.
+    Service,
 }
+
+/// The metadata key in which a [`Role::Service`] caller names the tenant it
+/// acts for.
+pub const TENANT_HEADER: &str = "x-recovery-tenant";
 
 impl Role {
     /// Every role, for tables and tests.
-    pub const ALL: [Role; 5] = [
+    pub const ALL: [Role; 6] = [
         Role::Operator,
         Role::Manager,
         Role::Staff,
         Role::FrontDesk,
         Role::Device,
+        Role::Service,
     ];
 
     /// The stable lowercase name stored in databases.
@@ -49,6 +57,7 @@ impl Role {
             Role::Staff => "staff",
             Role::FrontDesk => "front_desk",
             Role::Device => "device",
+            Role::Service => "service",
         }
     }
 
@@ -106,7 +115,7 @@ impl Caller {
     /// without a tenant (never issued) sees nothing: `PERMISSION_DENIED`.
     pub fn scope(&self) -> Result<Scope, Error> {
         match (self.role, self.tenant_id.as_deref()) {
-            (Role::Operator, _) => Ok(Scope::All),
+            (Role::Operator, _) | (Role::Service, None) => Ok(Scope::All),
             (_, Some(tenant)) => Ok(Scope::Tenant(tenant.to_owned())),
             (_, None) => Err(Error::PermissionDenied(
                 "this key belongs to no tenant".to_owned(),
@@ -127,7 +136,10 @@ impl Caller {
 
     /// Whether the caller may see objects of `tenant_id`.
     pub fn sees(&self, tenant_id: &str) -> bool {
-        self.role == Role::Operator || self.tenant_id.as_deref() == Some(tenant_id)
+        match (self.role, self.tenant_id.as_deref()) {
+            (Role::Operator, _) | (Role::Service, None) => true,
+            (_, own) => own == Some(tenant_id),
+        }
     }
 
     /// The tenant a request acts on. Tenant-scoped callers act on their own
@@ -273,7 +285,13 @@ where
                 )));
             };
             match auth.authenticate(key).await {
-                Ok(Some(caller)) => {
+                Ok(Some(mut caller)) => {
+                    if caller.role == Role::Service {
+                        match acting_for(request.headers()) {
+                            Ok(tenant) => caller.tenant_id = tenant,
+                            Err(error) => return Ok(reject(error)),
+                        }
+                    }
                     let span = tracing::Span::current();
                     span.record("tenant", caller.tenant_id.as_deref().unwrap_or("-"));
                     span.record("role", caller.role.as_str());
@@ -284,6 +302,17 @@ where
                 Err(error) => Ok(reject(error)),
             }
         })
+    }
+}
+
+/// The tenant a service caller acts for, from [`TENANT_HEADER`].
+fn acting_for(headers: &http::HeaderMap) -> Result<Option<String>, Error> {
+    let Some(value) = headers.get(TENANT_HEADER) else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(tenant) if !tenant.is_empty() && tenant.len() <= 64 => Ok(Some(tenant.to_owned())),
+        _ => Err(Error::invalid(TENANT_HEADER, "a tenant id")),
     }
 }
 
@@ -347,6 +376,22 @@ mod tests {
         ));
         assert!(Scope::All.sees("t2"));
         assert!(!Scope::tenant_of("t1").sees("t2"));
+    }
+
+    #[test]
+    fn a_service_acts_for_the_tenant_it_names() {
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(acting_for(&headers).unwrap(), None);
+        headers.insert(TENANT_HEADER, "t1".parse().unwrap());
+        assert_eq!(acting_for(&headers).unwrap().as_deref(), Some("t1"));
+        headers.insert(TENANT_HEADER, "".parse().unwrap());
+        assert!(acting_for(&headers).is_err());
+        let platform = caller(None, Role::Service);
+        assert_eq!(platform.scope().unwrap(), Scope::All);
+        assert!(platform.sees("t2"));
+        let acting = caller(Some("t1"), Role::Service);
+        assert_eq!(acting.scope().unwrap(), Scope::tenant_of("t1"));
+        assert!(!acting.sees("t2"));
     }
 
     #[test]

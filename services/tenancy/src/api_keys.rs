@@ -47,27 +47,27 @@ pub enum Bootstrap {
 
 impl Tenancy {
     /// The tenant a key of `role` that `caller` asks for belongs to:
-    /// operator keys belong to none and only operators issue them; other
-    /// keys belong to the caller's tenant (operators name one in
-    /// `requested`). Field problems go to `v`.
+    /// operator and service keys belong to none and only operators issue
+    /// them; other keys belong to the caller's tenant (operators name one
+    /// in `requested`). Field problems go to `v`.
     pub(crate) fn key_owner(
         caller: &Caller,
         role: Option<Role>,
         requested: &str,
         v: &mut Violations,
     ) -> Result<Option<String>, Error> {
-        if role != Some(Role::Operator) {
+        let Some(platform @ (Role::Operator | Role::Service)) = role else {
             return caller.tenant_scope(requested, "tenant_id").map(Some);
-        }
+        };
         if caller.role != Role::Operator {
-            return Err(Error::PermissionDenied(
-                "only operators create operator keys".into(),
-            ));
+            return Err(Error::PermissionDenied(format!(
+                "only operators create {platform} keys"
+            )));
         }
         if !requested.is_empty() {
             v.add(
                 "tenant_id",
-                "operator keys belong to no tenant: leave it empty",
+                format!("{platform} keys belong to no tenant: leave it empty"),
             );
         }
         Ok(None)

@@ -104,6 +104,7 @@ impl Authenticator for Remote {
                         pb::Role::Staff => Role::Staff,
                         pb::Role::FrontDesk => Role::FrontDesk,
                         pb::Role::Device => Role::Device,
+                        pb::Role::Service => Role::Service,
                         pb::Role::Unspecified => return Ok(None),
                     };
                     Some(Caller {

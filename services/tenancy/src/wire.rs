@@ -216,6 +216,7 @@ pub(crate) fn role_to_wire(role: Role) -> pb::Role {
         Role::Staff => pb::Role::Staff,
         Role::FrontDesk => pb::Role::FrontDesk,
         Role::Device => pb::Role::Device,
+        Role::Service => pb::Role::Service,
     }
 }
 
@@ -227,8 +228,9 @@ pub(crate) fn role_from_wire(value: i32) -> Result<Role, String> {
         Ok(pb::Role::Staff) => Ok(Role::Staff),
         Ok(pb::Role::FrontDesk) => Ok(Role::FrontDesk),
         Ok(pb::Role::Device) => Ok(Role::Device),
+        Ok(pb::Role::Service) => Ok(Role::Service),
         Ok(pb::Role::Unspecified) | Err(_) => {
-            Err("required: OPERATOR, MANAGER, STAFF, FRONT_DESK or DEVICE".to_owned())
+            Err("required: OPERATOR, MANAGER, STAFF, FRONT_DESK, DEVICE or SERVICE".to_owned())
         }
     }
 }

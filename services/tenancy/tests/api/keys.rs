@@ -86,7 +86,59 @@ async fn a_configured_bootstrap_key_is_the_first_operator(db: TestDb) {
     assert!(me.tenant_id.is_empty());
 }
 
+async fn service_keys_are_platform_wide_and_act_for_the_tenant_they_name(db: TestDb) {
+    let env = env(db).await;
+    let (tenant_id, manager) = env.tenant_with("Studio", pb::Role::Manager).await;
+    let (other_id, _) = env.tenant_with("Elsewhere", pb::Role::Manager).await;
+    let mut m = env.client(&manager).await;
+    let denied = m.create_api_key(key_request("", pb::Role::Service, "booking"));
+    assert_eq!(code(denied.await), Code::PermissionDenied, "only operators");
+    let mut op = env.client(&env.operator).await;
+    let bad = op
+        .create_api_key(key_request(&tenant_id, pb::Role::Service, "booking"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        fields(&bad),
+        ["tenant_id"],
+        "a service key belongs to no tenant"
+    );
+    let created = create_key(&mut op, key_request("", pb::Role::Service, "booking")).await;
+    let key = created.api_key.unwrap();
+    assert_eq!(key.role(), pb::Role::Service);
+    assert!(key.tenant_id.is_empty());
+
+    // Without naming a tenant it is platform-wide; naming one, it acts for
+    // that tenant only.
+    let mut service = env.client(&created.secret).await;
+    let me = whoami(&mut service).await;
+    assert_eq!(me.role(), pb::Role::Service);
+    assert!(me.tenant_id.is_empty());
+    let mut request = tonic::Request::new(pb::GetCallerRequest {});
+    request.metadata_mut().insert(
+        recovery_kit::auth::TENANT_HEADER,
+        tenant_id.parse().unwrap(),
+    );
+    let acting = service.get_caller(request).await.unwrap().into_inner();
+    assert_eq!(acting.tenant_id, tenant_id);
+    let mut request = tonic::Request::new(pb::ListLocationsRequest {
+        tenant_id: other_id,
+        ..Default::default()
+    });
+    request.metadata_mut().insert(
+        recovery_kit::auth::TENANT_HEADER,
+        tenant_id.parse().unwrap(),
+    );
+    let status = service.list_locations(request).await.unwrap_err();
+    assert_eq!(
+        status.code(),
+        Code::NotFound,
+        "acting for one tenant, another is not there"
+    );
+}
+
 recovery_kit::engine_tests!(
+    service_keys_are_platform_wide_and_act_for_the_tenant_they_name,
     api_keys_are_created_listed_used_and_revoked,
     a_configured_bootstrap_key_is_the_first_operator,
 );
