@@ -225,14 +225,7 @@ pub(crate) async fn hold(
     id: &str,
     lock: Lock,
 ) -> Result<Option<Hold>, sqlx::Error> {
-    let row = sqlx::query(&format!(
-        "SELECT id, tenant_id, location_id, treatment_id, client_id, start_us, end_us, \
-         expire_us, booking_id FROM holds WHERE id = $1 AND ($2 IS NULL OR tenant_id = $2){}",
-        lock.clause_for(conn)
-    ))
-    .bind(id)
-    .bind(scope.tenant())
-    .fetch_optional(&mut *conn)
-    .await?;
-    row.as_ref().map(Hold::from_row).transpose()
+    const COLUMNS: &str = "id, tenant_id, location_id, treatment_id, client_id, start_us, \
+         end_us, expire_us, booking_id";
+    super::by_id(conn, ("holds", COLUMNS), scope, id, lock, Hold::from_row).await
 }

@@ -57,15 +57,15 @@ pub(crate) async fn get(
     id: &str,
     lock: Lock,
 ) -> Result<Option<Booking>, sqlx::Error> {
-    let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM bookings WHERE id = $1 AND ($2 IS NULL OR tenant_id = $2){}",
-        lock.clause_for(conn)
-    ))
-    .bind(id)
-    .bind(scope.tenant())
-    .fetch_optional(&mut *conn)
-    .await?;
-    row.as_ref().map(Booking::from_row).transpose()
+    super::by_id(
+        conn,
+        ("bookings", COLUMNS),
+        scope,
+        id,
+        lock,
+        Booking::from_row,
+    )
+    .await
 }
 
 /// Which bookings a list shows.

@@ -145,16 +145,17 @@ pub(crate) async fn get(
     now: Timestamp,
     lock: Lock,
 ) -> Result<Option<Resource>, sqlx::Error> {
-    let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM resources WHERE id = $1 AND ($2 IS NULL OR tenant_id = $2){}",
-        lock.clause_for(conn)
-    ))
-    .bind(id)
-    .bind(scope.tenant())
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(row) = row else { return Ok(None) };
-    let mut resource = Resource::from_row(&row)?;
+    let found = super::by_id(
+        conn,
+        ("resources", COLUMNS),
+        scope,
+        id,
+        lock,
+        Resource::from_row,
+    );
+    let Some(mut resource) = found.await? else {
+        return Ok(None);
+    };
     let blackouts = sqlx::query(
         "SELECT id, start_us, end_us, reason FROM blackouts WHERE resource_id = $1 \
          AND end_us > $2 ORDER BY start_us, id",

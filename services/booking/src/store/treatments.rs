@@ -80,15 +80,15 @@ pub(crate) async fn get(
     id: &str,
     lock: Lock,
 ) -> Result<Option<Treatment>, sqlx::Error> {
-    let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM treatments WHERE id = $1 AND ($2 IS NULL OR tenant_id = $2){}",
-        lock.clause_for(conn)
-    ))
-    .bind(id)
-    .bind(scope.tenant())
-    .fetch_optional(&mut *conn)
-    .await?;
-    row.as_ref().map(Treatment::from_row).transpose()
+    super::by_id(
+        conn,
+        ("treatments", COLUMNS),
+        scope,
+        id,
+        lock,
+        Treatment::from_row,
+    )
+    .await
 }
 
 /// Up to `limit` treatments after the id `after`, by id.

@@ -72,10 +72,12 @@ pub(crate) struct NewHold {
 impl NewHold {
     pub(crate) fn parse(req: &pb::HoldSlotRequest) -> Result<Self, Error> {
         let mut v = Violations::new();
-        let treatment_id = v.check("treatment_id", parse_id(&req.treatment_id));
-        let client_id = v.check("client_id", text(&req.client_id));
-        let start = v.check("start_time", instant(req.start_time.as_ref()));
-        let preference = optional_id(&req.resource_id, "resource_id", &mut v);
+        let slot = Wanted::parse(
+            (&req.treatment_id, &req.client_id),
+            req.start_time.as_ref(),
+            &req.resource_id,
+            &mut v,
+        );
         let ttl = v.check(
             "ttl",
             duration(req.ttl.as_ref(), DEFAULT_HOLD).and_then(|d| {
@@ -87,16 +89,10 @@ impl NewHold {
             }),
         );
         let location_id = location_id(&req.location_id, &mut v);
-        let (((treatment_id, client_id), start), ttl) =
-            v.finish_with(treatment_id.zip(client_id).zip(start).zip(ttl))?;
+        let (slot, ttl) = v.finish_with(slot.zip(ttl))?;
         Ok(Self {
             location_id,
-            slot: Wanted {
-                treatment_id,
-                client_id,
-                start,
-                preference,
-            },
+            slot,
             ttl,
         })
     }
@@ -109,6 +105,29 @@ pub(crate) struct Wanted {
     pub(crate) client_id: String,
     pub(crate) start: Timestamp,
     pub(crate) preference: Option<String>,
+}
+
+impl Wanted {
+    /// Checks the treatment and client ids, the start and the optional
+    /// resource, in that order; `None` when a required one is missing.
+    fn parse(
+        (treatment_id, client_id): (&str, &str),
+        start: Option<&prost_types::Timestamp>,
+        resource_id: &str,
+        v: &mut Violations,
+    ) -> Option<Self> {
+        let treatment_id = v.check("treatment_id", parse_id(treatment_id));
+        let client_id = v.check("client_id", text(client_id));
+        let start = v.check("start_time", instant(start));
+        let preference = optional_id(resource_id, "resource_id", v);
+        let ((treatment_id, client_id), start) = treatment_id.zip(client_id).zip(start)?;
+        Some(Self {
+            treatment_id,
+            client_id,
+            start,
+            preference,
+        })
+    }
 }
 
 /// A booking to create: from a hold, or for a slot of a location.
@@ -144,23 +163,18 @@ impl NewBooking {
                 from: BookingSource::Hold(hold_id),
             });
         }
-        let treatment_id = v.check("treatment_id", parse_id(&req.treatment_id));
-        let client_id = v.check("client_id", text(&req.client_id));
-        let start = v.check("start_time", instant(req.start_time.as_ref()));
-        let preference = optional_id(&req.resource_id, "resource_id", &mut v);
+        let slot = Wanted::parse(
+            (&req.treatment_id, &req.client_id),
+            req.start_time.as_ref(),
+            &req.resource_id,
+            &mut v,
+        );
         let location_id = location_id(&req.location_id, &mut v);
-        let ((treatment_id, client_id), start) =
-            v.finish_with(treatment_id.zip(client_id).zip(start))?;
         Ok(Self {
             key,
             from: BookingSource::Slot {
                 location_id,
-                slot: Wanted {
-                    treatment_id,
-                    client_id,
-                    start,
-                    preference,
-                },
+                slot: v.finish_with(slot)?,
             },
         })
     }
