@@ -6,12 +6,16 @@
 //! is impossible by construction (an exclusion constraint on PostgreSQL, one
 //! serialised write transaction on SQLite).
 
-mod api;
-mod calendar;
-mod catalog;
-mod model;
+mod availability;
+mod bookings;
+mod grpc;
+mod holds;
+mod lifecycle;
+mod resources;
 mod store;
+mod treatments;
 mod watch;
+mod wire;
 
 use std::sync::Arc;
 
@@ -28,13 +32,6 @@ const IDEMPOTENCY_TABLE: &str = "booking_idempotency";
 /// The topic of booking changes; the scope is the location id, the payload
 /// a `recovery.booking.v1.Booking`.
 pub const BOOKING_TOPIC: &str = "booking.booking";
-
-/// Who edits the catalog and the resources.
-const MANAGERS: &[Role] = &[Role::Operator, Role::Manager];
-/// Who books, holds, cancels, reschedules and checks clients in.
-const DESK: &[Role] = &[Role::Operator, Role::Manager, Role::FrontDesk, Role::Staff];
-/// Who runs sessions.
-const FLOOR: &[Role] = &[Role::Operator, Role::Manager, Role::Staff];
 
 /// The booking service.
 pub struct Bookings {
@@ -115,63 +112,44 @@ impl Bookings {
             role: Role::Manager,
             key_id: "demo".into(),
         };
-        let to_anyhow = |e: recovery_kit::Error| anyhow::anyhow!("{e}");
+        let scope = seeder.scope()?;
+        let page = wire::page(0, "")?;
         let existing = self
-            .list_resources(
-                &seeder,
-                &pb::ListResourcesRequest {
-                    location_id: location_id.to_owned(),
-                    page_size: 0,
-                    page_token: String::new(),
-                },
-            )
-            .await
-            .map_err(to_anyhow)?
+            .list_resources(&seeder, location_id, page)
+            .await?
             .resources;
         let mut chamber_ids: Vec<String> = existing.into_iter().map(|r| r.id).collect();
         if chamber_ids.is_empty() {
             for name in ["Chamber 1", "Chamber 2"] {
-                let chamber = self
-                    .create_resource(
-                        &seeder,
-                        pb::CreateResourceRequest {
-                            resource: Some(pb::Resource {
-                                location_id: location_id.to_owned(),
-                                display_name: name.into(),
-                                kind: pb::ResourceKind::CryoChamber as i32,
-                                ..Default::default()
-                            }),
-                            request_id: String::new(),
-                        },
-                    )
-                    .await
-                    .map_err(to_anyhow)?;
+                let request = pb::CreateResourceRequest {
+                    resource: Some(pb::Resource {
+                        location_id: location_id.to_owned(),
+                        display_name: name.into(),
+                        kind: pb::ResourceKind::CryoChamber as i32,
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                };
+                let new = wire::NewResource::parse(&request, &scope)?;
+                let chamber = self.create_resource(&seeder, new).await?;
                 chamber_ids.push(chamber.id);
             }
         }
-        let treatments = self
-            .list_treatments(&seeder, &pb::ListTreatmentsRequest::default())
-            .await
-            .map_err(to_anyhow)?
-            .treatments;
-        let cryo_treatment_id = match treatments.into_iter().next() {
-            Some(t) => t.id,
-            None => {
-                self.create_treatment(
-                    &seeder,
-                    pb::CreateTreatmentRequest {
-                        treatment: Some(pb::Treatment {
-                            display_name: "Whole-body cryotherapy".into(),
-                            modality: pb::Modality::WholeBodyCryotherapy as i32,
-                            ..Default::default()
-                        }),
-                        request_id: String::new(),
-                    },
-                )
-                .await
-                .map_err(to_anyhow)?
-                .id
-            }
+        let query = wire::TreatmentsQuery::parse(&pb::ListTreatmentsRequest::default())?;
+        let treatments = self.list_treatments(&seeder, query).await?.treatments;
+        let cryo_treatment_id = if let Some(t) = treatments.into_iter().next() {
+            t.id
+        } else {
+            let request = pb::CreateTreatmentRequest {
+                treatment: Some(pb::Treatment {
+                    display_name: "Whole-body cryotherapy".into(),
+                    modality: pb::Modality::WholeBodyCryotherapy as i32,
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            };
+            let new = wire::NewTreatment::parse(&request, &seeder)?;
+            self.create_treatment(&seeder, new).await?.id
         };
         Ok(Demo {
             cryo_treatment_id,

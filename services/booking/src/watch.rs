@@ -1,19 +1,20 @@
 //! `WatchSchedule`: a location's day as a snapshot, then every change.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use recovery_kit::events::Missed;
-use recovery_kit::time::{from_proto, to_micros};
-use recovery_kit::{Caller, Error};
+use recovery_kit::time::from_proto;
+use recovery_kit::{Caller, Error, Scope};
 use recovery_proto::booking::v1 as pb;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
-use crate::model;
-use crate::store::{self};
-use crate::{BOOKING_TOPIC, Bookings, DESK};
+use crate::store::BookingFilter;
+use crate::wire::{self, Watch};
+use crate::{BOOKING_TOPIC, Bookings};
 
 /// The stream a watcher reads.
 pub(crate) type ScheduleStream = ReceiverStream<Result<pb::WatchScheduleResponse, Status>>;
@@ -27,29 +28,17 @@ fn changed(booking: pb::Booking) -> pb::WatchScheduleResponse {
 impl Bookings {
     async fn day_snapshot(
         &self,
-        caller: &Caller,
+        scope: &Scope,
         location_id: &str,
         day: &str,
-        from: Timestamp,
-        to: Timestamp,
+        (from, to): (Timestamp, Timestamp),
     ) -> Result<pb::WatchScheduleResponse, Error> {
-        let rows = sqlx::query(&format!(
-            "SELECT {} FROM bookings WHERE ($1 = '' OR tenant_id = $1) AND location_id = $2 \
-             AND start_us >= $3 AND start_us < $4 ORDER BY start_us, id",
-            store::BOOKING_COLUMNS
-        ))
-        .bind(caller.scope_text())
-        .bind(location_id)
-        .bind(to_micros(from))
-        .bind(to_micros(to))
-        .fetch_all(self.db.reader())
-        .await?;
-        let mut bookings = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let mut booking = store::booking(row)?;
-            booking.resources = store::held(self.db.reader(), &booking.id).await?;
-            bookings.push(booking);
-        }
+        let filter = BookingFilter::Window {
+            location_id,
+            from,
+            to,
+        };
+        let bookings = self.bookings(scope, &filter, None, None, i64::MAX).await?;
         Ok(pb::WatchScheduleResponse {
             event: Some(pb::watch_schedule_response::Event::Snapshot(
                 pb::ScheduleSnapshot {
@@ -61,22 +50,20 @@ impl Bookings {
     }
 
     pub(crate) async fn watch_schedule(
-        self: std::sync::Arc<Self>,
-        caller: Caller,
-        req: pb::WatchScheduleRequest,
+        self: Arc<Self>,
+        caller: &Caller,
+        watch: Watch,
     ) -> Result<ScheduleStream, Error> {
-        caller.require(DESK)?;
+        let scope = caller.scope()?;
         let location = self
             .directory
-            .location(&caller, &req.location_id, "location_id")
+            .location(caller, &watch.location_id, "location_id")
             .await?;
-        let (_, tz) = model::location(&location).map_err(Error::Internal)?;
-        let day = if req.day.is_empty() {
-            self.clock.now().to_zoned_datetime(tz.clone()).date()
-        } else {
-            model::date(&req.day).map_err(|e| Error::invalid("day", e))?
-        };
-        let (from, to) = model::day_bounds(day, &tz).map_err(Error::Internal)?;
+        let (_, tz) = wire::location(&location).map_err(Error::Internal)?;
+        let day = watch
+            .day
+            .unwrap_or_else(|| self.clock.now().to_zoned_datetime(tz.clone()).date());
+        let (from, to) = wire::day_bounds(day, &tz).map_err(Error::Internal)?;
         let day = day.to_string();
         // Subscribe before the snapshot, so that no change falls between.
         let mut events = self.bus.subscribe(
@@ -85,7 +72,7 @@ impl Bookings {
             location.id.clone(),
         );
         let first = self
-            .day_snapshot(&caller, &location.id, &day, from, to)
+            .day_snapshot(&scope, &location.id, &day, (from, to))
             .await?;
         let mut seen: HashSet<String> = match &first.event {
             Some(pb::watch_schedule_response::Event::Snapshot(s)) => {
@@ -122,7 +109,7 @@ impl Bookings {
                     }
                     Err(Missed::Lagged) => {
                         match this
-                            .day_snapshot(&caller, &location.id, &day, from, to)
+                            .day_snapshot(&scope, &location.id, &day, (from, to))
                             .await
                         {
                             Ok(snapshot) => snapshot,

@@ -1,20 +1,30 @@
-//! The gRPC face of booking: each call finds its caller and hands over.
+//! The gRPC face of booking: each call checks the caller's role, converts
+//! the request (`wire`), makes one call into its area and answers.
 
 use std::sync::Arc;
 
-use recovery_kit::Caller;
+use recovery_kit::{Role, authorize};
 use recovery_proto::booking::v1 as pb;
 use recovery_proto::booking::v1::booking_service_server::BookingService;
 use tonic::{Request, Response, Status};
 
 use crate::Bookings;
+use crate::lifecycle::Status as Stage;
 use crate::watch::ScheduleStream;
+use crate::wire::{self, AvailabilityQuery, BookingQuery, Cancellation, NewBlackout, NewBooking};
+use crate::wire::{NewHold, NewResource, NewTreatment, Reschedule, ResourcePatch};
+use crate::wire::{TreatmentPatch, TreatmentsQuery, Watch};
+
+/// Anyone with a key: the catalog and the resources are read by all.
+const ANYONE: &[Role] = &Role::ALL;
+/// Who edits the catalog and the resources.
+const MANAGERS: &[Role] = &[Role::Operator, Role::Manager];
+/// Who books, holds, cancels, reschedules and checks clients in.
+const DESK: &[Role] = &[Role::Operator, Role::Manager, Role::FrontDesk, Role::Staff];
+/// Who runs sessions.
+const FLOOR: &[Role] = &[Role::Operator, Role::Manager, Role::Staff];
 
 type Answer<T> = Result<Response<T>, Status>;
-
-fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
-    Ok(Caller::of(request)?.clone())
-}
 
 #[tonic::async_trait]
 impl BookingService for Bookings {
@@ -22,8 +32,9 @@ impl BookingService for Bookings {
         &self,
         request: Request<pb::CreateTreatmentRequest>,
     ) -> Answer<pb::CreateTreatmentResponse> {
-        let caller = caller(&request)?;
-        let treatment = self.create_treatment(&caller, request.into_inner()).await?;
+        let caller = authorize(&request, MANAGERS)?;
+        let new = NewTreatment::parse(request.get_ref(), caller)?;
+        let treatment = self.create_treatment(caller, new).await?;
         Ok(Response::new(pb::CreateTreatmentResponse {
             treatment: Some(treatment),
         }))
@@ -33,8 +44,9 @@ impl BookingService for Bookings {
         &self,
         request: Request<pb::GetTreatmentRequest>,
     ) -> Answer<pb::GetTreatmentResponse> {
-        let caller = caller(&request)?;
-        let treatment = self.get_treatment(&caller, &request.get_ref().id).await?;
+        let caller = authorize(&request, ANYONE)?;
+        let id = wire::id(&request.get_ref().id, "id")?;
+        let treatment = self.get_treatment(caller, &id).await?;
         Ok(Response::new(pb::GetTreatmentResponse {
             treatment: Some(treatment),
         }))
@@ -44,18 +56,18 @@ impl BookingService for Bookings {
         &self,
         request: Request<pb::ListTreatmentsRequest>,
     ) -> Answer<pb::ListTreatmentsResponse> {
-        let caller = caller(&request)?;
-        Ok(Response::new(
-            self.list_treatments(&caller, request.get_ref()).await?,
-        ))
+        let caller = authorize(&request, ANYONE)?;
+        let query = TreatmentsQuery::parse(request.get_ref())?;
+        Ok(Response::new(self.list_treatments(caller, query).await?))
     }
 
     async fn update_treatment(
         &self,
         request: Request<pb::UpdateTreatmentRequest>,
     ) -> Answer<pb::UpdateTreatmentResponse> {
-        let caller = caller(&request)?;
-        let treatment = self.update_treatment(&caller, request.into_inner()).await?;
+        let caller = authorize(&request, MANAGERS)?.clone();
+        let patch = TreatmentPatch::parse(request.into_inner())?;
+        let treatment = self.update_treatment(&caller, patch).await?;
         Ok(Response::new(pb::UpdateTreatmentResponse {
             treatment: Some(treatment),
         }))
@@ -65,10 +77,9 @@ impl BookingService for Bookings {
         &self,
         request: Request<pb::ArchiveTreatmentRequest>,
     ) -> Answer<pb::ArchiveTreatmentResponse> {
-        let caller = caller(&request)?;
-        let treatment = self
-            .archive_treatment(&caller, &request.get_ref().id)
-            .await?;
+        let caller = authorize(&request, MANAGERS)?;
+        let id = wire::id(&request.get_ref().id, "id")?;
+        let treatment = self.archive_treatment(caller, &id).await?;
         Ok(Response::new(pb::ArchiveTreatmentResponse {
             treatment: Some(treatment),
         }))
@@ -78,8 +89,9 @@ impl BookingService for Bookings {
         &self,
         request: Request<pb::CreateResourceRequest>,
     ) -> Answer<pb::CreateResourceResponse> {
-        let caller = caller(&request)?;
-        let resource = self.create_resource(&caller, request.into_inner()).await?;
+        let caller = authorize(&request, MANAGERS)?;
+        let new = NewResource::parse(request.get_ref(), &caller.scope()?)?;
+        let resource = self.create_resource(caller, new).await?;
         Ok(Response::new(pb::CreateResourceResponse {
             resource: Some(resource),
         }))
@@ -89,8 +101,9 @@ impl BookingService for Bookings {
         &self,
         request: Request<pb::GetResourceRequest>,
     ) -> Answer<pb::GetResourceResponse> {
-        let caller = caller(&request)?;
-        let resource = self.get_resource(&caller, &request.get_ref().id).await?;
+        let caller = authorize(&request, ANYONE)?;
+        let id = wire::id(&request.get_ref().id, "id")?;
+        let resource = self.get_resource(caller, &id).await?;
         Ok(Response::new(pb::GetResourceResponse {
             resource: Some(resource),
         }))
@@ -100,9 +113,11 @@ impl BookingService for Bookings {
         &self,
         request: Request<pb::ListResourcesRequest>,
     ) -> Answer<pb::ListResourcesResponse> {
-        let caller = caller(&request)?;
+        let caller = authorize(&request, ANYONE)?;
+        let req = request.get_ref();
+        let page = wire::page(req.page_size, &req.page_token)?;
         Ok(Response::new(
-            self.list_resources(&caller, request.get_ref()).await?,
+            self.list_resources(caller, &req.location_id, page).await?,
         ))
     }
 
@@ -110,8 +125,9 @@ impl BookingService for Bookings {
         &self,
         request: Request<pb::UpdateResourceRequest>,
     ) -> Answer<pb::UpdateResourceResponse> {
-        let caller = caller(&request)?;
-        let resource = self.update_resource(&caller, request.into_inner()).await?;
+        let caller = authorize(&request, MANAGERS)?.clone();
+        let patch = ResourcePatch::parse(request.into_inner())?;
+        let resource = self.update_resource(&caller, patch).await?;
         Ok(Response::new(pb::UpdateResourceResponse {
             resource: Some(resource),
         }))
@@ -121,8 +137,9 @@ impl BookingService for Bookings {
         &self,
         request: Request<pb::AddBlackoutRequest>,
     ) -> Answer<pb::AddBlackoutResponse> {
-        let caller = caller(&request)?;
-        let resource = self.add_blackout(&caller, request.into_inner()).await?;
+        let caller = authorize(&request, MANAGERS)?.clone();
+        let new = NewBlackout::parse(request.into_inner())?;
+        let resource = self.add_blackout(&caller, new).await?;
         Ok(Response::new(pb::AddBlackoutResponse {
             resource: Some(resource),
         }))
@@ -132,8 +149,11 @@ impl BookingService for Bookings {
         &self,
         request: Request<pb::RemoveBlackoutRequest>,
     ) -> Answer<pb::RemoveBlackoutResponse> {
-        let caller = caller(&request)?;
-        let resource = self.remove_blackout(&caller, request.get_ref()).await?;
+        let caller = authorize(&request, MANAGERS)?;
+        let (resource_id, blackout_id) = wire::blackout_ref(request.get_ref())?;
+        let resource = self
+            .remove_blackout(caller, &resource_id, &blackout_id)
+            .await?;
         Ok(Response::new(pb::RemoveBlackoutResponse {
             resource: Some(resource),
         }))
@@ -143,8 +163,9 @@ impl BookingService for Bookings {
         &self,
         request: Request<pb::SearchAvailabilityRequest>,
     ) -> Answer<pb::SearchAvailabilityResponse> {
-        let caller = caller(&request)?;
-        let slots = self.search_availability(&caller, request.get_ref()).await?;
+        let caller = authorize(&request, DESK)?;
+        let query = AvailabilityQuery::parse(request.get_ref())?;
+        let slots = self.search_availability(caller, query).await?;
         Ok(Response::new(pb::SearchAvailabilityResponse { slots }))
     }
 
@@ -152,8 +173,9 @@ impl BookingService for Bookings {
         &self,
         request: Request<pb::HoldSlotRequest>,
     ) -> Answer<pb::HoldSlotResponse> {
-        let caller = caller(&request)?;
-        let hold = self.hold_slot(&caller, request.into_inner()).await?;
+        let caller = authorize(&request, DESK)?;
+        let new = NewHold::parse(request.get_ref())?;
+        let hold = self.hold_slot(caller, new).await?;
         Ok(Response::new(pb::HoldSlotResponse { hold: Some(hold) }))
     }
 
@@ -161,8 +183,9 @@ impl BookingService for Bookings {
         &self,
         request: Request<pb::CreateBookingRequest>,
     ) -> Answer<pb::CreateBookingResponse> {
-        let caller = caller(&request)?;
-        let booking = self.create_booking(&caller, request.into_inner()).await?;
+        let caller = authorize(&request, DESK)?;
+        let new = NewBooking::parse(request.get_ref(), &caller.scope()?)?;
+        let booking = self.create_booking(caller, new).await?;
         Ok(Response::new(pb::CreateBookingResponse {
             booking: Some(booking),
         }))
@@ -172,8 +195,9 @@ impl BookingService for Bookings {
         &self,
         request: Request<pb::GetBookingRequest>,
     ) -> Answer<pb::GetBookingResponse> {
-        let caller = caller(&request)?;
-        let booking = self.get_booking(&caller, &request.get_ref().id).await?;
+        let caller = authorize(&request, DESK)?;
+        let id = wire::id(&request.get_ref().id, "id")?;
+        let booking = self.get_booking(caller, &id).await?;
         Ok(Response::new(pb::GetBookingResponse {
             booking: Some(booking),
         }))
@@ -183,18 +207,18 @@ impl BookingService for Bookings {
         &self,
         request: Request<pb::ListBookingsRequest>,
     ) -> Answer<pb::ListBookingsResponse> {
-        let caller = caller(&request)?;
-        Ok(Response::new(
-            self.list_bookings(&caller, request.get_ref()).await?,
-        ))
+        let caller = authorize(&request, DESK)?;
+        let query = BookingQuery::parse(request.get_ref())?;
+        Ok(Response::new(self.list_bookings(caller, query).await?))
     }
 
     async fn reschedule_booking(
         &self,
         request: Request<pb::RescheduleBookingRequest>,
     ) -> Answer<pb::RescheduleBookingResponse> {
-        let caller = caller(&request)?;
-        let booking = self.reschedule_booking(&caller, request.get_ref()).await?;
+        let caller = authorize(&request, DESK)?;
+        let change = Reschedule::parse(request.get_ref())?;
+        let booking = self.reschedule_booking(caller, change).await?;
         Ok(Response::new(pb::RescheduleBookingResponse {
             booking: Some(booking),
         }))
@@ -204,18 +228,18 @@ impl BookingService for Bookings {
         &self,
         request: Request<pb::CancelBookingRequest>,
     ) -> Answer<pb::CancelBookingResponse> {
-        let caller = caller(&request)?;
-        let booking = self.cancel_booking(&caller, request.get_ref()).await?;
+        let caller = authorize(&request, DESK)?;
+        let cancellation = Cancellation::parse(request.get_ref())?;
+        let booking = self.cancel_booking(caller, cancellation).await?;
         Ok(Response::new(pb::CancelBookingResponse {
             booking: Some(booking),
         }))
     }
 
     async fn check_in(&self, request: Request<pb::CheckInRequest>) -> Answer<pb::CheckInResponse> {
-        let caller = caller(&request)?;
-        let booking = self
-            .lifecycle(&caller, &request.get_ref().id, "checked_in")
-            .await?;
+        let caller = authorize(&request, DESK)?;
+        let id = wire::id(&request.get_ref().id, "id")?;
+        let booking = self.lifecycle(caller, &id, Stage::CheckedIn).await?;
         Ok(Response::new(pb::CheckInResponse {
             booking: Some(booking),
         }))
@@ -225,10 +249,9 @@ impl BookingService for Bookings {
         &self,
         request: Request<pb::StartSessionRequest>,
     ) -> Answer<pb::StartSessionResponse> {
-        let caller = caller(&request)?;
-        let booking = self
-            .lifecycle(&caller, &request.get_ref().id, "in_session")
-            .await?;
+        let caller = authorize(&request, FLOOR)?;
+        let id = wire::id(&request.get_ref().id, "id")?;
+        let booking = self.lifecycle(caller, &id, Stage::InSession).await?;
         Ok(Response::new(pb::StartSessionResponse {
             booking: Some(booking),
         }))
@@ -238,10 +261,9 @@ impl BookingService for Bookings {
         &self,
         request: Request<pb::CompleteSessionRequest>,
     ) -> Answer<pb::CompleteSessionResponse> {
-        let caller = caller(&request)?;
-        let booking = self
-            .lifecycle(&caller, &request.get_ref().id, "completed")
-            .await?;
+        let caller = authorize(&request, FLOOR)?;
+        let id = wire::id(&request.get_ref().id, "id")?;
+        let booking = self.lifecycle(caller, &id, Stage::Completed).await?;
         Ok(Response::new(pb::CompleteSessionResponse {
             booking: Some(booking),
         }))
@@ -251,10 +273,9 @@ impl BookingService for Bookings {
         &self,
         request: Request<pb::MarkNoShowRequest>,
     ) -> Answer<pb::MarkNoShowResponse> {
-        let caller = caller(&request)?;
-        let booking = self
-            .lifecycle(&caller, &request.get_ref().id, "no_show")
-            .await?;
+        let caller = authorize(&request, DESK)?;
+        let id = wire::id(&request.get_ref().id, "id")?;
+        let booking = self.lifecycle(caller, &id, Stage::NoShow).await?;
         Ok(Response::new(pb::MarkNoShowResponse {
             booking: Some(booking),
         }))
@@ -266,9 +287,9 @@ impl BookingService for Bookings {
         &self,
         request: Request<pb::WatchScheduleRequest>,
     ) -> Answer<ScheduleStream> {
-        let caller = caller(&request)?;
+        let caller = authorize(&request, DESK)?.clone();
+        let watch = Watch::parse(request.into_inner())?;
         let this: Arc<Self> = Arc::new(self.clone_handle());
-        let stream = this.watch_schedule(caller, request.into_inner()).await?;
-        Ok(Response::new(stream))
+        Ok(Response::new(this.watch_schedule(&caller, watch).await?))
     }
 }

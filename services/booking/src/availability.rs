@@ -1,0 +1,248 @@
+//! Open slots (`SearchAvailability`), and what holds and bookings share:
+//! the location as the scheduler sees it, the treatment's policy, and
+//! picking and occupying free resources.
+
+use jiff::{SignedDuration, Timestamp};
+use recovery_kit::db::Attempt;
+use recovery_kit::{Caller, Error, Lock, Scope, reason};
+use recovery_proto::booking::v1 as pb;
+use recovery_proto::tenancy::v1 as tenancy;
+use recovery_scheduling as sched;
+use sqlx::AnyConnection;
+
+use crate::Bookings;
+use crate::store::{self, Allocation, Resource, Treatment};
+use crate::wire::{self, AvailabilityQuery};
+
+/// How far around a window neighbours matter (turnover, pre-cool).
+const MARGIN: SignedDuration = SignedDuration::from_hours(24);
+
+pub(crate) fn slot_unavailable() -> Error {
+    Error::precondition(
+        reason::SLOT_UNAVAILABLE,
+        "the slot is no longer free: search availability again",
+    )
+}
+
+fn treatment_archived() -> Error {
+    Error::precondition(
+        "TREATMENT_ARCHIVED",
+        "the treatment is archived and takes no new bookings",
+    )
+}
+
+/// Maps the scheduler's refusals to the caller's fields.
+fn sched_error(error: &sched::Error) -> Error {
+    match error {
+        sched::Error::SlotUnavailable => slot_unavailable(),
+        sched::Error::Preference => Error::invalid(
+            "resource_id",
+            "not a resource of this location that the treatment needs",
+        ),
+        sched::Error::WindowEnd => Error::invalid("end_time", "must be after start_time"),
+        sched::Error::WindowTooLong => {
+            Error::invalid("end_time", "at most 14 days after start_time")
+        }
+        other => Error::Internal(anyhow::anyhow!(
+            "stored catalog rejected by the scheduler: {other}"
+        )),
+    }
+}
+
+/// Refuses what the treatment's policy forbids at `now`; `new`: a new
+/// booking or hold (not a move).
+pub(crate) fn check_policy(
+    treatment: &Treatment,
+    start: Timestamp,
+    now: Timestamp,
+    new: bool,
+) -> Result<(), Error> {
+    let terms = &treatment.terms;
+    if new && treatment.archive_time.is_some() {
+        return Err(treatment_archived());
+    }
+    if start < now {
+        return Err(Error::precondition(
+            "START_IN_PAST",
+            "the session's start has passed",
+        ));
+    }
+    if start < now.saturating_add(terms.min_notice).unwrap_or(now) {
+        return Err(Error::precondition(
+            "TOO_SHORT_NOTICE",
+            format!(
+                "this treatment must be booked at least {} minutes ahead",
+                terms.min_notice.as_mins()
+            ),
+        ));
+    }
+    let horizon = SignedDuration::from_hours(24 * terms.max_days_ahead);
+    if start > now.saturating_add(horizon).unwrap_or(now) {
+        return Err(Error::precondition(
+            "TOO_FAR_AHEAD",
+            format!(
+                "this treatment is booked at most {} days ahead",
+                terms.max_days_ahead
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A location as the scheduler needs it.
+pub(crate) struct Place {
+    pub(crate) location: tenancy::Location,
+    pub(crate) schedule: sched::Location,
+    pub(crate) tz: jiff::tz::TimeZone,
+}
+
+impl Place {
+    /// The location's tenant: what its resources and allocations belong to.
+    pub(crate) fn scope(&self) -> Scope {
+        Scope::tenant_of(&self.location.tenant_id)
+    }
+}
+
+/// A session to place: when, for whom (owner: a booking or hold), and
+/// optionally on which resource.
+pub(crate) struct Occupancy<'a> {
+    pub(crate) start: Timestamp,
+    pub(crate) preference: Option<&'a str>,
+    pub(crate) owner_id: &'a str,
+    /// When a hold lapses; `None` for a booking.
+    pub(crate) expire: Option<Timestamp>,
+}
+
+impl Bookings {
+    pub(crate) async fn place(&self, caller: &Caller, location_id: &str) -> Result<Place, Error> {
+        let location = self
+            .directory
+            .location(caller, location_id, "location_id")
+            .await?;
+        let (schedule, tz) = wire::location(&location).map_err(Error::Internal)?;
+        Ok(Place {
+            location,
+            schedule,
+            tz,
+        })
+    }
+
+    /// The treatment `id` of the place's tenant that takes new bookings.
+    pub(crate) async fn bookable(
+        &self,
+        conn: &mut AnyConnection,
+        caller: &Caller,
+        place: &Place,
+        id: &str,
+    ) -> Result<Treatment, Error> {
+        let treatment = self
+            .treatment(conn, &caller.scope()?, id, Lock::Read)
+            .await?;
+        if treatment.tenant_id != place.location.tenant_id {
+            return Err(Error::not_found("treatment", id));
+        }
+        Ok(treatment)
+    }
+
+    /// The location's resources and what occupies them around
+    /// `[start, end)`.
+    async fn calendar(
+        &self,
+        conn: &mut AnyConnection,
+        place: &Place,
+        start: Timestamp,
+        end: Timestamp,
+        now: Timestamp,
+    ) -> Result<(Vec<Resource>, Vec<sched::Busy>), sqlx::Error> {
+        let scope = place.scope();
+        let from = start.saturating_sub(MARGIN).unwrap_or(start);
+        let id = &place.location.id;
+        let resources = store::resources::at_location(conn, &scope, id, from).await?;
+        let busy = store::allocations::busy(conn, &scope, id, start, end, now).await?;
+        Ok((resources, busy))
+    }
+
+    pub(crate) async fn search_availability(
+        &self,
+        caller: &Caller,
+        query: AvailabilityQuery,
+    ) -> Result<Vec<pb::Slot>, Error> {
+        let place = self.place(caller, &query.location_id).await?;
+        let mut conn = self.db.reader().acquire().await?;
+        let treatment = self
+            .bookable(&mut conn, caller, &place, &query.treatment_id)
+            .await?;
+        if treatment.archive_time.is_some() {
+            return Err(treatment_archived());
+        }
+        let now = self.clock.now();
+        let (resources, busy) = self
+            .calendar(&mut conn, &place, query.start, query.end, now)
+            .await?;
+        drop(conn);
+        let sched_resources: Vec<sched::Resource> =
+            resources.iter().map(Resource::to_sched).collect();
+        let slots = sched::search(
+            &place.schedule,
+            &sched_resources,
+            &treatment.to_sched(),
+            &busy,
+            sched::Interval::new(query.start, query.end),
+            query.preference.as_deref(),
+        )
+        .map_err(|e| sched_error(&e))?;
+        Ok(slots
+            .iter()
+            .filter(|slot| check_policy(&treatment, slot.start, now, true).is_ok())
+            .map(wire::slot)
+            .collect())
+    }
+
+    /// Picks free resources for a session of `treatment` and allocates them.
+    /// An overlap PostgreSQL refuses is a lost race: another attempt.
+    pub(crate) async fn occupy(
+        &self,
+        tx: &mut AnyConnection,
+        place: &Place,
+        treatment: &Treatment,
+        session: &Occupancy<'_>,
+        now: Timestamp,
+    ) -> Result<(), Attempt> {
+        let start = session.start;
+        let end = start
+            .saturating_add(treatment.terms.duration)
+            .unwrap_or(start);
+        let (resources, busy) = self.calendar(tx, place, start, end, now).await?;
+        let sched_resources: Vec<sched::Resource> =
+            resources.iter().map(Resource::to_sched).collect();
+        let assignments = sched::pick(
+            &place.schedule,
+            &sched_resources,
+            &treatment.to_sched(),
+            &busy,
+            start,
+            session.preference,
+        )
+        .map_err(|e| sched_error(&e))?;
+        let occupied = end.saturating_add(treatment.terms.turnover).unwrap_or(end);
+        let allocations: Vec<Allocation<'_>> = assignments
+            .iter()
+            .filter_map(|a| resources.iter().find(|r| r.id == a.resource_id))
+            .map(|resource| Allocation {
+                resource,
+                start,
+                end: occupied,
+            })
+            .collect();
+        store::allocations::allocate(
+            tx,
+            &place.location.tenant_id,
+            session.owner_id,
+            &allocations,
+            session.expire,
+            now,
+        )
+        .await
+        .map_err(|e| Attempt::on_exclusion(e, slot_unavailable))
+    }
+}

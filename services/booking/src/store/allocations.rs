@@ -1,0 +1,231 @@
+//! Allocations (what occupies a resource when) and holds, which are
+//! allocations with an expiry.
+
+use jiff::{SignedDuration, Timestamp};
+use recovery_kit::ids::new_id;
+use recovery_kit::time::{from_micros, to_micros};
+use recovery_kit::{Lock, Scope};
+use recovery_scheduling as sched;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row as _};
+
+use super::Resource;
+use crate::resources::ResourceKind;
+use crate::wire::{MAX_SESSION, MAX_TURNOVER, Named as _, stored};
+
+/// What occupies a location's resources around a window: active bookings
+/// and unexpired holds (expired holds free themselves here).
+pub(crate) async fn busy(
+    conn: &mut AnyConnection,
+    scope: &Scope,
+    location_id: &str,
+    from: Timestamp,
+    to: Timestamp,
+    now: Timestamp,
+) -> Result<Vec<sched::Busy>, sqlx::Error> {
+    // A day of margin: turnover and pre-cool look at neighbours.
+    let margin = SignedDuration::from_hours(24);
+    let from = from.saturating_sub(margin).unwrap_or(from);
+    // No allocation is longer than this, so the index on (resource_id,
+    // start_us) bounds the scan on both sides however long the history.
+    let longest = MAX_SESSION + MAX_TURNOVER * 2;
+    let rows = sqlx::query(
+        "SELECT a.resource_id, a.start_us, a.end_us FROM allocations a \
+         JOIN resources r ON r.id = a.resource_id \
+         WHERE ($1 IS NULL OR r.tenant_id = $1) AND r.location_id = $2 AND a.start_us < $3 \
+         AND a.until_us > $4 AND a.start_us > $6 AND (a.expire_us IS NULL OR a.expire_us > $5)",
+    )
+    .bind(scope.tenant())
+    .bind(location_id)
+    .bind(to_micros(to.saturating_add(margin).unwrap_or(to)))
+    .bind(to_micros(from))
+    .bind(to_micros(now))
+    .bind(to_micros(from.saturating_sub(longest).unwrap_or(from)))
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(sched::Busy::new(
+                row.try_get::<String, _>("resource_id")?,
+                from_micros(row.try_get("start_us")?),
+                from_micros(row.try_get("end_us")?),
+            ))
+        })
+        .collect()
+}
+
+/// One resource given to a booking or hold.
+pub(crate) struct Allocation<'a> {
+    pub(crate) resource: &'a Resource,
+    pub(crate) start: Timestamp,
+    /// Session end plus the treatment's turnover.
+    pub(crate) end: Timestamp,
+}
+
+/// Occupies resources for `owner_id` of `tenant_id`; expired holds in the
+/// way are cleared first. On PostgreSQL an overlap fails with an exclusion
+/// violation.
+pub(crate) async fn allocate(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    owner_id: &str,
+    allocations: &[Allocation<'_>],
+    expire: Option<Timestamp>,
+    now: Timestamp,
+) -> Result<(), sqlx::Error> {
+    for a in allocations {
+        let until = a.end.saturating_add(a.resource.turnover).unwrap_or(a.end);
+        sqlx::query(
+            "DELETE FROM allocations WHERE resource_id = $1 AND expire_us IS NOT NULL \
+             AND expire_us <= $2 AND start_us < $3 AND until_us > $4",
+        )
+        .bind(&a.resource.id)
+        .bind(to_micros(now))
+        .bind(to_micros(until))
+        .bind(to_micros(a.start))
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query(
+            "INSERT INTO allocations (id, tenant_id, resource_id, kind, owner_id, start_us, \
+             end_us, until_us, expire_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(new_id())
+        .bind(tenant_id)
+        .bind(&a.resource.id)
+        .bind(a.resource.kind.as_str())
+        .bind(owner_id)
+        .bind(to_micros(a.start))
+        .bind(to_micros(a.end))
+        .bind(to_micros(until))
+        .bind(expire.map(to_micros))
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// One resource an owner holds.
+#[derive(Debug, Clone)]
+pub(crate) struct Held {
+    pub(crate) kind: ResourceKind,
+    pub(crate) resource_id: String,
+}
+
+/// The resources held by `owner_id`, by kind and id.
+pub(crate) async fn held(
+    conn: &mut AnyConnection,
+    owner_id: &str,
+) -> Result<Vec<Held>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT kind, resource_id FROM allocations WHERE owner_id = $1 ORDER BY kind, resource_id",
+    )
+    .bind(owner_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(Held {
+                kind: stored(&row.try_get::<String, _>("kind")?)?,
+                resource_id: row.try_get("resource_id")?,
+            })
+        })
+        .collect()
+}
+
+/// Frees everything `owner_id` holds.
+pub(crate) async fn release(conn: &mut AnyConnection, owner_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM allocations WHERE owner_id = $1")
+        .bind(owner_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Hands a hold's allocations to the booking made from it, for good.
+pub(crate) async fn hand_over(
+    conn: &mut AnyConnection,
+    hold_id: &str,
+    booking_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE allocations SET owner_id = $1, expire_us = NULL WHERE owner_id = $2")
+        .bind(booking_id)
+        .bind(hold_id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("UPDATE holds SET booking_id = $1 WHERE id = $2")
+        .bind(booking_id)
+        .bind(hold_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// A slot held for a client until it expires; instants in microseconds.
+#[derive(Debug, Clone)]
+pub(crate) struct Hold {
+    pub(crate) id: String,
+    pub(crate) tenant_id: String,
+    pub(crate) location_id: String,
+    pub(crate) treatment_id: String,
+    pub(crate) client_id: String,
+    pub(crate) start: i64,
+    pub(crate) end: i64,
+    pub(crate) expire: i64,
+    /// The booking made from it.
+    pub(crate) booking_id: Option<String>,
+}
+
+impl Hold {
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            tenant_id: row.try_get("tenant_id")?,
+            location_id: row.try_get("location_id")?,
+            treatment_id: row.try_get("treatment_id")?,
+            client_id: row.try_get("client_id")?,
+            start: row.try_get("start_us")?,
+            end: row.try_get("end_us")?,
+            expire: row.try_get("expire_us")?,
+            booking_id: row.try_get("booking_id")?,
+        })
+    }
+}
+
+/// Stores a new hold (its allocations aside).
+pub(crate) async fn insert_hold(
+    conn: &mut AnyConnection,
+    hold: &Hold,
+    now: Timestamp,
+    key_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO holds (id, tenant_id, location_id, treatment_id, client_id, start_us, \
+         end_us, expire_us, create_time, created_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(&hold.id)
+    .bind(&hold.tenant_id)
+    .bind(&hold.location_id)
+    .bind(&hold.treatment_id)
+    .bind(&hold.client_id)
+    .bind(hold.start)
+    .bind(hold.end)
+    .bind(hold.expire)
+    .bind(to_micros(now))
+    .bind(key_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The hold `id` if `scope` sees it.
+pub(crate) async fn hold(
+    conn: &mut AnyConnection,
+    scope: &Scope,
+    id: &str,
+    lock: Lock,
+) -> Result<Option<Hold>, sqlx::Error> {
+    const COLUMNS: &str = "id, tenant_id, location_id, treatment_id, client_id, start_us, \
+         end_us, expire_us, booking_id";
+    super::by_id(conn, ("holds", COLUMNS), scope, id, lock, Hold::from_row).await
+}

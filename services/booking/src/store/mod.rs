@@ -1,0 +1,45 @@
+//! Every SQL statement of booking, a file per area. Reads take the caller's
+//! [`recovery_kit::Scope`] and, inside a write transaction, a
+//! [`recovery_kit::Lock`]; rows come back as named structs. Functions answer
+//! `sqlx::Error` (a missing row is `None`), so callers can tell a lost race
+//! from a final answer.
+
+pub(crate) mod allocations;
+pub(crate) mod bookings;
+pub(crate) mod resources;
+pub(crate) mod treatments;
+
+pub(crate) use allocations::{Allocation, Held, Hold};
+pub(crate) use bookings::{Booking, BookingFilter};
+pub(crate) use resources::{Blackout, Resource};
+pub(crate) use treatments::Treatment;
+
+use jiff::SignedDuration;
+use recovery_kit::{Lock, Scope};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row as _};
+
+/// A column of whole seconds.
+fn secs(row: &AnyRow, column: &str) -> Result<SignedDuration, sqlx::Error> {
+    Ok(SignedDuration::from_secs(row.try_get::<i64, _>(column)?))
+}
+
+/// The row `id` of `table` if `scope` sees it, read with `lock`.
+async fn by_id<T>(
+    conn: &mut AnyConnection,
+    (table, columns): (&str, &str),
+    scope: &Scope,
+    id: &str,
+    lock: Lock,
+    from_row: fn(&AnyRow) -> Result<T, sqlx::Error>,
+) -> Result<Option<T>, sqlx::Error> {
+    let row = sqlx::query(&format!(
+        "SELECT {columns} FROM {table} WHERE id = $1 AND ($2 IS NULL OR tenant_id = $2){}",
+        lock.clause_for(conn)
+    ))
+    .bind(id)
+    .bind(scope.tenant())
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.as_ref().map(from_row).transpose()
+}

@@ -1,0 +1,190 @@
+//! The catalog: treatments.
+
+use recovery_kit::{Lock, Scope};
+use recovery_rules::Modality;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row as _};
+
+use super::secs;
+use crate::resources::ResourceKind;
+use crate::treatments::{Need, Terms};
+use crate::wire::{Named as _, unknown_name};
+
+/// A treatment of the catalog.
+#[derive(Debug, Clone)]
+pub(crate) struct Treatment {
+    pub(crate) id: String,
+    pub(crate) tenant_id: String,
+    pub(crate) display_name: String,
+    pub(crate) modality: Modality,
+    pub(crate) terms: Terms,
+    pub(crate) archive_time: Option<i64>,
+    pub(crate) create_time: i64,
+    pub(crate) update_time: i64,
+}
+
+const COLUMNS: &str = "id, tenant_id, display_name, modality, duration_s, needs, step_s, \
+     turnover_s, min_notice_s, max_days_ahead, late_cancel_s, max_per_day, archive_time, \
+     create_time, update_time";
+
+/// Needs: `kind:count` joined by `;`.
+fn needs_to_db(needs: &[Need]) -> String {
+    needs
+        .iter()
+        .map(|n| format!("{}:{}", n.kind.as_str(), n.count))
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+fn needs_from_db(text: &str) -> Vec<Need> {
+    text.split(';')
+        .filter_map(|part| {
+            let (kind, count) = part.split_once(':')?;
+            Some(Need {
+                kind: ResourceKind::parse(kind)?,
+                count: count.parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+impl Treatment {
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+        let modality: String = row.try_get("modality")?;
+        Ok(Self {
+            id: row.try_get("id")?,
+            tenant_id: row.try_get("tenant_id")?,
+            display_name: row.try_get("display_name")?,
+            modality: Modality::from_code(&modality).ok_or_else(|| unknown_name(&modality))?,
+            terms: Terms {
+                duration: secs(row, "duration_s")?,
+                needs: needs_from_db(&row.try_get::<String, _>("needs")?),
+                step: secs(row, "step_s")?,
+                turnover: secs(row, "turnover_s")?,
+                min_notice: secs(row, "min_notice_s")?,
+                max_days_ahead: row.try_get("max_days_ahead")?,
+                late_cancel: secs(row, "late_cancel_s")?,
+                max_per_day: row.try_get("max_per_day")?,
+            },
+            archive_time: row.try_get("archive_time")?,
+            create_time: row.try_get("create_time")?,
+            update_time: row.try_get("update_time")?,
+        })
+    }
+}
+
+/// The treatment `id` if `scope` sees it.
+pub(crate) async fn get(
+    conn: &mut AnyConnection,
+    scope: &Scope,
+    id: &str,
+    lock: Lock,
+) -> Result<Option<Treatment>, sqlx::Error> {
+    super::by_id(
+        conn,
+        ("treatments", COLUMNS),
+        scope,
+        id,
+        lock,
+        Treatment::from_row,
+    )
+    .await
+}
+
+/// Up to `limit` treatments after the id `after`, by id.
+pub(crate) async fn list(
+    conn: &mut AnyConnection,
+    scope: &Scope,
+    after: Option<&str>,
+    include_archived: bool,
+    limit: i64,
+) -> Result<Vec<Treatment>, sqlx::Error> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM treatments WHERE ($1 IS NULL OR tenant_id = $1) \
+         AND ($2 IS NULL OR id > $2) AND ($3 = 1 OR archive_time IS NULL) ORDER BY id LIMIT $4"
+    ))
+    .bind(scope.tenant())
+    .bind(after)
+    .bind(i64::from(include_archived))
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(Treatment::from_row).collect()
+}
+
+/// Stores a new treatment, written by the key `key_id`.
+pub(crate) async fn insert(
+    conn: &mut AnyConnection,
+    t: &Treatment,
+    key_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO treatments (id, tenant_id, display_name, modality, duration_s, needs, \
+         step_s, turnover_s, min_notice_s, max_days_ahead, late_cancel_s, max_per_day, \
+         create_time, update_time, created_by, updated_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $14)",
+    )
+    .bind(&t.id)
+    .bind(&t.tenant_id)
+    .bind(&t.display_name)
+    .bind(t.modality.code())
+    .bind(t.terms.duration.as_secs())
+    .bind(needs_to_db(&t.terms.needs))
+    .bind(t.terms.step.as_secs())
+    .bind(t.terms.turnover.as_secs())
+    .bind(t.terms.min_notice.as_secs())
+    .bind(t.terms.max_days_ahead)
+    .bind(t.terms.late_cancel.as_secs())
+    .bind(t.terms.max_per_day)
+    .bind(t.create_time)
+    .bind(key_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Writes a treatment's name, terms and update time.
+pub(crate) async fn update(
+    conn: &mut AnyConnection,
+    t: &Treatment,
+    key_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE treatments SET display_name = $1, duration_s = $2, needs = $3, step_s = $4, \
+         turnover_s = $5, min_notice_s = $6, max_days_ahead = $7, late_cancel_s = $8, \
+         max_per_day = $9, update_time = $10, updated_by = $11 WHERE id = $12",
+    )
+    .bind(&t.display_name)
+    .bind(t.terms.duration.as_secs())
+    .bind(needs_to_db(&t.terms.needs))
+    .bind(t.terms.step.as_secs())
+    .bind(t.terms.turnover.as_secs())
+    .bind(t.terms.min_notice.as_secs())
+    .bind(t.terms.max_days_ahead)
+    .bind(t.terms.late_cancel.as_secs())
+    .bind(t.terms.max_per_day)
+    .bind(t.update_time)
+    .bind(key_id)
+    .bind(&t.id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Archives the treatment `id` at `now` (microseconds).
+pub(crate) async fn archive(
+    conn: &mut AnyConnection,
+    id: &str,
+    now: i64,
+    key_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE treatments SET archive_time = $1, update_time = $1, updated_by = $2 WHERE id = $3",
+    )
+    .bind(now)
+    .bind(key_id)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}

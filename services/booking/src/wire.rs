@@ -1,0 +1,430 @@
+//! Booking's edge: wire <-> domain conversions and field validation. The
+//! requests' checks are in `wire/catalog.rs` (treatments, resources) and
+//! `wire/calendar.rs` (availability, holds, bookings); what every area
+//! shares is here.
+
+mod calendar;
+mod catalog;
+
+pub(crate) use calendar::{
+    AvailabilityQuery, BookingQuery, BookingSource, BookingsOf, Cancellation, NewBooking, NewHold,
+    Reschedule, Wanted, Watch,
+};
+pub(crate) use catalog::{
+    NewBlackout, NewResource, NewTreatment, PrecoolSetting, ResourcePatch, TreatmentPatch,
+    TreatmentsQuery, blackout_ref,
+};
+
+use jiff::civil::{Date, Time, Weekday};
+use jiff::{SignedDuration, Timestamp};
+use recovery_kit::ids::parse_id;
+use recovery_kit::wire::{duration_to_wire, stored_timestamp};
+use recovery_kit::{Error, Violations};
+use recovery_proto::booking::v1 as pb;
+use recovery_proto::tenancy::v1 as tenancy;
+use recovery_scheduling as sched;
+
+use crate::lifecycle::Status;
+use crate::resources::ResourceKind;
+use crate::store::{Booking, Held, Hold, Resource, Treatment};
+
+/// The longest session a treatment may have.
+pub(crate) const MAX_SESSION: SignedDuration = SignedDuration::from_hours(8);
+/// The longest turnover of a treatment or a resource.
+pub(crate) const MAX_TURNOVER: SignedDuration = SignedDuration::from_hours(24);
+
+/// The longest display name, client id or reason.
+const MAX_TEXT: usize = 200;
+
+/// A required short text: trimmed, 1 to 200 characters.
+pub(crate) fn text(value: &str) -> Result<String, String> {
+    recovery_kit::wire::text(value, MAX_TEXT)
+}
+
+/// A non-negative duration in whole seconds, at most a year; `default`
+/// when unset.
+pub(crate) fn duration(
+    value: Option<&prost_types::Duration>,
+    default: SignedDuration,
+) -> Result<SignedDuration, String> {
+    recovery_kit::wire::duration(value, default, recovery_kit::wire::MAX_DURATION)
+}
+
+/// A turnover from the wire: 0 to 24 hours.
+pub(crate) fn turnover(value: Option<&prost_types::Duration>) -> Result<SignedDuration, String> {
+    recovery_kit::wire::duration(value, SignedDuration::ZERO, MAX_TURNOVER)
+}
+
+/// Wire form of a duration (prost message fields are options).
+#[allow(clippy::unnecessary_wraps)]
+pub(crate) fn to_duration(d: SignedDuration) -> Option<prost_types::Duration> {
+    Some(duration_to_wire(d))
+}
+
+/// A required id of one field.
+pub(crate) fn id(value: &str, field: &str) -> Result<String, Error> {
+    parse_id(value).map_err(|e| Error::invalid(field, e))
+}
+
+/// A validated page request.
+pub(crate) fn page(size: i32, token: &str) -> Result<recovery_kit::page::Page, Error> {
+    let mut v = Violations::new();
+    let page = recovery_kit::page::Page::parse(size, token, &mut v);
+    v.finish()?;
+    Ok(page)
+}
+
+/// An optional id: empty is `None`.
+pub(crate) fn optional_id(value: &str, field: &str, v: &mut Violations) -> Option<String> {
+    if value.is_empty() {
+        None
+    } else {
+        v.check(field, parse_id(value))
+    }
+}
+
+/// A value stored by name and sent by number: resource kinds and booking
+/// statuses.
+pub(crate) trait Named: Copy + PartialEq + Sized + 'static {
+    /// Each value, its stored name and its wire number.
+    const TABLE: &'static [(Self, &'static str, i32)];
+
+    /// The stored name.
+    fn as_str(self) -> &'static str {
+        Self::TABLE
+            .iter()
+            .find(|(value, _, _)| *value == self)
+            .map_or("", |(_, name, _)| name)
+    }
+
+    /// The value of a stored name.
+    fn parse(name: &str) -> Option<Self> {
+        Self::TABLE
+            .iter()
+            .find(|(_, n, _)| *n == name)
+            .map(|(value, _, _)| *value)
+    }
+
+    /// The value of a wire number; `None` for unspecified or unknown.
+    fn from_wire(number: i32) -> Option<Self> {
+        Self::TABLE
+            .iter()
+            .find(|(_, _, n)| *n == number)
+            .map(|(value, _, _)| *value)
+    }
+
+    /// The wire number.
+    fn wire(self) -> i32 {
+        Self::TABLE
+            .iter()
+            .find(|(value, _, _)| *value == self)
+            .map_or(0, |(_, _, number)| *number)
+    }
+}
+
+/// A stored name read back: a name the table does not know is a decode
+/// error (the database holds only names this code wrote).
+pub(crate) fn stored<T: Named>(name: &str) -> Result<T, sqlx::Error> {
+    T::parse(name).ok_or_else(|| unknown_name(name))
+}
+
+/// The decode error of a stored name no table knows.
+pub(crate) fn unknown_name(name: &str) -> sqlx::Error {
+    sqlx::Error::Decode(format!("unknown stored name {name:?}").into())
+}
+
+/// A weekday of the wire (1 = Monday).
+fn weekday(day: i32) -> Option<Weekday> {
+    Some(match day {
+        1 => Weekday::Monday,
+        2 => Weekday::Tuesday,
+        3 => Weekday::Wednesday,
+        4 => Weekday::Thursday,
+        5 => Weekday::Friday,
+        6 => Weekday::Saturday,
+        7 => Weekday::Sunday,
+        _ => return None,
+    })
+}
+
+/// "HH:MM" (or "24:00", midnight at the end of the day, as 00:00).
+fn clock(text: &str) -> Option<Time> {
+    if text == "24:00" {
+        return Some(Time::midnight());
+    }
+    let (h, m) = text.split_once(':')?;
+    if h.len() != 2 || m.len() != 2 {
+        return None;
+    }
+    Time::new(h.parse().ok()?, m.parse().ok()?, 0, 0).ok()
+}
+
+/// Weekly ranges (opening hours, shifts) for the scheduler.
+pub(crate) fn weekly(
+    wire: &[tenancy::OpeningHours],
+    field: &str,
+    v: &mut Violations,
+) -> Vec<sched::OpeningHours> {
+    let mut out = Vec::new();
+    for (i, h) in wire.iter().enumerate() {
+        let day = weekday(h.day);
+        let open = clock(&h.open);
+        let close = clock(&h.close);
+        if day.is_none() {
+            v.add(format!("{field}[{i}].day"), "required: MONDAY … SUNDAY");
+        }
+        if open.is_none() || h.open == "24:00" {
+            v.add(
+                format!("{field}[{i}].open"),
+                format!("{:?} is not a time \"HH:MM\"", h.open),
+            );
+        }
+        if close.is_none() {
+            v.add(
+                format!("{field}[{i}].close"),
+                format!("{:?} is not a time \"HH:MM\"", h.close),
+            );
+        }
+        if let (Some(day), Some(open), Some(close)) = (day, open, close) {
+            if close != Time::midnight() && close <= open {
+                v.add(format!("{field}[{i}].close"), "must be after open");
+            } else {
+                out.push(sched::OpeningHours::new(day, open, close));
+            }
+        }
+    }
+    out
+}
+
+/// A tenancy location as the scheduler sees it.
+pub(crate) fn location(
+    wire: &tenancy::Location,
+) -> anyhow::Result<(sched::Location, jiff::tz::TimeZone)> {
+    let tz = jiff::tz::TimeZone::get(&wire.time_zone)?;
+    let mut v = Violations::new();
+    let weekly_hours = weekly(&wire.weekly_hours, "weekly_hours", &mut v);
+    if !v.is_empty() {
+        anyhow::bail!("location {} has malformed hours: {v:?}", wire.id);
+    }
+    let closures = wire
+        .closure_dates
+        .iter()
+        .map(|d| d.parse::<Date>())
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((
+        sched::Location {
+            tz: tz.clone(),
+            weekly_hours,
+            closures,
+        },
+        tz,
+    ))
+}
+
+/// A local date "YYYY-MM-DD".
+pub(crate) fn date(text: &str) -> Result<Date, String> {
+    match text.parse::<Date>() {
+        Ok(date) if text.len() == 10 => Ok(date),
+        _ => Err(format!("{text:?} is not a date \"YYYY-MM-DD\"")),
+    }
+}
+
+/// The instants a local day spans in `tz`.
+pub(crate) fn day_bounds(
+    day: Date,
+    tz: &jiff::tz::TimeZone,
+) -> anyhow::Result<(Timestamp, Timestamp)> {
+    let start = day.to_zoned_datetime(tz.clone())?.start_of_day()?;
+    let end = day
+        .tomorrow()?
+        .to_zoned_datetime(tz.clone())?
+        .start_of_day()?;
+    Ok((start.timestamp(), end.timestamp()))
+}
+
+/// Resources grouped by kind, in the order held.
+pub(crate) fn kind_resources(held: &[Held]) -> Vec<pb::KindResources> {
+    let mut out: Vec<pb::KindResources> = Vec::new();
+    for h in held {
+        let kind = h.kind.wire();
+        match out.iter_mut().find(|k| k.kind == kind) {
+            Some(group) => group.resource_ids.push(h.resource_id.clone()),
+            None => out.push(pb::KindResources {
+                kind,
+                resource_ids: vec![h.resource_id.clone()],
+            }),
+        }
+    }
+    out
+}
+
+/// A free slot the scheduler found.
+pub(crate) fn slot(slot: &sched::Slot<'_>) -> pb::Slot {
+    pb::Slot {
+        start_time: recovery_kit::wire::timestamp(slot.start),
+        end_time: recovery_kit::wire::timestamp(slot.end),
+        free: slot
+            .free
+            .iter()
+            .map(|f| pb::KindResources {
+                kind: ResourceKind::parse(f.kind).map_or(0, Named::wire),
+                resource_ids: f.candidates.iter().map(|c| (*c).to_owned()).collect(),
+            })
+            .collect(),
+    }
+}
+
+fn count(n: impl TryInto<i32>) -> i32 {
+    n.try_into().unwrap_or(i32::MAX)
+}
+
+impl Treatment {
+    /// The wire form.
+    pub(crate) fn to_wire(&self) -> pb::Treatment {
+        let terms = &self.terms;
+        pb::Treatment {
+            id: self.id.clone(),
+            tenant_id: self.tenant_id.clone(),
+            display_name: self.display_name.clone(),
+            modality: self.modality.wire(),
+            duration: to_duration(terms.duration),
+            needs: terms
+                .needs
+                .iter()
+                .map(|n| pb::ResourceNeed {
+                    kind: n.kind.wire(),
+                    count: count(n.count),
+                })
+                .collect(),
+            slot_step: to_duration(terms.step),
+            turnover: to_duration(terms.turnover),
+            policy: Some(pb::BookingPolicy {
+                min_notice: to_duration(terms.min_notice),
+                max_days_ahead: count(terms.max_days_ahead),
+                late_cancel_window: to_duration(terms.late_cancel),
+                max_sessions_per_client_per_day: count(terms.max_per_day),
+            }),
+            archive_time: self.archive_time.and_then(stored_timestamp),
+            create_time: stored_timestamp(self.create_time),
+            update_time: stored_timestamp(self.update_time),
+        }
+    }
+}
+
+impl Resource {
+    /// The wire form with its blackouts.
+    pub(crate) fn to_wire(&self) -> pb::Resource {
+        pb::Resource {
+            id: self.id.clone(),
+            tenant_id: self.tenant_id.clone(),
+            location_id: self.location_id.clone(),
+            display_name: self.display_name.clone(),
+            kind: self.kind.wire(),
+            turnover: to_duration(self.turnover),
+            precool: self.precool.map(|p| pb::Precool {
+                after: to_duration(p.after),
+                duration: to_duration(p.duration),
+            }),
+            shifts: self.shifts.clone(),
+            blackouts: self
+                .blackouts
+                .iter()
+                .map(|b| pb::Blackout {
+                    id: b.id.clone(),
+                    start_time: stored_timestamp(b.start),
+                    end_time: stored_timestamp(b.end),
+                    reason: b.reason.clone(),
+                })
+                .collect(),
+            create_time: stored_timestamp(self.create_time),
+            update_time: stored_timestamp(self.update_time),
+        }
+    }
+}
+
+impl Booking {
+    /// The wire form, with the resources it holds.
+    pub(crate) fn to_wire(&self, held: &[Held]) -> pb::Booking {
+        pb::Booking {
+            id: self.id.clone(),
+            tenant_id: self.tenant_id.clone(),
+            location_id: self.location_id.clone(),
+            treatment_id: self.treatment_id.clone(),
+            client_id: self.client_id.clone(),
+            start_time: stored_timestamp(self.start),
+            end_time: stored_timestamp(self.end),
+            resources: kind_resources(held),
+            status: self.status.wire(),
+            late_cancel: self.late_cancel,
+            cancel_reason: self.cancel_reason.clone(),
+            create_time: stored_timestamp(self.create_time),
+            update_time: stored_timestamp(self.update_time),
+        }
+    }
+}
+
+impl Hold {
+    /// The wire form, with the resources it holds.
+    pub(crate) fn to_wire(&self, held: &[Held]) -> pb::Hold {
+        pb::Hold {
+            id: self.id.clone(),
+            location_id: self.location_id.clone(),
+            treatment_id: self.treatment_id.clone(),
+            client_id: self.client_id.clone(),
+            start_time: stored_timestamp(self.start),
+            end_time: stored_timestamp(self.end),
+            resources: kind_resources(held),
+            expire_time: stored_timestamp(self.expire),
+        }
+    }
+}
+
+impl Named for Status {
+    const TABLE: &'static [(Self, &'static str, i32)] = &[
+        (Status::Booked, "booked", pb::BookingStatus::Booked as i32),
+        (
+            Status::CheckedIn,
+            "checked_in",
+            pb::BookingStatus::CheckedIn as i32,
+        ),
+        (
+            Status::InSession,
+            "in_session",
+            pb::BookingStatus::InSession as i32,
+        ),
+        (
+            Status::Completed,
+            "completed",
+            pb::BookingStatus::Completed as i32,
+        ),
+        (
+            Status::Cancelled,
+            "cancelled",
+            pb::BookingStatus::Cancelled as i32,
+        ),
+        (Status::NoShow, "no_show", pb::BookingStatus::NoShow as i32),
+    ];
+}
+
+impl Named for ResourceKind {
+    const TABLE: &'static [(Self, &'static str, i32)] = &[
+        (
+            ResourceKind::CryoChamber,
+            "cryo_chamber",
+            pb::ResourceKind::CryoChamber as i32,
+        ),
+        (ResourceKind::Room, "room", pb::ResourceKind::Room as i32),
+        (
+            ResourceKind::Therapist,
+            "therapist",
+            pb::ResourceKind::Therapist as i32,
+        ),
+        (
+            ResourceKind::CompressionStation,
+            "compression_station",
+            pb::ResourceKind::CompressionStation as i32,
+        ),
+        (ResourceKind::Sauna, "sauna", pb::ResourceKind::Sauna as i32),
+        (ResourceKind::Other, "other", pb::ResourceKind::Other as i32),
+    ];
+}

@@ -1,0 +1,14 @@
+//! Booking through real gRPC, with tenancy in the same server, every test on
+//! SQLite and on PostgreSQL: a module per area, the shared studio in
+//! `support`.
+
+// Scenarios told in order; wire fields are options.
+#![allow(clippy::unnecessary_wraps, clippy::too_many_lines)]
+
+mod availability;
+mod bookings;
+mod catalog;
+mod holds;
+mod lifecycle;
+mod support;
+mod watch;

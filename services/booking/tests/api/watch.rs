@@ -1,0 +1,59 @@
+//! `WatchSchedule`: a snapshot of the day, then its changes.
+
+use recovery_kit::testing::TestDb;
+use recovery_proto::booking::v1 as pb;
+
+use crate::support::{TEN_AM, start};
+
+async fn a_tablet_watching_the_day_sees_another_desks_booking(db: TestDb) {
+    let studio = start(db).await;
+    studio.book("early", TEN_AM).await.unwrap();
+    let mut tablet = studio.client(&studio.staff).await;
+    let mut stream = tablet
+        .watch_schedule(pb::WatchScheduleRequest {
+            location_id: studio.location_id.clone(),
+            day: "2026-12-02".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(pb::watch_schedule_response::Event::Snapshot(snapshot)) =
+        stream.message().await.unwrap().unwrap().event
+    else {
+        panic!("a snapshot first");
+    };
+    assert_eq!(snapshot.bookings.len(), 1);
+    let made = studio
+        .book("walk-in", "2026-12-02T16:00:00Z")
+        .await
+        .unwrap();
+    let Some(pb::watch_schedule_response::Event::Changed(seen)) =
+        stream.message().await.unwrap().unwrap().event
+    else {
+        panic!("then a change");
+    };
+    assert_eq!(seen.id, made.id);
+    assert_eq!(seen.client_id, "walk-in");
+    // A booking of another day is not this tablet's news; a check-in is.
+    studio
+        .book("tomorrow", "2026-12-03T16:00:00Z")
+        .await
+        .unwrap();
+    studio
+        .client(&studio.desk)
+        .await
+        .check_in(pb::CheckInRequest {
+            id: made.id.clone(),
+        })
+        .await
+        .unwrap();
+    let Some(pb::watch_schedule_response::Event::Changed(seen)) =
+        stream.message().await.unwrap().unwrap().event
+    else {
+        panic!("a change");
+    };
+    assert_eq!(seen.id, made.id);
+    assert_eq!(seen.status(), pb::BookingStatus::CheckedIn);
+}
+
+recovery_kit::engine_tests!(a_tablet_watching_the_day_sees_another_desks_booking,);
