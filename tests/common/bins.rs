@@ -7,10 +7,11 @@ use std::path::PathBuf;
 use std::process::Command;
 
 /// Every binary the image ships (deploy/Dockerfile's BINARIES).
-pub const ALL: [&str; 5] = ["recoveryd", "tenancy", "booking", "fleet", "protocols"];
+#[allow(dead_code)]
+pub(crate) const ALL: [&str; 5] = ["recoveryd", "tenancy", "booking", "fleet", "protocols"];
 
 /// The path of binary `name`, built if missing.
-pub fn path(name: &str) -> String {
+pub(crate) fn path(name: &str) -> String {
     let dir = std::path::Path::new(env!("CARGO_BIN_EXE_recoveryd"))
         .parent()
         .expect("binary directory")
@@ -35,7 +36,7 @@ pub fn path(name: &str) -> String {
 
 /// A tool on PATH (or in /usr/sbin, where Debian puts nginx).
 #[allow(dead_code)]
-pub fn tool(name: &str) -> Option<PathBuf> {
+pub(crate) fn tool(name: &str) -> Option<PathBuf> {
     let paths = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&paths)
         .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
