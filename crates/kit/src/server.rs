@@ -1,5 +1,6 @@
 //! One way to serve: a service's handlers with health, reflection (v1 and
 //! v1alpha), gRPC-Web with CORS, an RPC span per call, and graceful shutdown.
+//! Health and reflection list only the services this server mounts.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -131,8 +132,10 @@ pub async fn serve(
             .set_service_status(*name, ServingStatus::Serving)
             .await;
     }
-    // Both reflection versions describe everything, each other included, so
-    // old and new clients see the same services.
+    // Both reflection versions know every registered type (so `describe`
+    // resolves any message), but list only what this server answers: its
+    // mounted services, health and reflection itself. A router in front of
+    // several servers asks for the union with `REFLECT_ALL_HEADER`.
     let sets: Vec<&'static [u8]> = [
         tonic_health::pb::FILE_DESCRIPTOR_SET,
         tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
@@ -141,14 +144,29 @@ pub async fn serve(
     .into_iter()
     .chain(services.descriptor_sets.iter().copied())
     .collect();
-    let reflection = || {
-        sets.iter().fold(
+    let listed: Vec<&'static str> = [name_of(&health_service), REFLECTION_V1, REFLECTION_V1ALPHA]
+        .into_iter()
+        .chain(services.names.iter().copied())
+        .collect();
+    let reflection = |only: Option<&[&'static str]>| {
+        let builder = sets.iter().fold(
             tonic_reflection::server::Builder::configure().include_reflection_service(false),
             |builder, set| builder.register_encoded_file_descriptor_set(set),
-        )
+        );
+        only.unwrap_or_default()
+            .iter()
+            .fold(builder, |builder, name| builder.with_service_name(*name))
     };
-    let reflection_v1 = reflection().build_v1()?;
-    let reflection_v1alpha = reflection().build_v1alpha()?;
+    let reflection_v1 = Scoped {
+        mounted: reflection(Some(&listed)).build_v1()?,
+        all: reflection(None).build_v1()?,
+    };
+    let reflection_v1alpha = Scoped {
+        mounted: reflection(Some(&listed)).build_v1alpha()?,
+        all: reflection(None).build_v1alpha()?,
+    };
+    debug_assert_eq!(name_of(&reflection_v1), REFLECTION_V1);
+    debug_assert_eq!(name_of(&reflection_v1alpha), REFLECTION_V1ALPHA);
     services
         .routes
         .add_service(health_service)
@@ -210,6 +228,64 @@ pub async fn serve(
     Ok(())
 }
 
+/// The request header with which a gRPC router in front of several servers
+/// (deploy/router/nginx.conf) asks reflection to list every service of the
+/// registered descriptor sets, not only the ones this server mounts: behind
+/// the router, that union is what one address serves. Any value but `all`
+/// is ignored.
+pub const REFLECT_ALL_HEADER: &str = "recovery-reflect";
+
+const REFLECTION_V1: &str = "grpc.reflection.v1.ServerReflection";
+const REFLECTION_V1ALPHA: &str = "grpc.reflection.v1alpha.ServerReflection";
+
+fn name_of<S: NamedService>(_: &S) -> &'static str {
+    S::NAME
+}
+
+/// A reflection service in two scopes: what this server mounts (the
+/// default), and everything described (asked for with
+/// [`REFLECT_ALL_HEADER`]`: all`).
+#[derive(Clone)]
+struct Scoped<S> {
+    mounted: S,
+    all: S,
+}
+
+impl<S: NamedService> NamedService for Scoped<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S, B> tower::Service<http::Request<B>> for Scoped<S>
+where
+    S: tower::Service<http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        match self.mounted.poll_ready(cx) {
+            std::task::Poll::Ready(Ok(())) => self.all.poll_ready(cx),
+            other => other,
+        }
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let all = request
+            .headers()
+            .get(REFLECT_ALL_HEADER)
+            .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"all"));
+        if all {
+            self.all.call(request)
+        } else {
+            self.mounted.call(request)
+        }
+    }
+}
+
 /// CORS for browser tablets speaking gRPC-Web. Keys travel in the
 /// `authorization` header, never in cookies, so any origin may call.
 fn cors() -> CorsLayer {
@@ -260,3 +336,7 @@ pub async fn shutdown_signal() {
         () = terminate => {},
     }
 }
+
+#[cfg(test)]
+#[path = "server_tests.rs"]
+mod tests;
