@@ -144,6 +144,27 @@ impl Db {
     }
 }
 
+/// The row `id` of `table` (its `columns`) if `scope` sees it, read with
+/// `lock`: the one by-id read of every store.
+pub async fn by_id<T>(
+    conn: &mut AnyConnection,
+    (table, columns): (&str, &str),
+    scope: &crate::Scope,
+    id: &str,
+    lock: Lock,
+    from_row: impl FnOnce(&sqlx::any::AnyRow) -> Result<T, sqlx::Error>,
+) -> Result<Option<T>, sqlx::Error> {
+    let row = sqlx::query(&format!(
+        "SELECT {columns} FROM {table} WHERE id = $1 AND ($2 IS NULL OR tenant_id = $2){}",
+        lock.clause_for(conn)
+    ))
+    .bind(id)
+    .bind(scope.tenant())
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
 /// Whether `error` is a unique-constraint violation on either engine.
 pub fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(e) if e.is_unique_violation())

@@ -254,6 +254,11 @@ impl Violations {
         }
     }
 
+    /// Records every problem of `other` after those already here.
+    pub fn append(&mut self, other: Violations) {
+        self.0.extend(other.0);
+    }
+
     /// Whether nothing was recorded.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()

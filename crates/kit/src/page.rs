@@ -68,6 +68,34 @@ impl Page {
     }
 }
 
+/// One page of a list and the token of the next (empty on the last page).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed<T> {
+    /// The page's items.
+    pub items: Vec<T>,
+    /// The token that resumes after them.
+    pub next_page_token: String,
+}
+
+impl<T> Listed<T> {
+    /// `rows` fetched for `page` (one more than it holds), cut to the page.
+    pub fn new(page: &Page, mut rows: Vec<T>, id: impl Fn(&T) -> &str) -> Self {
+        let next_page_token = page.finish(&mut rows, id);
+        Self {
+            items: rows,
+            next_page_token,
+        }
+    }
+
+    /// The same page with each item converted (e.g. to its wire form).
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Listed<U> {
+        Listed {
+            items: self.items.into_iter().map(f).collect(),
+            next_page_token: self.next_page_token,
+        }
+    }
+}
+
 /// A validated page request for a list ordered by `(position, id)`, e.g.
 /// an occurrence time in microseconds and then the id. Resuming after the
 /// last pair (a keyset cursor) keeps pages stable while rows are added.

@@ -405,3 +405,52 @@ mod tests {
         assert_eq!(with_database("postgres://h", "x"), "postgres://h/x");
     }
 }
+
+/// What a test reads off a call: the message of one that must succeed, the
+/// code, `ErrorInfo` reason and `BadRequest` fields of one that must not.
+pub mod answers {
+    use tonic::{Code, Response, Status};
+    use tonic_types::StatusExt as _;
+
+    /// The message of a call that must succeed.
+    pub fn ok<T>(result: Result<Response<T>, Status>) -> T {
+        match result {
+            Ok(response) => response.into_inner(),
+            Err(status) => panic!("the call failed: {status:?}"),
+        }
+    }
+
+    /// The code of a call that must fail.
+    pub fn code<T: std::fmt::Debug>(result: Result<T, Status>) -> Code {
+        match result {
+            Ok(value) => panic!("the call succeeded: {value:?}"),
+            Err(status) => status.code(),
+        }
+    }
+
+    /// The `ErrorInfo` reason of a refusal ("" without one).
+    pub fn reason(status: &Status) -> String {
+        status
+            .get_error_details()
+            .error_info()
+            .map(|i| i.reason.clone())
+            .unwrap_or_default()
+    }
+
+    /// The `ErrorInfo` metadata value `key` of a refusal.
+    pub fn fact(status: &Status, key: &str) -> Option<String> {
+        status
+            .get_error_details()
+            .error_info()
+            .and_then(|i| i.metadata.get(key).cloned())
+    }
+
+    /// The fields a `BadRequest` names, in order.
+    pub fn fields(status: &Status) -> Vec<String> {
+        status
+            .get_error_details()
+            .bad_request()
+            .map(|b| b.field_violations.iter().map(|f| f.field.clone()).collect())
+            .unwrap_or_default()
+    }
+}

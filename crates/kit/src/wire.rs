@@ -5,7 +5,76 @@
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::{Violations, time};
+use crate::page::Page;
+use crate::{Error, Violations, ids::parse_id, time};
+
+/// A required id from a request: INVALID_ARGUMENT on `field` when malformed.
+pub fn id(value: &str, field: &str) -> Result<String, Error> {
+    parse_id(value).map_err(|e| Error::invalid(field, e))
+}
+
+/// An optional id: empty is `None`; a malformed one is recorded in `v`.
+pub fn optional_id(value: &str, field: &str, v: &mut Violations) -> Option<String> {
+    if value.is_empty() {
+        None
+    } else {
+        v.check(field, parse_id(value))
+    }
+}
+
+/// A list request's page, or INVALID_ARGUMENT.
+pub fn page(page_size: i32, page_token: &str) -> Result<Page, Error> {
+    let mut v = Violations::new();
+    let page = Page::parse(page_size, page_token, &mut v);
+    v.finish()?;
+    Ok(page)
+}
+
+/// A value stored by name and sent by number: a status, a kind, a role. One
+/// table per type says all three; nothing else spells the names.
+pub trait Named: Copy + PartialEq + Sized + 'static {
+    /// Each value, its stored name and its wire number.
+    const TABLE: &'static [(Self, &'static str, i32)];
+
+    /// The stored name.
+    fn as_str(self) -> &'static str {
+        Self::TABLE
+            .iter()
+            .find(|(value, _, _)| *value == self)
+            .map_or("", |(_, name, _)| name)
+    }
+
+    /// The value of a stored name.
+    fn parse(name: &str) -> Option<Self> {
+        Self::TABLE
+            .iter()
+            .find(|(_, n, _)| *n == name)
+            .map(|(value, _, _)| *value)
+    }
+
+    /// The value of a wire number; `None` for unspecified or unknown.
+    fn from_wire(number: i32) -> Option<Self> {
+        Self::TABLE
+            .iter()
+            .find(|(_, _, n)| *n == number)
+            .map(|(value, _, _)| *value)
+    }
+
+    /// The wire number.
+    fn wire(self) -> i32 {
+        Self::TABLE
+            .iter()
+            .find(|(value, _, _)| *value == self)
+            .map_or(0, |(_, _, number)| *number)
+    }
+}
+
+/// A stored name read back: a name the table does not know is a decode
+/// error (the database holds only names this code wrote).
+pub fn stored<T: Named>(name: &str) -> Result<T, sqlx::Error> {
+    T::parse(name)
+        .ok_or_else(|| sqlx::Error::Decode(format!("unknown stored name {name:?}").into()))
+}
 
 /// How many characters of a caller's value an error message repeats.
 pub const ECHO: usize = 64;
