@@ -3,18 +3,29 @@
 //! the studio's protocols, and the rules check a session is booked against.
 //!
 //! The library is mounted by the `protocols` binary and by `recoveryd`.
+//!
+//! `grpc` is the thin tonic face; each area (`clients`, `screening`,
+//! `waivers`, `history`, `plans`, `rules`, `audit`) is an `impl Protocols`
+//! block holding its decisions; `store` holds every SQL statement; `wire`
+//! converts and validates messages.
 
-mod api;
-mod model;
-mod plan;
+mod audit;
+mod clients;
+mod grpc;
+mod history;
+mod plans;
+mod rules;
+mod screening;
 mod store;
+mod waivers;
+mod wire;
 
 use std::sync::Arc;
 
 use recovery_kit::events::Bus;
 use recovery_kit::server::Services;
 use recovery_kit::time::Clock;
-use recovery_kit::{Db, Engine};
+use recovery_kit::{Caller, Db, Engine, Error, Scope};
 use recovery_proto::protocols::v1::protocol_service_server::ProtocolServiceServer;
 use recovery_tenancy::Directory;
 
@@ -67,4 +78,22 @@ impl Protocols {
             .add(ProtocolServiceServer::from_arc(Arc::clone(self)))
             .describe(recovery_proto::FILE_DESCRIPTOR_SET);
     }
+}
+
+/// The scope of a caller's reads and writes. Client data is the tenant's
+/// own: no role table of `grpc` admits operators, and were one to, their
+/// every-tenant scope is refused here.
+fn tenant_scope(caller: &Caller) -> Result<Scope, Error> {
+    match caller.scope()? {
+        Scope::All => Err(Error::PermissionDenied(
+            "client data is the tenant's own".to_owned(),
+        )),
+        tenant @ Scope::Tenant(_) => Ok(tenant),
+    }
+}
+
+/// One page of a list, and the token of the next page (empty on the last).
+struct Listed<T> {
+    items: Vec<T>,
+    next_page_token: String,
 }
