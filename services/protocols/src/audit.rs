@@ -2,7 +2,6 @@
 //! thresholds) writes a row in the change's own transaction; managers read
 //! the trail, which erasure keeps without its details.
 
-use jiff::Timestamp;
 use recovery_kit::ids::new_id;
 use recovery_kit::time::to_micros;
 use recovery_kit::{Error, Scope};
@@ -10,7 +9,7 @@ use sqlx::AnyConnection;
 
 use crate::store::audit::AuditRow;
 use crate::wire::audit::AuditQuery;
-use crate::{Listed, Protocols, store};
+use crate::{Change, Listed, Protocols, store};
 
 /// What changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,27 +42,27 @@ impl Action {
     }
 }
 
-/// Records that the key `actor` made the change `action` at `now`, about
-/// client `client_id` (`None`: the tenant's own settings), in the change's
-/// transaction `conn`. `detail` may hold personal data: erasure empties it.
-pub(crate) async fn record(
-    conn: &mut AnyConnection,
-    scope: &Scope,
-    actor: &str,
-    client_id: Option<&str>,
-    action: Action,
-    detail: String,
-    now: Timestamp,
-) -> Result<(), Error> {
-    let row = AuditRow {
-        id: new_id(),
-        client_id: client_id.map(str::to_owned),
-        actor: actor.to_owned(),
-        action: action.as_str().to_owned(),
-        detail,
-        occur_time: to_micros(now),
-    };
-    store::audit::insert(conn, scope, &row).await
+impl Change<'_> {
+    /// Records this change, `action` about client `client_id` (`None`: the
+    /// tenant's own settings), in the change's transaction `conn`. `detail`
+    /// may hold personal data: erasure empties it.
+    pub(crate) async fn audit(
+        &self,
+        conn: &mut AnyConnection,
+        client_id: Option<&str>,
+        action: Action,
+        detail: String,
+    ) -> Result<(), Error> {
+        let row = AuditRow {
+            id: new_id(),
+            client_id: client_id.map(str::to_owned),
+            actor: self.actor.to_owned(),
+            action: action.as_str().to_owned(),
+            detail,
+            occur_time: to_micros(self.now),
+        };
+        store::audit::insert(conn, self.scope, &row).await
+    }
 }
 
 impl Protocols {

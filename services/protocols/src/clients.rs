@@ -3,16 +3,14 @@
 
 use prost::Message as _;
 use recovery_kit::events::Event;
-use recovery_kit::idempotency;
 use recovery_kit::ids::new_id;
-use recovery_kit::time::to_micros;
 use recovery_kit::{Caller, Error, Lock, Scope, reason};
 use recovery_proto::protocols::v1 as pb;
 use sqlx::AnyConnection;
 
-use crate::audit::{self, Action};
+use crate::audit::Action;
 use crate::wire::clients::{ClientFields, ClientPatch, ClientSearch, NewClient};
-use crate::{CLIENT_ERASED, IDEMPOTENCY_TABLE, Listed, Protocols, store};
+use crate::{CLIENT_ERASED, Listed, Protocols, store};
 
 /// The client `id`, refused with `CLIENT_ERASED` when erased: nothing new
 /// is recorded about someone who asked to be forgotten.
@@ -40,34 +38,21 @@ impl Protocols {
         scope: &Scope,
         new: NewClient,
     ) -> Result<pb::Client, Error> {
-        let now = self.clock.now();
-        let input = (scope, &new.fields, caller.key_id.as_str());
-        let (client, fresh) = idempotency::create(
-            &self.db,
-            IDEMPOTENCY_TABLE,
-            new.key.as_ref(),
-            to_micros(now),
-            &input,
-            move |tx, (scope, fields, actor)| {
+        let change = self.change(caller, scope);
+        let key = new.key.as_ref();
+        let (client, fresh) = self
+            .create_once(change, key, &new.fields, |tx, (change, fields)| {
                 Box::pin(async move {
                     let id = new_id();
-                    store::clients::insert(tx, scope, &id, fields, actor, now).await?;
+                    store::clients::insert(tx, change, &id, fields).await?;
                     let detail = format!("{fields:?}");
-                    audit::record(
-                        tx,
-                        scope,
-                        actor,
-                        Some(id.as_str()),
-                        Action::ClientCreated,
-                        detail,
-                        now,
-                    )
-                    .await?;
-                    store::clients::find(tx, scope, &id, Lock::Read).await
+                    change
+                        .audit(tx, Some(&id), Action::ClientCreated, detail)
+                        .await?;
+                    store::clients::find(tx, change.scope, &id, Lock::Read).await
                 })
-            },
-        )
-        .await?;
+            })
+            .await?;
         if fresh {
             tracing::info!(client_id = %client.id, "client created");
         }
@@ -103,25 +88,17 @@ impl Protocols {
         scope: &Scope,
         patch: ClientPatch,
     ) -> Result<pb::Client, Error> {
-        let now = self.clock.now();
-        let actor = caller.key_id.as_str();
+        let change = self.change(caller, scope);
         let id = patch.id.as_str();
         let mut tx = self.db.begin().await?;
         let current = live(&mut tx, scope, id, Lock::ForUpdate).await?;
         let mut fields = ClientFields::stored(current);
         patch.apply_to(&mut fields);
-        store::clients::update(&mut tx, scope, id, &fields, actor, now).await?;
+        store::clients::update(&mut tx, &change, id, &fields).await?;
         let detail = format!("fields {}: {fields:?}", patch.paths.join(", "));
-        audit::record(
-            &mut tx,
-            scope,
-            actor,
-            Some(id),
-            Action::ClientUpdated,
-            detail,
-            now,
-        )
-        .await?;
+        change
+            .audit(&mut tx, Some(id), Action::ClientUpdated, detail)
+            .await?;
         let client = store::clients::find(&mut tx, scope, id, Lock::Read).await?;
         tx.commit().await?;
         tracing::info!(client_id = %id, fields = ?patch.paths, "client updated");
@@ -137,24 +114,16 @@ impl Protocols {
         scope: &Scope,
         id: &str,
     ) -> Result<pb::Client, Error> {
-        let now = self.clock.now();
-        let actor = caller.key_id.as_str();
+        let change = self.change(caller, scope);
         let mut tx = self.db.begin().await?;
         let current = store::clients::find(&mut tx, scope, id, Lock::ForUpdate).await?;
         if current.erase_time.is_some() {
             return Ok(current);
         }
-        store::clients::erase(&mut tx, scope, id, actor, now).await?;
-        audit::record(
-            &mut tx,
-            scope,
-            actor,
-            Some(id),
-            Action::ClientErased,
-            String::new(),
-            now,
-        )
-        .await?;
+        store::clients::erase(&mut tx, &change, id).await?;
+        change
+            .audit(&mut tx, Some(id), Action::ClientErased, String::new())
+            .await?;
         let client = store::clients::find(&mut tx, scope, id, Lock::Read).await?;
         tx.commit().await?;
         tracing::info!(client_id = %id, "client erased");

@@ -8,13 +8,13 @@ use jiff::SignedDuration;
 use recovery_kit::ids::new_id;
 use recovery_kit::time::{from_proto, to_micros};
 use recovery_kit::wire::stored_timestamp;
-use recovery_kit::{Caller, Error, Lock, Scope, idempotency};
+use recovery_kit::{Caller, Error, Lock, Scope};
 use recovery_proto::protocols::v1 as pb;
 
-use crate::audit::{self, Action};
+use crate::audit::Action;
 use crate::store::history::{EntryKind, ModalityCounts};
 use crate::wire::history::{ActivityList, NewActivity, NewSession, TimelineQuery};
-use crate::{IDEMPOTENCY_TABLE, Listed, Protocols, clients, store};
+use crate::{Listed, Protocols, clients, store};
 
 /// How far back the summary's recent figures reach.
 const RECENT: SignedDuration = SignedDuration::from_hours(24 * 30);
@@ -27,34 +27,25 @@ impl Protocols {
         scope: &Scope,
         new: NewActivity,
     ) -> Result<pb::Activity, Error> {
-        let now = self.clock.now();
-        let input = (scope, &new, caller.key_id.as_str());
-        let (activity, fresh) = idempotency::create(
-            &self.db,
-            IDEMPOTENCY_TABLE,
-            new.key.as_ref(),
-            to_micros(now),
-            &input,
-            move |tx, (scope, new, actor)| {
+        let change = self.change(caller, scope);
+        let key = new.key.as_ref();
+        let (activity, fresh) = self
+            .create_once(change, key, &new, |tx, (change, new)| {
                 Box::pin(async move {
                     let client_id = new.client_id.as_str();
-                    clients::live(tx, scope, client_id, Lock::Read).await?;
+                    clients::live(tx, change.scope, client_id, Lock::Read).await?;
                     let id = new_id();
-                    store::history::insert_activity(tx, scope, &id, new, actor, now).await?;
-                    let detail = format!(
-                        "{} {} to {}, notes {:?}",
-                        store::history::kind_code(new.kind),
-                        new.start,
-                        new.end,
-                        new.notes
-                    );
-                    let action = Action::ActivityLogged;
-                    audit::record(tx, scope, actor, Some(client_id), action, detail, now).await?;
-                    Ok(new.to_wire(id, now, actor))
+                    store::history::insert_activity(tx, change, &id, new).await?;
+                    let kind = store::history::kind_code(new.kind);
+                    let (start, end, notes) = (new.start, new.end, &new.notes);
+                    let detail = format!("{kind} {start} to {end}, notes {notes:?}");
+                    change
+                        .audit(tx, Some(client_id), Action::ActivityLogged, detail)
+                        .await?;
+                    Ok(new.to_wire(id, change.now, change.actor))
                 })
-            },
-        )
-        .await?;
+            })
+            .await?;
         if fresh {
             tracing::info!(client_id = %new.client_id, activity_id = %activity.id, "activity logged");
         }
@@ -98,34 +89,30 @@ impl Protocols {
                 .location(caller, location_id, "session.location_id")
                 .await?;
         }
-        let now = self.clock.now();
-        let input = (scope, &new, caller.key_id.as_str());
-        let (session, fresh) = idempotency::create(
-            &self.db,
-            IDEMPOTENCY_TABLE,
-            new.key.as_ref(),
-            to_micros(now),
-            &input,
-            move |tx, (scope, new, actor)| {
+        let change = self.change(caller, scope);
+        let key = new.key.as_ref();
+        let (session, fresh) = self
+            .create_once(change, key, &new, |tx, (change, new)| {
                 Box::pin(async move {
                     let client_id = new.client_id.as_str();
-                    clients::live(tx, scope, client_id, Lock::Read).await?;
+                    clients::live(tx, change.scope, client_id, Lock::Read).await?;
                     let id = new_id();
-                    store::history::insert_session(tx, scope, &id, new, actor, now).await?;
+                    store::history::insert_session(tx, change, &id, new).await?;
+                    let (modality, start, notes) = (new.modality, new.start, &new.notes);
+                    let (before, after) = (new.soreness_before, new.soreness_after);
                     let detail = format!(
-                        "{} at {}, soreness {:?} to {:?}, notes {:?}",
-                        new.modality, new.start, new.soreness_before, new.soreness_after, new.notes
+                        "{modality} at {start}, soreness {before:?} to {after:?}, notes {notes:?}"
                     );
-                    let action = Action::SessionRecorded;
-                    audit::record(tx, scope, actor, Some(client_id), action, detail, now).await?;
-                    store::history::sessions(tx, scope, &[id.as_str()])
+                    change
+                        .audit(tx, Some(client_id), Action::SessionRecorded, detail)
+                        .await?;
+                    store::history::sessions(tx, change.scope, &[id.as_str()])
                         .await?
                         .pop()
                         .ok_or_else(|| Error::Internal(anyhow::anyhow!("session just written")))
                 })
-            },
-        )
-        .await?;
+            })
+            .await?;
         if fresh {
             tracing::info!(client_id = %new.client_id, session_id = %session.id, "session recorded");
         }

@@ -8,17 +8,17 @@ use jiff::{SignedDuration, Timestamp};
 use recovery_kit::ids::new_id;
 use recovery_kit::time::to_micros;
 use recovery_kit::wire::{stored_timestamp, timestamp};
-use recovery_kit::{Caller, Error, Lock, Scope, idempotency};
+use recovery_kit::{Caller, Error, Lock, Scope};
 use recovery_proto::protocols::v1 as pb;
 use recovery_rules::{ClientFacts, Modality};
 
-use crate::audit::{self, Action};
+use crate::audit::Action;
 use crate::store::history::Span;
 use crate::store::plans::{Assigned, NewAssignmentRow};
 use crate::wire::plans::{Anchor, NewAssignment, NewTemplate, RecommendationsQuery, offsets};
 use crate::wire::rules::evaluation_to_wire;
 use crate::wire::session_duration;
-use crate::{IDEMPOTENCY_TABLE, Listed, Protocols, clients, rules, store};
+use crate::{Listed, Protocols, clients, rules, store};
 
 impl Protocols {
     /// `CreateProtocolTemplate`: once per `request_id`.
@@ -28,28 +28,22 @@ impl Protocols {
         scope: &Scope,
         new: NewTemplate,
     ) -> Result<pb::ProtocolTemplate, Error> {
-        let now = self.clock.now();
-        let input = (scope, &new.template, caller.key_id.as_str());
-        let (template, fresh) = idempotency::create(
-            &self.db,
-            IDEMPOTENCY_TABLE,
-            new.key.as_ref(),
-            to_micros(now),
-            &input,
-            move |tx, (scope, template, actor)| {
+        let change = self.change(caller, scope);
+        let key = new.key.as_ref();
+        let (template, fresh) = self
+            .create_once(change, key, &new.template, |tx, (change, template)| {
                 Box::pin(async move {
                     let id = new_id();
-                    store::plans::insert_template(tx, scope, &id, template, actor, now).await?;
+                    store::plans::insert_template(tx, change, &id, template).await?;
                     Ok(pb::ProtocolTemplate {
                         id,
-                        create_time: timestamp(now),
-                        created_by: (*actor).to_owned(),
+                        create_time: timestamp(change.now),
+                        created_by: change.actor.to_owned(),
                         ..(*template).clone()
                     })
                 })
-            },
-        )
-        .await?;
+            })
+            .await?;
         if fresh {
             tracing::info!(template_id = %template.id, "protocol template created");
         }
@@ -80,16 +74,12 @@ impl Protocols {
         scope: &Scope,
         new: NewAssignment,
     ) -> Result<pb::ProtocolAssignment, Error> {
-        let now = self.clock.now();
-        let input = (scope, &new, caller.key_id.as_str());
-        let (assignment, fresh) = idempotency::create(
-            &self.db,
-            IDEMPOTENCY_TABLE,
-            new.key.as_ref(),
-            to_micros(now),
-            &input,
-            move |tx, (scope, new, actor)| {
+        let change = self.change(caller, scope);
+        let key = new.key.as_ref();
+        let (assignment, fresh) = self
+            .create_once(change, key, &new, |tx, (change, new)| {
                 Box::pin(async move {
+                    let scope = change.scope;
                     let (client_id, template_id) =
                         (new.client_id.as_str(), new.template_id.as_str());
                     clients::live(tx, scope, client_id, Lock::Read).await?;
@@ -113,10 +103,11 @@ impl Protocols {
                         anchor_activity_id,
                         anchor,
                     };
-                    store::plans::insert_assignment(tx, scope, &row, actor, now).await?;
+                    store::plans::insert_assignment(tx, change, &row).await?;
                     let detail = format!("template {template_id}");
-                    let action = Action::ProtocolAssigned;
-                    audit::record(tx, scope, actor, Some(client_id), action, detail, now).await?;
+                    change
+                        .audit(tx, Some(client_id), Action::ProtocolAssigned, detail)
+                        .await?;
                     Ok(pb::ProtocolAssignment {
                         id,
                         client_id: client_id.to_owned(),
@@ -126,13 +117,12 @@ impl Protocols {
                             .is_none()
                             .then(|| stored_timestamp(to_micros(anchor.start)))
                             .flatten(),
-                        assign_time: timestamp(now),
-                        assigned_by: (*actor).to_owned(),
+                        assign_time: timestamp(change.now),
+                        assigned_by: change.actor.to_owned(),
                     })
                 })
-            },
-        )
-        .await?;
+            })
+            .await?;
         if fresh {
             tracing::info!(client_id = %new.client_id, assignment_id = %assignment.id, "protocol assigned");
         }

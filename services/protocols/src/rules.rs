@@ -13,7 +13,7 @@ use recovery_rules::{
 };
 use sqlx::AnyConnection;
 
-use crate::audit::{self, Action};
+use crate::audit::Action;
 use crate::store::rules::{Save, StoredRules};
 use crate::wire::date;
 use crate::wire::rules::{RulePatch, SessionProposal};
@@ -191,29 +191,21 @@ impl Protocols {
         scope: &Scope,
         patch: RulePatch,
     ) -> Result<StoredRules, Error> {
-        let now = self.clock.now();
-        let actor = caller.key_id.as_str();
+        let change = self.change(caller, scope);
         let mut tx = self.db.begin().await?;
         // Claim the row first so that two first changes queue on its lock.
         let defaults = Config::default();
-        store::rules::save(&mut tx, scope, &defaults, actor, now, Save::Claim).await?;
+        store::rules::save(&mut tx, &change, &defaults, Save::Claim).await?;
         let mut config = store::rules::stored(&mut tx, scope, Lock::ForUpdate)
             .await?
             .map_or(defaults, |s| s.config);
         // On bad input the transaction is dropped and nothing is written.
         patch.apply(&mut config)?;
-        store::rules::save(&mut tx, scope, &config, actor, now, Save::Overwrite).await?;
+        store::rules::save(&mut tx, &change, &config, Save::Overwrite).await?;
         let detail = format!("fields {}: {config:?}", patch.paths.join(", "));
-        audit::record(
-            &mut tx,
-            scope,
-            actor,
-            None,
-            Action::RulesUpdated,
-            detail,
-            now,
-        )
-        .await?;
+        change
+            .audit(&mut tx, None, Action::RulesUpdated, detail)
+            .await?;
         let saved = store::rules::stored(&mut tx, scope, Lock::Read)
             .await?
             .ok_or_else(|| Error::Internal(anyhow::anyhow!("rule config vanished")))?;

@@ -2,13 +2,12 @@
 //! answers before cold or compression; the newest is current.
 
 use recovery_kit::ids::new_id;
-use recovery_kit::time::to_micros;
-use recovery_kit::{Caller, Error, Lock, Scope, idempotency};
+use recovery_kit::{Caller, Error, Lock, Scope};
 use recovery_proto::protocols::v1 as pb;
 
-use crate::audit::{self, Action};
+use crate::audit::Action;
 use crate::wire::screening::NewScreening;
-use crate::{IDEMPOTENCY_TABLE, Protocols, clients, store};
+use crate::{Protocols, clients, store};
 
 impl Protocols {
     /// `RecordScreening`: once per `request_id`, for a client not erased.
@@ -18,19 +17,14 @@ impl Protocols {
         scope: &Scope,
         new: NewScreening,
     ) -> Result<pb::Screening, Error> {
-        let now = self.clock.now();
-        let input = (scope, &new, caller.key_id.as_str());
-        let (screening, fresh) = idempotency::create(
-            &self.db,
-            IDEMPOTENCY_TABLE,
-            new.key.as_ref(),
-            to_micros(now),
-            &input,
-            move |tx, (scope, new, actor)| {
+        let change = self.change(caller, scope);
+        let key = new.key.as_ref();
+        let (screening, fresh) = self
+            .create_once(change, key, &new, |tx, (change, new)| {
                 Box::pin(async move {
                     let client_id = new.client_id.as_str();
-                    clients::live(tx, scope, client_id, Lock::ForUpdate).await?;
-                    store::screening::insert(tx, scope, &new_id(), new, actor, now).await?;
+                    clients::live(tx, change.scope, client_id, Lock::ForUpdate).await?;
+                    store::screening::insert(tx, change, &new_id(), new).await?;
                     let present: Vec<&str> = new
                         .answers
                         .iter()
@@ -42,15 +36,15 @@ impl Protocols {
                         new.version,
                         new.answers.len()
                     );
-                    let action = Action::ScreeningRecorded;
-                    audit::record(tx, scope, actor, Some(client_id), action, detail, now).await?;
-                    store::screening::current(tx, scope, client_id)
+                    change
+                        .audit(tx, Some(client_id), Action::ScreeningRecorded, detail)
+                        .await?;
+                    store::screening::current(tx, change.scope, client_id)
                         .await?
                         .ok_or_else(|| Error::Internal(anyhow::anyhow!("screening just written")))
                 })
-            },
-        )
-        .await?;
+            })
+            .await?;
         if fresh {
             tracing::info!(client_id = %new.client_id, screening_id = %screening.id, "screening recorded");
         }

@@ -3,14 +3,13 @@
 
 use jiff::civil::Date;
 use recovery_kit::ids::new_id;
-use recovery_kit::time::to_micros;
-use recovery_kit::{Caller, Error, Lock, Scope, idempotency};
+use recovery_kit::{Caller, Error, Lock, Scope};
 use recovery_proto::protocols::v1 as pb;
 
-use crate::audit::{self, Action};
+use crate::audit::Action;
 use crate::wire::waivers::NewWaiver;
 use crate::wire::{date, today};
-use crate::{IDEMPOTENCY_TABLE, Protocols, clients, store};
+use crate::{Protocols, clients, store};
 
 /// Age in whole years on `on` (the birthday counts).
 fn age(dob: Date, on: Date) -> i16 {
@@ -27,19 +26,15 @@ impl Protocols {
         scope: &Scope,
         new: NewWaiver,
     ) -> Result<pb::Waiver, Error> {
-        let now = self.clock.now();
-        let input = (scope, &new, caller.key_id.as_str());
-        let (waiver, fresh) = idempotency::create(
-            &self.db,
-            IDEMPOTENCY_TABLE,
-            new.key.as_ref(),
-            to_micros(now),
-            &input,
-            move |tx, (scope, new, actor)| {
+        let change = self.change(caller, scope);
+        let key = new.key.as_ref();
+        let (waiver, fresh) = self
+            .create_once(change, key, &new, |tx, (change, new)| {
                 Box::pin(async move {
                     let client_id = new.client_id.as_str();
-                    let client = clients::live(tx, scope, client_id, Lock::ForUpdate).await?;
-                    let adult_age = store::rules::config(tx, scope).await?.adult_age;
+                    let client =
+                        clients::live(tx, change.scope, client_id, Lock::ForUpdate).await?;
+                    let adult_age = store::rules::config(tx, change.scope).await?.adult_age;
                     if new.guardian.is_empty()
                         && let Ok(dob) = date(&client.date_of_birth)
                         && age(dob, today(new.sign_time)) < i16::from(adult_age)
@@ -50,18 +45,18 @@ impl Protocols {
                         ));
                     }
                     let id = new_id();
-                    store::waivers::insert(tx, scope, &id, new, actor, now).await?;
+                    store::waivers::insert(tx, change, &id, new).await?;
                     let detail = format!(
                         "version {}, signer {:?}, guardian {:?}",
                         new.version, new.signer, new.guardian
                     );
-                    let action = Action::WaiverSigned;
-                    audit::record(tx, scope, actor, Some(client_id), action, detail, now).await?;
-                    Ok(new.to_wire(id, now, actor))
+                    change
+                        .audit(tx, Some(client_id), Action::WaiverSigned, detail)
+                        .await?;
+                    Ok(new.to_wire(id, change.now, change.actor))
                 })
-            },
-        )
-        .await?;
+            })
+            .await?;
         if fresh {
             tracing::info!(client_id = %new.client_id, waiver_id = %waiver.id, "waiver signed");
         }

@@ -1,7 +1,6 @@
 //! `protocols_clients`, and erasure across every table that holds
 //! something personal.
 
-use jiff::Timestamp;
 use recovery_kit::db::{engine_of, like_escape};
 use recovery_kit::page::Page;
 use recovery_kit::time::to_micros;
@@ -13,6 +12,7 @@ use sqlx::query::Query;
 use sqlx::{Any, AnyConnection, Row as _};
 
 use super::owner;
+use crate::Change;
 use crate::wire::clients::ClientFields;
 
 const CLIENT_COLUMNS: &str = "id, given_name, family_name, email, phone, \
@@ -74,8 +74,7 @@ fn with_fields<'q>(
     id: &'q str,
     tenant: Option<&'q str>,
     fields: &'q ClientFields,
-    actor: &'q str,
-    now: Timestamp,
+    change: &Change<'q>,
 ) -> Query<'q, Any, AnyArguments<'q>> {
     sqlx::query(sql)
         .bind(id)
@@ -94,18 +93,16 @@ fn with_fields<'q>(
         .bind(&fields.emergency_phone)
         .bind(&fields.emergency_relationship)
         .bind(fields.search_text())
-        .bind(to_micros(now))
-        .bind(actor)
+        .bind(to_micros(change.now))
+        .bind(change.actor)
 }
 
 /// Registers client `id`.
 pub(crate) async fn insert(
     conn: &mut AnyConnection,
-    scope: &Scope,
+    change: &Change<'_>,
     id: &str,
     fields: &ClientFields,
-    actor: &str,
-    now: Timestamp,
 ) -> Result<(), Error> {
     with_fields(
         "INSERT INTO protocols_clients (id, tenant_id, given_name, family_name, email, \
@@ -113,10 +110,9 @@ pub(crate) async fn insert(
          search_text, create_time, update_time, created_by, updated_by) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $13)",
         id,
-        Some(owner(scope)?),
+        Some(owner(change.scope)?),
         fields,
-        actor,
-        now,
+        change,
     )
     .execute(conn)
     .await?;
@@ -126,11 +122,9 @@ pub(crate) async fn insert(
 /// Overwrites client `id`'s fields.
 pub(crate) async fn update(
     conn: &mut AnyConnection,
-    scope: &Scope,
+    change: &Change<'_>,
     id: &str,
     fields: &ClientFields,
-    actor: &str,
-    now: Timestamp,
 ) -> Result<(), Error> {
     with_fields(
         "UPDATE protocols_clients SET given_name = $3, family_name = $4, email = $5, \
@@ -138,10 +132,9 @@ pub(crate) async fn update(
          emergency_relationship = $10, search_text = $11, update_time = $12, updated_by = $13 \
          WHERE id = $1 AND ($2 IS NULL OR tenant_id = $2)",
         id,
-        scope.tenant(),
+        change.scope.tenant(),
         fields,
-        actor,
-        now,
+        change,
     )
     .execute(conn)
     .await?;
@@ -179,10 +172,8 @@ pub(crate) async fn list(
 /// it; keeps anonymous session and activity rows and who did what when.
 pub(crate) async fn erase(
     conn: &mut AnyConnection,
-    scope: &Scope,
+    change: &Change<'_>,
     id: &str,
-    actor: &str,
-    now: Timestamp,
 ) -> Result<(), Error> {
     sqlx::query(
         "UPDATE protocols_clients SET given_name = '', family_name = '', email = '', \
@@ -190,10 +181,10 @@ pub(crate) async fn erase(
          emergency_relationship = '', search_text = '', update_time = $1, updated_by = $2, \
          erase_time = $1 WHERE id = $3 AND ($4 IS NULL OR tenant_id = $4)",
     )
-    .bind(to_micros(now))
-    .bind(actor)
+    .bind(to_micros(change.now))
+    .bind(change.actor)
     .bind(id)
-    .bind(scope.tenant())
+    .bind(change.scope.tenant())
     .execute(&mut *conn)
     .await?;
     let statements = [
@@ -217,7 +208,7 @@ pub(crate) async fn erase(
     ];
     for sql in statements {
         sqlx::query(sql)
-            .bind(scope.tenant())
+            .bind(change.scope.tenant())
             .bind(id)
             .execute(&mut *conn)
             .await?;
@@ -235,7 +226,7 @@ pub(crate) async fn erase(
         }
     };
     sqlx::query(forget)
-        .bind(format!("%/{}", owner(scope)?))
+        .bind(format!("%/{}", owner(change.scope)?))
         .bind(id)
         .execute(&mut *conn)
         .await?;

@@ -14,6 +14,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row as _};
 
 use super::{narrow, owner};
+use crate::Change;
 use crate::wire::history::{NewActivity, NewSession, TimelineQuery, activity_kind_to_wire};
 
 const ACTIVITY_COLUMNS: &str = "id, client_id, kind, start_time, end_time, \
@@ -91,11 +92,9 @@ fn session(row: &AnyRow) -> Result<pb::RecoverySession, Error> {
 /// Logs activity `id`.
 pub(crate) async fn insert_activity(
     conn: &mut AnyConnection,
-    scope: &Scope,
+    change: &Change<'_>,
     id: &str,
     new: &NewActivity,
-    actor: &str,
-    now: Timestamp,
 ) -> Result<(), Error> {
     sqlx::query(
         "INSERT INTO protocols_activities (id, tenant_id, client_id, kind, start_time, \
@@ -103,7 +102,7 @@ pub(crate) async fn insert_activity(
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(id)
-    .bind(owner(scope)?)
+    .bind(owner(change.scope)?)
     .bind(&new.client_id)
     .bind(kind_code(new.kind))
     .bind(to_micros(new.start))
@@ -111,8 +110,8 @@ pub(crate) async fn insert_activity(
     .bind(i64::from(new.distance_meters))
     .bind(i64::from(new.perceived_effort))
     .bind(&new.notes)
-    .bind(to_micros(now))
-    .bind(actor)
+    .bind(to_micros(change.now))
+    .bind(change.actor)
     .execute(conn)
     .await?;
     Ok(())
@@ -181,11 +180,9 @@ pub(crate) async fn activity_span(
 /// Records session `id`.
 pub(crate) async fn insert_session(
     conn: &mut AnyConnection,
-    scope: &Scope,
+    change: &Change<'_>,
     id: &str,
     new: &NewSession,
-    actor: &str,
-    now: Timestamp,
 ) -> Result<(), Error> {
     let settings: &BTreeMap<String, String> = &new.settings;
     sqlx::query(
@@ -195,7 +192,7 @@ pub(crate) async fn insert_session(
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
     )
     .bind(id)
-    .bind(owner(scope)?)
+    .bind(owner(change.scope)?)
     .bind(&new.client_id)
     .bind(new.modality.code())
     .bind(to_micros(new.start))
@@ -206,8 +203,8 @@ pub(crate) async fn insert_session(
     .bind(new.soreness_after)
     .bind(&new.notes)
     .bind(new.location_id.clone().unwrap_or_default())
-    .bind(to_micros(now))
-    .bind(actor)
+    .bind(to_micros(change.now))
+    .bind(change.actor)
     .execute(conn)
     .await?;
     Ok(())

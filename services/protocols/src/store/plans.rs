@@ -1,6 +1,5 @@
 //! `protocols_templates` and `protocols_assignments`.
 
-use jiff::Timestamp;
 use prost::Message as _;
 use recovery_kit::page::Page;
 use recovery_kit::time::{from_micros, to_micros};
@@ -11,6 +10,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row as _};
 
 use super::owner;
+use crate::Change;
 use crate::store::history::Span;
 
 /// Stored steps: a protobuf-encoded `ProtocolTemplate` holding only steps.
@@ -36,11 +36,9 @@ fn template(row: &AnyRow) -> Result<pb::ProtocolTemplate, Error> {
 /// ignored).
 pub(crate) async fn insert_template(
     conn: &mut AnyConnection,
-    scope: &Scope,
+    change: &Change<'_>,
     id: &str,
     template: &pb::ProtocolTemplate,
-    actor: &str,
-    now: Timestamp,
 ) -> Result<(), Error> {
     let steps = pb::ProtocolTemplate {
         steps: template.steps.clone(),
@@ -51,12 +49,12 @@ pub(crate) async fn insert_template(
          steps, create_time, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(id)
-    .bind(owner(scope)?)
+    .bind(owner(change.scope)?)
     .bind(&template.display_name)
     .bind(&template.description)
     .bind(steps.encode_to_vec())
-    .bind(to_micros(now))
-    .bind(actor)
+    .bind(to_micros(change.now))
+    .bind(change.actor)
     .execute(conn)
     .await?;
     Ok(())
@@ -112,10 +110,8 @@ pub(crate) struct NewAssignmentRow<'a> {
 /// Writes an assignment.
 pub(crate) async fn insert_assignment(
     conn: &mut AnyConnection,
-    scope: &Scope,
+    change: &Change<'_>,
     row: &NewAssignmentRow<'_>,
-    actor: &str,
-    now: Timestamp,
 ) -> Result<(), Error> {
     sqlx::query(
         "INSERT INTO protocols_assignments (id, tenant_id, client_id, template_id, \
@@ -123,14 +119,14 @@ pub(crate) async fn insert_assignment(
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(row.id)
-    .bind(owner(scope)?)
+    .bind(owner(change.scope)?)
     .bind(row.client_id)
     .bind(row.template_id)
     .bind(row.anchor_activity_id.unwrap_or_default())
     .bind(to_micros(row.anchor.start))
     .bind(to_micros(row.anchor.end))
-    .bind(to_micros(now))
-    .bind(actor)
+    .bind(to_micros(change.now))
+    .bind(change.actor)
     .execute(conn)
     .await?;
     Ok(())

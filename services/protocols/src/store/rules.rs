@@ -1,6 +1,6 @@
 //! `protocols_rule_configs`: each tenant's own thresholds.
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::SignedDuration;
 use recovery_kit::time::to_micros;
 use recovery_kit::wire::stored_timestamp;
 use recovery_kit::{Error, Lock, Scope};
@@ -10,6 +10,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row as _};
 
 use super::{narrow, owner};
+use crate::Change;
 use crate::wire::rules::{clock_time, clock_time_text, rules_to_wire};
 
 const RULE_COLUMNS: &str = "cryo_window_s, daily_cryo_limit, progression_start_s, \
@@ -107,10 +108,8 @@ pub(crate) enum Save {
 /// existing row is overwritten or kept as `save` says.
 pub(crate) async fn save(
     conn: &mut AnyConnection,
-    scope: &Scope,
+    change: &Change<'_>,
     config: &Config,
-    actor: &str,
-    now: Timestamp,
     save: Save,
 ) -> Result<(), Error> {
     let count = |n: u32| i64::from(n);
@@ -129,7 +128,7 @@ pub(crate) async fn save(
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
          ON CONFLICT (tenant_id) {conflict}"
     ))
-    .bind(owner(scope)?)
+    .bind(owner(change.scope)?)
     .bind(config.cryo_window.as_secs())
     .bind(count(config.daily_cryo_limit))
     .bind(config.progression_start.as_secs())
@@ -142,8 +141,8 @@ pub(crate) async fn save(
     .bind(clock_time_text(config.race_evening))
     .bind(i64::from(config.waiver_required))
     .bind(config.required_waiver_version.clone().unwrap_or_default())
-    .bind(to_micros(now))
-    .bind(actor)
+    .bind(to_micros(change.now))
+    .bind(change.actor)
     .execute(conn)
     .await?;
     Ok(())

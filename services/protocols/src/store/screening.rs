@@ -1,6 +1,5 @@
 //! `protocols_screenings` and their answers.
 
-use jiff::Timestamp;
 use recovery_kit::time::to_micros;
 use recovery_kit::wire::stored_timestamp;
 use recovery_kit::{Error, Scope};
@@ -8,6 +7,7 @@ use recovery_proto::protocols::v1 as pb;
 use sqlx::{AnyConnection, Row as _};
 
 use super::{narrow, owner};
+use crate::Change;
 use crate::wire::screening::{NewScreening, condition_to_wire};
 
 /// The current (newest) screening of a client, if any.
@@ -73,11 +73,9 @@ pub(crate) async fn current(
 /// Records screening `id`, with its answers in order.
 pub(crate) async fn insert(
     conn: &mut AnyConnection,
-    scope: &Scope,
+    change: &Change<'_>,
     id: &str,
     new: &NewScreening,
-    actor: &str,
-    now: Timestamp,
 ) -> Result<(), Error> {
     let bp = new.blood_pressure;
     sqlx::query(
@@ -86,14 +84,14 @@ pub(crate) async fn insert(
          recorded_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(id)
-    .bind(owner(scope)?)
+    .bind(owner(change.scope)?)
     .bind(&new.client_id)
     .bind(&new.version)
     .bind(bp.map(|bp| bp.systolic))
     .bind(bp.map(|bp| bp.diastolic))
     .bind(bp.map(|bp| to_micros(bp.measured)))
-    .bind(to_micros(now))
-    .bind(actor)
+    .bind(to_micros(change.now))
+    .bind(change.actor)
     .execute(&mut *conn)
     .await?;
     for (i, a) in new.answers.iter().enumerate() {

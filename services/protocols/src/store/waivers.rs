@@ -1,6 +1,5 @@
 //! `protocols_waivers`.
 
-use jiff::Timestamp;
 use recovery_kit::time::to_micros;
 use recovery_kit::wire::stored_timestamp;
 use recovery_kit::{Error, Scope};
@@ -9,6 +8,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row as _};
 
 use super::owner;
+use crate::Change;
 use crate::wire::waivers::NewWaiver;
 
 fn waiver(row: &AnyRow) -> Result<pb::Waiver, Error> {
@@ -50,11 +50,9 @@ pub(crate) async fn current(
 /// Records waiver `id`.
 pub(crate) async fn insert(
     conn: &mut AnyConnection,
-    scope: &Scope,
+    change: &Change<'_>,
     id: &str,
     new: &NewWaiver,
-    actor: &str,
-    now: Timestamp,
 ) -> Result<(), Error> {
     sqlx::query(
         "INSERT INTO protocols_waivers (id, tenant_id, client_id, version, sign_time, \
@@ -62,15 +60,15 @@ pub(crate) async fn insert(
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(id)
-    .bind(owner(scope)?)
+    .bind(owner(change.scope)?)
     .bind(&new.client_id)
     .bind(&new.version)
     .bind(to_micros(new.sign_time))
     .bind(new.expires.map(to_micros))
     .bind(&new.signer)
     .bind(&new.guardian)
-    .bind(to_micros(now))
-    .bind(actor)
+    .bind(to_micros(change.now))
+    .bind(change.actor)
     .execute(conn)
     .await?;
     Ok(())

@@ -8,7 +8,7 @@ use recovery_kit::wire::{optional_text, update_paths};
 use recovery_kit::{Error, Scope, Violations};
 use recovery_proto::protocols::v1 as pb;
 
-use super::{date, name, optional_name, request_key};
+use super::{Create, date, name, optional_name};
 
 /// A client's fields as validated from a request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -132,14 +132,7 @@ impl NewClient {
         let mut v = Violations::new();
         let mut fields = ClientFields::default();
         fields.apply(&req.client.clone().unwrap_or_default(), None, today, &mut v);
-        let key = request_key(
-            "CreateClient",
-            scope,
-            req,
-            &req.request_id,
-            |r| r.request_id.clear(),
-            &mut v,
-        );
+        let key = req.key(scope, &mut v);
         v.finish()?;
         Ok(Self { fields, key })
     }

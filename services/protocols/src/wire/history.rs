@@ -13,7 +13,7 @@ use recovery_proto::protocols::v1 as pb;
 use recovery_rules::{ActivityKind, Modality};
 
 use super::{
-    free_text, modality, name, optional_id, optional_name, period, request_key, session_duration,
+    Create, free_text, modality, name, optional_id, optional_name, period, session_duration,
 };
 
 /// The longest activity.
@@ -82,14 +82,7 @@ impl NewActivity {
             v.add("activity.perceived_effort", "must be 1 to 10 (0: unknown)");
         }
         let notes = v.check("activity.notes", free_text(&a.notes));
-        let key = request_key(
-            "LogActivity",
-            scope,
-            req,
-            &req.request_id,
-            |r| r.request_id.clear(),
-            &mut v,
-        );
+        let key = req.key(scope, &mut v);
         let (client_id, (kind, (start, (end, notes)))) =
             v.finish_with(client_id.zip(kind.zip(start.zip(end.zip(notes)))))?;
         Ok(Self {
@@ -192,14 +185,7 @@ impl NewSession {
         let location_id = v.check("session.location_id", optional_id(&s.location_id));
         let settings = settings(&s.device_settings, &mut v);
         let notes = v.check("session.notes", free_text(&s.notes));
-        let key = request_key(
-            "RecordSession",
-            scope,
-            req,
-            &req.request_id,
-            |r| r.request_id.clear(),
-            &mut v,
-        );
+        let key = req.key(scope, &mut v);
         let (
             client_id,
             (modality, (start, (duration, (before, (after, (device_id, (location_id, notes))))))),

@@ -15,11 +15,12 @@ pub(crate) mod waivers;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
-use recovery_kit::idempotency::{Key, without_request_id};
+use recovery_kit::idempotency::Key;
 use recovery_kit::ids::parse_id;
 use recovery_kit::time::from_proto;
 use recovery_kit::wire::{notes, optional_instant, optional_text, signed_duration, text};
 use recovery_kit::{Error, Scope, Violations};
+use recovery_proto::protocols::v1 as pb;
 use recovery_rules::Modality;
 
 /// The longest name.
@@ -123,25 +124,49 @@ pub(crate) fn session_duration(
     }
 }
 
-/// The idempotency key of a create in `scope`: `request` with its
-/// `request_id` cleared by `clear` is what a replay must match; `None`
-/// without a `request_id`.
-pub(crate) fn request_key<R: prost::Message + Clone>(
-    method: &str,
-    scope: &Scope,
-    request: &R,
-    request_id: &str,
-    clear: impl FnOnce(&mut R),
-    v: &mut Violations,
-) -> Option<Key> {
-    let fingerprint = without_request_id(request, clear);
-    Key::new(
-        method,
-        scope.tenant().unwrap_or_default(),
-        request_id,
-        &fingerprint,
-        v,
-    )
+/// A create request: idempotent by its `request_id`.
+pub(crate) trait Create: prost::Message + Clone {
+    /// The RPC, which names the key's scope.
+    const METHOD: &'static str;
+
+    /// The request's `request_id` field.
+    fn request_id(&mut self) -> &mut String;
+
+    /// The idempotency key in `scope` (none without a `request_id`): the
+    /// request without its `request_id` is what a replay must match.
+    fn key(&self, scope: &Scope, v: &mut Violations) -> Option<Key> {
+        let mut fingerprint = self.clone();
+        let request_id = std::mem::take(fingerprint.request_id());
+        Key::new(
+            Self::METHOD,
+            scope.tenant().unwrap_or_default(),
+            &request_id,
+            &fingerprint,
+            v,
+        )
+    }
+}
+
+macro_rules! creates {
+    ($($request:ident: $method:literal),* $(,)?) => {$(
+        impl Create for pb::$request {
+            const METHOD: &'static str = $method;
+
+            fn request_id(&mut self) -> &mut String {
+                &mut self.request_id
+            }
+        }
+    )*};
+}
+
+creates! {
+    CreateClientRequest: "CreateClient",
+    RecordScreeningRequest: "RecordScreening",
+    SignWaiverRequest: "SignWaiver",
+    LogActivityRequest: "LogActivity",
+    RecordSessionRequest: "RecordSession",
+    CreateProtocolTemplateRequest: "CreateProtocolTemplate",
+    AssignProtocolRequest: "AssignProtocol",
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use recovery_kit::wire::{optional_instant, signed_duration};
 use recovery_kit::{Error, Scope, Violations};
 use recovery_proto::protocols::v1 as pb;
 
-use super::{free_text, modality, name, optional_name, request_key, session_duration};
+use super::{Create, free_text, modality, name, optional_name, session_duration};
 
 /// The most steps a template holds.
 const MAX_STEPS: usize = 50;
@@ -29,14 +29,7 @@ impl NewTemplate {
     ) -> Result<Self, Error> {
         let mut v = Violations::new();
         let template = parse_template(&req.template.clone().unwrap_or_default(), &mut v);
-        let key = request_key(
-            "CreateProtocolTemplate",
-            scope,
-            req,
-            &req.request_id,
-            |r| r.request_id.clear(),
-            &mut v,
-        );
+        let key = req.key(scope, &mut v);
         v.finish()?;
         Ok(Self { template, key })
     }
@@ -230,14 +223,7 @@ impl NewAssignment {
                 None
             }
         };
-        let key = request_key(
-            "AssignProtocol",
-            scope,
-            req,
-            &req.request_id,
-            |r| r.request_id.clear(),
-            &mut v,
-        );
+        let key = req.key(scope, &mut v);
         let (client_id, (template_id, anchor)) =
             v.finish_with(client_id.zip(template_id.zip(anchor)))?;
         Ok(Self {

@@ -9,7 +9,7 @@ use recovery_kit::{Error, Scope, Violations};
 use recovery_proto::protocols::v1 as pb;
 use recovery_rules::Condition;
 
-use super::{date, free_text, name, past_instant, request_key};
+use super::{Create, date, free_text, name, past_instant};
 
 const CONDITIONS: [(pb::Condition, &str); 10] = [
     (pb::Condition::Pregnancy, "pregnancy"),
@@ -139,14 +139,7 @@ impl NewScreening {
             .blood_pressure
             .as_ref()
             .and_then(|bp| blood_pressure(bp, now, &mut v));
-        let key = request_key(
-            "RecordScreening",
-            scope,
-            req,
-            &req.request_id,
-            |r| r.request_id.clear(),
-            &mut v,
-        );
+        let key = req.key(scope, &mut v);
         let client_id = v.finish_with(client_id)?;
         Ok(Self {
             client_id,

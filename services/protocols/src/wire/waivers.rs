@@ -7,7 +7,7 @@ use recovery_kit::wire::optional_instant;
 use recovery_kit::{Error, Scope, Violations};
 use recovery_proto::protocols::v1 as pb;
 
-use super::{name, optional_name, past_instant, request_key};
+use super::{Create, name, optional_name, past_instant};
 
 /// A validated `SignWaiver`.
 pub(crate) struct NewWaiver {
@@ -46,14 +46,7 @@ impl NewWaiver {
         {
             v.add("waiver.expire_time", "must be after sign_time");
         }
-        let key = request_key(
-            "SignWaiver",
-            scope,
-            req,
-            &req.request_id,
-            |r| r.request_id.clear(),
-            &mut v,
-        );
+        let key = req.key(scope, &mut v);
         let (client_id, (version, (signer, (guardian, sign_time)))) =
             v.finish_with(client_id.zip(version.zip(signer.zip(guardian.zip(sign_time)))))?;
         Ok(Self {

@@ -6,8 +6,8 @@ use recovery_proto::protocols::v1 as pb;
 use tonic::Code;
 
 use crate::support::{
-    NOW, actions, ana, answer, at, audit, create, env, fields, log, record, screen, session, sign,
-    update_rules,
+    NOW, actions, ana, answer, at, audit, create, daily_cryo_limit, env, fields, log, record,
+    screen, session, sign, update_client,
 };
 
 async fn the_audit_trail_is_read_by_managers_and_survives_erasure(db: TestDb) {
@@ -20,18 +20,12 @@ async fn the_audit_trail_is_read_by_managers_and_survives_erasure(db: TestDb) {
     // Ana's story, one change a minute from 10:00.
     let client = create(fd, ana()).await;
     env.clock.advance(minute);
-    fd.update_client(pb::UpdateClientRequest {
-        client: Some(pb::Client {
-            id: client.id.clone(),
-            email: "ana.l@example.org".into(),
-            ..Default::default()
-        }),
-        update_mask: Some(prost_types::FieldMask {
-            paths: vec!["email".into()],
-        }),
-    })
-    .await
-    .unwrap();
+    let patch = pb::Client {
+        id: client.id.clone(),
+        email: "ana.l@example.org".into(),
+        ..Default::default()
+    };
+    update_client(fd, patch, Some(&["email"])).await.unwrap();
     env.clock.advance(minute);
     screen(
         fd,
@@ -55,16 +49,7 @@ async fn the_audit_trail_is_read_by_managers_and_survives_erasure(db: TestDb) {
     record(fd, session(&client.id, wbc, "2026-11-27T09:00:00Z", 6, 3)).await;
     env.clock.advance(minute);
     // A tenant-wide change, and another client of the studio.
-    update_rules(
-        &mut s.manager,
-        pb::RuleConfig {
-            daily_cryo_limit: 2,
-            ..Default::default()
-        },
-        &["daily_cryo_limit"],
-    )
-    .await
-    .unwrap();
+    daily_cryo_limit(&mut s.manager, 2).await;
     let ben = create(
         &mut s.front_desk,
         pb::Client {

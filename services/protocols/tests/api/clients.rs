@@ -5,7 +5,8 @@ use recovery_proto::protocols::v1 as pb;
 use tonic::Code;
 
 use crate::support::{
-    NOW, ana, at, create, env, fields, log, reason, record, screen, secs, session, sign, timeline,
+    NOW, ana, at, create, env, erase, fields, get_client, get_summary, get_waiver, log, reason,
+    record, screen, secs, session, sign, timeline, update_client,
 };
 
 async fn another_tenants_client_is_not_found(db: TestDb) {
@@ -136,34 +137,11 @@ async fn erasure_keeps_counts_and_removes_personal_fields(db: TestDb) {
     ] {
         record(fd, session(&client.id, m, start, 6, 3)).await;
     }
-    let summary_before = fd
-        .get_summary(pb::GetSummaryRequest {
-            client_id: client.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let summary_before = get_summary(fd, &client.id).await;
 
-    let erased = s
-        .manager
-        .delete_client(pb::DeleteClientRequest {
-            id: client.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .client
-        .unwrap();
+    let erased = erase(&mut s.manager, &client.id).await;
     assert!(erased.erase_time.is_some());
-    let got = fd
-        .get_client(pb::GetClientRequest {
-            id: client.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .client
-        .unwrap();
+    let got = get_client(fd, &client.id).await;
     assert_eq!(
         (
             got.given_name.as_str(),
@@ -176,13 +154,7 @@ async fn erasure_keeps_counts_and_removes_personal_fields(db: TestDb) {
     );
     assert!(got.emergency_contact.is_none());
     // Counts stay.
-    let summary_after = fd
-        .get_summary(pb::GetSummaryRequest {
-            client_id: client.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let summary_after = get_summary(fd, &client.id).await;
     assert_eq!(summary_after, summary_before);
     assert_eq!(summary_after.session_count, 2);
     // Health answers and free text are gone; who/when/what stays.
@@ -193,15 +165,7 @@ async fn erasure_keeps_counts_and_removes_personal_fields(db: TestDb) {
         .await
         .unwrap_err();
     assert_eq!(screening.code(), Code::NotFound);
-    let waiver = fd
-        .get_waiver(pb::GetWaiverRequest {
-            client_id: client.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .waiver
-        .unwrap();
+    let waiver = get_waiver(fd, &client.id).await;
     assert_eq!(
         (waiver.version.as_str(), waiver.signer_name.as_str()),
         ("v3", "")
@@ -263,16 +227,7 @@ async fn erasure_keeps_counts_and_removes_personal_fields(db: TestDb) {
     assert_eq!(refused.code(), Code::FailedPrecondition);
     assert_eq!(reason(&refused), "CLIENT_ERASED");
     // Erasing twice answers the same.
-    let again = s
-        .manager
-        .delete_client(pb::DeleteClientRequest {
-            id: client.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .client
-        .unwrap();
+    let again = erase(&mut s.manager, &client.id).await;
     assert_eq!(again.erase_time, erased.erase_time);
 }
 
@@ -419,15 +374,7 @@ async fn bad_input_is_refused_with_field_details_and_writes_nothing(db: TestDb) 
         audit_before + 1,
         "only the minor's registration"
     );
-    let stored = fd
-        .get_client(pb::GetClientRequest {
-            id: client.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .client
-        .unwrap();
+    let stored = get_client(fd, &client.id).await;
     assert_eq!(stored.email, "ana@example.com");
 }
 
@@ -466,35 +413,22 @@ async fn an_omitted_update_mask_changes_the_populated_fields(db: TestDb) {
     let env = env(db).await;
     let mut s = env.studio("Masks").await;
     let client = create(&mut s.front_desk, ana()).await;
-    let updated = s
-        .front_desk
-        .update_client(pb::UpdateClientRequest {
-            client: Some(pb::Client {
-                id: client.id.clone(),
-                phone: "+49 30 999999".into(),
-                ..Default::default()
-            }),
-            update_mask: None,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .client
-        .unwrap();
+    let patch = pb::Client {
+        id: client.id.clone(),
+        phone: "+49 30 999999".into(),
+        ..Default::default()
+    };
+    let updated = update_client(&mut s.front_desk, patch, None).await.unwrap();
     assert_eq!(updated.phone, "+49 30 999999");
     assert_eq!(
         (updated.given_name.as_str(), updated.email.as_str()),
         ("Ana", "ana@example.com")
     );
-    let nothing = s
-        .front_desk
-        .update_client(pb::UpdateClientRequest {
-            client: Some(pb::Client {
-                id: client.id.clone(),
-                ..Default::default()
-            }),
-            update_mask: None,
-        })
+    let patch = pb::Client {
+        id: client.id.clone(),
+        ..Default::default()
+    };
+    let nothing = update_client(&mut s.front_desk, patch, None)
         .await
         .unwrap_err();
     assert_eq!(fields(&nothing), ["update_mask"]);

@@ -4,7 +4,7 @@ use recovery_kit::testing::TestDb;
 use recovery_proto::protocols::v1 as pb;
 
 use crate::support::{
-    ana, answer, at, create, env, log, reasons, screen, secs, sign, update_rules,
+    ana, answer, assign, at, create, env, log, reasons, screen, secs, sign, template, update_rules,
 };
 
 async fn recommendations_use_the_tenants_thresholds(db: TestDb) {
@@ -28,41 +28,25 @@ async fn recommendations_use_the_tenants_thresholds(db: TestDb) {
     )
     .await;
     // Cryo four to five hours after the run: noon at the earliest.
-    let template = s
-        .manager
-        .create_protocol_template(pb::CreateProtocolTemplateRequest {
-            template: Some(pb::ProtocolTemplate {
-                display_name: "Cryo after the long run".into(),
-                steps: vec![pb::ProtocolStep {
-                    title: "Cryo".into(),
-                    modality: pb::Modality::WholeBodyCryotherapy as i32,
-                    anchor_point: pb::AnchorPoint::End as i32,
-                    timing: Some(pb::protocol_step::Timing::Window(pb::OffsetWindow {
-                        start_offset: secs(4 * 3600),
-                        end_offset: secs(5 * 3600),
-                    })),
-                    ..Default::default()
-                }],
+    let template = template(
+        &mut s.manager,
+        pb::ProtocolTemplate {
+            display_name: "Cryo after the long run".into(),
+            steps: vec![pb::ProtocolStep {
+                title: "Cryo".into(),
+                modality: pb::Modality::WholeBodyCryotherapy as i32,
+                anchor_point: pb::AnchorPoint::End as i32,
+                timing: Some(pb::protocol_step::Timing::Window(pb::OffsetWindow {
+                    start_offset: secs(4 * 3600),
+                    end_offset: secs(5 * 3600),
+                })),
                 ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .template
-        .unwrap();
-    fd.assign_protocol(pb::AssignProtocolRequest {
-        assignment: Some(pb::ProtocolAssignment {
-            client_id: client.id.clone(),
-            template_id: template.id.clone(),
-            anchor_activity_id: run.id.clone(),
+            }],
             ..Default::default()
-        }),
-        request_id: String::new(),
-    })
-    .await
-    .unwrap();
+        },
+    )
+    .await;
+    assign(fd, &client.id, &template.id, &run.id).await;
     let request = pb::GetRecommendationsRequest {
         client_id: client.id.clone(),
         location_id: s.location_id.clone(),

@@ -6,8 +6,8 @@ use recovery_proto::protocols::v1 as pb;
 use tonic::Code;
 
 use crate::support::{
-    ana, answer, create, env, evaluate, fields, reasons, record, rules, runner, screen, secs,
-    session, sign, update_rules,
+    ana, answer, create, daily_cryo_limit, env, evaluate, fields, reasons, record, rules, runner,
+    screen, secs, session, sign, update_rules,
 };
 
 async fn contraindications_refuse_and_the_clock_moves_the_window(db: TestDb) {
@@ -137,16 +137,7 @@ async fn thresholds_are_the_tenants_own(db: TestDb) {
     .await;
     let second = evaluate(&mut s.front_desk, &client.id, &s.location_id, wbc, noon, 90).await;
     assert_eq!(reasons(&second.refusals), ["DAILY_LIMIT_REACHED"]);
-    update_rules(
-        &mut s.manager,
-        pb::RuleConfig {
-            daily_cryo_limit: 2,
-            ..Default::default()
-        },
-        &["daily_cryo_limit"],
-    )
-    .await
-    .unwrap();
+    daily_cryo_limit(&mut s.manager, 2).await;
     let second = evaluate(&mut s.front_desk, &client.id, &s.location_id, wbc, noon, 90).await;
     assert!(second.allowed, "{second:?}");
     assert_eq!(reasons(&second.warnings), ["OUTSIDE_CRYO_WINDOW"]);

@@ -5,8 +5,8 @@ use recovery_kit::testing::TestDb;
 use recovery_proto::protocols::v1 as pb;
 
 use crate::support::{
-    Studio, ana, answer, at, create, env, evaluate, log, reasons, record, screen, secs, session,
-    sign, timeline,
+    Studio, ana, answer, assign, at, create, env, evaluate, get_screening, get_summary, get_waiver,
+    log, reasons, record, screen, secs, session, sign, template, timeline, update_client,
 };
 
 async fn the_whole_client_story(db: TestDb) {
@@ -75,23 +75,13 @@ async fn the_whole_client_story(db: TestDb) {
     assert_eq!(second.clients[0].id, other.id);
     assert!(second.next_page_token.is_empty());
     env.clock.advance(SignedDuration::from_mins(1));
-    let updated = fd
-        .update_client(pb::UpdateClientRequest {
-            client: Some(pb::Client {
-                id: client.id.clone(),
-                email: "ana.l@example.org".into(),
-                given_name: "ignored: not in the mask".into(),
-                ..Default::default()
-            }),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["email".into()],
-            }),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .client
-        .unwrap();
+    let patch = pb::Client {
+        id: client.id.clone(),
+        email: "ana.l@example.org".into(),
+        given_name: "ignored: not in the mask".into(),
+        ..Default::default()
+    };
+    let updated = update_client(fd, patch, Some(&["email"])).await.unwrap();
     assert_eq!(updated.email, "ana.l@example.org");
     assert_eq!(updated.given_name, "Ana");
     assert_ne!(updated.update_time, client.update_time);
@@ -121,29 +111,13 @@ async fn the_whole_client_story(db: TestDb) {
         ],
     )
     .await;
-    let screening = fd
-        .get_screening(pb::GetScreeningRequest {
-            client_id: client.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .screening
-        .unwrap();
+    let screening = get_screening(fd, &client.id).await;
     assert_eq!(screening.questionnaire_version, "2026-01");
     assert_eq!(screening.answers.len(), 3);
     assert!(screening.answers.iter().all(|a| a.answer_time.is_some()));
     assert!(screening.answers.iter().all(|a| !a.answered_by.is_empty()));
     let waiver = sign(fd, &client.id).await;
-    let read = fd
-        .get_waiver(pb::GetWaiverRequest {
-            client_id: client.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .waiver
-        .unwrap();
+    let read = get_waiver(fd, &client.id).await;
     assert_eq!(read, waiver);
 
     // A long run that ended at 08:05 UTC.
@@ -277,13 +251,7 @@ async fn the_whole_client_story(db: TestDb) {
         ),
     )
     .await;
-    let summary = fd
-        .get_summary(pb::GetSummaryRequest {
-            client_id: client.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let summary = get_summary(fd, &client.id).await;
     assert_eq!(summary.session_count, 2);
     assert_eq!(summary.session_count_last_30_days, 1);
     assert_eq!(summary.average_soreness_drop, Some(2.0));
@@ -297,51 +265,36 @@ async fn the_whole_client_story(db: TestDb) {
 
     // A protocol: compression the day after the race, no compression the
     // day before, sleep the night before.
-    let template = manager
-        .create_protocol_template(pb::CreateProtocolTemplateRequest {
-            template: Some(pb::ProtocolTemplate {
-                display_name: "Race week".into(),
-                steps: vec![
-                    pb::ProtocolStep {
-                        title: "Sleep well".into(),
-                        habit: pb::Habit::Sleep as i32,
-                        instructions: "7-9 h".into(),
-                        anchor_point: pb::AnchorPoint::Start as i32,
-                        timing: Some(pb::protocol_step::Timing::DayOffset(-1)),
-                        ..Default::default()
-                    },
-                    pb::ProtocolStep {
-                        title: "Boots after the race".into(),
-                        modality: pb::Modality::Compression as i32,
-                        anchor_point: pb::AnchorPoint::End as i32,
-                        timing: Some(pb::protocol_step::Timing::Window(pb::OffsetWindow {
-                            start_offset: secs(0),
-                            end_offset: secs(5 * 3600),
-                        })),
-                        session_duration: secs(1800),
-                        ..Default::default()
-                    },
-                ],
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .template
-        .unwrap();
-    fd.assign_protocol(pb::AssignProtocolRequest {
-        assignment: Some(pb::ProtocolAssignment {
-            client_id: client.id.clone(),
-            template_id: template.id.clone(),
-            anchor_activity_id: race.id.clone(),
+    let template = template(
+        &mut manager,
+        pb::ProtocolTemplate {
+            display_name: "Race week".into(),
+            steps: vec![
+                pb::ProtocolStep {
+                    title: "Sleep well".into(),
+                    habit: pb::Habit::Sleep as i32,
+                    instructions: "7-9 h".into(),
+                    anchor_point: pb::AnchorPoint::Start as i32,
+                    timing: Some(pb::protocol_step::Timing::DayOffset(-1)),
+                    ..Default::default()
+                },
+                pb::ProtocolStep {
+                    title: "Boots after the race".into(),
+                    modality: pb::Modality::Compression as i32,
+                    anchor_point: pb::AnchorPoint::End as i32,
+                    timing: Some(pb::protocol_step::Timing::Window(pb::OffsetWindow {
+                        start_offset: secs(0),
+                        end_offset: secs(5 * 3600),
+                    })),
+                    session_duration: secs(1800),
+                    ..Default::default()
+                },
+            ],
             ..Default::default()
-        }),
-        request_id: String::new(),
-    })
-    .await
-    .unwrap();
+        },
+    )
+    .await;
+    assign(fd, &client.id, &template.id, &race.id).await;
     let next = fd
         .get_recommendations(pb::GetRecommendationsRequest {
             client_id: client.id.clone(),

@@ -348,3 +348,108 @@ pub(crate) async fn audit(
 pub(crate) fn actions(events: &[pb::AuditEvent]) -> Vec<&str> {
     events.iter().map(|e| e.action.as_str()).collect()
 }
+
+pub(crate) async fn get_client(c: &mut Client, id: &str) -> pb::Client {
+    let request = pb::GetClientRequest { id: id.into() };
+    c.get_client(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .client
+        .unwrap()
+}
+
+pub(crate) async fn erase(c: &mut Client, id: &str) -> pb::Client {
+    let request = pb::DeleteClientRequest { id: id.into() };
+    c.delete_client(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .client
+        .unwrap()
+}
+
+pub(crate) async fn get_screening(c: &mut Client, client_id: &str) -> pb::Screening {
+    let request = pb::GetScreeningRequest {
+        client_id: client_id.into(),
+    };
+    c.get_screening(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .screening
+        .unwrap()
+}
+
+pub(crate) async fn get_waiver(c: &mut Client, client_id: &str) -> pb::Waiver {
+    let request = pb::GetWaiverRequest {
+        client_id: client_id.into(),
+    };
+    c.get_waiver(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .waiver
+        .unwrap()
+}
+
+pub(crate) async fn get_summary(c: &mut Client, client_id: &str) -> pb::GetSummaryResponse {
+    let request = pb::GetSummaryRequest {
+        client_id: client_id.into(),
+    };
+    c.get_summary(request).await.unwrap().into_inner()
+}
+
+pub(crate) async fn template(
+    c: &mut Client,
+    template: pb::ProtocolTemplate,
+) -> pb::ProtocolTemplate {
+    let request = pb::CreateProtocolTemplateRequest {
+        template: Some(template),
+        request_id: String::new(),
+    };
+    let answer = c.create_protocol_template(request).await.unwrap();
+    answer.into_inner().template.unwrap()
+}
+
+/// Assigns a template to a client, anchored on one of their activities.
+pub(crate) async fn assign(c: &mut Client, client_id: &str, template_id: &str, activity_id: &str) {
+    let request = pb::AssignProtocolRequest {
+        assignment: Some(pb::ProtocolAssignment {
+            client_id: client_id.into(),
+            template_id: template_id.into(),
+            anchor_activity_id: activity_id.into(),
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    };
+    c.assign_protocol(request).await.unwrap();
+}
+
+/// A manager allows `n` whole-body cryotherapy sessions a day.
+pub(crate) async fn daily_cryo_limit(c: &mut Client, n: i32) {
+    let config = pb::RuleConfig {
+        daily_cryo_limit: n,
+        ..Default::default()
+    };
+    update_rules(c, config, &["daily_cryo_limit"])
+        .await
+        .unwrap();
+}
+
+/// `UpdateClient` of `patch` (which names the client's id) under `mask`;
+/// `None` sends no mask.
+pub(crate) async fn update_client(
+    c: &mut Client,
+    patch: pb::Client,
+    mask: Option<&[&str]>,
+) -> Result<pb::Client, Status> {
+    let request = pb::UpdateClientRequest {
+        client: Some(patch),
+        update_mask: mask.map(|paths| prost_types::FieldMask {
+            paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+        }),
+    };
+    let answer = c.update_client(request).await?;
+    Ok(answer.into_inner().client.unwrap())
+}
