@@ -3,20 +3,35 @@
 //! the studio's protocols, and the rules check a session is booked against.
 //!
 //! The library is mounted by the `protocols` binary and by `recoveryd`.
+//!
+//! `grpc` is the thin tonic face; each area (`clients`, `screening`,
+//! `waivers`, `history`, `plans`, `rules`, `audit`) is an `impl Protocols`
+//! block holding its decisions; `store` holds every SQL statement; `wire`
+//! converts and validates messages.
 
-mod api;
-mod model;
-mod plan;
+mod audit;
+mod clients;
+mod grpc;
+mod history;
+mod plans;
+mod rules;
+mod screening;
 mod store;
+mod waivers;
+mod wire;
 
 use std::sync::Arc;
 
+use jiff::Timestamp;
+use recovery_kit::auth::BoxFuture;
 use recovery_kit::events::Bus;
+use recovery_kit::idempotency::{self, Key};
 use recovery_kit::server::Services;
-use recovery_kit::time::Clock;
-use recovery_kit::{Db, Engine};
+use recovery_kit::time::{Clock, to_micros};
+use recovery_kit::{Caller, Db, Engine, Error, Scope};
 use recovery_proto::protocols::v1::protocol_service_server::ProtocolServiceServer;
 use recovery_tenancy::Directory;
+use sqlx::{Any, Transaction};
 
 /// Protocols' idempotency records.
 const IDEMPOTENCY_TABLE: &str = "protocols_idempotency";
@@ -67,4 +82,75 @@ impl Protocols {
             .add(ProtocolServiceServer::from_arc(Arc::clone(self)))
             .describe(recovery_proto::FILE_DESCRIPTOR_SET);
     }
+}
+
+/// A change to a tenant's data: in which scope, by which key, when. Rows it
+/// writes carry its key and time, and it writes its audit row
+/// (`Change::audit`) in the same transaction.
+#[derive(Debug, Clone, Copy)]
+struct Change<'a> {
+    scope: &'a Scope,
+    /// The key making the change.
+    actor: &'a str,
+    now: Timestamp,
+}
+
+impl Protocols {
+    /// A change by `caller` in `scope`, now.
+    fn change<'a>(&self, caller: &'a Caller, scope: &'a Scope) -> Change<'a> {
+        Change {
+            scope,
+            actor: &caller.key_id,
+            now: self.clock.now(),
+        }
+    }
+
+    /// Runs `work` — a create in the write transaction it is given, which
+    /// reads the change and `new` and answers the created message — at most
+    /// once per idempotency `key`. Returns the message and whether it is
+    /// fresh (false for a replay of a stored result).
+    async fn create_once<'a, N, T, F>(
+        &self,
+        change: Change<'a>,
+        key: Option<&Key>,
+        new: &'a N,
+        work: F,
+    ) -> Result<(T, bool), Error>
+    where
+        N: Sync,
+        T: prost::Message + Default,
+        F: for<'t> FnMut(
+            &'t mut Transaction<'static, Any>,
+            &'t (Change<'a>, &'a N),
+        ) -> BoxFuture<'t, Result<T, Error>>,
+    {
+        let input = (change, new);
+        idempotency::create(
+            &self.db,
+            IDEMPOTENCY_TABLE,
+            key,
+            to_micros(change.now),
+            &input,
+            work,
+        )
+        .await
+    }
+}
+
+/// The scope of a caller's reads and writes. Client data is the tenant's
+/// own: no role table of `grpc` admits operators, and were one to, their
+/// every-tenant scope is refused here.
+fn tenant_scope(caller: &Caller) -> Result<Scope, Error> {
+    match caller.scope()? {
+        Scope::All => Err(Error::PermissionDenied(
+            "client data is the tenant's own".to_owned(),
+        )),
+        tenant @ Scope::Tenant(_) => Ok(tenant),
+    }
+}
+
+/// One page of a list, and the token of the next page (empty on the last).
+struct Listed<T> {
+    items: Vec<T>,
+    next_page_token: String,
 }

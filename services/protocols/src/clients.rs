@@ -1,0 +1,138 @@
+//! Clients: registered, found, corrected, and erased on request. Every
+//! change is audited in its transaction.
+
+use prost::Message as _;
+use recovery_kit::events::Event;
+use recovery_kit::ids::new_id;
+use recovery_kit::{Caller, Error, Lock, Scope, reason};
+use recovery_proto::protocols::v1 as pb;
+use sqlx::AnyConnection;
+
+use crate::audit::Action;
+use crate::wire::clients::{ClientFields, ClientPatch, ClientSearch, NewClient};
+use crate::{CLIENT_ERASED, Listed, Protocols, store};
+
+/// The client `id`, refused with `CLIENT_ERASED` when erased: nothing new
+/// is recorded about someone who asked to be forgotten.
+pub(crate) async fn live(
+    conn: &mut AnyConnection,
+    scope: &Scope,
+    id: &str,
+    lock: Lock,
+) -> Result<pb::Client, Error> {
+    let client = store::clients::find(conn, scope, id, lock).await?;
+    if client.erase_time.is_some() {
+        return Err(Error::precondition(
+            reason::CLIENT_ERASED,
+            format!("client {id} was erased on request; nothing more is recorded about them"),
+        ));
+    }
+    Ok(client)
+}
+
+impl Protocols {
+    /// `CreateClient`: once per `request_id`.
+    pub(crate) async fn register_client(
+        &self,
+        caller: &Caller,
+        scope: &Scope,
+        new: NewClient,
+    ) -> Result<pb::Client, Error> {
+        let change = self.change(caller, scope);
+        let key = new.key.as_ref();
+        let (client, fresh) = self
+            .create_once(change, key, &new.fields, |tx, (change, fields)| {
+                Box::pin(async move {
+                    let id = new_id();
+                    store::clients::insert(tx, change, &id, fields).await?;
+                    let detail = format!("{fields:?}");
+                    change
+                        .audit(tx, Some(&id), Action::ClientCreated, detail)
+                        .await?;
+                    store::clients::find(tx, change.scope, &id, Lock::Read).await
+                })
+            })
+            .await?;
+        if fresh {
+            tracing::info!(client_id = %client.id, "client created");
+        }
+        Ok(client)
+    }
+
+    /// `GetClient`: erased clients too, with their personal fields empty.
+    pub(crate) async fn client(&self, scope: &Scope, id: &str) -> Result<pb::Client, Error> {
+        let mut conn = store::reader(&self.db).await?;
+        store::clients::find(&mut conn, scope, id, Lock::Read).await
+    }
+
+    /// `ListClients`: the clients not erased, by id.
+    pub(crate) async fn clients(
+        &self,
+        scope: &Scope,
+        search: ClientSearch,
+    ) -> Result<Listed<pb::Client>, Error> {
+        let mut conn = store::reader(&self.db).await?;
+        let mut clients =
+            store::clients::list(&mut conn, scope, &search.text, &search.page).await?;
+        let next_page_token = search.page.finish(&mut clients, |c| &c.id);
+        Ok(Listed {
+            items: clients,
+            next_page_token,
+        })
+    }
+
+    /// `UpdateClient`: the named fields of a client not erased.
+    pub(crate) async fn change_client(
+        &self,
+        caller: &Caller,
+        scope: &Scope,
+        patch: ClientPatch,
+    ) -> Result<pb::Client, Error> {
+        let change = self.change(caller, scope);
+        let id = patch.id.as_str();
+        let mut tx = self.db.begin().await?;
+        let current = live(&mut tx, scope, id, Lock::ForUpdate).await?;
+        let mut fields = ClientFields::stored(current);
+        patch.apply_to(&mut fields);
+        store::clients::update(&mut tx, &change, id, &fields).await?;
+        let detail = format!("fields {}: {fields:?}", patch.paths.join(", "));
+        change
+            .audit(&mut tx, Some(id), Action::ClientUpdated, detail)
+            .await?;
+        let client = store::clients::find(&mut tx, scope, id, Lock::Read).await?;
+        tx.commit().await?;
+        tracing::info!(client_id = %id, fields = ?patch.paths, "client updated");
+        Ok(client)
+    }
+
+    /// `DeleteClient`: erases the client's personal data (see
+    /// `store::clients::erase`) and tells other services; erasing twice
+    /// answers the same.
+    pub(crate) async fn erase_client(
+        &self,
+        caller: &Caller,
+        scope: &Scope,
+        id: &str,
+    ) -> Result<pb::Client, Error> {
+        let change = self.change(caller, scope);
+        let mut tx = self.db.begin().await?;
+        let current = store::clients::find(&mut tx, scope, id, Lock::ForUpdate).await?;
+        if current.erase_time.is_some() {
+            return Ok(current);
+        }
+        store::clients::erase(&mut tx, &change, id).await?;
+        change
+            .audit(&mut tx, Some(id), Action::ClientErased, String::new())
+            .await?;
+        let client = store::clients::find(&mut tx, scope, id, Lock::Read).await?;
+        tx.commit().await?;
+        tracing::info!(client_id = %id, "client erased");
+        self.bus.publish(Event::new(
+            CLIENT_ERASED,
+            scope.tenant().unwrap_or_default(),
+            id,
+            client.encode_to_vec(),
+        ));
+        Ok(client)
+    }
+}

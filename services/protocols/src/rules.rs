@@ -1,0 +1,216 @@
+//! The rules check: what the pure `recovery_rules` needs to know about a
+//! client, gathered from storage, a proposal evaluated with the tenant's
+//! thresholds, and those thresholds, read by the studio and changed by its
+//! managers.
+
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
+use recovery_kit::time::from_proto;
+use recovery_kit::{Caller, Error, Lock, Scope};
+use recovery_proto::protocols::v1 as pb;
+use recovery_rules::{
+    BloodPressure, ClientFacts, Config, Evaluation, Modality, Proposal, Screening, Waiver,
+};
+use sqlx::AnyConnection;
+
+use crate::audit::Action;
+use crate::store::rules::{Save, StoredRules};
+use crate::wire::date;
+use crate::wire::rules::{RulePatch, SessionProposal};
+use crate::wire::screening::{condition_code, rules_condition};
+use crate::{Protocols, clients, store};
+
+/// How far around a proposal activities matter: the cryo window looks back
+/// hours, the race rule forward a day and an evening.
+const ACTIVITY_REACH: SignedDuration = SignedDuration::from_hours(24 * 3);
+
+/// What the rules need to know about `client` for a session at `start`:
+/// date of birth, current screening and waiver, activities around the
+/// start, and every session.
+pub(crate) async fn facts(
+    conn: &mut AnyConnection,
+    scope: &Scope,
+    client: &pb::Client,
+    start: Timestamp,
+) -> Result<ClientFacts, Error> {
+    let date_of_birth = if client.date_of_birth.is_empty() {
+        None
+    } else {
+        Some(date(&client.date_of_birth).map_err(anyhow::Error::msg)?)
+    };
+    let screening = store::screening::current(conn, scope, &client.id)
+        .await?
+        .as_ref()
+        .map(screening_facts)
+        .transpose()?;
+    let waiver = store::waivers::current(conn, scope, &client.id)
+        .await?
+        .map(|w| Waiver {
+            version: w.version,
+            signed_at: w
+                .sign_time
+                .map_or(Timestamp::UNIX_EPOCH, |t| from_proto_lossy(&t)),
+            expires_at: w.expire_time.map(|t| from_proto_lossy(&t)),
+            guardian_name: (!w.guardian_name.is_empty()).then_some(w.guardian_name),
+        });
+    let around = (
+        start.saturating_sub(ACTIVITY_REACH).unwrap_or(start),
+        start.saturating_add(ACTIVITY_REACH).unwrap_or(start),
+    );
+    let activities =
+        store::history::activities_around(conn, scope, &client.id, around, start).await?;
+    let history = store::history::session_history(conn, scope, &client.id).await?;
+    Ok(ClientFacts {
+        date_of_birth,
+        screening,
+        waiver,
+        activities,
+        history,
+    })
+}
+
+/// The conditions present and the blood pressure of a stored screening.
+fn screening_facts(s: &pb::Screening) -> Result<Screening, Error> {
+    let conditions = s
+        .answers
+        .iter()
+        .filter(|a| a.present)
+        .map(|a| {
+            let code = condition_code(a.condition).map_err(anyhow::Error::msg)?;
+            Ok(rules_condition(code, &a.detail)?)
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    let blood_pressure = match s.blood_pressure {
+        Some(bp) => Some(BloodPressure {
+            systolic: u16::try_from(bp.systolic).unwrap_or(u16::MAX),
+            diastolic: u16::try_from(bp.diastolic).unwrap_or(u16::MAX),
+            measured_at: bp
+                .measure_time
+                .as_ref()
+                .map(from_proto)
+                .transpose()
+                .map_err(anyhow::Error::msg)?
+                .unwrap_or(Timestamp::UNIX_EPOCH),
+        }),
+        None => None,
+    };
+    Ok(Screening {
+        conditions,
+        blood_pressure,
+    })
+}
+
+fn from_proto_lossy(t: &prost_types::Timestamp) -> Timestamp {
+    from_proto(t).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+/// The rules for a session step: its own duration, or the modality's
+/// default (for whole-body cryotherapy the progression's recommendation).
+pub(crate) fn evaluate_step(
+    config: &Config,
+    modality: Modality,
+    start: Timestamp,
+    duration: Option<SignedDuration>,
+    tz: &TimeZone,
+    facts: &ClientFacts,
+) -> Evaluation {
+    let mut proposal = Proposal {
+        modality,
+        start,
+        duration: duration.unwrap_or(match modality {
+            Modality::WholeBodyCryotherapy | Modality::LocalCryotherapy => {
+                SignedDuration::from_mins(3)
+            }
+            _ => SignedDuration::from_mins(30),
+        }),
+        time_zone: tz.clone(),
+    };
+    let first = recovery_rules::evaluate(&proposal, facts, config);
+    match (duration, first.recommended_duration) {
+        (None, Some(recommended)) if recommended != proposal.duration => {
+            proposal.duration = recommended;
+            recovery_rules::evaluate(&proposal, facts, config)
+        }
+        _ => first,
+    }
+}
+
+impl Protocols {
+    /// The time zone of a location the caller may see.
+    pub(crate) async fn time_zone(
+        &self,
+        caller: &Caller,
+        location_id: &str,
+    ) -> Result<TimeZone, Error> {
+        let location = self
+            .directory
+            .location(caller, location_id, "location_id")
+            .await?;
+        TimeZone::get(&location.time_zone).map_err(|e| {
+            Error::Internal(anyhow::anyhow!(
+                "location {location_id} has time zone {:?}: {e}",
+                location.time_zone
+            ))
+        })
+    }
+
+    /// `EvaluateSession`: a proposed session for a client not erased, at a
+    /// location of the caller's tenant, with the tenant's thresholds.
+    pub(crate) async fn evaluate(
+        &self,
+        caller: &Caller,
+        scope: &Scope,
+        proposal: SessionProposal,
+    ) -> Result<Evaluation, Error> {
+        let tz = self.time_zone(caller, &proposal.location_id).await?;
+        let mut conn = store::reader(&self.db).await?;
+        let client = clients::live(&mut conn, scope, &proposal.client_id, Lock::Read).await?;
+        let facts = facts(&mut conn, scope, &client, proposal.start).await?;
+        let config = store::rules::config(&mut conn, scope).await?;
+        let proposal = Proposal {
+            modality: proposal.modality,
+            start: proposal.start,
+            duration: proposal.duration,
+            time_zone: tz,
+        };
+        Ok(recovery_rules::evaluate(&proposal, &facts, &config))
+    }
+
+    /// `GetRuleConfig`: the tenant's thresholds, `None` while the studio
+    /// defaults apply.
+    pub(crate) async fn rule_config(&self, scope: &Scope) -> Result<Option<StoredRules>, Error> {
+        let mut conn = store::reader(&self.db).await?;
+        store::rules::stored(&mut conn, scope, Lock::Read).await
+    }
+
+    /// `UpdateRuleConfig`: the named thresholds, checked against the ones
+    /// kept; audited.
+    pub(crate) async fn change_rules(
+        &self,
+        caller: &Caller,
+        scope: &Scope,
+        patch: RulePatch,
+    ) -> Result<StoredRules, Error> {
+        let change = self.change(caller, scope);
+        let mut tx = self.db.begin().await?;
+        // Claim the row first so that two first changes queue on its lock.
+        let defaults = Config::default();
+        store::rules::save(&mut tx, &change, &defaults, Save::Claim).await?;
+        let mut config = store::rules::stored(&mut tx, scope, Lock::ForUpdate)
+            .await?
+            .map_or(defaults, |s| s.config);
+        // On bad input the transaction is dropped and nothing is written.
+        patch.apply(&mut config)?;
+        store::rules::save(&mut tx, &change, &config, Save::Overwrite).await?;
+        let detail = format!("fields {}: {config:?}", patch.paths.join(", "));
+        change
+            .audit(&mut tx, None, Action::RulesUpdated, detail)
+            .await?;
+        let saved = store::rules::stored(&mut tx, scope, Lock::Read)
+            .await?
+            .ok_or_else(|| Error::Internal(anyhow::anyhow!("rule config vanished")))?;
+        tx.commit().await?;
+        tracing::info!(fields = ?patch.paths, "rule thresholds updated");
+        Ok(saved)
+    }
+}

@@ -1,0 +1,477 @@
+//! `protocols_activities` and `protocols_sessions`: a client's history, its
+//! timeline and summary, and the facts the rules read.
+
+use std::collections::{BTreeMap, HashMap};
+
+use jiff::{SignedDuration, Timestamp};
+use recovery_kit::page::Keyset;
+use recovery_kit::time::{from_micros, to_micros};
+use recovery_kit::wire::{duration_to_wire, stored_timestamp};
+use recovery_kit::{Error, Scope};
+use recovery_proto::protocols::v1 as pb;
+use recovery_rules::{Activity, ActivityKind, Modality, Session};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row as _};
+
+use super::{narrow, owner};
+use crate::Change;
+use crate::wire::history::{NewActivity, NewSession, TimelineQuery, activity_kind_to_wire};
+
+const ACTIVITY_COLUMNS: &str = "id, client_id, kind, start_time, end_time, \
+     distance_meters, perceived_effort, notes, create_time, created_by";
+
+const SESSION_COLUMNS: &str = "id, client_id, modality, start_time, duration_us, \
+     device_id, device_settings, soreness_before, soreness_after, notes, location_id, \
+     create_time, created_by";
+
+/// Storage form of an activity kind.
+pub(crate) fn kind_code(kind: ActivityKind) -> &'static str {
+    match kind {
+        ActivityKind::Training => "training",
+        ActivityKind::Race => "race",
+    }
+}
+
+fn kind_from_code(code: &str) -> Result<ActivityKind, Error> {
+    match code {
+        "training" => Ok(ActivityKind::Training),
+        "race" => Ok(ActivityKind::Race),
+        other => Err(Error::Internal(anyhow::anyhow!(
+            "stored activity kind {other:?} is unknown"
+        ))),
+    }
+}
+
+fn modality_from_code(code: &str) -> Result<Modality, Error> {
+    Modality::from_code(code)
+        .ok_or_else(|| Error::Internal(anyhow::anyhow!("stored modality {code:?} is unknown")))
+}
+
+fn activity(row: &AnyRow) -> Result<pb::Activity, Error> {
+    let kind: String = row.try_get("kind")?;
+    Ok(pb::Activity {
+        id: row.try_get("id")?,
+        client_id: row.try_get("client_id")?,
+        kind: activity_kind_to_wire(kind_from_code(&kind)?) as i32,
+        start_time: stored_timestamp(row.try_get("start_time")?),
+        end_time: stored_timestamp(row.try_get("end_time")?),
+        distance_meters: narrow(row.try_get("distance_meters")?, "distance_meters")?,
+        perceived_effort: narrow(row.try_get("perceived_effort")?, "perceived_effort")?,
+        notes: row.try_get("notes")?,
+        create_time: stored_timestamp(row.try_get("create_time")?),
+        created_by: row.try_get("created_by")?,
+    })
+}
+
+fn session(row: &AnyRow) -> Result<pb::RecoverySession, Error> {
+    let modality: String = row.try_get("modality")?;
+    let settings: String = row.try_get("device_settings")?;
+    let settings: HashMap<String, String> = serde_json::from_str(&settings)
+        .map_err(|e| Error::Internal(anyhow::Error::new(e).context("stored device settings")))?;
+    let before: Option<i64> = row.try_get("soreness_before")?;
+    let after: Option<i64> = row.try_get("soreness_after")?;
+    Ok(pb::RecoverySession {
+        id: row.try_get("id")?,
+        client_id: row.try_get("client_id")?,
+        modality: modality_from_code(&modality)?.wire(),
+        start_time: stored_timestamp(row.try_get("start_time")?),
+        duration: Some(duration_to_wire(SignedDuration::from_micros(
+            row.try_get("duration_us")?,
+        ))),
+        device_id: row.try_get("device_id")?,
+        device_settings: settings,
+        soreness_before: before.map(|n| narrow(n, "soreness_before")).transpose()?,
+        soreness_after: after.map(|n| narrow(n, "soreness_after")).transpose()?,
+        notes: row.try_get("notes")?,
+        location_id: row.try_get("location_id")?,
+        create_time: stored_timestamp(row.try_get("create_time")?),
+        created_by: row.try_get("created_by")?,
+    })
+}
+
+/// Logs activity `id`.
+pub(crate) async fn insert_activity(
+    conn: &mut AnyConnection,
+    change: &Change<'_>,
+    id: &str,
+    new: &NewActivity,
+) -> Result<(), Error> {
+    sqlx::query(
+        "INSERT INTO protocols_activities (id, tenant_id, client_id, kind, start_time, \
+         end_time, distance_meters, perceived_effort, notes, create_time, created_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(id)
+    .bind(owner(change.scope)?)
+    .bind(&new.client_id)
+    .bind(kind_code(new.kind))
+    .bind(to_micros(new.start))
+    .bind(to_micros(new.end))
+    .bind(i64::from(new.distance_meters))
+    .bind(i64::from(new.perceived_effort))
+    .bind(&new.notes)
+    .bind(to_micros(change.now))
+    .bind(change.actor)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A page of a client's activities, newest start first, after the page's
+/// cursor (from the newest without one).
+pub(crate) async fn activities(
+    conn: &mut AnyConnection,
+    scope: &Scope,
+    client_id: &str,
+    page: &Keyset,
+) -> Result<Vec<pb::Activity>, Error> {
+    let after = page.after.as_ref();
+    sqlx::query(&format!(
+        "SELECT {ACTIVITY_COLUMNS} FROM protocols_activities \
+         WHERE ($1 IS NULL OR tenant_id = $1) AND client_id = $2 \
+         AND ($3 IS NULL OR start_time < $3 OR (start_time = $3 AND id < $4)) \
+         ORDER BY start_time DESC, id DESC LIMIT $5"
+    ))
+    .bind(scope.tenant())
+    .bind(client_id)
+    .bind(after.map(|(at, _)| *at))
+    .bind(after.map(|(_, id)| id.as_str()))
+    .bind(page.fetch())
+    .fetch_all(conn)
+    .await?
+    .iter()
+    .map(activity)
+    .collect()
+}
+
+/// When an activity took place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Span {
+    pub(crate) start: Timestamp,
+    pub(crate) end: Timestamp,
+}
+
+/// When the client's activity `id` took place; `None` when it is not the
+/// client's.
+pub(crate) async fn activity_span(
+    conn: &mut AnyConnection,
+    scope: &Scope,
+    client_id: &str,
+    id: &str,
+) -> Result<Option<Span>, Error> {
+    let row = sqlx::query(
+        "SELECT start_time, end_time FROM protocols_activities \
+         WHERE id = $1 AND ($2 IS NULL OR tenant_id = $2) AND client_id = $3",
+    )
+    .bind(id)
+    .bind(scope.tenant())
+    .bind(client_id)
+    .fetch_optional(conn)
+    .await?;
+    row.map(|row| {
+        Ok(Span {
+            start: from_micros(row.try_get("start_time")?),
+            end: from_micros(row.try_get("end_time")?),
+        })
+    })
+    .transpose()
+}
+
+/// Records session `id`.
+pub(crate) async fn insert_session(
+    conn: &mut AnyConnection,
+    change: &Change<'_>,
+    id: &str,
+    new: &NewSession,
+) -> Result<(), Error> {
+    let settings: &BTreeMap<String, String> = &new.settings;
+    sqlx::query(
+        "INSERT INTO protocols_sessions (id, tenant_id, client_id, modality, start_time, \
+         duration_us, device_id, device_settings, soreness_before, soreness_after, notes, \
+         location_id, create_time, created_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+    )
+    .bind(id)
+    .bind(owner(change.scope)?)
+    .bind(&new.client_id)
+    .bind(new.modality.code())
+    .bind(to_micros(new.start))
+    .bind(i64::try_from(new.duration.as_micros()).unwrap_or(i64::MAX))
+    .bind(new.device_id.clone().unwrap_or_default())
+    .bind(serde_json::to_string(settings).unwrap_or_else(|_| "{}".to_owned()))
+    .bind(new.soreness_before)
+    .bind(new.soreness_after)
+    .bind(&new.notes)
+    .bind(new.location_id.clone().unwrap_or_default())
+    .bind(to_micros(change.now))
+    .bind(change.actor)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// `$1, $2, …` from `first` for `n` values.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The sessions `ids` in scope, in no particular order.
+pub(crate) async fn sessions(
+    conn: &mut AnyConnection,
+    scope: &Scope,
+    ids: &[&str],
+) -> Result<Vec<pb::RecoverySession>, Error> {
+    by_ids(conn, scope, "protocols_sessions", SESSION_COLUMNS, ids)
+        .await?
+        .iter()
+        .map(session)
+        .collect()
+}
+
+/// The activities `ids` in scope, in no particular order.
+pub(crate) async fn activities_by_id(
+    conn: &mut AnyConnection,
+    scope: &Scope,
+    ids: &[&str],
+) -> Result<Vec<pb::Activity>, Error> {
+    by_ids(conn, scope, "protocols_activities", ACTIVITY_COLUMNS, ids)
+        .await?
+        .iter()
+        .map(activity)
+        .collect()
+}
+
+async fn by_ids(
+    conn: &mut AnyConnection,
+    scope: &Scope,
+    table: &str,
+    columns: &str,
+    ids: &[&str],
+) -> Result<Vec<AnyRow>, Error> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT {columns} FROM {table} WHERE ($1 IS NULL OR tenant_id = $1) AND id IN ({})",
+        placeholders(2, ids.len())
+    );
+    let mut query = sqlx::query(&sql).bind(scope.tenant());
+    for id in ids {
+        query = query.bind(*id);
+    }
+    Ok(query.fetch_all(conn).await?)
+}
+
+/// What a timeline entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EntryKind {
+    Session,
+    Activity,
+}
+
+/// One entry of a client's timeline: which row, and when it occurred.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TimelineKey {
+    pub(crate) kind: EntryKind,
+    pub(crate) id: String,
+    /// Microseconds since the epoch.
+    pub(crate) occur: i64,
+}
+
+/// A page (fetched with [`Keyset::fetch`]) of a client's sessions and
+/// activities, newest first.
+pub(crate) async fn timeline(
+    conn: &mut AnyConnection,
+    scope: &Scope,
+    query: &TimelineQuery,
+) -> Result<Vec<TimelineKey>, Error> {
+    let modalities = (!query.modalities.is_empty()).then(|| {
+        let codes: Vec<&str> = query.modalities.iter().map(|m| m.code()).collect();
+        format!(",{},", codes.join(","))
+    });
+    let after = query.page.after.as_ref();
+    let rows = sqlx::query(
+        "SELECT entry, id, occur FROM ( \
+           SELECT 'session' AS entry, id, start_time AS occur FROM protocols_sessions \
+           WHERE ($1 IS NULL OR tenant_id = $1) AND client_id = $2 \
+           AND ($3 IS NULL OR $3 LIKE '%,' || modality || ',%') \
+           UNION ALL \
+           SELECT 'activity' AS entry, id, start_time AS occur FROM protocols_activities \
+           WHERE ($1 IS NULL OR tenant_id = $1) AND client_id = $2 AND $3 IS NULL \
+         ) AS timeline \
+         WHERE ($4 IS NULL OR occur >= $4) AND ($5 IS NULL OR occur < $5) \
+         AND ($6 IS NULL OR occur < $6 OR (occur = $6 AND id < $7)) \
+         ORDER BY occur DESC, id DESC LIMIT $8",
+    )
+    .bind(scope.tenant())
+    .bind(&query.client_id)
+    .bind(modalities)
+    .bind(query.from.map(to_micros))
+    .bind(query.to.map(to_micros))
+    .bind(after.map(|(at, _)| *at))
+    .bind(after.map(|(_, id)| id.as_str()))
+    .bind(query.page.fetch())
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let entry: String = row.try_get("entry")?;
+            Ok(TimelineKey {
+                kind: if entry == "session" {
+                    EntryKind::Session
+                } else {
+                    EntryKind::Activity
+                },
+                id: row.try_get("id")?,
+                occur: row.try_get("occur")?,
+            })
+        })
+        .collect()
+}
+
+/// A client's sessions of one modality, counted, and the soreness drops
+/// summed where both readings exist: all time and since a given instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ModalityCounts {
+    pub(crate) modality: Modality,
+    pub(crate) sessions: i64,
+    pub(crate) drop_sum: i64,
+    pub(crate) drop_n: i64,
+    pub(crate) recent: i64,
+    pub(crate) recent_drop_sum: i64,
+    pub(crate) recent_drop_n: i64,
+}
+
+/// The client's sessions counted per modality, "recent" meaning from
+/// `since`.
+pub(crate) async fn modality_counts(
+    conn: &mut AnyConnection,
+    scope: &Scope,
+    client_id: &str,
+    since: Timestamp,
+) -> Result<Vec<ModalityCounts>, Error> {
+    let both = "soreness_before IS NOT NULL AND soreness_after IS NOT NULL";
+    let rows = sqlx::query(&format!(
+        "SELECT modality, COUNT(*) AS sessions, \
+         CAST(SUM(CASE WHEN {both} THEN soreness_before - soreness_after ELSE 0 END) AS BIGINT) AS drop_sum, \
+         CAST(SUM(CASE WHEN {both} THEN 1 ELSE 0 END) AS BIGINT) AS drop_n, \
+         CAST(SUM(CASE WHEN start_time >= $3 THEN 1 ELSE 0 END) AS BIGINT) AS recent, \
+         CAST(SUM(CASE WHEN start_time >= $3 AND {both} THEN soreness_before - soreness_after ELSE 0 END) AS BIGINT) AS recent_drop_sum, \
+         CAST(SUM(CASE WHEN start_time >= $3 AND {both} THEN 1 ELSE 0 END) AS BIGINT) AS recent_drop_n \
+         FROM protocols_sessions WHERE ($1 IS NULL OR tenant_id = $1) AND client_id = $2 \
+         GROUP BY modality"
+    ))
+    .bind(scope.tenant())
+    .bind(client_id)
+    .bind(to_micros(since))
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let modality: String = row.try_get("modality")?;
+            Ok(ModalityCounts {
+                modality: modality_from_code(&modality)?,
+                sessions: row.try_get("sessions")?,
+                drop_sum: row.try_get("drop_sum")?,
+                drop_n: row.try_get("drop_n")?,
+                recent: row.try_get("recent")?,
+                recent_drop_sum: row.try_get("recent_drop_sum")?,
+                recent_drop_n: row.try_get("recent_drop_n")?,
+            })
+        })
+        .collect()
+}
+
+/// How many activities of the client started from `from` to `to`.
+pub(crate) async fn activity_count(
+    conn: &mut AnyConnection,
+    scope: &Scope,
+    client_id: &str,
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<i64, Error> {
+    Ok(sqlx::query(
+        "SELECT COUNT(*) AS n FROM protocols_activities \
+         WHERE ($1 IS NULL OR tenant_id = $1) AND client_id = $2 \
+         AND start_time >= $3 AND start_time <= $4",
+    )
+    .bind(scope.tenant())
+    .bind(client_id)
+    .bind(to_micros(from))
+    .bind(to_micros(to))
+    .fetch_one(conn)
+    .await?
+    .try_get("n")?)
+}
+
+/// The client's activities that overlap `[from, to]`, and the last one
+/// that ended by `before`.
+pub(crate) async fn activities_around(
+    conn: &mut AnyConnection,
+    scope: &Scope,
+    client_id: &str,
+    (from, to): (Timestamp, Timestamp),
+    before: Timestamp,
+) -> Result<Vec<Activity>, Error> {
+    let rows = sqlx::query(
+        "SELECT id, kind, start_time, end_time, distance_meters, perceived_effort \
+         FROM protocols_activities WHERE ($1 IS NULL OR tenant_id = $1) AND client_id = $2 \
+         AND end_time >= $3 AND start_time <= $4 \
+         UNION \
+         SELECT * FROM (SELECT id, kind, start_time, end_time, distance_meters, perceived_effort \
+         FROM protocols_activities WHERE ($1 IS NULL OR tenant_id = $1) AND client_id = $2 \
+         AND end_time <= $5 ORDER BY end_time DESC LIMIT 1) AS latest",
+    )
+    .bind(scope.tenant())
+    .bind(client_id)
+    .bind(to_micros(from))
+    .bind(to_micros(to))
+    .bind(to_micros(before))
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let kind: String = r.try_get("kind")?;
+            Ok(Activity {
+                kind: kind_from_code(&kind)?,
+                start: from_micros(r.try_get("start_time")?),
+                end: from_micros(r.try_get("end_time")?),
+                distance_m: u32::try_from(r.try_get::<i64, _>("distance_meters")?)
+                    .ok()
+                    .filter(|d| *d > 0),
+                perceived_effort: u8::try_from(r.try_get::<i64, _>("perceived_effort")?)
+                    .ok()
+                    .filter(|e| *e > 0),
+            })
+        })
+        .collect()
+}
+
+/// Every session the client had.
+pub(crate) async fn session_history(
+    conn: &mut AnyConnection,
+    scope: &Scope,
+    client_id: &str,
+) -> Result<Vec<Session>, Error> {
+    sqlx::query(
+        "SELECT modality, start_time, duration_us FROM protocols_sessions \
+         WHERE ($1 IS NULL OR tenant_id = $1) AND client_id = $2",
+    )
+    .bind(scope.tenant())
+    .bind(client_id)
+    .fetch_all(conn)
+    .await?
+    .iter()
+    .map(|r| {
+        let modality: String = r.try_get("modality")?;
+        Ok(Session {
+            modality: modality_from_code(&modality)?,
+            start: from_micros(r.try_get("start_time")?),
+            duration: SignedDuration::from_micros(r.try_get("duration_us")?),
+        })
+    })
+    .collect()
+}

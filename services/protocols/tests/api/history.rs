@@ -1,0 +1,70 @@
+//! Activities, sessions and the timeline.
+
+use std::collections::HashSet;
+
+use recovery_kit::testing::TestDb;
+use recovery_proto::protocols::v1 as pb;
+
+use crate::support::{ana, create, env, fields, record, session, timeline};
+
+async fn timeline_pages_are_stable_while_entries_arrive(db: TestDb) {
+    let env = env(db).await;
+    let mut s = env.studio("Polar").await;
+    let fd = &mut s.front_desk;
+    let client = create(fd, ana()).await;
+    let mut before = HashSet::new();
+    // Seven entries, three of them at the same instant.
+    for hour in ["01", "02", "03", "03", "03", "05", "06"] {
+        let s = record(
+            fd,
+            session(
+                &client.id,
+                pb::Modality::StretchTherapy,
+                &format!("2026-11-20T{hour}:00:00Z"),
+                5,
+                3,
+            ),
+        )
+        .await;
+        before.insert(s.id);
+    }
+    let (page, mut token) = timeline(fd, &client.id, 3, "").await;
+    let mut seen: Vec<String> = page;
+    let mut arrived = 0;
+    while !token.is_empty() {
+        // New entries arrive between pages, newer and older than the cursor
+        // would be in an offset scheme.
+        let newer = record(
+            fd,
+            session(
+                &client.id,
+                pb::Modality::Compression,
+                &format!("2026-11-2{}T09:00:00Z", 1 + arrived),
+                4,
+                2,
+            ),
+        )
+        .await;
+        arrived += 1;
+        assert!(!seen.contains(&newer.id));
+        let (page, next) = timeline(fd, &client.id, 3, &token).await;
+        seen.extend(page);
+        token = next;
+    }
+    let unique: HashSet<_> = seen.iter().cloned().collect();
+    assert_eq!(unique.len(), seen.len(), "no entry twice: {seen:?}");
+    assert_eq!(unique, before, "every entry that existed, nothing skipped");
+    assert!(arrived >= 2);
+    // A token from another list is refused.
+    let bad = fd
+        .list_timeline(pb::ListTimelineRequest {
+            client_id: client.id.clone(),
+            page_token: "bm90LWEtdG9rZW4".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(fields(&bad), ["page_token"]);
+}
+
+recovery_kit::engine_tests!(timeline_pages_are_stable_while_entries_arrive,);

@@ -1,0 +1,260 @@
+//! The rules check and each tenant's thresholds.
+
+use jiff::SignedDuration;
+use recovery_kit::testing::TestDb;
+use recovery_proto::protocols::v1 as pb;
+use tonic::Code;
+
+use crate::support::{
+    ana, answer, create, daily_cryo_limit, env, evaluate, fields, reasons, record, rules, runner,
+    screen, secs, session, sign, update_rules,
+};
+
+async fn contraindications_refuse_and_the_clock_moves_the_window(db: TestDb) {
+    let env = env(db).await;
+    let mut s = env.studio("Careful").await;
+    let fd = &mut s.front_desk;
+    let client = create(fd, ana()).await;
+    screen(
+        fd,
+        &client.id,
+        vec![
+            answer(pb::Condition::Raynauds, true),
+            pb::ScreeningAnswer {
+                condition: pb::Condition::CardiacStent as i32,
+                present: true,
+                detail: "2026-09-01".into(),
+                ..Default::default()
+            },
+        ],
+    )
+    .await;
+    sign(fd, &client.id).await;
+    let cryo = evaluate(
+        fd,
+        &client.id,
+        &s.location_id,
+        pb::Modality::LocalCryotherapy,
+        "2026-11-28T12:00:00Z",
+        120,
+    )
+    .await;
+    assert_eq!(reasons(&cryo.refusals), ["CONTRAINDICATED"]);
+    let stretch = evaluate(
+        fd,
+        &client.id,
+        &s.location_id,
+        pb::Modality::StretchTherapy,
+        "2026-11-28T12:00:00Z",
+        1800,
+    )
+    .await;
+    assert!(
+        stretch.allowed && stretch.warnings.is_empty(),
+        "{stretch:?}"
+    );
+    // The newest screening is current: after treatment, answers change.
+    env.clock.advance(SignedDuration::from_hours(1));
+    screen(fd, &client.id, vec![answer(pb::Condition::Raynauds, false)]).await;
+    let local = evaluate(
+        fd,
+        &client.id,
+        &s.location_id,
+        pb::Modality::LocalCryotherapy,
+        "2026-11-28T12:00:00Z",
+        120,
+    )
+    .await;
+    assert!(local.allowed, "{local:?}");
+}
+
+async fn thresholds_are_the_tenants_own(db: TestDb) {
+    let env = env(db).await;
+    let mut s = env.studio("Frost").await;
+    let mut other = env.studio("Elsewhere").await;
+    let client = runner(&mut s.front_desk).await;
+    let noon = "2026-11-28T12:00:00Z";
+
+    // Until a manager changes them, the studio defaults apply.
+    let (defaults, is_default) = rules(&mut s.front_desk).await;
+    assert!(is_default);
+    assert_eq!(defaults.cryo_window, secs(5 * 3600));
+    assert_eq!(defaults.daily_cryo_limit, 1);
+    assert_eq!(defaults.race_evening, "18:00");
+    assert!(defaults.waiver_required && defaults.updated_by.is_empty());
+    let wbc = pb::Modality::WholeBodyCryotherapy;
+    let fine = evaluate(&mut s.front_desk, &client.id, &s.location_id, wbc, noon, 90).await;
+    assert!(fine.allowed && fine.warnings.is_empty(), "{fine:?}");
+
+    // The manager narrows the window to three hours: four hours after the
+    // run is now too late.
+    let narrowed = update_rules(
+        &mut s.manager,
+        pb::RuleConfig {
+            cryo_window: secs(3 * 3600),
+            daily_cryo_limit: 7, // not in the mask: ignored
+            ..Default::default()
+        },
+        &["cryo_window"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(narrowed.cryo_window, secs(3 * 3600));
+    assert_eq!(narrowed.daily_cryo_limit, 1);
+    assert!(!narrowed.updated_by.is_empty() && narrowed.update_time.is_some());
+    let late = evaluate(&mut s.front_desk, &client.id, &s.location_id, wbc, noon, 90).await;
+    assert!(late.allowed, "{late:?}");
+    assert_eq!(reasons(&late.warnings), ["OUTSIDE_CRYO_WINDOW"]);
+    assert!(
+        late.warnings[0].message.contains("three hours"),
+        "{:?}",
+        late.warnings[0].message
+    );
+    let (stored, is_default) = rules(&mut s.front_desk).await;
+    assert!(!is_default);
+    assert_eq!(stored, narrowed);
+
+    // Another studio still evaluates with the defaults.
+    let theirs = runner(&mut other.front_desk).await;
+    let there = evaluate(
+        &mut other.front_desk,
+        &theirs.id,
+        &other.location_id,
+        wbc,
+        noon,
+        90,
+    )
+    .await;
+    assert!(there.allowed && there.warnings.is_empty(), "{there:?}");
+    assert!(rules(&mut other.front_desk).await.1);
+
+    // One cryo session today: the default limit refuses a second, a limit
+    // of two allows it.
+    record(
+        &mut s.front_desk,
+        session(&client.id, wbc, "2026-11-28T08:30:00Z", 6, 3),
+    )
+    .await;
+    let second = evaluate(&mut s.front_desk, &client.id, &s.location_id, wbc, noon, 90).await;
+    assert_eq!(reasons(&second.refusals), ["DAILY_LIMIT_REACHED"]);
+    daily_cryo_limit(&mut s.manager, 2).await;
+    let second = evaluate(&mut s.front_desk, &client.id, &s.location_id, wbc, noon, 90).await;
+    assert!(second.allowed, "{second:?}");
+    assert_eq!(reasons(&second.warnings), ["OUTSIDE_CRYO_WINDOW"]);
+    let there = evaluate(
+        &mut other.front_desk,
+        &theirs.id,
+        &other.location_id,
+        wbc,
+        noon,
+        90,
+    )
+    .await;
+    assert!(there.warnings.is_empty(), "{there:?}");
+
+    // Front desk reads the thresholds but does not change them.
+    let denied = update_rules(
+        &mut s.front_desk,
+        pb::RuleConfig {
+            daily_cryo_limit: 5,
+            ..Default::default()
+        },
+        &["daily_cryo_limit"],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+
+    // Bad values name every field and change nothing.
+    let before = rules(&mut s.front_desk).await.0;
+    let bad = update_rules(
+        &mut s.manager,
+        pb::RuleConfig {
+            cryo_window: secs(0),
+            daily_cryo_limit: 11,
+            // valid alone, but above the kept maximum of 3 minutes
+            progression_start: secs(240),
+            adult_age: 13,
+            max_systolic: 400,
+            race_evening: "25:00".into(),
+            ..Default::default()
+        },
+        &[
+            "cryo_window",
+            "daily_cryo_limit",
+            "progression_start",
+            "adult_age",
+            "max_systolic",
+            "race_evening",
+        ],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    let mut named = fields(&bad);
+    named.sort();
+    assert_eq!(
+        named,
+        [
+            "rule_config.adult_age",
+            "rule_config.cryo_window",
+            "rule_config.daily_cryo_limit",
+            "rule_config.max_systolic",
+            "rule_config.progression_start",
+            "rule_config.race_evening",
+        ]
+    );
+    for (paths, config, field) in [
+        (
+            ["cryo_window"],
+            pb::RuleConfig {
+                cryo_window: secs(25 * 3600),
+                ..Default::default()
+            },
+            "rule_config.cryo_window",
+        ),
+        (
+            ["max_diastolic"],
+            pb::RuleConfig {
+                max_diastolic: 20,
+                ..Default::default()
+            },
+            "rule_config.max_diastolic",
+        ),
+        (
+            ["race_evening"],
+            pb::RuleConfig {
+                race_evening: "6pm".into(),
+                ..Default::default()
+            },
+            "rule_config.race_evening",
+        ),
+        (
+            ["colour"],
+            pb::RuleConfig::default(),
+            "update_mask.paths[0]",
+        ),
+    ] {
+        let refused = update_rules(&mut s.manager, config, &paths)
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument);
+        assert_eq!(fields(&refused), [field]);
+    }
+    assert_eq!(rules(&mut s.front_desk).await.0, before);
+    assert_eq!(
+        env.count("SELECT COUNT(*) FROM protocols_audit WHERE action = 'rules.updated'")
+            .await,
+        2
+    );
+    assert_eq!(
+        env.count("SELECT COUNT(*) FROM protocols_rule_configs")
+            .await,
+        1
+    );
+}
+
+recovery_kit::engine_tests!(
+    contraindications_refuse_and_the_clock_moves_the_window,
+    thresholds_are_the_tenants_own,
+);
