@@ -3,6 +3,7 @@
 //!
 //! The library is mounted by the `tenancy` binary and by `recoveryd`.
 
+pub mod apart;
 mod api_keys;
 pub mod client;
 mod grpc;
