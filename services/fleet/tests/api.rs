@@ -586,7 +586,7 @@ async fn every_state_move_legal_and_illegal(db: TestDb) {
     let illegal = |r: Result<tonic::Response<()>, Status>, from: &str, to: &str| {
         let status = r.unwrap_err();
         assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
-        assert_eq!(reason(&status), "ILLEGAL_STATE_TRANSITION");
+        assert_eq!(reason(&status), "ILLEGAL_TRANSITION");
         let info = status.get_error_details().error_info().cloned().unwrap();
         assert_eq!(info.metadata["from"], from);
         assert_eq!(info.metadata["to"], to);
