@@ -8,42 +8,23 @@ use recovery_kit::ids::new_id;
 use recovery_kit::page::Page;
 use recovery_kit::{Caller, Error, Scope, Violations, reason};
 use recovery_proto::fleet::v1 as pb;
+use sqlx::{Any, Transaction};
 
 use crate::state::{Move, State, after};
-use crate::store::{self, DeviceFilter, DeviceRow};
+use crate::store::{self, Also, DeviceFilter, DeviceRow, Times};
 use crate::{Fleet, IDEMPOTENCY_TABLE, Listing, wire};
 
-/// What a device is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    Percussion,
-    Compression,
-    Chamber,
-    Other,
+names! {
+    /// What a device is.
+    pub(crate) enum Kind: pb::DeviceKind, "a device kind" {
+        Percussion = "percussion_massager" => PercussionMassager,
+        Compression = "compression_system" => CompressionSystem,
+        Chamber = "cryo_chamber" => CryoChamber,
+        Other = "other" => Other,
+    }
 }
 
 impl Kind {
-    pub(crate) const ALL: [Kind; 4] = [
-        Kind::Percussion,
-        Kind::Compression,
-        Kind::Chamber,
-        Kind::Other,
-    ];
-
-    /// The stable name stored in the database.
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Kind::Percussion => "percussion_massager",
-            Kind::Compression => "compression_system",
-            Kind::Chamber => "cryo_chamber",
-            Kind::Other => "other",
-        }
-    }
-
-    pub(crate) fn parse(name: &str) -> Option<Kind> {
-        Self::ALL.into_iter().find(|k| k.as_str() == name)
-    }
-
     /// Battery drain while in use, in percent per minute; 0 for devices on
     /// mains power.
     pub(crate) fn drain_per_minute(self) -> f64 {
@@ -71,17 +52,18 @@ impl Kind {
     }
 }
 
-/// Attachment heads and garments.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum Attachment {
-    Ball,
-    Fork,
-    Flat,
-    Bullet,
-    Cushion,
-    Legs,
-    Arms,
-    Hips,
+names! {
+    /// Attachment heads and garments.
+    pub(crate) enum Attachment: pb::Attachment, "an attachment" {
+        Ball = "ball" => Ball,
+        Fork = "fork" => Fork,
+        Flat = "flat" => Flat,
+        Bullet = "bullet" => Bullet,
+        Cushion = "cushion" => Cushion,
+        Legs = "legs" => Legs,
+        Arms = "arms" => Arms,
+        Hips = "hips" => Hips,
+    }
 }
 
 const GUN_HEADS: [Attachment; 5] = [
@@ -94,27 +76,6 @@ const GUN_HEADS: [Attachment; 5] = [
 const GARMENTS: [Attachment; 3] = [Attachment::Legs, Attachment::Arms, Attachment::Hips];
 
 impl Attachment {
-    /// The stable name stored in the database.
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Attachment::Ball => "ball",
-            Attachment::Fork => "fork",
-            Attachment::Flat => "flat",
-            Attachment::Bullet => "bullet",
-            Attachment::Cushion => "cushion",
-            Attachment::Legs => "legs",
-            Attachment::Arms => "arms",
-            Attachment::Hips => "hips",
-        }
-    }
-
-    pub(crate) fn parse(name: &str) -> Option<Attachment> {
-        GUN_HEADS
-            .into_iter()
-            .chain(GARMENTS)
-            .find(|a| a.as_str() == name)
-    }
-
     /// Whether a device of `kind` can carry this attachment.
     pub(crate) fn fits(self, kind: Kind) -> bool {
         match kind {
@@ -150,29 +111,38 @@ pub(crate) struct DeviceFields {
     pub(crate) spec: Spec,
 }
 
-/// An update, validated: the fields it changes (`None`: kept).
+/// An update, validated: the changes it makes, in the order of its mask.
 #[derive(Debug, Clone)]
 pub(crate) struct DevicePatch {
     pub(crate) id: String,
     /// The update mask's paths, for the log.
     pub(crate) paths: Vec<&'static str>,
-    pub(crate) display_name: Option<String>,
-    pub(crate) model: Option<String>,
-    pub(crate) serial_number: Option<String>,
-    pub(crate) firmware_version: Option<String>,
-    pub(crate) purchase_date: Option<String>,
-    pub(crate) location_id: Option<String>,
-    pub(crate) spec: Option<NewSpec>,
+    pub(crate) changes: Vec<Change>,
 }
 
-/// A new spec as sent, checked against the device's kind once it is read.
+/// One field an update sets.
 #[derive(Debug, Clone)]
-pub(crate) struct NewSpec(pub(crate) Option<pb::device::Spec>);
+pub(crate) enum Change {
+    DisplayName(String),
+    Model(String),
+    SerialNumber(String),
+    FirmwareVersion(String),
+    PurchaseDate(String),
+    /// Another location (of the device's tenant).
+    Location(String),
+    /// A new spec as sent, checked against the device's kind once it is
+    /// read.
+    Spec(Option<pb::device::Spec>),
+}
 
 impl DeviceRow {
     /// Whether a chamber is at treatment temperature (always for others).
     pub(crate) fn cold_enough(&self) -> bool {
-        match (self.kind, self.temperature_c, self.spec.ready_threshold_c) {
+        match (
+            self.fields.kind,
+            self.temperature_c,
+            self.fields.spec.ready_threshold_c,
+        ) {
             (Kind::Chamber, Some(t), Some(limit)) => t <= limit,
             (Kind::Chamber, _, _) => false,
             _ => true,
@@ -191,6 +161,15 @@ pub(crate) fn apply(device: &DeviceRow, mv: Move) -> Result<State, Error> {
             &[("device_id", &device.id), ("from", from), ("to", to)],
         )
     })
+}
+
+/// A device locked in a write transaction for a move of its state.
+pub(crate) struct Moving {
+    pub(crate) tx: Transaction<'static, Any>,
+    pub(crate) times: Times,
+    pub(crate) device: DeviceRow,
+    /// The stored state the move lands on.
+    pub(crate) next: State,
 }
 
 fn serial_taken(serial: &str) -> Error {
@@ -299,7 +278,10 @@ impl Fleet {
         caller: &Caller,
         patch: DevicePatch,
     ) -> Result<DeviceRow, Error> {
-        let location = match &patch.location_id {
+        let location = match patch.changes.iter().find_map(|c| match c {
+            Change::Location(id) => Some(id),
+            _ => None,
+        }) {
             Some(id) => Some(
                 self.directory
                     .location(caller, id, "device.location_id")
@@ -317,51 +299,56 @@ impl Fleet {
                 &[("device_id", &patch.id)],
             ));
         }
-        if let Some(location) = &location
-            && location.tenant_id != current.tenant_id
-        {
-            return Err(Error::not_found("location", &location.id));
-        }
-        let spec = match &patch.spec {
-            Some(NewSpec(spec)) => {
-                let mut v = Violations::new();
-                let spec = wire::spec(current.kind, spec.as_ref(), &mut v);
-                v.finish()?;
-                spec
+        let mut fields = current.fields.clone();
+        let mut v = Violations::new();
+        for change in patch.changes {
+            match change {
+                Change::DisplayName(value) => fields.display_name = value,
+                Change::Model(value) => fields.model = value,
+                Change::SerialNumber(value) => fields.serial_number = value,
+                Change::FirmwareVersion(value) => fields.firmware_version = value,
+                Change::PurchaseDate(value) => fields.purchase_date = value,
+                Change::Location(_) => {}
+                Change::Spec(spec) => fields.spec = wire::spec(fields.kind, spec.as_ref(), &mut v),
             }
-            None => current.spec.clone(),
-        };
-        let serial = patch.serial_number.clone();
-        let fields = DeviceFields {
-            location_id: location.map_or_else(|| current.location_id.clone(), |l| l.id),
-            kind: current.kind,
-            display_name: patch
-                .display_name
-                .unwrap_or_else(|| current.display_name.clone()),
-            serial_number: patch
-                .serial_number
-                .unwrap_or_else(|| current.serial_number.clone()),
-            model: patch.model.unwrap_or_else(|| current.model.clone()),
-            firmware_version: patch
-                .firmware_version
-                .unwrap_or_else(|| current.firmware_version.clone()),
-            purchase_date: patch
-                .purchase_date
-                .unwrap_or_else(|| current.purchase_date.clone()),
-            spec,
-        };
+        }
+        if let Some(location) = location {
+            if location.tenant_id != current.tenant_id {
+                return Err(Error::not_found("location", &location.id));
+            }
+            fields.location_id = location.id;
+        }
+        v.finish()?;
         store::update_device(&mut tx, &patch.id, &fields, times.now, &caller.key_id)
             .await
-            .map_err(|e| or_serial_taken(e, serial.as_deref().unwrap_or_default()))?;
-        let device = store::device(&mut *tx, times, &Scope::All, &patch.id).await?;
-        tx.commit().await?;
+            .map_err(|e| or_serial_taken(e, &fields.serial_number))?;
+        let device = self.commit_device(tx, times, &patch.id).await?;
         tracing::info!(device_id = %patch.id, fields = ?patch.paths, "device updated");
-        if device.location_id != current.location_id {
+        if device.fields.location_id != current.fields.location_id {
             // The old board loses it: tell it with the device as it is now.
-            self.publish_wire(&current.location_id, &wire::device(&device));
+            self.publish_wire(&current.fields.location_id, &wire::device(&device));
         }
-        self.publish(&device);
         Ok(device)
+    }
+
+    /// Opens a write transaction with device `id` (as the caller may see
+    /// it) locked, for `mv`; `ILLEGAL_TRANSITION` when its state forbids it.
+    pub(crate) async fn begin_move(
+        &self,
+        caller: &Caller,
+        id: &str,
+        mv: Move,
+    ) -> Result<Moving, Error> {
+        let times = self.times();
+        let mut tx = self.db.begin().await?;
+        let device = store::lock_device(&mut tx, times, &caller.scope()?, id).await?;
+        let next = apply(&device, mv)?;
+        Ok(Moving {
+            tx,
+            times,
+            device,
+            next,
+        })
     }
 
     /// Retires a device for good; its held reservations are released.
@@ -370,16 +357,16 @@ impl Fleet {
         caller: &Caller,
         id: &str,
     ) -> Result<DeviceRow, Error> {
-        let times = self.times();
-        let mut tx = self.db.begin().await?;
-        let device = store::lock_device(&mut tx, times, &caller.scope()?, id).await?;
-        let next = apply(&device, Move::Retire)?;
-        store::retire(&mut tx, id, next, times.now, &caller.key_id).await?;
+        let Moving {
+            mut tx,
+            times,
+            next,
+            ..
+        } = self.begin_move(caller, id, Move::Retire).await?;
+        store::set_state(&mut tx, id, next, Also::Retired, times.now, &caller.key_id).await?;
         store::release_held(&mut tx, id, times.now).await?;
-        let device = store::device(&mut *tx, times, &Scope::All, id).await?;
-        tx.commit().await?;
+        let device = self.commit_device(tx, times, id).await?;
         tracing::info!(device_id = %id, "device retired");
-        self.publish(&device);
         Ok(device)
     }
 }

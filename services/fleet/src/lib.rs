@@ -4,6 +4,9 @@
 //!
 //! The library is mounted by the `fleet` binary and by `recoveryd`.
 
+#[macro_use]
+mod names;
+
 mod devices;
 mod grpc;
 mod maintenance;
@@ -26,6 +29,7 @@ use recovery_kit::{Db, Engine, Error, Scope};
 use recovery_proto::fleet::v1 as pb;
 use recovery_proto::fleet::v1::fleet_service_server::FleetServiceServer;
 use recovery_tenancy::Directory;
+use sqlx::{Any, Transaction};
 
 pub use watch::Swept;
 
@@ -148,7 +152,7 @@ impl Fleet {
 
     /// Publishes a device's current form to its location's board.
     fn publish(&self, device: &DeviceRow) {
-        self.publish_wire(&device.location_id, &wire::device(device));
+        self.publish_wire(&device.fields.location_id, &wire::device(device));
     }
 
     /// Publishes a device's wire form to the board of `location_id`.
@@ -159,6 +163,19 @@ impl Fleet {
             location_id.to_owned(),
             device.encode_to_vec(),
         ));
+    }
+
+    /// Reads device `id` as `tx` left it, commits, and tells the board.
+    async fn commit_device(
+        &self,
+        mut tx: Transaction<'static, Any>,
+        times: Times,
+        id: &str,
+    ) -> Result<DeviceRow, Error> {
+        let device = store::device(&mut *tx, times, &Scope::All, id).await?;
+        tx.commit().await?;
+        self.publish(&device);
+        Ok(device)
     }
 
     /// Reads devices by id after a commit and publishes them.

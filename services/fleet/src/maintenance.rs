@@ -3,11 +3,11 @@
 
 use recovery_kit::ids::new_id;
 use recovery_kit::page::{Keyset, Page};
-use recovery_kit::{Caller, Error, Scope};
+use recovery_kit::{Caller, Error};
 
-use crate::devices::apply;
+use crate::devices::Moving;
 use crate::state::Move;
-use crate::store::{self, DeviceRow, DueFilter, MaintenanceRow};
+use crate::store::{self, Also, DeviceRow, DueFilter, MaintenanceRow};
 use crate::{Fleet, Listing};
 
 /// A maintenance start, validated.
@@ -36,10 +36,12 @@ impl Fleet {
         start: StartMaintenance,
     ) -> Result<(DeviceRow, MaintenanceRow), Error> {
         let id = &start.device_id;
-        let times = self.times();
-        let mut tx = self.db.begin().await?;
-        let device = store::lock_device(&mut tx, times, &caller.scope()?, id).await?;
-        let next = apply(&device, Move::StartMaintenance)?;
+        let Moving {
+            mut tx,
+            times,
+            device,
+            next,
+        } = self.begin_move(caller, id, Move::StartMaintenance).await?;
         let record = MaintenanceRow {
             id: new_id(),
             device_id: id.clone(),
@@ -50,12 +52,10 @@ impl Fleet {
             usage_at_start: device.usage_since_service,
         };
         store::insert_maintenance(&mut tx, &record, &device.tenant_id, &caller.key_id).await?;
-        store::set_state(&mut tx, id, next, times.now, &caller.key_id).await?;
+        store::set_state(&mut tx, id, next, Also::Nothing, times.now, &caller.key_id).await?;
         let record = store::maintenance(&mut tx, &record.id).await?;
-        let device = store::device(&mut *tx, times, &Scope::All, id).await?;
-        tx.commit().await?;
+        let device = self.commit_device(tx, times, id).await?;
         tracing::info!(device_id = %id, "maintenance started");
-        self.publish(&device);
         Ok((device, record))
     }
 
@@ -67,10 +67,12 @@ impl Fleet {
         id: &str,
         notes: String,
     ) -> Result<(DeviceRow, MaintenanceRow), Error> {
-        let times = self.times();
-        let mut tx = self.db.begin().await?;
-        let device = store::lock_device(&mut tx, times, &caller.scope()?, id).await?;
-        let next = apply(&device, Move::EndMaintenance)?;
+        let Moving {
+            mut tx,
+            times,
+            next,
+            ..
+        } = self.begin_move(caller, id, Move::EndMaintenance).await?;
         let open = store::open_maintenance(&mut tx, id).await?.ok_or_else(|| {
             Error::Internal(anyhow::anyhow!(
                 "device {id} in maintenance without a record"
@@ -78,12 +80,10 @@ impl Fleet {
         })?;
         let notes = joined(open.notes, notes);
         store::close_maintenance(&mut tx, &open.id, &notes, times.now, &caller.key_id).await?;
-        store::end_service(&mut tx, id, next, times.now, &caller.key_id).await?;
+        store::set_state(&mut tx, id, next, Also::Serviced, times.now, &caller.key_id).await?;
         let record = store::maintenance(&mut tx, &open.id).await?;
-        let device = store::device(&mut *tx, times, &Scope::All, id).await?;
-        tx.commit().await?;
+        let device = self.commit_device(tx, times, id).await?;
         tracing::info!(device_id = %id, "maintenance ended");
-        self.publish(&device);
         Ok((device, record))
     }
 

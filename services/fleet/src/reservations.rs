@@ -11,45 +11,25 @@ use recovery_kit::page::Keyset;
 use recovery_kit::time::{from_micros, to_micros};
 use recovery_kit::{Caller, Error, Lock, Scope, Violations, reason};
 use recovery_proto::fleet::v1 as pb;
-use sqlx::AnyConnection;
+use sqlx::{Any, AnyConnection, Transaction};
 
 use crate::devices::{Attachment, Kind, apply};
 use crate::state::{Move, State, reservable};
-use crate::store::{self, DeviceRow, NewReservation, ReservationFilter, ReservationRow, Subject};
+use crate::store::{
+    self, Also, DeviceRow, NewReservation, ReservationFilter, ReservationRow, Subject, Times,
+};
 use crate::{Fleet, IDEMPOTENCY_TABLE, Listing, wire};
 
 /// How early before its window a reservation may be checked out.
 const EARLY_CHECK_OUT: SignedDuration = SignedDuration::from_mins(15);
 
-/// Where a reservation stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Phase {
-    Held,
-    CheckedOut,
-    Completed,
-    Released,
-}
-
-impl Phase {
-    const ALL: [Phase; 4] = [
-        Phase::Held,
-        Phase::CheckedOut,
-        Phase::Completed,
-        Phase::Released,
-    ];
-
-    /// The stable name stored in the database.
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Phase::Held => "held",
-            Phase::CheckedOut => "checked_out",
-            Phase::Completed => "completed",
-            Phase::Released => "released",
-        }
-    }
-
-    pub(crate) fn parse(name: &str) -> Option<Phase> {
-        Self::ALL.into_iter().find(|h| h.as_str() == name)
+names! {
+    /// Where a reservation stands.
+    pub(crate) enum Phase: pb::ReservationState, "a reservation state" {
+        Held = "held" => Held,
+        CheckedOut = "checked_out" => CheckedOut,
+        Completed = "completed" => Completed,
+        Released = "released" => Released,
     }
 }
 
@@ -224,8 +204,8 @@ impl Fleet {
                 let device = store::lock_device(tx, times, scope, id).await?;
                 check_reservable(&device, window, times.now)?;
                 if let Some(battery) = device.battery_percent {
-                    let needed = device.kind.battery_needed(window.length());
-                    if device.kind.has_battery() && battery < needed {
+                    let needed = device.fields.kind.battery_needed(window.length());
+                    if device.fields.kind.has_battery() && battery < needed {
                         return Err(unavailable(
                             "battery",
                             format!(
@@ -291,7 +271,7 @@ impl Fleet {
             id: &id,
             tenant_id: &device.tenant_id,
             device_id: &device.id,
-            location_id: &device.location_id,
+            location_id: &device.fields.location_id,
             start,
             end,
             booking_id,
@@ -326,16 +306,27 @@ impl Fleet {
         store::reservation(&mut conn, Lock::Read, &caller.scope()?, id).await
     }
 
+    /// Opens a write transaction with reservation `id` (as the caller may
+    /// see it) locked.
+    async fn begin_reservation(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<(Transaction<'static, Any>, Times, ReservationRow), Error> {
+        let times = self.times();
+        let mut tx = self.db.begin().await?;
+        let reservation =
+            store::reservation(&mut tx, Lock::ForUpdate, &caller.scope()?, id).await?;
+        Ok((tx, times, reservation))
+    }
+
     /// Hands a held device out for its session (at most 15 minutes early).
     pub(crate) async fn check_out(
         &self,
         caller: &Caller,
         id: &str,
     ) -> Result<(ReservationRow, DeviceRow), Error> {
-        let times = self.times();
-        let mut tx = self.db.begin().await?;
-        let reservation =
-            store::reservation(&mut tx, Lock::ForUpdate, &caller.scope()?, id).await?;
+        let (mut tx, times, reservation) = self.begin_reservation(caller, id).await?;
         match reservation.state {
             Phase::Held => {}
             Phase::CheckedOut => return Err(not_active(&reservation, "is checked out already")),
@@ -369,13 +360,19 @@ impl Fleet {
                 &[("device_id", &device.id)],
             ));
         }
-        store::check_out(&mut tx, id, times.now).await?;
-        store::set_state(&mut tx, &device.id, next, times.now, &caller.key_id).await?;
+        store::set_phase(&mut tx, id, Phase::CheckedOut, times.now, None).await?;
+        store::set_state(
+            &mut tx,
+            &device.id,
+            next,
+            Also::Nothing,
+            times.now,
+            &caller.key_id,
+        )
+        .await?;
         let reservation = store::reservation(&mut tx, Lock::Read, &Scope::All, id).await?;
-        let device = store::device(&mut *tx, times, &Scope::All, &device.id).await?;
-        tx.commit().await?;
+        let device = self.commit_device(tx, times, &device.id).await?;
         tracing::info!(reservation_id = %id, device_id = %device.id, "device checked out");
-        self.publish(&device);
         Ok((reservation, device))
     }
 
@@ -387,46 +384,52 @@ impl Fleet {
         id: &str,
         settings: Option<&pb::UsageSettings>,
     ) -> Result<(ReservationRow, DeviceRow), Error> {
-        let times = self.times();
-        let mut tx = self.db.begin().await?;
-        let reservation =
-            store::reservation(&mut tx, Lock::ForUpdate, &caller.scope()?, id).await?;
+        let (mut tx, times, reservation) = self.begin_reservation(caller, id).await?;
         if reservation.state != Phase::CheckedOut {
             return Err(not_active(&reservation, "is not checked out"));
         }
         let device =
             store::lock_device(&mut tx, times, &Scope::All, &reservation.device_id).await?;
         let mut v = Violations::new();
-        let settings = wire::settings(settings, device.kind, &device.spec, &mut v);
+        let settings = wire::settings(settings, device.fields.kind, &device.fields.spec, &mut v);
         v.finish()?;
         let next = apply(&device, Move::CheckIn)?;
         let since = reservation.check_out_time.unwrap_or(times.now);
         let usage = (times.now - since).max(0) / 1_000_000;
-        store::complete(&mut tx, id, times.now, usage, &settings).await?;
-        store::add_usage(&mut tx, &device.id, next, usage, times.now, &caller.key_id).await?;
+        store::set_phase(
+            &mut tx,
+            id,
+            Phase::Completed,
+            times.now,
+            Some((usage, &settings)),
+        )
+        .await?;
+        store::set_state(
+            &mut tx,
+            &device.id,
+            next,
+            Also::Used(usage),
+            times.now,
+            &caller.key_id,
+        )
+        .await?;
         let reservation = store::reservation(&mut tx, Lock::Read, &Scope::All, id).await?;
-        let device = store::device(&mut *tx, times, &Scope::All, &device.id).await?;
-        tx.commit().await?;
+        let device = self.commit_device(tx, times, &device.id).await?;
         tracing::info!(reservation_id = %id, device_id = %device.id, usage_seconds = usage, "device checked in");
-        self.publish(&device);
         Ok((reservation, device))
     }
 
     /// Releases a held reservation.
     pub(crate) async fn release(&self, caller: &Caller, id: &str) -> Result<ReservationRow, Error> {
-        let times = self.times();
-        let mut tx = self.db.begin().await?;
-        let reservation =
-            store::reservation(&mut tx, Lock::ForUpdate, &caller.scope()?, id).await?;
+        let (mut tx, times, reservation) = self.begin_reservation(caller, id).await?;
         if reservation.state != Phase::Held {
             return Err(not_active(&reservation, "is not held"));
         }
-        store::release(&mut tx, id, times.now).await?;
+        store::set_phase(&mut tx, id, Phase::Released, times.now, None).await?;
         let reservation = store::reservation(&mut tx, Lock::Read, &Scope::All, id).await?;
-        let device = store::device(&mut *tx, times, &Scope::All, &reservation.device_id).await?;
-        tx.commit().await?;
+        self.commit_device(tx, times, &reservation.device_id)
+            .await?;
         tracing::info!(reservation_id = %id, "reservation released");
-        self.publish(&device);
         Ok(reservation)
     }
 

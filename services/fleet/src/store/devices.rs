@@ -2,8 +2,9 @@
 
 use recovery_kit::page::{Keyset, Page};
 use recovery_kit::{Error, Lock, Scope};
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Executor, Row as _};
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::query::Query;
+use sqlx::{Any, AnyConnection, Executor, Row as _};
 
 use super::{Times, opt_u32, unknown};
 use crate::devices::{Attachment, DeviceFields, Kind, Spec};
@@ -42,14 +43,8 @@ fn select_devices(filter: &str, tail: &str) -> String {
 pub(crate) struct DeviceRow {
     pub(crate) id: String,
     pub(crate) tenant_id: String,
-    pub(crate) location_id: String,
-    pub(crate) kind: Kind,
-    pub(crate) display_name: String,
-    pub(crate) serial_number: String,
-    pub(crate) model: String,
-    pub(crate) firmware_version: String,
-    pub(crate) purchase_date: String,
-    pub(crate) spec: Spec,
+    /// What its manager says about it.
+    pub(crate) fields: DeviceFields,
     /// The effective state.
     pub(crate) state: State,
     pub(crate) battery_percent: Option<u32>,
@@ -74,20 +69,22 @@ impl DeviceRow {
         Ok(DeviceRow {
             id: row.try_get("id")?,
             tenant_id: row.try_get("tenant_id")?,
-            location_id: row.try_get("location_id")?,
-            kind,
-            display_name: row.try_get("display_name")?,
-            serial_number: row.try_get("serial_number")?,
-            model: row.try_get("model")?,
-            firmware_version: row.try_get("firmware_version")?,
-            purchase_date: row.try_get("purchase_date")?,
-            spec: Spec {
-                speed_levels: opt_u32(row.try_get("speed_levels")?),
-                attachments: attachments_from_db(&row.try_get::<String, _>("attachments")?),
-                pressure_levels: opt_u32(row.try_get("pressure_levels")?),
-                zones: opt_u32(row.try_get("zones")?),
-                target_temp_c: row.try_get("target_temp_c")?,
-                ready_threshold_c: row.try_get("ready_threshold_c")?,
+            fields: DeviceFields {
+                location_id: row.try_get("location_id")?,
+                kind,
+                display_name: row.try_get("display_name")?,
+                serial_number: row.try_get("serial_number")?,
+                model: row.try_get("model")?,
+                firmware_version: row.try_get("firmware_version")?,
+                purchase_date: row.try_get("purchase_date")?,
+                spec: Spec {
+                    speed_levels: opt_u32(row.try_get("speed_levels")?),
+                    attachments: attachments_from_db(&row.try_get::<String, _>("attachments")?),
+                    pressure_levels: opt_u32(row.try_get("pressure_levels")?),
+                    zones: opt_u32(row.try_get("zones")?),
+                    target_temp_c: row.try_get("target_temp_c")?,
+                    ready_threshold_c: row.try_get("ready_threshold_c")?,
+                },
             },
             state,
             battery_percent: opt_u32(row.try_get("battery_percent")?),
@@ -286,6 +283,44 @@ pub(crate) async fn board<'e>(
     DeviceRow::all(&rows)
 }
 
+/// The columns a manager sets, in the order [`bind_fields`] binds them.
+const FIELD_COLUMNS: [&str; 13] = [
+    "location_id",
+    "kind",
+    "display_name",
+    "serial_number",
+    "model",
+    "firmware_version",
+    "purchase_date",
+    "speed_levels",
+    "attachments",
+    "pressure_levels",
+    "zones",
+    "target_temp_c",
+    "ready_threshold_c",
+];
+
+type Statement<'q> = Query<'q, Any, AnyArguments<'q>>;
+
+/// Binds `fields` as the next 13 parameters, in [`FIELD_COLUMNS`] order.
+fn bind_fields<'q>(query: Statement<'q>, fields: &'q DeviceFields) -> Statement<'q> {
+    let spec = &fields.spec;
+    query
+        .bind(&fields.location_id)
+        .bind(fields.kind.as_str())
+        .bind(&fields.display_name)
+        .bind(&fields.serial_number)
+        .bind(&fields.model)
+        .bind(&fields.firmware_version)
+        .bind(&fields.purchase_date)
+        .bind(spec.speed_levels.map(i64::from))
+        .bind(attachments_to_db(&spec.attachments))
+        .bind(spec.pressure_levels.map(i64::from))
+        .bind(spec.zones.map(i64::from))
+        .bind(spec.target_temp_c)
+        .bind(spec.ready_threshold_c)
+}
+
 /// Inserts a registered device, available and unused. A serial number
 /// taken in the tenant is a unique violation.
 pub(crate) async fn insert_device(
@@ -296,35 +331,22 @@ pub(crate) async fn insert_device(
     now: i64,
     actor: &str,
 ) -> Result<(), sqlx::Error> {
-    let spec = &fields.spec;
-    sqlx::query(
-        "INSERT INTO devices (id, tenant_id, location_id, kind, display_name, serial_number, \
-         model, firmware_version, purchase_date, speed_levels, attachments, pressure_levels, \
-         zones, target_temp_c, ready_threshold_c, state, charging, usage_seconds, \
-         usage_since_service, create_time, update_time, created_by, updated_by) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-         $16, 0, 0, 0, $17, $17, $18, $18)",
-    )
-    .bind(id)
-    .bind(tenant_id)
-    .bind(&fields.location_id)
-    .bind(fields.kind.as_str())
-    .bind(&fields.display_name)
-    .bind(&fields.serial_number)
-    .bind(&fields.model)
-    .bind(&fields.firmware_version)
-    .bind(&fields.purchase_date)
-    .bind(spec.speed_levels.map(i64::from))
-    .bind(attachments_to_db(&spec.attachments))
-    .bind(spec.pressure_levels.map(i64::from))
-    .bind(spec.zones.map(i64::from))
-    .bind(spec.target_temp_c)
-    .bind(spec.ready_threshold_c)
-    .bind(State::Available.as_str())
-    .bind(now)
-    .bind(actor)
-    .execute(&mut *tx)
-    .await?;
+    // $1 to $13: the fields.
+    let sql = format!(
+        "INSERT INTO devices ({}, state, id, tenant_id, create_time, update_time, created_by, \
+         updated_by, charging, usage_seconds, usage_since_service) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+         $14, $15, $16, $17, $17, $18, $18, 0, 0, 0)",
+        FIELD_COLUMNS.join(", ")
+    );
+    bind_fields(sqlx::query(&sql), fields)
+        .bind(State::Available.as_str())
+        .bind(id)
+        .bind(tenant_id)
+        .bind(now)
+        .bind(actor)
+        .execute(&mut *tx)
+        .await?;
     Ok(())
 }
 
@@ -337,43 +359,16 @@ pub(crate) async fn update_device(
     now: i64,
     actor: &str,
 ) -> Result<(), sqlx::Error> {
-    let spec = &fields.spec;
-    sqlx::query(
-        "UPDATE devices SET display_name = $1, model = $2, serial_number = $3, \
-         firmware_version = $4, purchase_date = $5, location_id = $6, speed_levels = $7, \
-         attachments = $8, pressure_levels = $9, zones = $10, target_temp_c = $11, \
-         ready_threshold_c = $12, update_time = $13, updated_by = $14 WHERE id = $15",
-    )
-    .bind(&fields.display_name)
-    .bind(&fields.model)
-    .bind(&fields.serial_number)
-    .bind(&fields.firmware_version)
-    .bind(&fields.purchase_date)
-    .bind(&fields.location_id)
-    .bind(spec.speed_levels.map(i64::from))
-    .bind(attachments_to_db(&spec.attachments))
-    .bind(spec.pressure_levels.map(i64::from))
-    .bind(spec.zones.map(i64::from))
-    .bind(spec.target_temp_c)
-    .bind(spec.ready_threshold_c)
-    .bind(now)
-    .bind(actor)
-    .bind(id)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
-}
-
-/// Sets a device's stored state.
-pub(crate) async fn set_state(
-    tx: &mut AnyConnection,
-    id: &str,
-    state: State,
-    now: i64,
-    actor: &str,
-) -> Result<(), Error> {
-    sqlx::query("UPDATE devices SET state = $1, update_time = $2, updated_by = $3 WHERE id = $4")
-        .bind(state.as_str())
+    let set: Vec<String> = FIELD_COLUMNS
+        .iter()
+        .enumerate()
+        .map(|(i, column)| format!("{column} = ${}", i + 1))
+        .collect();
+    let sql = format!(
+        "UPDATE devices SET {}, update_time = $14, updated_by = $15 WHERE id = $16",
+        set.join(", ")
+    );
+    bind_fields(sqlx::query(&sql), fields)
         .bind(now)
         .bind(actor)
         .bind(id)
@@ -382,70 +377,48 @@ pub(crate) async fn set_state(
     Ok(())
 }
 
-/// Sets a retired device's state and retirement time.
-pub(crate) async fn retire(
-    tx: &mut AnyConnection,
-    id: &str,
-    state: State,
-    now: i64,
-    actor: &str,
-) -> Result<(), Error> {
-    sqlx::query(
-        "UPDATE devices SET state = $1, retire_time = $2, update_time = $2, updated_by = $3 \
-         WHERE id = $4",
-    )
-    .bind(state.as_str())
-    .bind(now)
-    .bind(actor)
-    .bind(id)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
+/// What else a move of a device's stored state records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Also {
+    Nothing,
+    /// Retired: the retirement time.
+    Retired,
+    /// Back from service: the service time, usage since service reset.
+    Serviced,
+    /// Back from a session: its use, in seconds.
+    Used(i64),
 }
 
-/// Sets the state of a device back from service, its usage since service
-/// reset.
-pub(crate) async fn end_service(
+/// Sets a device's stored state at `now`, and what `also` says.
+pub(crate) async fn set_state(
     tx: &mut AnyConnection,
     id: &str,
     state: State,
+    also: Also,
     now: i64,
     actor: &str,
 ) -> Result<(), Error> {
-    sqlx::query(
-        "UPDATE devices SET state = $1, usage_since_service = 0, last_service_time = $2, \
-         update_time = $2, updated_by = $3 WHERE id = $4",
-    )
-    .bind(state.as_str())
-    .bind(now)
-    .bind(actor)
-    .bind(id)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
-}
-
-/// Sets the state of a device back from a session and adds its use.
-pub(crate) async fn add_usage(
-    tx: &mut AnyConnection,
-    id: &str,
-    state: State,
-    usage_seconds: i64,
-    now: i64,
-    actor: &str,
-) -> Result<(), Error> {
-    sqlx::query(
-        "UPDATE devices SET state = $1, usage_seconds = usage_seconds + $2, \
-         usage_since_service = usage_since_service + $2, update_time = $3, updated_by = $4 \
-         WHERE id = $5",
-    )
-    .bind(state.as_str())
-    .bind(usage_seconds)
-    .bind(now)
-    .bind(actor)
-    .bind(id)
-    .execute(&mut *tx)
-    .await?;
+    let also_set = match also {
+        Also::Nothing => "",
+        Also::Retired => ", retire_time = $2",
+        Also::Serviced => ", usage_since_service = 0, last_service_time = $2",
+        Also::Used(_) => {
+            ", usage_seconds = usage_seconds + $5, \
+             usage_since_service = usage_since_service + $5"
+        }
+    };
+    let sql = format!(
+        "UPDATE devices SET state = $1, update_time = $2, updated_by = $3{also_set} WHERE id = $4"
+    );
+    let mut query = sqlx::query(&sql)
+        .bind(state.as_str())
+        .bind(now)
+        .bind(actor)
+        .bind(id);
+    if let Also::Used(seconds) = also {
+        query = query.bind(seconds);
+    }
+    query.execute(&mut *tx).await?;
     Ok(())
 }
 

@@ -16,18 +16,16 @@ use recovery_kit::Error;
 use recovery_kit::time::to_micros;
 
 pub(crate) use devices::{
-    DeviceFilter, DeviceRow, DueFilter, add_usage, board, candidates, device, devices,
-    due_for_service, end_service, insert_device, lock_device, mark_offline, retire, set_state,
-    silent_devices, update_device,
+    Also, DeviceFilter, DeviceRow, DueFilter, board, candidates, device, devices, due_for_service,
+    insert_device, lock_device, mark_offline, set_state, silent_devices, update_device,
 };
 pub(crate) use maintenance::{
     MaintenanceRow, close_maintenance, insert_maintenance, maintenance, maintenance_records,
     open_maintenance,
 };
 pub(crate) use reservations::{
-    NewReservation, ReservationFilter, ReservationRow, Subject, check_out, complete,
-    held_by_another_now, insert_reservation, overlaps, release, release_held, reservation,
-    reservations, window_edges,
+    NewReservation, ReservationFilter, ReservationRow, Subject, held_by_another_now,
+    insert_reservation, overlaps, release_held, reservation, reservations, set_phase, window_edges,
 };
 pub(crate) use telemetry::{ReadingRow, device_in_scope, readings, record_latest, store_readings};
 

@@ -165,52 +165,35 @@ pub(crate) async fn insert_reservation(
     Ok(())
 }
 
-/// Marks a reservation checked out at `now`.
-pub(crate) async fn check_out(tx: &mut AnyConnection, id: &str, now: i64) -> Result<(), Error> {
-    sqlx::query(
-        "UPDATE device_reservations SET state = $1, check_out_time = $2, update_time = $2 \
-         WHERE id = $3",
-    )
-    .bind(Phase::CheckedOut.as_str())
-    .bind(now)
-    .bind(id)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
-}
-
-/// Marks a reservation completed at `now` with its use and settings.
-pub(crate) async fn complete(
+/// Moves a reservation to `phase` at `now`: checked out (the check-out
+/// time), released, or completed (check-in time, use and settings).
+pub(crate) async fn set_phase(
     tx: &mut AnyConnection,
     id: &str,
+    phase: Phase,
     now: i64,
-    usage_seconds: i64,
-    settings: &Settings,
+    completion: Option<(i64, &Settings)>,
 ) -> Result<(), Error> {
-    sqlx::query(
-        "UPDATE device_reservations SET state = $1, check_in_time = $2, usage_seconds = $3, \
-         speed_level = $4, attachment = $5, pressure_level = $6, update_time = $2 WHERE id = $7",
-    )
-    .bind(Phase::Completed.as_str())
-    .bind(now)
-    .bind(usage_seconds)
-    .bind(settings.speed_level.map(i64::from))
-    .bind(settings.attachment.map(Attachment::as_str))
-    .bind(settings.pressure_level.map(i64::from))
-    .bind(id)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
-}
-
-/// Releases one reservation.
-pub(crate) async fn release(tx: &mut AnyConnection, id: &str, now: i64) -> Result<(), Error> {
-    sqlx::query("UPDATE device_reservations SET state = $1, update_time = $2 WHERE id = $3")
-        .bind(Phase::Released.as_str())
-        .bind(now)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+    let also_set = match (phase, completion) {
+        (Phase::CheckedOut, _) => ", check_out_time = $2",
+        (Phase::Completed, Some(_)) => {
+            ", check_in_time = $2, usage_seconds = $4, speed_level = $5, attachment = $6, \
+             pressure_level = $7"
+        }
+        _ => "",
+    };
+    let sql = format!(
+        "UPDATE device_reservations SET state = $1, update_time = $2{also_set} WHERE id = $3"
+    );
+    let mut query = sqlx::query(&sql).bind(phase.as_str()).bind(now).bind(id);
+    if let (Phase::Completed, Some((usage_seconds, settings))) = (phase, completion) {
+        query = query
+            .bind(usage_seconds)
+            .bind(settings.speed_level.map(i64::from))
+            .bind(settings.attachment.map(Attachment::as_str))
+            .bind(settings.pressure_level.map(i64::from));
+    }
+    query.execute(&mut *tx).await?;
     Ok(())
 }
 

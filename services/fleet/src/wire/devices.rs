@@ -1,15 +1,15 @@
 //! Devices on the wire: registering, updating and listing them, their
 //! specs, and the device message.
 
-use recovery_kit::idempotency::{Key, without_request_id};
+use recovery_kit::idempotency::Key;
 use recovery_kit::ids::parse_id;
 use recovery_kit::page::{Keyset, Page};
 use recovery_kit::wire::{stored_timestamp, update_paths};
 use recovery_kit::{Caller, Error, Scope, Violations};
 use recovery_proto::fleet::v1 as pb;
 
-use super::{attachment_number, name, optional_id};
-use crate::devices::{Attachment, DeviceFields, DevicePatch, Kind, NewSpec, Spec};
+use super::{attachment_number, key, name, optional_id};
+use crate::devices::{Attachment, Change, DeviceFields, DevicePatch, Kind, Spec};
 use crate::state::State;
 use crate::store::{DeviceFilter, DeviceRow, DueFilter};
 
@@ -162,17 +162,18 @@ fn spec_to_wire(spec: &Spec, kind: Kind) -> Option<pb::device::Spec> {
 
 /// The wire form of a device.
 pub(crate) fn device(row: &DeviceRow) -> pb::Device {
+    let fields = &row.fields;
     pb::Device {
         id: row.id.clone(),
         tenant_id: row.tenant_id.clone(),
-        location_id: row.location_id.clone(),
-        kind: row.kind.to_wire() as i32,
-        display_name: row.display_name.clone(),
-        serial_number: row.serial_number.clone(),
-        model: row.model.clone(),
-        firmware_version: row.firmware_version.clone(),
-        purchase_date: row.purchase_date.clone(),
-        spec: spec_to_wire(&row.spec, row.kind),
+        location_id: fields.location_id.clone(),
+        kind: fields.kind.to_wire() as i32,
+        display_name: fields.display_name.clone(),
+        serial_number: fields.serial_number.clone(),
+        model: fields.model.clone(),
+        firmware_version: fields.firmware_version.clone(),
+        purchase_date: fields.purchase_date.clone(),
+        spec: spec_to_wire(&fields.spec, fields.kind),
         state: row.state.to_wire() as i32,
         ready: matches!(row.state, State::Available | State::Reserved) && row.cold_enough(),
         last_reading: row.reading_time.map(|t| pb::TelemetryReading {
@@ -180,7 +181,7 @@ pub(crate) fn device(row: &DeviceRow) -> pb::Device {
             battery_percent: row.battery_percent,
             charging: row.charging,
             temperature_celsius: row.temperature_c,
-            firmware_version: row.firmware_version.clone(),
+            firmware_version: fields.firmware_version.clone(),
             reading_time: stored_timestamp(t),
         }),
         last_seen_time: row.last_seen.and_then(stored_timestamp),
@@ -240,12 +241,12 @@ pub(crate) fn register_device(
 ) -> Result<(DeviceFields, Option<Key>), Error> {
     let mut v = Violations::new();
     let fields = fields(&req.device.clone().unwrap_or_default(), &mut v);
-    let fingerprint = without_request_id(req, |r| r.request_id.clear());
-    let key = Key::new(
+    let key = key(
         "RegisterDevice",
-        scope.tenant().unwrap_or_default(),
+        scope,
+        req,
         &req.request_id,
-        &fingerprint,
+        |r| r.request_id.clear(),
         &mut v,
     );
     Ok((v.finish_with(fields)?, key))
@@ -278,44 +279,38 @@ pub(crate) fn update_device(req: &pb::UpdateDeviceRequest) -> Result<DevicePatch
         ],
         &mut v,
     );
-    let mut out = DevicePatch {
-        id: String::new(),
-        paths: paths.clone(),
-        display_name: None,
-        model: None,
-        serial_number: None,
-        firmware_version: None,
-        purchase_date: None,
-        location_id: None,
-        spec: None,
-    };
-    for path in paths {
-        match path {
-            "display_name" => {
-                out.display_name = v.check("device.display_name", name(&patch.display_name, true));
-            }
-            "model" => out.model = v.check("device.model", name(&patch.model, false)),
-            "serial_number" => {
-                out.serial_number = v.check("device.serial_number", serial(&patch.serial_number));
-            }
-            "firmware_version" => {
-                out.firmware_version = v.check(
+    let mut changes = Vec::new();
+    for path in &paths {
+        let change = match *path {
+            "display_name" => v
+                .check("device.display_name", name(&patch.display_name, true))
+                .map(Change::DisplayName),
+            "model" => v
+                .check("device.model", name(&patch.model, false))
+                .map(Change::Model),
+            "serial_number" => v
+                .check("device.serial_number", serial(&patch.serial_number))
+                .map(Change::SerialNumber),
+            "firmware_version" => v
+                .check(
                     "device.firmware_version",
                     name(&patch.firmware_version, false),
-                );
-            }
-            "purchase_date" => {
-                out.purchase_date =
-                    v.check("device.purchase_date", purchase_date(&patch.purchase_date));
-            }
-            "location_id" => {
-                out.location_id = v.check("device.location_id", parse_id(&patch.location_id));
-            }
-            _ => out.spec = Some(NewSpec(patch.spec.clone())),
-        }
+                )
+                .map(Change::FirmwareVersion),
+            "purchase_date" => v
+                .check("device.purchase_date", purchase_date(&patch.purchase_date))
+                .map(Change::PurchaseDate),
+            "location_id" => v
+                .check("device.location_id", parse_id(&patch.location_id))
+                .map(Change::Location),
+            // spec, or one of its oneof fields: one change however named.
+            _ if changes.iter().any(|c| matches!(c, Change::Spec(_))) => None,
+            _ => Some(Change::Spec(patch.spec.clone())),
+        };
+        changes.extend(change);
     }
-    out.id = v.finish_with(id)?;
-    Ok(out)
+    let id = v.finish_with(id)?;
+    Ok(DevicePatch { id, paths, changes })
 }
 
 /// `ListDevices`: the filter (in the tenant the caller acts on) and the page.

@@ -2,14 +2,14 @@
 //! settings, listing, and the reservation message.
 
 use jiff::{SignedDuration, Timestamp};
-use recovery_kit::idempotency::{Key, without_request_id};
+use recovery_kit::idempotency::Key;
 use recovery_kit::ids::parse_id;
 use recovery_kit::page::Keyset;
 use recovery_kit::wire::{instant, optional_instant, signed_duration, stored_timestamp};
 use recovery_kit::{Error, Scope, Violations};
 use recovery_proto::fleet::v1 as pb;
 
-use super::attachment_number;
+use super::{attachment_number, key};
 use crate::devices::{Attachment, Kind, Spec};
 use crate::reservations::{Phase, Purpose, ReservationQuery, Reserve, Settings, Target, Window};
 use crate::store::{ReservationRow, Subject};
@@ -20,29 +20,6 @@ const MAX_WINDOW: SignedDuration = SignedDuration::from_hours(12);
 const MAX_LIST_WINDOW: SignedDuration = SignedDuration::from_hours(31 * 24);
 /// The longest booking or staff member id.
 const MAX_PURPOSE: usize = 200;
-
-impl Phase {
-    /// `None` for unspecified (no filter); `Err` for unknown values.
-    fn from_wire(value: i32) -> Result<Option<Phase>, String> {
-        match pb::ReservationState::try_from(value) {
-            Ok(pb::ReservationState::Unspecified) => Ok(None),
-            Ok(pb::ReservationState::Held) => Ok(Some(Phase::Held)),
-            Ok(pb::ReservationState::CheckedOut) => Ok(Some(Phase::CheckedOut)),
-            Ok(pb::ReservationState::Completed) => Ok(Some(Phase::Completed)),
-            Ok(pb::ReservationState::Released) => Ok(Some(Phase::Released)),
-            Err(_) => Err(format!("{value} is not a reservation state")),
-        }
-    }
-
-    fn to_wire(self) -> pb::ReservationState {
-        match self {
-            Phase::Held => pb::ReservationState::Held,
-            Phase::CheckedOut => pb::ReservationState::CheckedOut,
-            Phase::Completed => pb::ReservationState::Completed,
-            Phase::Released => pb::ReservationState::Released,
-        }
-    }
-}
 
 /// A window from a request: a start (default `now`) and an end or a
 /// duration; it must end in the future.
@@ -190,12 +167,12 @@ pub(crate) fn reserve_device(
         &mut v,
     );
     let purpose = purpose(req.purpose.as_ref(), &mut v);
-    let fingerprint = without_request_id(req, |r| r.request_id.clear());
-    let key = Key::new(
+    let key = key(
         "ReserveDevice",
-        scope.tenant().unwrap_or_default(),
+        scope,
+        req,
         &req.request_id,
-        &fingerprint,
+        |r| r.request_id.clear(),
         &mut v,
     );
     let ((target, window), purpose) = v.finish_with(target.zip(window).zip(purpose))?;
