@@ -4,26 +4,36 @@
 //!
 //! The library is mounted by the `fleet` binary and by `recoveryd`.
 
-mod api;
-mod model;
+#[macro_use]
+mod names;
+
+mod devices;
+mod grpc;
+mod maintenance;
+mod reservations;
 mod state;
 mod store;
 mod telemetry;
 mod watch;
+mod wire;
 
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use jiff::SignedDuration;
 use prost::Message as _;
 use recovery_kit::events::{Bus, Event};
 use recovery_kit::server::{Services, Shutdown};
-use recovery_kit::time::{Clock, from_micros, to_micros};
-use recovery_kit::{Db, Engine, Error};
+use recovery_kit::time::{Clock, to_micros};
+use recovery_kit::{Db, Engine, Error, Scope};
 use recovery_proto::fleet::v1 as pb;
 use recovery_proto::fleet::v1::fleet_service_server::FleetServiceServer;
 use recovery_tenancy::Directory;
-use sqlx::Row as _;
+use sqlx::{Any, Transaction};
+
+pub use watch::Swept;
+
+use crate::store::{DeviceRow, Times};
 
 /// Fleet's idempotency records.
 const IDEMPOTENCY_TABLE: &str = "fleet_idempotency";
@@ -88,15 +98,6 @@ pub struct Fleet {
     last_sweep: Mutex<i64>,
 }
 
-/// What one [`Fleet::sweep`] told the board.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Swept {
-    /// Devices newly marked offline.
-    pub offline: usize,
-    /// Devices reserved or free again because a window started or ended.
-    pub windows: usize,
-}
-
 impl Fleet {
     /// Fleet's migrations for `engine` (versions 30000 to 39999).
     pub fn migrator(engine: Engine) -> sqlx::migrate::Migrator {
@@ -144,127 +145,47 @@ impl Fleet {
         self.shutdown.get().cloned().unwrap_or_else(Shutdown::never)
     }
 
-    /// `now` and the stale-heartbeat bound, in micros.
-    fn times(&self) -> (i64, i64) {
-        store::times(self.clock.now(), self.config.offline_after())
+    /// The instants device states are read at now.
+    fn times(&self) -> Times {
+        Times::at(self.clock.now(), self.config.offline_after())
     }
 
     /// Publishes a device's current form to its location's board.
-    fn publish(&self, device: &pb::Device) {
+    fn publish(&self, device: &DeviceRow) {
+        self.publish_wire(&device.fields.location_id, &wire::device(device));
+    }
+
+    /// Publishes a device's wire form to the board of `location_id`.
+    fn publish_wire(&self, location_id: &str, device: &pb::Device) {
         self.bus.publish(Event::new(
             DEVICE_TOPIC,
             device.tenant_id.clone(),
-            device.location_id.clone(),
+            location_id.to_owned(),
             device.encode_to_vec(),
         ));
+    }
+
+    /// Reads device `id` as `tx` left it, commits, and tells the board.
+    async fn commit_device(
+        &self,
+        mut tx: Transaction<'static, Any>,
+        times: Times,
+        id: &str,
+    ) -> Result<DeviceRow, Error> {
+        let device = store::device(&mut *tx, times, &Scope::All, id).await?;
+        tx.commit().await?;
+        self.publish(&device);
+        Ok(device)
     }
 
     /// Reads devices by id after a commit and publishes them.
     async fn publish_ids(&self, ids: &[String]) -> Result<(), Error> {
         let times = self.times();
         for id in ids {
-            let device = store::device(self.db.reader(), times, "", id).await?;
-            self.publish(device.wire());
+            let device = store::device(self.db.reader(), times, &Scope::All, id).await?;
+            self.publish(&device);
         }
         Ok(())
-    }
-
-    /// Marks devices whose hubs went silent as offline (stored, so that the
-    /// board hears of it) and publishes them. Reads see offline devices
-    /// without this; it only tells the watchers. Returns how many flipped.
-    pub async fn sweep_offline(&self) -> anyhow::Result<usize> {
-        let times = self.times();
-        let mut tx = self.db.begin().await?;
-        let rows = sqlx::query(
-            "SELECT id FROM devices WHERE state IN ('available', 'charging') \
-             AND COALESCE(last_seen, create_time) < $1",
-        )
-        .bind(times.1)
-        .fetch_all(&mut *tx)
-        .await?;
-        let ids: Vec<String> = rows
-            .iter()
-            .map(|r| r.try_get("id"))
-            .collect::<Result<_, _>>()?;
-        for id in &ids {
-            sqlx::query(
-                "UPDATE devices SET state = 'offline', update_time = $1 WHERE id = $2 \
-                 AND state IN ('available', 'charging') AND COALESCE(last_seen, create_time) < $3",
-            )
-            .bind(times.0)
-            .bind(id)
-            .bind(times.1)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        for id in &ids {
-            tracing::info!(device_id = %id, "device offline");
-        }
-        self.publish_ids(&ids)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        Ok(ids.len())
-    }
-
-    /// Tells the board what changed only because time passed: devices gone
-    /// silent ([`Fleet::sweep_offline`]) and devices whose reservation
-    /// window started or ended ([`Fleet::sweep_windows`]).
-    pub async fn sweep(&self) -> anyhow::Result<Swept> {
-        let offline = self.sweep_offline().await?;
-        let windows = self.sweep_windows().await?;
-        Ok(Swept { offline, windows })
-    }
-
-    /// Publishes devices whose effective state changed since the previous
-    /// sweep (by the injected clock) because a held reservation's window
-    /// started or ended in between. Nothing is stored: reads derive
-    /// "reserved" themselves. Returns how many were published.
-    pub async fn sweep_windows(&self) -> anyhow::Result<usize> {
-        let now = self.clock.now();
-        let since = std::mem::replace(
-            &mut *self
-                .last_sweep
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-            to_micros(now),
-        );
-        let times = store::times(now, self.config.offline_after());
-        if times.0 <= since {
-            return Ok(0);
-        }
-        let rows = sqlx::query(
-            "SELECT device_id FROM device_reservations WHERE state = 'held' \
-             AND start_us > $1 AND start_us <= $2 \
-             UNION SELECT device_id FROM device_reservations WHERE state = 'held' \
-             AND end_us > $1 AND end_us <= $2",
-        )
-        .bind(since)
-        .bind(times.0)
-        .fetch_all(self.db.reader())
-        .await?;
-        let before = store::times(from_micros(since), self.config.offline_after());
-        let mut published = 0;
-        for row in &rows {
-            let id: String = row.try_get("device_id")?;
-            let err = |e: Error| anyhow::anyhow!("{e}");
-            let then = store::device(self.db.reader(), before, "", &id)
-                .await
-                .map_err(err)?;
-            let device = store::device(self.db.reader(), times, "", &id)
-                .await
-                .map_err(err)?;
-            if then.state != device.state {
-                tracing::info!(
-                    device_id = %id,
-                    state = device.state.as_str(),
-                    "device window passed"
-                );
-                self.publish(device.wire());
-                published += 1;
-            }
-        }
-        Ok(published)
     }
 
     /// Runs [`Fleet::sweep`] every `every` until `shutdown`.
@@ -284,5 +205,21 @@ impl Fleet {
                 }
             }
         });
+    }
+}
+
+/// One page of a list, and the token of the next (empty on the last page).
+#[derive(Debug, Clone)]
+pub(crate) struct Listing<T> {
+    pub(crate) items: Vec<T>,
+    pub(crate) next_page_token: String,
+}
+
+impl<T> Listing<T> {
+    fn new(items: Vec<T>, next_page_token: String) -> Self {
+        Self {
+            items,
+            next_page_token,
+        }
     }
 }

@@ -4,76 +4,22 @@
 //! maintenance, offline or retired. What callers see is its *effective*
 //! state: an available or charging device whose hub has been silent longer
 //! than the offline threshold is offline, and one held by a reservation
-//! whose window is under way is reserved (see `store::EFFECTIVE_STATE`).
+//! whose window is under way is reserved (see `EFFECTIVE_STATE` in
+//! `store/devices.rs`).
 //! Moves start from the effective state and land on a stored one.
 
 use recovery_proto::fleet::v1 as pb;
 
-/// Where a device stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum State {
-    Available,
-    Reserved,
-    InUse,
-    Charging,
-    Maintenance,
-    Offline,
-    Retired,
-}
-
-impl State {
-    pub(crate) const ALL: [State; 7] = [
-        State::Available,
-        State::Reserved,
-        State::InUse,
-        State::Charging,
-        State::Maintenance,
-        State::Offline,
-        State::Retired,
-    ];
-
-    /// The stable name stored in the database.
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            State::Available => "available",
-            State::Reserved => "reserved",
-            State::InUse => "in_use",
-            State::Charging => "charging",
-            State::Maintenance => "maintenance",
-            State::Offline => "offline",
-            State::Retired => "retired",
-        }
-    }
-
-    pub(crate) fn parse(name: &str) -> Option<State> {
-        Self::ALL.into_iter().find(|s| s.as_str() == name)
-    }
-
-    pub(crate) fn to_wire(self) -> pb::DeviceState {
-        match self {
-            State::Available => pb::DeviceState::Available,
-            State::Reserved => pb::DeviceState::Reserved,
-            State::InUse => pb::DeviceState::InUse,
-            State::Charging => pb::DeviceState::Charging,
-            State::Maintenance => pb::DeviceState::Maintenance,
-            State::Offline => pb::DeviceState::Offline,
-            State::Retired => pb::DeviceState::Retired,
-        }
-    }
-
-    /// `None` for unspecified (no filter); `Err` for unknown values.
-    pub(crate) fn from_wire(value: i32) -> Result<Option<State>, String> {
-        match pb::DeviceState::try_from(value) {
-            Ok(pb::DeviceState::Unspecified) => Ok(None),
-            Ok(pb::DeviceState::Available) => Ok(Some(State::Available)),
-            Ok(pb::DeviceState::Reserved) => Ok(Some(State::Reserved)),
-            Ok(pb::DeviceState::InUse) => Ok(Some(State::InUse)),
-            Ok(pb::DeviceState::Charging) => Ok(Some(State::Charging)),
-            Ok(pb::DeviceState::Maintenance) => Ok(Some(State::Maintenance)),
-            Ok(pb::DeviceState::Offline) => Ok(Some(State::Offline)),
-            Ok(pb::DeviceState::Retired) => Ok(Some(State::Retired)),
-            Err(_) => Err(format!("{value} is not a device state")),
-        }
+names! {
+    /// Where a device stands.
+    pub(crate) enum State: pb::DeviceState, "a device state" {
+        Available = "available" => Available,
+        Reserved = "reserved" => Reserved,
+        InUse = "in_use" => InUse,
+        Charging = "charging" => Charging,
+        Maintenance = "maintenance" => Maintenance,
+        Offline = "offline" => Offline,
+        Retired = "retired" => Retired,
     }
 }
 
@@ -162,7 +108,7 @@ mod tests {
         ];
         let mut count = 0;
         for mv in moves {
-            for from in State::ALL {
+            for from in State::ALL.iter().copied() {
                 let expected = legal
                     .iter()
                     .find(|(m, f, _)| *m == mv && *f == from)
@@ -178,7 +124,7 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for s in State::ALL {
+        for s in State::ALL.iter().copied() {
             assert_eq!(State::parse(s.as_str()), Some(s));
             assert_eq!(State::from_wire(s.to_wire() as i32), Ok(Some(s)));
         }

@@ -1,17 +1,38 @@
 //! Hubs' telemetry: a client stream of readings, stored in batches (one
 //! write transaction per batch), the latest reading kept on the device and
-//! the history bounded per device.
+//! the history bounded per device; and the history, a page at a time.
 
 use std::collections::{HashMap, HashSet};
-use std::fmt::Write as _;
 
+use jiff::Timestamp;
+use recovery_kit::page::Keyset;
 use recovery_kit::time::to_micros;
-use recovery_kit::{Caller, Error, Violations};
+use recovery_kit::{Caller, Error, Scope, Violations};
 use recovery_proto::fleet::v1 as pb;
 use tonic::Streaming;
 
-use crate::Fleet;
-use crate::model::Reading;
+use crate::store::{self, ReadingRow};
+use crate::{Fleet, Listing, wire};
+
+/// A hub's reading, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Reading {
+    pub(crate) device_id: String,
+    pub(crate) battery_percent: Option<u32>,
+    pub(crate) charging: bool,
+    pub(crate) temperature_c: Option<f64>,
+    pub(crate) firmware_version: String,
+    pub(crate) time: Timestamp,
+}
+
+/// Which readings `ListTelemetry` asks for.
+#[derive(Debug, Clone)]
+pub(crate) struct ReadingsQuery {
+    pub(crate) device_id: String,
+    /// Where the page starts: after the reading time and seq of the
+    /// previous page's last reading.
+    pub(crate) after: Option<(i64, i64)>,
+}
 
 impl Fleet {
     /// Stores a hub's stream; answers how many readings were stored.
@@ -48,12 +69,8 @@ impl Fleet {
             match next {
                 Ok(Some(message)) => {
                     let mut v = Violations::new();
-                    let reading = Reading::from_wire(
-                        message.reading.as_ref(),
-                        index,
-                        self.clock.now(),
-                        &mut v,
-                    );
+                    let reading =
+                        wire::reading(message.reading.as_ref(), index, self.clock.now(), &mut v);
                     let reading = v.finish_with(reading)?;
                     index += 1;
                     batch.push(reading);
@@ -86,14 +103,10 @@ impl Fleet {
         if batch.is_empty() {
             return Ok(0);
         }
+        let scope = Scope::tenant_of(tenant_id);
         for reading in batch.iter() {
             if !known.contains(&reading.device_id) {
-                let found = sqlx::query("SELECT id FROM devices WHERE id = $1 AND tenant_id = $2")
-                    .bind(&reading.device_id)
-                    .bind(tenant_id)
-                    .fetch_optional(self.db.reader())
-                    .await?;
-                if found.is_none() {
+                if !store::device_in_scope(self.db.reader(), &scope, &reading.device_id).await? {
                     return Err(Error::not_found("device", &reading.device_id));
                 }
                 known.insert(reading.device_id.clone());
@@ -108,74 +121,10 @@ impl Fleet {
                 *entry = reading;
             }
         }
-        let mut sql = String::from(
-            "INSERT INTO device_readings (tenant_id, device_id, reading_time, battery_percent, \
-             charging, temperature_c, firmware_version, receive_time) VALUES ",
-        );
-        for i in 0..batch.len() {
-            let b = i * 6;
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            let _ = write!(
-                sql,
-                "($1, ${}, ${}, ${}, ${}, ${}, ${}, $2)",
-                b + 3,
-                b + 4,
-                b + 5,
-                b + 6,
-                b + 7,
-                b + 8
-            );
-        }
-        let mut insert = sqlx::query(&sql).bind(tenant_id).bind(now);
-        for r in batch.iter() {
-            insert = insert
-                .bind(&r.device_id)
-                .bind(to_micros(r.time))
-                .bind(r.battery_percent.map(i64::from))
-                .bind(i64::from(r.charging))
-                .bind(r.temperature_c)
-                .bind(&r.firmware_version);
-        }
         let mut tx = self.db.begin().await?;
-        insert.execute(&mut *tx).await?;
-        for (device_id, r) in &latest {
-            sqlx::query(
-                "UPDATE devices SET battery_percent = $1, charging = $2, temperature_c = $3, \
-                 reading_time = $4, \
-                 firmware_version = CASE WHEN $5 = '' THEN firmware_version ELSE $5 END \
-                 WHERE id = $6 AND (reading_time IS NULL OR reading_time <= $4)",
-            )
-            .bind(r.battery_percent.map(i64::from))
-            .bind(i64::from(r.charging))
-            .bind(r.temperature_c)
-            .bind(to_micros(r.time))
-            .bind(&r.firmware_version)
-            .bind(*device_id)
-            .execute(&mut *tx)
-            .await?;
-            // A report is a heartbeat: an offline device is back, and an
-            // idle one is charging or not as its latest reading says.
-            sqlx::query(
-                "UPDATE devices SET last_seen = $1, update_time = $1, state = CASE \
-                 WHEN state IN ('available', 'charging', 'offline') \
-                   THEN CASE WHEN charging = 1 THEN 'charging' ELSE 'available' END \
-                 ELSE state END WHERE id = $2",
-            )
-            .bind(now)
-            .bind(*device_id)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "DELETE FROM device_readings WHERE device_id = $1 AND seq <= \
-                 (SELECT seq FROM device_readings WHERE device_id = $1 \
-                  ORDER BY seq DESC LIMIT 1 OFFSET $2)",
-            )
-            .bind(*device_id)
-            .bind(i64::from(self.config.history))
-            .execute(&mut *tx)
-            .await?;
+        store::store_readings(&mut tx, tenant_id, batch, now).await?;
+        for reading in latest.values() {
+            store::record_latest(&mut tx, reading, now, self.config.history).await?;
         }
         tx.commit().await?;
         let ids: Vec<String> = latest.keys().map(|id| (*id).to_owned()).collect();
@@ -184,10 +133,35 @@ impl Fleet {
         self.publish_ids(&ids).await?;
         Ok(stored)
     }
+
+    /// A page of a device's readings, newest reading time first, then
+    /// latest received: a keyset on (reading time, seq), so readings stored
+    /// meanwhile never shift a later page.
+    pub(crate) async fn telemetry(
+        &self,
+        caller: &Caller,
+        query: ReadingsQuery,
+        page: Keyset,
+    ) -> Result<Listing<ReadingRow>, Error> {
+        self.device(caller, &query.device_id).await?;
+        let rows = store::readings(
+            self.db.reader(),
+            &query.device_id,
+            query.after,
+            page.fetch(),
+        )
+        .await?;
+        let mut rows: Vec<_> = rows.into_iter().map(|r| (key_of(r.seq), r)).collect();
+        let next_page_token = page.finish(&mut rows, |(key, r)| (r.reading_time, key.as_str()));
+        Ok(Listing::new(
+            rows.into_iter().map(|(_, r)| r).collect(),
+            next_page_token,
+        ))
+    }
 }
 
 /// A reading's tiebreaker in a page token: its storage sequence number.
-pub(crate) fn key_of(seq: i64) -> String {
+fn key_of(seq: i64) -> String {
     seq.to_string()
 }
 

@@ -1,19 +1,23 @@
 //! The device board: a snapshot of a location's devices, then every change
-//! published on the bus, until the client goes away or the server stops.
+//! published on the bus, until the client goes away or the server stops;
+//! and the sweep that tells the board what changed only because time
+//! passed.
 
 use std::pin::Pin;
+use std::sync::{Arc, PoisonError};
 
 use prost::Message as _;
-use recovery_kit::Error;
 use recovery_kit::events::Missed;
+use recovery_kit::time::{Clock, from_micros, to_micros};
+use recovery_kit::{Caller, Db, Error, Scope};
 use recovery_proto::fleet::v1 as pb;
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
-use crate::store::{self, DeviceRow};
-use crate::{DEVICE_TOPIC, Fleet};
+use crate::store::{self, Times};
+use crate::{DEVICE_TOPIC, Fleet, wire};
 
 /// The stream `WatchDevices` answers with.
 pub(crate) type Board =
@@ -22,11 +26,20 @@ pub(crate) type Board =
 /// The most devices a snapshot carries.
 const SNAPSHOT_LIMIT: i64 = 2000;
 
+/// What one [`Fleet::sweep`] told the board.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Devices newly marked offline.
+    pub offline: usize,
+    /// Devices reserved or free again because a window started or ended.
+    pub windows: usize,
+}
+
 /// What a board needs to read snapshots, apart from the service.
 #[derive(Clone)]
 struct Source {
-    db: recovery_kit::Db,
-    clock: std::sync::Arc<dyn recovery_kit::time::Clock>,
+    db: Db,
+    clock: Arc<dyn Clock>,
     offline_after: jiff::SignedDuration,
 }
 
@@ -37,33 +50,37 @@ impl Source {
         tenant_id: &str,
         location_id: &str,
     ) -> Result<pb::WatchDevicesResponse, Error> {
-        let (now, stale) = store::times(self.clock.now(), self.offline_after);
-        let rows = sqlx::query(&store::select_devices(
-            "tenant_id = $3 AND location_id = $4 AND state <> 'retired'",
-            "ORDER BY id LIMIT $5",
-        ))
-        .bind(now)
-        .bind(stale)
-        .bind(tenant_id)
-        .bind(location_id)
-        .bind(SNAPSHOT_LIMIT)
-        .fetch_all(self.db.reader())
+        let times = Times::at(self.clock.now(), self.offline_after);
+        let devices = store::board(
+            self.db.reader(),
+            times,
+            &Scope::tenant_of(tenant_id),
+            location_id,
+            SNAPSHOT_LIMIT,
+        )
         .await?;
-        let devices = rows
-            .iter()
-            .map(|r| DeviceRow::from_row(r).map(DeviceRow::into_wire))
-            .collect::<Result<Vec<_>, _>>()?;
         Ok(pb::WatchDevicesResponse {
             event: Some(pb::watch_devices_response::Event::Snapshot(
-                pb::DeviceSnapshot { devices },
+                pb::DeviceSnapshot {
+                    devices: devices.iter().map(wire::device).collect(),
+                },
             )),
         })
     }
 }
 
 impl Fleet {
+    /// The board of a location the caller may see.
+    pub(crate) async fn watch(&self, caller: &Caller, location_id: &str) -> Result<Board, Error> {
+        let location = self
+            .directory
+            .location(caller, location_id, "location_id")
+            .await?;
+        Ok(self.board(location.tenant_id, location.id))
+    }
+
     /// Starts the board of `location_id`.
-    pub(crate) fn board(&self, tenant_id: String, location_id: String) -> Board {
+    fn board(&self, tenant_id: String, location_id: String) -> Board {
         // Subscribe before the snapshot is read, so no change falls between.
         let mut changes = self
             .bus
@@ -71,7 +88,7 @@ impl Fleet {
         let mut shutdown = self.shutdown();
         let fleet = Source {
             db: self.db.clone(),
-            clock: std::sync::Arc::clone(&self.clock),
+            clock: Arc::clone(&self.clock),
             offline_after: self.config.offline_after(),
         };
         let (tx, rx) = mpsc::channel(64);
@@ -108,5 +125,69 @@ impl Fleet {
             }
         });
         Box::pin(ReceiverStream::new(rx))
+    }
+
+    /// Marks devices whose hubs went silent as offline (stored, so that the
+    /// board hears of it) and publishes them. Reads see offline devices
+    /// without this; it only tells the watchers. Returns how many flipped.
+    pub async fn sweep_offline(&self) -> anyhow::Result<usize> {
+        let times = self.times();
+        let mut tx = self.db.begin().await?;
+        let ids = store::silent_devices(&mut tx, times).await?;
+        for id in &ids {
+            store::mark_offline(&mut tx, id, times).await?;
+        }
+        tx.commit().await?;
+        for id in &ids {
+            tracing::info!(device_id = %id, "device offline");
+        }
+        self.publish_ids(&ids).await?;
+        Ok(ids.len())
+    }
+
+    /// Tells the board what changed only because time passed: devices gone
+    /// silent ([`Fleet::sweep_offline`]) and devices whose reservation
+    /// window started or ended ([`Fleet::sweep_windows`]).
+    pub async fn sweep(&self) -> anyhow::Result<Swept> {
+        let offline = self.sweep_offline().await?;
+        let windows = self.sweep_windows().await?;
+        Ok(Swept { offline, windows })
+    }
+
+    /// Publishes devices whose effective state changed since the previous
+    /// sweep (by the injected clock) because a held reservation's window
+    /// started or ended in between. Nothing is stored: reads derive
+    /// "reserved" themselves. Returns how many were published.
+    pub async fn sweep_windows(&self) -> anyhow::Result<usize> {
+        let now = self.clock.now();
+        let since = std::mem::replace(
+            &mut *self
+                .last_sweep
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+            to_micros(now),
+        );
+        let offline_after = self.config.offline_after();
+        let times = Times::at(now, offline_after);
+        if times.now <= since {
+            return Ok(0);
+        }
+        let ids = store::window_edges(self.db.reader(), since, times.now).await?;
+        let before = Times::at(from_micros(since), offline_after);
+        let mut published = 0;
+        for id in &ids {
+            let then = store::device(self.db.reader(), before, &Scope::All, id).await?;
+            let device = store::device(self.db.reader(), times, &Scope::All, id).await?;
+            if then.state != device.state {
+                tracing::info!(
+                    device_id = %id,
+                    state = device.state.as_str(),
+                    "device window passed"
+                );
+                self.publish(&device);
+                published += 1;
+            }
+        }
+        Ok(published)
     }
 }
