@@ -123,17 +123,6 @@ impl Caller {
         }
     }
 
-    /// The old string form of [`Caller::scope`], kept while services move to
-    /// [`Scope`]: "" for operators, the tenant otherwise.
-    #[doc(hidden)]
-    pub fn scope_text(&self) -> &str {
-        match (self.role, self.tenant_id.as_deref()) {
-            (Role::Operator, _) => "",
-            (_, Some(tenant)) => tenant,
-            (_, None) => "\u{0}",
-        }
-    }
-
     /// Whether the caller may see objects of `tenant_id`.
     pub fn sees(&self, tenant_id: &str) -> bool {
         match (self.role, self.tenant_id.as_deref()) {

@@ -127,16 +127,6 @@ impl Db {
         Ok(())
     }
 
-    /// The clause that locks selected rows for the rest of a write
-    /// transaction: `FOR UPDATE` on PostgreSQL; nothing on SQLite, whose
-    /// write transactions are serialised already.
-    pub fn lock_rows(&self) -> &'static str {
-        match self.engine {
-            Engine::Sqlite => "",
-            Engine::Postgres => " FOR UPDATE",
-        }
-    }
-
     /// Closes both pools.
     pub async fn close(&self) {
         self.write.close().await;

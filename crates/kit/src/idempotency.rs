@@ -102,28 +102,6 @@ where
     ))
 }
 
-/// Runs `$body` — which creates something in the write transaction `$tx` and
-/// yields its message — at most once per idempotency key. Being replaced by
-/// [`create`]; kept while services move.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! once {
-    ($db:expr, $table:expr, $key:expr, $now_micros:expr, |$tx:ident| $body:block) => {{
-        let mut once = $crate::idempotency::Once::new($table, $key, $now_micros);
-        loop {
-            #[allow(unused_mut)]
-            let mut $tx = match once.begin($db).await? {
-                $crate::idempotency::Step::Replay(stored) => break (stored, false),
-                $crate::idempotency::Step::Work(tx) => tx,
-            };
-            let value = $body;
-            if once.commit($tx, &value).await? {
-                break (value, true);
-            }
-        }
-    }};
-}
-
 /// Runs a create at most once per key, in a write transaction that also
 /// stores its result:
 ///

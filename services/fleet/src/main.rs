@@ -1,27 +1,17 @@
-//! `fleet`: the fleet service on its own, authenticating keys and reading
-//! locations through a tenancy service.
+//! `fleet`: the fleet service on its own, next to a tenancy service.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 use recovery_fleet::{Config, Fleet};
-use recovery_kit::config::ServerArgs;
-use recovery_kit::events::Bus;
-use recovery_kit::server::Services;
-use recovery_kit::telemetry;
-use recovery_kit::time::SystemClock;
-use recovery_tenancy::RemoteArgs;
+use recovery_tenancy::apart::ApartArgs;
 
 /// Devices, assignment, telemetry and maintenance of the recovery backend.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
     #[command(flatten)]
-    server: ServerArgs,
-
-    #[command(flatten)]
-    tenancy: RemoteArgs,
+    apart: ApartArgs,
 
     #[command(flatten)]
     fleet: Config,
@@ -30,19 +20,17 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let _telemetry = telemetry::init("fleet", args.server.otlp_endpoint.as_deref())?;
-    let db = args.server.open_database().await?;
-    let tenancy = Arc::new(args.tenancy.remote()?);
+    let apart = args.apart.start("fleet").await?;
     let fleet = Fleet::start(
-        db,
-        Arc::new(SystemClock),
-        Bus::default(),
-        tenancy.clone(),
+        apart.db.clone(),
+        apart.clock.clone(),
+        apart.bus.clone(),
+        apart.directory(),
         args.fleet,
     )
     .await?;
-    let mut services = Services::new(tenancy);
+    let mut services = apart.services();
     fleet.mount(&mut services);
     fleet.spawn_sweeper(Duration::from_secs(15), services.shutdown());
-    args.server.serve(services).await
+    apart.serve(services).await
 }

@@ -4,12 +4,12 @@
 
 use std::sync::Arc;
 
+use recovery_kit::Db;
 use recovery_kit::config::ServerArgs;
 use recovery_kit::events::Bus;
 use recovery_kit::server::Services;
 use recovery_kit::telemetry::{self, Telemetry};
 use recovery_kit::time::{Clock, SystemClock};
-use recovery_kit::Db;
 
 use crate::{Directory, Remote, RemoteArgs};
 
