@@ -281,6 +281,15 @@ impl BookingService for Bookings {
         }))
     }
 
+    async fn forget_client(
+        &self,
+        _request: Request<pb::ForgetClientRequest>,
+    ) -> Answer<pb::ForgetClientResponse> {
+        Err(Status::unimplemented(
+            "ForgetClient arrives with the workflow",
+        ))
+    }
+
     type WatchScheduleStream = ScheduleStream;
 
     async fn watch_schedule(

@@ -298,6 +298,8 @@ impl Treatment {
                 .collect(),
             slot_step: to_duration(terms.step),
             turnover: to_duration(terms.turnover),
+            // Filled by the workflow issue's device needs.
+            device_needs: Vec::new(),
             policy: Some(pb::BookingPolicy {
                 min_notice: to_duration(terms.min_notice),
                 max_days_ahead: count(terms.max_days_ahead),
@@ -359,6 +361,13 @@ impl Booking {
             cancel_reason: self.cancel_reason.clone(),
             create_time: stored_timestamp(self.create_time),
             update_time: stored_timestamp(self.update_time),
+            // Filled by the workflow issue.
+            warnings: Vec::new(),
+            recommended_duration: None,
+            devices: Vec::new(),
+            soreness_before: None,
+            soreness_after: None,
+            session_notes: String::new(),
         }
     }
 }
@@ -375,6 +384,9 @@ impl Hold {
             end_time: stored_timestamp(self.end),
             resources: kind_resources(held),
             expire_time: stored_timestamp(self.expire),
+            // Filled by the workflow issue.
+            warnings: Vec::new(),
+            recommended_duration: None,
         }
     }
 }

@@ -142,6 +142,15 @@ impl FleetService for Fleet {
         }))
     }
 
+    async fn release_booking_reservations(
+        &self,
+        _request: Request<pb::ReleaseBookingReservationsRequest>,
+    ) -> Result<Response<pb::ReleaseBookingReservationsResponse>, Status> {
+        Err(Status::unimplemented(
+            "ReleaseBookingReservations arrives with the workflow",
+        ))
+    }
+
     async fn list_reservations(
         &self,
         request: Request<pb::ListReservationsRequest>,

@@ -114,6 +114,7 @@ async fn the_protocols_binary_runs_apart_from_tenancy() {
         start_time: at(start),
         duration: three_minutes(),
         location_id: location_id.to_owned(),
+        booked: Vec::new(),
     };
     let refusals = |e: pb::EvaluateSessionResponse| -> Vec<String> {
         e.evaluation

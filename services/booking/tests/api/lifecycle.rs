@@ -16,7 +16,10 @@ async fn the_session_lifecycle_allows_only_legal_moves(db: TestDb) {
 
     // Illegal: completing or starting a session that was never checked in.
     let status = staff
-        .complete_session(pb::CompleteSessionRequest { id: id.clone() })
+        .complete_session(pb::CompleteSessionRequest {
+            id: id.clone(),
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition);
@@ -50,7 +53,10 @@ async fn the_session_lifecycle_allows_only_legal_moves(db: TestDb) {
         .unwrap();
     assert_eq!(started.status(), pb::BookingStatus::InSession);
     let done = staff
-        .complete_session(pb::CompleteSessionRequest { id: id.clone() })
+        .complete_session(pb::CompleteSessionRequest {
+            id: id.clone(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()

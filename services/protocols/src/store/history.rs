@@ -80,6 +80,8 @@ fn session(row: &AnyRow) -> Result<pb::RecoverySession, Error> {
         ))),
         device_id: row.try_get("device_id")?,
         device_settings: settings,
+        // Recorded from a booking: arrives with the workflow's migration.
+        booking_id: String::new(),
         soreness_before: before.map(|n| narrow(n, "soreness_before")).transpose()?,
         soreness_after: after.map(|n| narrow(n, "soreness_after")).transpose()?,
         notes: row.try_get("notes")?,

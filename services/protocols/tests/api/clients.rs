@@ -43,6 +43,7 @@ async fn another_tenants_client_is_not_found(db: TestDb) {
             start_time: at(NOW),
             duration: secs(600),
             location_id: theirs.location_id.clone(),
+            booked: Vec::new(),
         })
         .await
         .unwrap_err(),
@@ -64,6 +65,7 @@ async fn another_tenants_client_is_not_found(db: TestDb) {
             start_time: at(NOW),
             duration: secs(600),
             location_id: theirs.location_id.clone(),
+            booked: Vec::new(),
         })
         .await
         .unwrap_err();
@@ -327,6 +329,7 @@ async fn bad_input_is_refused_with_field_details_and_writes_nothing(db: TestDb) 
             start_time: None,
             duration: secs(0),
             location_id: "nowhere".into(),
+            booked: Vec::new(),
         })
         .await
         .unwrap_err();

@@ -257,6 +257,7 @@ pub(crate) async fn evaluate(
         start_time: at(start),
         duration: secs(seconds),
         location_id: location_id.into(),
+        booked: Vec::new(),
     })
     .await
     .unwrap()
