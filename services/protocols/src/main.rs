@@ -1,6 +1,10 @@
-//! `protocols`: the protocols service on its own, next to a tenancy service.
+//! `protocols`: the protocols service on its own, next to a tenancy service
+//! and a booking service (erasures reach booking over gRPC).
+
+use std::sync::Arc;
 
 use clap::Parser;
+use recovery_peers::remote::{Peer, RemoteBooking};
 use recovery_protocols::Protocols;
 use recovery_tenancy::apart::ApartArgs;
 
@@ -10,11 +14,19 @@ use recovery_tenancy::apart::ApartArgs;
 struct Args {
     #[command(flatten)]
     apart: ApartArgs,
+
+    /// Where the booking service listens: an erased client's personal data
+    /// is removed there too (delivered from protocols' outbox, retried until
+    /// booking answers), e.g. `http://127.0.0.1:50052`.
+    #[arg(long, env = "RECOVERY_BOOKING_URL")]
+    booking_url: String,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let apart = Args::parse().apart.start("protocols").await?;
+    let args = Args::parse();
+    let booking = Peer::new("booking", &args.booking_url, &args.apart.tenancy.service_key)?;
+    let apart = args.apart.start("protocols").await?;
     let protocols = Protocols::start(
         apart.db.clone(),
         apart.clock.clone(),
@@ -22,12 +34,10 @@ async fn main() -> anyhow::Result<()> {
         apart.directory(),
     )
     .await?;
-    // Hands the outbox's events (erasures) to the bus; consumers in other
-    // processes are added with `on_erasure`.
-    let _relay = protocols.spawn_relay(async {
-        let _ = tokio::signal::ctrl_c().await;
-    });
+    protocols.on_erasure(Arc::new(RemoteBooking(booking)));
     let mut services = apart.services();
     protocols.mount(&mut services);
+    let mut shutdown = services.shutdown();
+    let _relay = protocols.spawn_relay(async move { shutdown.wait().await });
     apart.serve(services).await
 }

@@ -50,9 +50,16 @@ async fn the_protocols_binary_runs_apart_from_tenancy() {
     )
     .await;
 
+    // No booking service in this test: an erasure would wait in protocols'
+    // outbox until one answers at --booking-url.
     let protocols = Daemon::start(
         env!("CARGO_BIN_EXE_protocols"),
-        &["--tenancy-url", &format!("http://{}", tenancy.addr)],
+        &[
+            "--tenancy-url",
+            &format!("http://{}", tenancy.addr),
+            "--booking-url",
+            "http://127.0.0.1:9",
+        ],
         &[("RECOVERY_SERVICE_KEY", platform.operator.as_str())],
     );
     let channel = tonic::transport::Channel::from_shared(format!("http://{}", protocols.addr))

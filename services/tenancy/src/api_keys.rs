@@ -173,6 +173,37 @@ impl Tenancy {
     }
 }
 
+impl Tenancy {
+    /// Makes `configured` a service key (role `service`, no tenant) unless a
+    /// key with that secret exists already: how a deployment gives its
+    /// services their key without a person issuing one first. Answers
+    /// whether it was created.
+    pub async fn bootstrap_service_key(&self, configured: &str) -> anyhow::Result<bool> {
+        if configured.len() < MIN_BOOTSTRAP_KEY
+            || configured.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            anyhow::bail!(
+                "RECOVERY_BOOTSTRAP_SERVICE_KEY must be at least {MIN_BOOTSTRAP_KEY} characters without spaces"
+            );
+        }
+        let mut tx = self.db.begin().await?;
+        if store::keys::with_hash(&mut tx, &keys::hash(configured)).await? {
+            return Ok(false);
+        }
+        let new = NewApiKey {
+            tenant_id: None,
+            role: Role::Service,
+            display_name: "bootstrap service key".into(),
+            key: None,
+        };
+        let now = to_micros(self.clock.now());
+        let (key, _) = issue(&mut tx, &new, Some(configured), "bootstrap", now).await?;
+        tx.commit().await?;
+        tracing::info!(api_key_id = %key.id, "bootstrap service key created");
+        Ok(true)
+    }
+}
+
 /// Inserts `new` with `secret` (or a minted one); answers the key and
 /// its secret.
 pub(crate) async fn issue(

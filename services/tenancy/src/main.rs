@@ -21,6 +21,13 @@ struct Args {
     /// (how long a revocation takes to reach other processes).
     #[arg(long, env = "RECOVERY_KEY_CACHE_TTL_SECS", default_value_t = 30)]
     key_cache_ttl_secs: u64,
+
+    /// A service key (at least 20 characters) to create if no key has this
+    /// secret yet: what booking, fleet and protocols run apart use as their
+    /// `--service-key`, so a deployment needs no person to issue it first.
+    /// Never printed.
+    #[arg(long, env = "RECOVERY_BOOTSTRAP_SERVICE_KEY", hide_env_values = true)]
+    bootstrap_service_key: Option<String>,
 }
 
 #[tokio::main]
@@ -37,6 +44,9 @@ async fn main() -> anyhow::Result<()> {
     let bootstrap_key = std::env::var("RECOVERY_BOOTSTRAP_KEY").ok();
     if let Bootstrap::Generated(key) = tenancy.bootstrap(bootstrap_key.as_deref()).await? {
         eprintln!("bootstrap operator key (shown once): {key}");
+    }
+    if let Some(key) = &args.bootstrap_service_key {
+        tenancy.bootstrap_service_key(key).await?;
     }
     let mut services = Services::new(tenancy.authenticator());
     tenancy.mount(&mut services);

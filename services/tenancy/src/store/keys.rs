@@ -71,6 +71,14 @@ pub(crate) async fn any(tx: &mut AnyConnection) -> Result<bool, Error> {
         .is_some())
 }
 
+/// Whether a key with `key_hash` exists (revoked ones too).
+pub(crate) async fn with_hash(tx: &mut AnyConnection, key_hash: &str) -> Result<bool, Error> {
+    let query = sqlx::query("SELECT id FROM api_keys WHERE key_hash = $1").bind(key_hash);
+    Ok(super::optional(&mut *tx, query, |_| Ok(()))
+        .await?
+        .is_some())
+}
+
 /// The caller a key hash stands for, unless the key is unknown or revoked.
 pub(crate) async fn caller<'e>(
     db: impl Executor<'e, Database = sqlx::Any>,
