@@ -12,6 +12,9 @@ use std::process::{Command, Output};
 
 use recovery_kit::testing::Daemon;
 
+#[path = "common/walkthrough.rs"]
+mod walkthrough;
+
 const OPERATOR_KEY: &str = "rk_e2e-operator-key-for-tests-only";
 
 fn find_tool(name: &str, env: &str) -> Option<PathBuf> {
@@ -94,23 +97,6 @@ impl Grpcurl<'_> {
         cmd.args(["-d", body, self.addr, method]);
         cmd
     }
-}
-
-/// The README's walkthrough block, exactly as written.
-fn readme_walkthrough() -> String {
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
-            .expect("README.md");
-    let start = readme
-        .find("<!-- walkthrough:start -->")
-        .expect("README has a walkthrough start marker");
-    let end = readme
-        .find("<!-- walkthrough:end -->")
-        .expect("README has a walkthrough end marker");
-    let block = &readme[start..end];
-    let body_start = block.find("```sh\n").expect("a sh block") + 6;
-    let body_end = block.rfind("```").expect("closed block");
-    block[body_start..body_end].to_owned()
 }
 
 #[test]
@@ -200,7 +186,7 @@ fn recoveryd_serves_grpcurl_and_buf_curl_through_reflection_and_exits_cleanly() 
     assert!(String::from_utf8_lossy(&anonymous.stderr).contains("Unauthenticated"));
 
     buf_curl_speaks_v1alpha_reflection_and_grpc_web(&buf, &addr, &manager_key);
-    the_readme_walkthrough_runs_as_written(&grpcurl_bin, &addr);
+    walkthrough::run_and_check(&grpcurl_bin, &addr, OPERATOR_KEY);
 
     // SIGTERM: health NOT_SERVING, drain, exit 0.
     let (status, said) = daemon.terminate();
@@ -234,62 +220,4 @@ fn buf_curl_speaks_v1alpha_reflection_and_grpc_web(buf: &Path, addr: &str, manag
         &format!("http://{addr}/recovery.tenancy.v1.TenancyService/ListLocations"),
     ]));
     assert_eq!(via_web["locations"].as_array().unwrap().len(), 1);
-}
-
-fn the_readme_walkthrough_runs_as_written(grpcurl_bin: &Path, addr: &str) {
-    // The README's walkthrough, as written.
-    let script = readme_walkthrough();
-    let walkthrough = run(Command::new("bash")
-        .args(["-euo", "pipefail", "-c", &script])
-        .env("ADDR", addr)
-        .env("OPERATOR_KEY", OPERATOR_KEY)
-        .env("PATH", {
-            let mut paths: Vec<PathBuf> = vec![grpcurl_bin.parent().unwrap().to_owned()];
-            paths.extend(std::env::split_paths(
-                &std::env::var_os("PATH").unwrap_or_default(),
-            ));
-            std::env::join_paths(paths).unwrap()
-        }));
-    assert!(
-        walkthrough.status.success(),
-        "the README walkthrough failed"
-    );
-    // Cryo six hours after the long run warns; two hours after, nothing.
-    let said = String::from_utf8_lossy(&walkthrough.stdout);
-    assert!(
-        said.lines().any(|l| l.trim() == "OUTSIDE_CRYO_WINDOW"),
-        "{said}"
-    );
-    assert!(
-        said.lines()
-            .any(|l| l.trim() == "{'allowed': True, 'recommendedDuration': '90s'}"),
-        "{said}"
-    );
-    // Compression the evening before her race warns.
-    assert!(
-        said.lines().any(|l| l.trim() == "COMPRESSION_BEFORE_RACE"),
-        "{said}"
-    );
-
-    // The fleet part: the hub's readings were stored, the board sent its
-    // snapshot, the reserved gun went out and came back, and the second
-    // reservation of the gun in use was refused.
-    let out = String::from_utf8_lossy(&walkthrough.stdout);
-    let err = String::from_utf8_lossy(&walkthrough.stderr);
-    for expected in [
-        "\"accepted\": \"2\"",
-        "\"snapshot\"",
-        "DEVICE_STATE_IN_USE",
-        "RESERVATION_STATE_COMPLETED",
-        "\"notes\": \"head replaced\"",
-        // Protocols' thresholds: the defaults, then the manager's window.
-        "\"isDefault\": true",
-        "\"cryoWindow\": \"14400s\"",
-    ] {
-        assert!(out.contains(expected), "walkthrough printed no {expected}");
-    }
-    assert!(
-        err.contains("DEVICE_UNAVAILABLE"),
-        "the double reservation was refused"
-    );
 }

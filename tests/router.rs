@@ -14,6 +14,8 @@
 
 #[path = "common/bins.rs"]
 mod bins;
+#[path = "common/walkthrough.rs"]
+mod walkthrough;
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -23,6 +25,8 @@ use std::time::{Duration, Instant};
 use recovery_kit::testing::Daemon;
 
 const OPERATOR_KEY: &str = "rk_router-operator-key-for-tests-only";
+/// The services' key, created by tenancy at start (`--bootstrap-service-key`).
+const SERVICE_KEY: &str = "rk_router-service-key-for-tests-only";
 
 const SERVICES: [(&str, &str); 4] = [
     ("tenancy", "recovery.tenancy.v1.TenancyService"),
@@ -70,8 +74,10 @@ struct Nginx {
 
 impl Nginx {
     /// deploy/router/nginx.conf with the upstreams at `upstreams` (service
-    /// name, address) and listening on free local ports.
-    fn start(nginx: &Path, upstreams: &[(&str, &str)]) -> Nginx {
+    /// name, address), gRPC on `grpc` (a port chosen before the services
+    /// start: protocols reaches booking through the router) and gRPC-Web on
+    /// a free local port.
+    fn start(nginx: &Path, upstreams: &[(&str, &str)], grpc: u16) -> Nginx {
         let shipped = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../../deploy/router/nginx.conf"
@@ -79,7 +85,7 @@ impl Nginx {
         .expect("deploy/router/nginx.conf");
         let dir = std::env::temp_dir().join(format!("router-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let (grpc, web) = (free_port(), free_port());
+        let web = free_port();
         let mut config = shipped;
         let mut replace = |from: &str, to: &str| {
             assert!(
@@ -222,21 +228,39 @@ fn the_router_gives_the_four_binaries_one_address() {
     };
 
     // The services apart, each with its own (SQLite) database; the three
-    // others reach tenancy with an operator key.
+    // others reach tenancy, and each other, with the service key tenancy
+    // made at start. Protocols reaches booking through the router, whose
+    // port is chosen now.
     let tenancy = Daemon::start(
         &bins::path("tenancy"),
         &[],
-        &[("RECOVERY_BOOTSTRAP_KEY", OPERATOR_KEY)],
+        &[
+            ("RECOVERY_BOOTSTRAP_KEY", OPERATOR_KEY),
+            ("RECOVERY_BOOTSTRAP_SERVICE_KEY", SERVICE_KEY),
+        ],
     );
+    let router_port = free_port();
     let tenancy_url = format!("http://{}", tenancy.addr);
-    let apart = |name: &str| {
+    let apart = |name: &str, peers: &[&str]| {
+        let mut args = vec!["--tenancy-url", tenancy_url.as_str()];
+        args.extend_from_slice(peers);
         Daemon::start(
             &bins::path(name),
-            &["--tenancy-url", &tenancy_url],
-            &[("RECOVERY_SERVICE_KEY", OPERATOR_KEY)],
+            &args,
+            &[("RECOVERY_SERVICE_KEY", SERVICE_KEY)],
         )
     };
-    let (booking, fleet, protocols) = (apart("booking"), apart("fleet"), apart("protocols"));
+    let booking_url = format!("http://127.0.0.1:{router_port}");
+    let fleet = apart("fleet", &[]);
+    let protocols = apart("protocols", &["--booking-url", &booking_url]);
+    let (protocols_url, fleet_url) = (
+        format!("http://{}", protocols.addr),
+        format!("http://{}", fleet.addr),
+    );
+    let booking = apart(
+        "booking",
+        &["--protocols-url", &protocols_url, "--fleet-url", &fleet_url],
+    );
     let daemons = [&tenancy, &booking, &fleet, &protocols];
 
     // Each binary lists only what it serves.
@@ -255,7 +279,7 @@ fn the_router_gives_the_four_binaries_one_address() {
         .zip(daemons)
         .map(|((name, _), daemon)| (*name, daemon.addr.as_str()))
         .collect();
-    let router = Nginx::start(&nginx, &upstreams);
+    let router = Nginx::start(&nginx, &upstreams, router_port);
     let g = Grpcurl {
         bin: &grpcurl_bin,
         addr: &router.grpc,
@@ -433,4 +457,8 @@ fn the_router_gives_the_four_binaries_one_address() {
             "no call to {service} went to {upstream}:\n{log}"
         );
     }
+
+    // The studio's day, the README's walkthrough as written, through the one
+    // address: the same day `e2e.rs` runs against recoveryd.
+    walkthrough::run_and_check(&grpcurl_bin, &router.grpc, OPERATOR_KEY);
 }
