@@ -77,9 +77,23 @@ impl ServerArgs {
     /// Binds the listen address and serves `services` until SIGTERM or
     /// SIGINT, then drains (see [`crate::server::serve`]).
     pub async fn serve(&self, services: crate::server::Services) -> anyhow::Result<()> {
-        let listener = tokio::net::TcpListener::bind(self.listen)
+        self.serve_on(self.bind().await?, services).await
+    }
+
+    /// Binds the listen address (for a binary that talks to itself once it
+    /// serves, like `recoveryd --demo`).
+    pub async fn bind(&self) -> anyhow::Result<tokio::net::TcpListener> {
+        tokio::net::TcpListener::bind(self.listen)
             .await
-            .with_context(|| format!("listen on {}", self.listen))?;
+            .with_context(|| format!("listen on {}", self.listen))
+    }
+
+    /// Serves `services` on `listener` until SIGTERM or SIGINT, then drains.
+    pub async fn serve_on(
+        &self,
+        listener: tokio::net::TcpListener,
+        services: crate::server::Services,
+    ) -> anyhow::Result<()> {
         crate::server::serve(
             listener,
             services,

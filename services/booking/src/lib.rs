@@ -188,7 +188,11 @@ impl Bookings {
             .list_resources(&seeder, location_id, page)
             .await?
             .resources;
-        let mut chamber_ids: Vec<String> = existing.into_iter().map(|r| r.id).collect();
+        let mut chamber_ids: Vec<String> = existing
+            .into_iter()
+            .filter(|r| r.kind == pb::ResourceKind::CryoChamber as i32)
+            .map(|r| r.id)
+            .collect();
         if chamber_ids.is_empty() {
             for name in ["Chamber 1", "Chamber 2"] {
                 let request = pb::CreateResourceRequest {

@@ -1,7 +1,7 @@
 //! The gRPC face of the fleet: per RPC the role check, the request into
 //! domain values (`wire`), one call into an area, the answer back.
 
-use recovery_kit::{Role, authorize};
+use recovery_kit::{Caller, Error, Role, authorize};
 use recovery_proto::fleet::v1 as pb;
 use recovery_proto::fleet::v1::fleet_service_server::FleetService;
 use tonic::{Request, Response, Status, Streaming};
@@ -10,12 +10,36 @@ use crate::{Fleet, wire};
 
 /// Register, update, retire, maintenance.
 const MANAGERS: &[Role] = &[Role::Operator, Role::Manager];
-/// Reserve, check out, check in, release, list reservations.
+/// Check out, check in, release one reservation, list reservations.
 const FLOOR: &[Role] = &[Role::Operator, Role::Manager, Role::Staff];
 /// Reads and the board.
 const READERS: &[Role] = &[Role::Operator, Role::Manager, Role::Staff, Role::FrontDesk];
+/// Reserve, read and release a booking's reservations: the floor, and
+/// the booking service acting for a tenant.
+const BOOKING_FLOOR: &[Role] = &[Role::Operator, Role::Manager, Role::Staff, Role::Service];
+/// Read a reservation: readers, and the booking service acting for a tenant.
+const RESERVATION_READERS: &[Role] = &[
+    Role::Operator,
+    Role::Manager,
+    Role::Staff,
+    Role::FrontDesk,
+    Role::Service,
+];
 /// Telemetry.
 const HUBS: &[Role] = &[Role::Device];
+
+/// The caller of `request` if its role is one of `roles`; a service must
+/// name the tenant it acts for (these RPCs touch a tenant's data).
+fn authorize_acting<'r, T>(request: &'r Request<T>, roles: &[Role]) -> Result<&'r Caller, Error> {
+    let caller = authorize(request, roles)?;
+    if caller.role == Role::Service && caller.tenant_id.is_none() {
+        return Err(Error::PermissionDenied(format!(
+            "a service acts for a tenant here: send {}",
+            recovery_kit::auth::TENANT_HEADER
+        )));
+    }
+    Ok(caller)
+}
 
 #[tonic::async_trait]
 impl FleetService for Fleet {
@@ -84,7 +108,7 @@ impl FleetService for Fleet {
         &self,
         request: Request<pb::ReserveDeviceRequest>,
     ) -> Result<Response<pb::ReserveDeviceResponse>, Status> {
-        let caller = authorize(&request, FLOOR)?;
+        let caller = authorize_acting(&request, BOOKING_FLOOR)?;
         let now = self.clock.now();
         let (reserve, key) = wire::reserve_device(request.get_ref(), &caller.scope()?, now)?;
         Ok(Response::new(self.reserve(caller, reserve, key).await?))
@@ -94,7 +118,7 @@ impl FleetService for Fleet {
         &self,
         request: Request<pb::GetReservationRequest>,
     ) -> Result<Response<pb::GetReservationResponse>, Status> {
-        let caller = authorize(&request, READERS)?;
+        let caller = authorize_acting(&request, RESERVATION_READERS)?;
         let id = wire::id(&request.get_ref().id, "id")?;
         let reservation = self.reservation(caller, &id).await?;
         Ok(Response::new(pb::GetReservationResponse {
@@ -144,11 +168,14 @@ impl FleetService for Fleet {
 
     async fn release_booking_reservations(
         &self,
-        _request: Request<pb::ReleaseBookingReservationsRequest>,
+        request: Request<pb::ReleaseBookingReservationsRequest>,
     ) -> Result<Response<pb::ReleaseBookingReservationsResponse>, Status> {
-        Err(Status::unimplemented(
-            "ReleaseBookingReservations arrives with the workflow",
-        ))
+        let caller = authorize_acting(&request, BOOKING_FLOOR)?;
+        let release = wire::release_booking_reservations(request.get_ref())?;
+        let released = self.release_booking(caller, &release).await?;
+        Ok(Response::new(pb::ReleaseBookingReservationsResponse {
+            released: released.iter().map(wire::reservation).collect(),
+        }))
     }
 
     async fn list_reservations(

@@ -10,6 +10,7 @@ mod names;
 mod devices;
 mod grpc;
 mod maintenance;
+mod peer;
 mod reservations;
 mod state;
 mod store;

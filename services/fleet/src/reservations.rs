@@ -73,6 +73,14 @@ pub(crate) struct Reserve {
     pub(crate) purpose: Purpose,
 }
 
+/// `ReleaseBookingReservations`, validated: the booking, and the
+/// reservations of it to keep.
+#[derive(Debug, Clone)]
+pub(crate) struct ReleaseBooking {
+    pub(crate) booking_id: String,
+    pub(crate) keep: Vec<String>,
+}
+
 /// Settings recorded at check-in.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Settings {
@@ -431,6 +439,39 @@ impl Fleet {
             .await?;
         tracing::info!(reservation_id = %id, "reservation released");
         Ok(reservation)
+    }
+
+    /// Releases every held reservation of a booking but the kept ones, in
+    /// one transaction; answers those it released (none the second time).
+    pub(crate) async fn release_booking(
+        &self,
+        caller: &Caller,
+        release: &ReleaseBooking,
+    ) -> Result<Vec<ReservationRow>, Error> {
+        let scope = caller.scope()?;
+        let times = self.times();
+        let mut tx = self.db.begin().await?;
+        let held = store::held_of_booking(&mut tx, &scope, &release.booking_id).await?;
+        let mut released = Vec::new();
+        for reservation in held {
+            if release.keep.contains(&reservation.id) {
+                continue;
+            }
+            store::set_phase(&mut tx, &reservation.id, Phase::Released, times.now, None).await?;
+            released
+                .push(store::reservation(&mut tx, Lock::Read, &Scope::All, &reservation.id).await?);
+        }
+        tx.commit().await?;
+        let mut devices: Vec<String> = released.iter().map(|r| r.device_id.clone()).collect();
+        devices.sort();
+        devices.dedup();
+        self.publish_ids(&devices).await?;
+        tracing::info!(
+            booking_id = %release.booking_id,
+            released = released.len(),
+            "booking's reservations released"
+        );
+        Ok(released)
     }
 
     /// A page of a device's or a location's reservations in a window;

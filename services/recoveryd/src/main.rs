@@ -15,6 +15,8 @@ use recovery_kit::time::{Clock, SystemClock};
 use recovery_protocols::Protocols;
 use recovery_tenancy::{Bootstrap, Directory, Tenancy};
 
+mod demo;
+
 /// The recovery studio backend, all services in one process.
 #[derive(Debug, Parser)]
 #[command(version, about)]
@@ -75,20 +77,21 @@ async fn main() -> anyhow::Result<()> {
     if let Bootstrap::Generated(key) = tenancy.bootstrap(bootstrap_key.as_deref()).await? {
         eprintln!("bootstrap operator key (shown once): {key}");
     }
-    if args.demo {
+    let base = if args.demo {
         let demo = tenancy.seed_demo().await?;
         let catalog = bookings
             .seed_demo(&demo.tenant_id, &demo.location_id)
             .await?;
-        eprintln!(
-            "demo studio: tenant {} location {}\ndemo cryo treatment {} chambers {}\ndemo manager key: {}",
-            demo.tenant_id,
-            demo.location_id,
-            catalog.cryo_treatment_id,
-            catalog.chamber_ids.join(" "),
-            demo.manager_key
-        );
-    }
+        Some(demo::Base {
+            tenant_id: demo.tenant_id,
+            location_id: demo.location_id,
+            manager_key: demo.manager_key,
+            cryo_treatment_id: catalog.cryo_treatment_id,
+            chamber_ids: catalog.chamber_ids,
+        })
+    } else {
+        None
+    };
 
     let mut services = Services::new(tenancy.authenticator());
     tenancy.mount(&mut services);
@@ -96,5 +99,14 @@ async fn main() -> anyhow::Result<()> {
     protocols.mount(&mut services);
     fleet.mount(&mut services);
     fleet.spawn_sweeper(Duration::from_secs(15), services.shutdown());
-    args.server.serve(services).await
+    let listener = args.server.bind().await?;
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(async move { args.server.serve_on(listener, services).await });
+    if let Some(base) = base {
+        // The rest of the demo studio is made through the API, as a studio
+        // would make it.
+        let studio = demo::seed(addr, base).await?;
+        eprintln!("{}", studio.describe());
+    }
+    server.await?
 }

@@ -25,7 +25,8 @@ pub(crate) use maintenance::{
 };
 pub(crate) use reservations::{
     NewReservation, ReservationFilter, ReservationRow, Subject, held_by_another_now,
-    insert_reservation, overlaps, release_held, reservation, reservations, set_phase, window_edges,
+    held_of_booking, insert_reservation, overlaps, release_held, reservation, reservations,
+    set_phase, window_edges,
 };
 pub(crate) use telemetry::{ReadingRow, device_in_scope, readings, record_latest, store_readings};
 

@@ -197,6 +197,27 @@ pub(crate) async fn set_phase(
     Ok(())
 }
 
+/// The held reservations of booking `booking_id`, as `scope` may see them,
+/// locked on PostgreSQL (by id, so two releases lock in one order).
+pub(crate) async fn held_of_booking(
+    tx: &mut AnyConnection,
+    scope: &Scope,
+    booking_id: &str,
+) -> Result<Vec<ReservationRow>, Error> {
+    let lock = Lock::ForUpdate.clause_for(tx);
+    let rows = sqlx::query(&format!(
+        "SELECT {RESERVATION_COLUMNS} FROM device_reservations \
+         WHERE booking_id = $1 AND ($2 IS NULL OR tenant_id = $2) AND state = $3 \
+         ORDER BY id{lock}"
+    ))
+    .bind(booking_id)
+    .bind(scope.tenant())
+    .bind(Phase::Held.as_str())
+    .fetch_all(&mut *tx)
+    .await?;
+    rows.iter().map(ReservationRow::from_row).collect()
+}
+
 /// Releases every held reservation of a device.
 pub(crate) async fn release_held(
     tx: &mut AnyConnection,

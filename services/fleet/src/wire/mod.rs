@@ -17,7 +17,9 @@ pub(crate) use devices::{
 pub(crate) use maintenance::{
     end_maintenance, list_maintenance_records, record, start_maintenance,
 };
-pub(crate) use reservations::{list_reservations, reservation, reserve_device, settings};
+pub(crate) use reservations::{
+    list_reservations, release_booking_reservations, reservation, reserve_device, settings,
+};
 pub(crate) use telemetry::{list_telemetry, reading, reading_to_wire};
 
 use crate::devices::Attachment;

@@ -11,7 +11,9 @@ use recovery_proto::fleet::v1 as pb;
 
 use super::{attachment_number, key};
 use crate::devices::{Attachment, Kind, Spec};
-use crate::reservations::{Phase, Purpose, ReservationQuery, Reserve, Settings, Target, Window};
+use crate::reservations::{
+    Phase, Purpose, ReleaseBooking, ReservationQuery, Reserve, Settings, Target, Window,
+};
 use crate::store::{ReservationRow, Subject};
 
 /// The longest reservation window.
@@ -20,6 +22,8 @@ const MAX_WINDOW: SignedDuration = SignedDuration::from_hours(12);
 const MAX_LIST_WINDOW: SignedDuration = SignedDuration::from_hours(31 * 24);
 /// The longest booking or staff member id.
 const MAX_PURPOSE: usize = 200;
+/// The most reservations one release keeps.
+const MAX_KEEP: usize = 100;
 
 /// A window from a request: a start (default `now`) and an end or a
 /// duration; it must end in the future.
@@ -182,6 +186,26 @@ pub(crate) fn reserve_device(
         purpose,
     };
     Ok((reserve, key))
+}
+
+/// `ReleaseBookingReservations`: the booking, and the reservations of it to
+/// keep.
+pub(crate) fn release_booking_reservations(
+    req: &pb::ReleaseBookingReservationsRequest,
+) -> Result<ReleaseBooking, Error> {
+    let mut v = Violations::new();
+    let booking_id = purpose_id("booking_id", &req.booking_id, &mut v);
+    if req.keep_reservation_ids.len() > MAX_KEEP {
+        v.add("keep_reservation_ids", "at most 100");
+    }
+    let keep = req
+        .keep_reservation_ids
+        .iter()
+        .enumerate()
+        .filter_map(|(i, id)| v.check(&format!("keep_reservation_ids[{i}]"), parse_id(id)))
+        .collect();
+    let booking_id = v.finish_with(booking_id)?;
+    Ok(ReleaseBooking { booking_id, keep })
 }
 
 /// Check-in settings, checked against what a device of `kind` with `spec`

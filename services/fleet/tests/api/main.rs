@@ -4,6 +4,7 @@
 // A test tells one story from the studio floor, however long.
 #![allow(clippy::too_many_lines)]
 
+mod bookings;
 mod devices;
 mod maintenance;
 mod reservations;

@@ -7,6 +7,7 @@ use std::time::Duration;
 pub(crate) use jiff::{SignedDuration, Timestamp};
 use recovery_fleet::{Config, Fleet};
 use recovery_kit::Role;
+use recovery_kit::auth::TENANT_HEADER;
 use recovery_kit::events::Bus;
 pub(crate) use recovery_kit::testing::TestDb;
 use recovery_kit::testing::{Bearer, TestServer};
@@ -17,6 +18,7 @@ use recovery_proto::fleet::v1::fleet_service_client::FleetServiceClient;
 use recovery_tenancy::testing::{self as tenancy, Platform};
 use sqlx::Row as _;
 use tonic::Streaming;
+use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 pub(crate) use tonic::{Code, Status};
@@ -29,8 +31,9 @@ pub(crate) const OFFLINE_AFTER: i64 = 600;
 /// Readings kept per device in the tests.
 pub(crate) const HISTORY: u32 = 1000;
 
-/// One studio: its location and a key per role.
+/// One studio: its tenant, its location and a key per role.
 pub(crate) struct Studio {
+    pub(crate) tenant: String,
     pub(crate) location: String,
     pub(crate) manager: String,
     pub(crate) staff: String,
@@ -44,6 +47,8 @@ pub(crate) struct Env {
     pub(crate) fleet: Arc<Fleet>,
     pub(crate) a: Studio,
     pub(crate) b: Studio,
+    /// A platform-wide service key (as booking's), issued by the operator.
+    pub(crate) service: String,
 }
 
 pub(crate) async fn studio(channel: Channel, operator: &str, name: &str) -> Studio {
@@ -56,6 +61,7 @@ pub(crate) async fn studio(channel: Channel, operator: &str, name: &str) -> Stud
     )
     .await;
     Studio {
+        tenant: made.tenant_id.clone(),
         location: made.location_id.clone(),
         manager: made.key(Role::Manager).to_owned(),
         staff: made.key(Role::Staff).to_owned(),
@@ -85,6 +91,7 @@ pub(crate) async fn env(db: TestDb) -> Env {
     let server = TestServer::start(services).await;
     let a = studio(server.channel().await, &operator, "North Cryo").await;
     let b = studio(server.channel().await, &operator, "South Stretch").await;
+    let service = service_key(server.channel().await, &operator).await;
     Env {
         db,
         server,
@@ -92,10 +99,62 @@ pub(crate) async fn env(db: TestDb) -> Env {
         fleet,
         a,
         b,
+        service,
     }
 }
 
+/// A service key, as an operator issues one for booking.
+async fn service_key(channel: Channel, operator: &str) -> String {
+    use recovery_proto::tenancy::v1 as tenancy_pb;
+    use recovery_proto::tenancy::v1::tenancy_service_client::TenancyServiceClient;
+    TenancyServiceClient::with_interceptor(channel, Bearer::new(operator))
+        .create_api_key(tenancy_pb::CreateApiKeyRequest {
+            tenant_id: String::new(),
+            role: tenancy_pb::Role::Service as i32,
+            display_name: "booking".into(),
+            request_id: String::new(),
+        })
+        .await
+        .expect("create service key")
+        .into_inner()
+        .secret
+}
+
+/// Sends a key and, for a service, the tenant it acts for.
+#[derive(Clone)]
+pub(crate) struct Acting {
+    bearer: Bearer,
+    tenant: Option<String>,
+}
+
+impl Interceptor for Acting {
+    fn call(&mut self, request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        let mut request = self.bearer.call(request)?;
+        if let Some(tenant) = &self.tenant {
+            request.metadata_mut().insert(
+                TENANT_HEADER,
+                tenant.parse().map_err(|_| Status::internal("bad tenant"))?,
+            );
+        }
+        Ok(request)
+    }
+}
+
+/// A client of the service key.
+pub(crate) type ServiceClient = FleetServiceClient<InterceptedService<Channel, Acting>>;
+
 impl Env {
+    /// The service key acting for `tenant` (`None`: naming no tenant).
+    pub(crate) async fn service(&self, tenant: Option<&str>) -> ServiceClient {
+        FleetServiceClient::with_interceptor(
+            self.server.channel().await,
+            Acting {
+                bearer: Bearer::new(&self.service),
+                tenant: tenant.map(str::to_owned),
+            },
+        )
+    }
+
     pub(crate) async fn client(&self, key: &str) -> Client {
         FleetServiceClient::with_interceptor(self.server.channel().await, Bearer::new(key))
     }
