@@ -122,9 +122,10 @@ pub struct Proposal {
     pub time_zone: TimeZone,
 }
 
-/// What the studio knows about the client. `history` and `activities` may be
-/// in any order and may hold future entries; `history` must not hold the
-/// proposed session itself (leave it out when rescheduling).
+/// What the studio knows about the client. `history`, `booked` and
+/// `activities` may be in any order and may hold future entries; neither
+/// `history` nor `booked` may hold the proposed session itself (leave it out
+/// when rescheduling).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientFacts {
     /// Date of birth, if known.
@@ -135,8 +136,12 @@ pub struct ClientFacts {
     pub waiver: Option<Waiver>,
     /// Logged training and races.
     pub activities: Vec<Activity>,
-    /// Sessions taken or booked, other than the proposed one.
+    /// Sessions taken, other than the proposed one.
     pub history: Vec<Session>,
+    /// Sessions booked and not yet taken (not cancelled), other than the
+    /// proposed one: they count toward the daily limit, never toward the
+    /// progression (a session that has not happened is no experience).
+    pub booked: Vec<Session>,
 }
 
 /// A health screening.

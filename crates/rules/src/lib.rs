@@ -57,7 +57,8 @@
 //! * The daily limit counts whole-body cryotherapy only (local cryotherapy is a
 //!   spot treatment that may be repeated), booked or taken, before or after
 //!   the proposal on its local day.
-//! * Progression counts whole-body cryotherapy sessions that started before
+//! * Progression counts whole-body cryotherapy sessions taken (`history`;
+//!   never `booked`: a session that has not happened is no experience) before
 //!   the proposal; a longer proposal is a warning, never a refusal.
 //! * A waiver is current when signed at or before the start and expiring after
 //!   it (`expires_at` is the first instant it no longer covers). With

@@ -224,10 +224,8 @@ impl Rules<'_> {
 
     fn daily_limit(&mut self) {
         let tz = &self.proposal.time_zone;
-        let taken = self
-            .client
-            .history
-            .iter()
+        let taken = (self.client.history.iter())
+            .chain(&self.client.booked)
             .filter(|s| s.modality == Modality::WholeBodyCryotherapy)
             .filter(|s| local_date(tz, s.start) == self.local_date)
             .count();

@@ -161,6 +161,7 @@ fn facts(
                 waiver,
                 activities,
                 history,
+                booked: Vec::new(),
             },
         )
 }

@@ -86,6 +86,7 @@ fn client() -> ClientFacts {
         }),
         activities: vec![training(ny("2025-06-15T08:00"), ny("2025-06-15T09:00"))],
         history: vec![],
+        booked: vec![],
     }
 }
 
@@ -688,6 +689,50 @@ fn race_rule_is_only_for_compression_and_races() {
         &run(&boots("2025-06-14T18:30", 30), &trained),
         Reason::CompressionBeforeRace
     ));
+}
+
+#[test]
+fn booked_sessions_count_toward_the_daily_limit_on_their_local_day() {
+    let mut c = client();
+    c.booked = vec![session(
+        Modality::WholeBodyCryotherapy,
+        ny("2025-06-15T18:00"),
+    )];
+    let e = run(&cryo(ny("2025-06-15T10:00")), &c);
+    assert!(has(&e, Reason::DailyLimitReached), "{e:?}");
+    assert!(message(&e, Reason::DailyLimitReached).contains("already has 1 session"));
+    // Booked on another local day (21:00 New York is the next UTC day).
+    c.booked = vec![session(
+        Modality::WholeBodyCryotherapy,
+        ny("2025-06-14T21:00"),
+    )];
+    assert!(!has(
+        &run(&cryo(ny("2025-06-15T10:00")), &c),
+        Reason::DailyLimitReached
+    ));
+    // Local cryotherapy booked the same day does not count.
+    c.booked = vec![session(Modality::LocalCryotherapy, ny("2025-06-15T18:00"))];
+    assert!(!has(
+        &run(&cryo(ny("2025-06-15T10:00")), &c),
+        Reason::DailyLimitReached
+    ));
+}
+
+#[test]
+fn booked_sessions_are_no_experience_for_the_progression() {
+    let mut c = client();
+    c.booked = (1..=4)
+        .map(|d| {
+            session(
+                Modality::WholeBodyCryotherapy,
+                ny("2025-06-15T10:00") - SignedDuration::from_hours(24 * d),
+            )
+        })
+        .collect();
+    assert_eq!(
+        run(&cryo(ny("2025-06-15T10:00")), &c).recommended_duration,
+        Some(secs(90))
+    );
 }
 
 // ---- progression ----

@@ -4,6 +4,8 @@
 use prost::Message as _;
 use recovery_kit::events::Event;
 use recovery_kit::ids::new_id;
+use recovery_kit::outbox;
+use recovery_kit::time::to_micros;
 use recovery_kit::{Caller, Error, Lock, Scope, reason};
 use recovery_proto::protocols::v1 as pb;
 use sqlx::AnyConnection;
@@ -106,8 +108,9 @@ impl Protocols {
     }
 
     /// `DeleteClient`: erases the client's personal data (see
-    /// `store::clients::erase`) and tells other services; erasing twice
-    /// answers the same.
+    /// `store::clients::erase`) and, in the same transaction, writes the
+    /// `CLIENT_ERASED` event to the outbox, whose relay tells other services
+    /// after commit; erasing twice answers the same and writes no event.
     pub(crate) async fn erase_client(
         &self,
         caller: &Caller,
@@ -121,18 +124,20 @@ impl Protocols {
             return Ok(current);
         }
         store::clients::erase(&mut tx, &change, id).await?;
+        let client = store::clients::find(&mut tx, scope, id, Lock::Read).await?;
+        let event = Event::new(
+            CLIENT_ERASED,
+            store::owner(scope)?,
+            id,
+            client.encode_to_vec(),
+        );
+        outbox::record(&mut tx, self.outbox.table(), &event, to_micros(change.now)).await?;
         change
             .audit(&mut tx, Some(id), Action::ClientErased, String::new())
             .await?;
-        let client = store::clients::find(&mut tx, scope, id, Lock::Read).await?;
         tx.commit().await?;
-        tracing::info!(client_id = %id, "client erased");
-        self.bus.publish(Event::new(
-            CLIENT_ERASED,
-            scope.tenant().unwrap_or_default(),
-            id,
-            client.encode_to_vec(),
-        ));
+        self.outbox.wake();
+        tracing::info!(client_id = %id, event_id = %event.id, "client erased");
         Ok(client)
     }
 }

@@ -77,7 +77,10 @@ impl Protocols {
     }
 
     /// `RecordSession`: once per `request_id`, for a client not erased, at
-    /// a location of the caller's tenant when one is named.
+    /// a location of the caller's tenant when one is named. A session from a
+    /// booking (`booking_id`) is recorded once per booking — a second
+    /// delivery answers the first session — and, when the client was erased
+    /// meanwhile, kept anonymous (without notes).
     pub(crate) async fn add_session(
         &self,
         caller: &Caller,
@@ -95,14 +98,39 @@ impl Protocols {
             .create_once(change, key, &new, |tx, (change, new)| {
                 Box::pin(async move {
                     let client_id = new.client_id.as_str();
-                    clients::live(tx, change.scope, client_id, Lock::Read).await?;
+                    let erased = match &new.booking_id {
+                        None => {
+                            clients::live(tx, change.scope, client_id, Lock::Read).await?;
+                            false
+                        }
+                        Some(booking_id) => {
+                            // The client's lock queues deliveries of one
+                            // booking; the first one recorded answers the rest.
+                            let client =
+                                store::clients::find(tx, change.scope, client_id, Lock::ForUpdate)
+                                    .await?;
+                            if let Some(first) =
+                                store::history::session_of_booking(tx, change.scope, booking_id)
+                                    .await?
+                            {
+                                return Ok(first);
+                            }
+                            client.erase_time.is_some()
+                        }
+                    };
+                    let notes = if erased { "" } else { new.notes.as_str() };
                     let id = new_id();
-                    store::history::insert_session(tx, change, &id, new).await?;
-                    let (modality, start, notes) = (new.modality, new.start, &new.notes);
+                    store::history::insert_session(tx, change, &id, new, notes).await?;
+                    let (modality, start) = (new.modality, new.start);
                     let (before, after) = (new.soreness_before, new.soreness_after);
-                    let detail = format!(
-                        "{modality} at {start}, soreness {before:?} to {after:?}, notes {notes:?}"
-                    );
+                    let booking = new.booking_id.as_deref().unwrap_or_default();
+                    let detail = if erased {
+                        String::new()
+                    } else {
+                        format!(
+                            "{modality} at {start}, soreness {before:?} to {after:?}, notes {notes:?}, booking {booking:?}"
+                        )
+                    };
                     change
                         .audit(tx, Some(client_id), Action::SessionRecorded, detail)
                         .await?;

@@ -13,6 +13,7 @@ mod audit;
 mod clients;
 mod grpc;
 mod history;
+mod peers;
 mod plans;
 mod rules;
 mod screening;
@@ -20,32 +21,43 @@ mod store;
 mod waivers;
 mod wire;
 
+use std::future::Future;
 use std::sync::Arc;
 
 use jiff::Timestamp;
 use recovery_kit::auth::BoxFuture;
 use recovery_kit::events::Bus;
 use recovery_kit::idempotency::{self, Key};
+use recovery_kit::outbox::Outbox;
 use recovery_kit::server::Services;
 use recovery_kit::time::{Clock, to_micros};
 use recovery_kit::{Caller, Db, Engine, Error, Scope};
 use recovery_proto::protocols::v1::protocol_service_server::ProtocolServiceServer;
 use recovery_tenancy::Directory;
 use sqlx::{Any, Transaction};
+use tokio::task::JoinHandle;
+
+pub use peers::IN_PROCESS_KEY_ID;
 
 /// Protocols' idempotency records.
 const IDEMPOTENCY_TABLE: &str = "protocols_idempotency";
 
-/// Topic of the event published when a client's personal fields are erased
-/// (payload: the erased `Client`); other services drop their copies.
+/// Topic of the event written (to the outbox, in the erasure's own
+/// transaction) when a client's personal fields are erased (payload: the
+/// erased `Client`); other services drop their copies.
 pub const CLIENT_ERASED: &str = "protocols.client_erased";
 
-/// The protocols service: its database, clock, bus and where locations are
-/// looked up.
+/// Protocols' outbox: events handed on after their transaction commits.
+const OUTBOX_TABLE: &str = "protocols_outbox";
+/// The topics protocols writes to its outbox.
+const OUTBOX_TOPICS: &[&str] = &[CLIENT_ERASED];
+
+/// The protocols service: its database, clock, outbox (whose relay
+/// publishes on the bus) and where locations are looked up.
 pub struct Protocols {
     db: Db,
     clock: Arc<dyn Clock>,
-    bus: Bus,
+    outbox: Outbox,
     directory: Arc<dyn Directory>,
 }
 
@@ -68,12 +80,36 @@ impl Protocols {
         directory: Arc<dyn Directory>,
     ) -> anyhow::Result<Arc<Self>> {
         db.migrate(Self::migrator(db.engine())).await?;
+        let outbox = Outbox::new(db.clone(), OUTBOX_TABLE, OUTBOX_TOPICS, bus);
         Ok(Arc::new(Self {
             db,
             clock,
-            bus,
+            outbox,
             directory,
         }))
+    }
+
+    /// Hands every erasure to `erasure` (booking's side): at least once, in
+    /// order, retried with backoff until it succeeds; events written before
+    /// the call and still waiting reach it too.
+    pub fn on_erasure(&self, erasure: Arc<dyn recovery_peers::Erasure>) {
+        self.outbox
+            .add_consumer(Arc::new(peers::ForgetErased(erasure)));
+    }
+
+    /// Runs the outbox relay until `shutdown` resolves: publishes each event
+    /// on the bus once and hands it to the consumers (`on_erasure`).
+    pub fn spawn_relay(
+        &self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> JoinHandle<()> {
+        self.outbox.spawn_relay(shutdown)
+    }
+
+    /// The outbox, e.g. to drive the relay by hand in tests
+    /// (`outbox().pass()`) or to watch its backlog.
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
     }
 
     /// Mounts the gRPC service and its descriptors.

@@ -22,6 +22,11 @@ async fn main() -> anyhow::Result<()> {
         apart.directory(),
     )
     .await?;
+    // Hands the outbox's events (erasures) to the bus; consumers in other
+    // processes are added with `on_erasure`.
+    let _relay = protocols.spawn_relay(async {
+        let _ = tokio::signal::ctrl_c().await;
+    });
     let mut services = apart.services();
     protocols.mount(&mut services);
     apart.serve(services).await

@@ -66,6 +66,9 @@ pub(crate) async fn facts(
         waiver,
         activities,
         history,
+        // Booked sessions are the caller's to name (EvaluateSession's
+        // `booked`): protocols does not hold bookings.
+        booked: Vec::new(),
     })
 }
 
@@ -165,7 +168,8 @@ impl Protocols {
         let tz = self.time_zone(caller, &proposal.location_id).await?;
         let mut conn = store::reader(&self.db).await?;
         let client = clients::live(&mut conn, scope, &proposal.client_id, Lock::Read).await?;
-        let facts = facts(&mut conn, scope, &client, proposal.start).await?;
+        let mut facts = facts(&mut conn, scope, &client, proposal.start).await?;
+        facts.booked = proposal.booked;
         let config = store::rules::config(&mut conn, scope).await?;
         let proposal = Proposal {
             modality: proposal.modality,

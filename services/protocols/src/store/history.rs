@@ -22,7 +22,7 @@ const ACTIVITY_COLUMNS: &str = "id, client_id, kind, start_time, end_time, \
 
 const SESSION_COLUMNS: &str = "id, client_id, modality, start_time, duration_us, \
      device_id, device_settings, soreness_before, soreness_after, notes, location_id, \
-     create_time, created_by";
+     booking_id, create_time, created_by";
 
 /// Storage form of an activity kind.
 pub(crate) fn kind_code(kind: ActivityKind) -> &'static str {
@@ -80,8 +80,9 @@ fn session(row: &AnyRow) -> Result<pb::RecoverySession, Error> {
         ))),
         device_id: row.try_get("device_id")?,
         device_settings: settings,
-        // Recorded from a booking: arrives with the workflow's migration.
-        booking_id: String::new(),
+        booking_id: row
+            .try_get::<Option<String>, _>("booking_id")?
+            .unwrap_or_default(),
         soreness_before: before.map(|n| narrow(n, "soreness_before")).transpose()?,
         soreness_after: after.map(|n| narrow(n, "soreness_after")).transpose()?,
         notes: row.try_get("notes")?,
@@ -179,19 +180,21 @@ pub(crate) async fn activity_span(
     .transpose()
 }
 
-/// Records session `id`.
+/// Records session `id` with `notes` (empty for an erased client, whatever
+/// `new` holds).
 pub(crate) async fn insert_session(
     conn: &mut AnyConnection,
     change: &Change<'_>,
     id: &str,
     new: &NewSession,
+    notes: &str,
 ) -> Result<(), Error> {
     let settings: &BTreeMap<String, String> = &new.settings;
     sqlx::query(
         "INSERT INTO protocols_sessions (id, tenant_id, client_id, modality, start_time, \
          duration_us, device_id, device_settings, soreness_before, soreness_after, notes, \
-         location_id, create_time, created_by) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+         location_id, create_time, created_by, booking_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
     )
     .bind(id)
     .bind(owner(change.scope)?)
@@ -203,13 +206,33 @@ pub(crate) async fn insert_session(
     .bind(serde_json::to_string(settings).unwrap_or_else(|_| "{}".to_owned()))
     .bind(new.soreness_before)
     .bind(new.soreness_after)
-    .bind(&new.notes)
+    .bind(notes)
     .bind(new.location_id.clone().unwrap_or_default())
     .bind(to_micros(change.now))
     .bind(change.actor)
+    .bind(new.booking_id.as_deref())
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// The session recorded from booking `booking_id`, if one was.
+pub(crate) async fn session_of_booking(
+    conn: &mut AnyConnection,
+    scope: &Scope,
+    booking_id: &str,
+) -> Result<Option<pb::RecoverySession>, Error> {
+    sqlx::query(&format!(
+        "SELECT {SESSION_COLUMNS} FROM protocols_sessions \
+         WHERE ($1 IS NULL OR tenant_id = $1) AND booking_id = $2"
+    ))
+    .bind(scope.tenant())
+    .bind(booking_id)
+    .fetch_optional(conn)
+    .await?
+    .as_ref()
+    .map(session)
+    .transpose()
 }
 
 /// `$1, $2, …` from `first` for `n` values.

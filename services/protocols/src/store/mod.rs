@@ -23,7 +23,7 @@ pub(crate) async fn reader(db: &Db) -> Result<PoolConnection<Any>, Error> {
 
 /// The tenant new rows belong to: client data is always one tenant's, so
 /// an every-tenant scope writes nothing.
-fn owner(scope: &Scope) -> Result<&str, Error> {
+pub(crate) fn owner(scope: &Scope) -> Result<&str, Error> {
     scope
         .tenant()
         .ok_or_else(|| Error::Internal(anyhow::anyhow!("protocols writes one tenant's rows")))

@@ -155,6 +155,9 @@ pub(crate) struct NewSession {
     pub(crate) soreness_after: Option<i64>,
     pub(crate) notes: String,
     pub(crate) location_id: Option<String>,
+    /// The booking it was, when it came from one: recorded once per
+    /// booking.
+    pub(crate) booking_id: Option<String>,
     pub(crate) key: Option<Key>,
 }
 
@@ -183,6 +186,7 @@ impl NewSession {
         let after = v.check("session.soreness_after", soreness(s.soreness_after));
         let device_id = v.check("session.device_id", optional_id(&s.device_id));
         let location_id = v.check("session.location_id", optional_id(&s.location_id));
+        let booking_id = v.check("session.booking_id", optional_id(&s.booking_id));
         let settings = settings(&s.device_settings, &mut v);
         let notes = v.check("session.notes", free_text(&s.notes));
         let key = req.key(scope, &mut v);
@@ -203,6 +207,7 @@ impl NewSession {
             soreness_after: after,
             notes,
             location_id,
+            booking_id: booking_id.flatten(),
             key,
         })
     }

@@ -6,7 +6,7 @@ use recovery_kit::ids::parse_id;
 use recovery_kit::wire::{duration_to_wire, instant, signed_duration, update_paths};
 use recovery_kit::{Error, Violations};
 use recovery_proto::protocols::v1 as pb;
-use recovery_rules::{Config, Evaluation, Modality};
+use recovery_rules::{Config, Evaluation, Modality, Session};
 
 use super::{modality, optional_name, session_duration};
 
@@ -17,6 +17,40 @@ pub(crate) struct SessionProposal {
     pub(crate) start: Timestamp,
     pub(crate) duration: SignedDuration,
     pub(crate) location_id: String,
+    /// The client's other booked sessions: facts for the daily limit.
+    pub(crate) booked: Vec<Session>,
+}
+
+/// The most booked sessions an evaluation takes.
+const MAX_BOOKED: usize = 50;
+
+/// The booked sessions of a request, each checked like the session's own
+/// fields (`booked[i].modality`, ...).
+fn booked(list: &[pb::BookedSession], v: &mut Violations) -> Vec<Session> {
+    if list.len() > MAX_BOOKED {
+        v.add("booked", format!("at most {MAX_BOOKED} booked sessions"));
+        return Vec::new();
+    }
+    list.iter()
+        .enumerate()
+        .filter_map(|(i, b)| {
+            let modality = v.check(&format!("booked[{i}].modality"), modality(b.modality));
+            let start = v.check(
+                &format!("booked[{i}].start_time"),
+                instant(b.start_time.as_ref()),
+            );
+            let duration = v.check(
+                &format!("booked[{i}].duration"),
+                session_duration(b.duration.as_ref()),
+            );
+            let (modality, (start, duration)) = modality.zip(start.zip(duration))?;
+            Some(Session {
+                modality,
+                start,
+                duration,
+            })
+        })
+        .collect()
 }
 
 impl SessionProposal {
@@ -27,6 +61,7 @@ impl SessionProposal {
         let start = v.check("start_time", instant(req.start_time.as_ref()));
         let duration = v.check("duration", session_duration(req.duration.as_ref()));
         let location_id = v.check("location_id", parse_id(&req.location_id));
+        let booked = booked(&req.booked, &mut v);
         let (client_id, (modality, (start, (duration, location_id)))) =
             v.finish_with(client_id.zip(modality.zip(start.zip(duration.zip(location_id)))))?;
         Ok(Self {
@@ -35,6 +70,7 @@ impl SessionProposal {
             start,
             duration,
             location_id,
+            booked,
         })
     }
 }

@@ -12,3 +12,4 @@ mod plans;
 mod rules;
 mod story;
 mod support;
+mod workflow;

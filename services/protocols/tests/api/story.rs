@@ -15,6 +15,7 @@ async fn the_whole_client_story(db: TestDb) {
         mut front_desk,
         mut manager,
         location_id,
+        ..
     } = env.studio("Frost & Flow").await;
     let fd = &mut front_desk;
 

@@ -28,6 +28,8 @@ pub(crate) struct Env {
     pub(crate) server: TestServer,
     pub(crate) clock: Arc<ManualClock>,
     pub(crate) operator: String,
+    pub(crate) protocols: Arc<Protocols>,
+    pub(crate) bus: Bus,
 }
 
 /// A studio: its manager and front-desk keys and one location in Berlin.
@@ -35,15 +37,17 @@ pub(crate) struct Studio {
     pub(crate) manager: Client,
     pub(crate) front_desk: Client,
     pub(crate) location_id: String,
+    pub(crate) tenant_id: String,
 }
 
 pub(crate) async fn env(db: TestDb) -> Env {
     let clock = Arc::new(ManualClock::new(NOW.parse().unwrap()));
     let platform = Platform::start(&db.db, clock.clone()).await;
+    let bus = Bus::default();
     let protocols = Protocols::start(
         db.db.clone(),
         clock.clone(),
-        Bus::default(),
+        bus.clone(),
         platform.directory(),
     )
     .await
@@ -56,6 +60,8 @@ pub(crate) async fn env(db: TestDb) -> Env {
         server,
         clock,
         operator: platform.operator,
+        protocols,
+        bus,
     }
 }
 
@@ -77,6 +83,7 @@ impl Env {
             manager: self.client(made.key(Role::Manager)).await,
             front_desk: self.client(made.key(Role::FrontDesk)).await,
             location_id: made.location_id,
+            tenant_id: made.tenant_id,
         }
     }
 
