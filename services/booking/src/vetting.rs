@@ -89,8 +89,14 @@ impl Bookings {
                     &[("client_id", c.client_id)],
                 ));
             }
-            Err(Error::NotFound { .. }) => return Err(unknown_client(c.client_id)),
-            Err(Error::Upstream(status)) if status.code() == Code::NotFound => {
+            // A malformed id names no client either: the one argument of
+            // the call is the client id.
+            Err(Error::NotFound { .. } | Error::InvalidArgument(_)) => {
+                return Err(unknown_client(c.client_id));
+            }
+            Err(Error::Upstream(status))
+                if matches!(status.code(), Code::NotFound | Code::InvalidArgument) =>
+            {
                 return Err(unknown_client(c.client_id));
             }
             Err(other) => return Err(other),

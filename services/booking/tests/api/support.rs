@@ -323,10 +323,12 @@ impl Studio {
                     display_name: format!("Gun {serial}"),
                     serial_number: serial.into(),
                     model: "Hypervolt 2 Pro".into(),
-                    spec: Some(fleet_pb::device::Spec::Percussion(fleet_pb::PercussionSpec {
-                        speed_levels: 3,
-                        attachments: vec![fleet_pb::Attachment::Fork as i32],
-                    })),
+                    spec: Some(fleet_pb::device::Spec::Percussion(
+                        fleet_pb::PercussionSpec {
+                            speed_levels: 3,
+                            attachments: vec![fleet_pb::Attachment::Fork as i32],
+                        },
+                    )),
                     ..Default::default()
                 }),
                 request_id: String::new(),
