@@ -20,14 +20,11 @@ impl Bookings {
 
     /// `ForgetClient`: a service acting for one tenant.
     pub(crate) async fn forget_for(&self, caller: &Caller, client_id: &str) -> Result<u64, Error> {
-        let tenant_id = match (caller.role, caller.tenant_id.as_deref()) {
-            (Role::Service, Some(tenant_id)) => tenant_id,
-            _ => {
-                return Err(Error::PermissionDenied(format!(
-                    "a service acting for a tenant forgets clients: name it in {}",
-                    recovery_kit::auth::TENANT_HEADER
-                )));
-            }
+        let (Role::Service, Some(tenant_id)) = (caller.role, caller.tenant_id.as_deref()) else {
+            return Err(Error::PermissionDenied(format!(
+                "a service acting for a tenant forgets clients: name it in {}",
+                recovery_kit::auth::TENANT_HEADER
+            )));
         };
         self.forget(tenant_id, client_id).await
     }

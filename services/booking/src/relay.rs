@@ -3,6 +3,8 @@
 //! idempotent (fleet releases what is still held, protocols records each
 //! booking once).
 
+use std::collections::BTreeMap;
+
 use recovery_kit::auth::BoxFuture;
 use recovery_kit::events::Event;
 use recovery_kit::outbox::Consumer;
@@ -54,7 +56,7 @@ impl Workflow {
             let devices = store::workflow::devices(&mut conn, &id).await?;
             (booking, devices)
         };
-        let (mut device_id, mut device_settings) = (None, Default::default());
+        let (mut device_id, mut device_settings) = (None, BTreeMap::new());
         if let Some(first) = devices.first() {
             device_id = Some(first.device_id.clone());
             let usage = self

@@ -4,21 +4,23 @@
 //! outbox. When the move fails, the new reservations are released: both
 //! are left as they were.
 
-use recovery_kit::db::{MAX_ATTEMPTS, retry};
+use jiff::Timestamp;
+use recovery_kit::db::{Attempt, MAX_ATTEMPTS, retry};
 use recovery_kit::events::Event;
 use recovery_kit::ids::new_id;
 use recovery_kit::outbox;
 use recovery_kit::time::{from_micros, to_micros};
-use recovery_kit::{Caller, Error, Lock};
+use recovery_kit::{Caller, Error, Lock, Scope};
+use recovery_peers::Reserved;
 use recovery_proto::booking::v1 as pb;
 use recovery_proto::fleet::v1 as fleet;
 
-use crate::availability::{Occupancy, check_policy};
+use crate::availability::{Occupancy, Place, check_policy};
 use crate::bookings::Booked;
 use crate::lifecycle::{Status, illegal};
 use crate::saga::Reservation;
 use crate::store;
-use crate::vetting::Candidate;
+use crate::vetting::{Candidate, Vetted};
 use crate::wire::Reschedule;
 use crate::{Bookings, RELEASE_DEVICES_TOPIC};
 
@@ -38,6 +40,20 @@ pub(crate) fn release_event(
             keep_reservation_ids: keep,
         }),
     )
+}
+
+/// A move decided outside its transaction.
+#[derive(Clone, Copy)]
+struct Move<'a> {
+    change: &'a Reschedule,
+    place: &'a Place,
+    scope: &'a Scope,
+    end: Timestamp,
+    vetted: &'a Vetted,
+    /// The new window's reservations, when the treatment needs devices.
+    devices: Option<&'a [Reserved]>,
+    /// The reservations held before the move.
+    old: &'a [String],
 }
 
 impl Bookings {
@@ -101,69 +117,21 @@ impl Bookings {
                 .await?,
             )
         };
-        let (change, place, scope, vetted, devices, old) =
-            (&change, &place, &scope, &vetted, &devices, &old);
-        let moved = retry(MAX_ATTEMPTS, move || async move {
-            let now = self.clock.now();
-            let mut tx = self.db.begin().await?;
-            let booking = store::bookings::get(&mut tx, scope, id, Lock::ForUpdate)
-                .await?
-                .ok_or_else(|| Error::not_found("booking", id))?;
-            if booking.status != Status::Booked {
-                return Err(illegal(booking.status, "rescheduled").into());
-            }
-            let treatment = self
-                .treatment(&mut tx, scope, &booking.treatment_id, Lock::Read)
-                .await?;
-            check_policy(&treatment, change.start, now, false)?;
-            let booked = Booked {
-                place,
-                treatment: &treatment,
-                client_id: &booking.client_id,
-                start: change.start,
-            };
-            self.check_daily_limit(&mut tx, &booked, Some(id)).await?;
-            // Free the old slot inside the transaction: it is only gone for
-            // good if the new one is taken.
-            store::allocations::release(&mut tx, id).await?;
-            let session = Occupancy {
-                start: change.start,
-                preference: change.preference.as_deref(),
-                owner_id: id,
-                expire: None,
-            };
-            self.occupy(&mut tx, place, &treatment, &session, now)
-                .await?;
-            store::bookings::move_to(
-                &mut tx,
-                id,
-                (change.start, end),
-                vetted.recommended_s,
-                now,
-                &caller.key_id,
-            )
-            .await?;
-            store::workflow::set_findings(&mut tx, id, &booking.tenant_id, &vetted.warnings)
-                .await?;
-            if let Some(devices) = devices {
-                store::workflow::set_devices(&mut tx, id, &booking.tenant_id, devices).await?;
-                store::workflow::end_saga(&mut tx, id).await?;
-                if !old.is_empty() {
-                    let keep = devices.iter().map(|d| d.reservation_id.clone()).collect();
-                    let event = release_event(&booking.tenant_id, &booking.location_id, id, keep);
-                    outbox::record(&mut tx, self.outbox.table(), &event, to_micros(now)).await?;
-                }
-            }
-            let moved = self.reload(&mut tx, id).await?;
-            tx.commit().await?;
-            Ok(moved)
-        })
-        .await;
+        let plan = Move {
+            change: &change,
+            place: &place,
+            scope: &scope,
+            end,
+            vetted: &vetted,
+            devices: devices.as_deref(),
+            old: &old,
+        };
+        let moved = retry(MAX_ATTEMPTS, || self.move_booking(caller, &plan)).await;
         let moved = match moved {
             Ok(moved) => moved,
             Err(error) => {
                 if devices.is_some() {
-                    self.compensate(tenant_id, id, old).await;
+                    self.compensate(tenant_id, id, &old).await;
                 }
                 return Err(error);
             }
@@ -173,6 +141,74 @@ impl Bookings {
         }
         tracing::info!(booking_id = %id, from = %from_micros(current.start), "booking rescheduled");
         self.publish(&moved);
+        Ok(moved)
+    }
+
+    /// One attempt at the move's transaction: the new slot, the rules'
+    /// findings, the new devices (the old ones released through the
+    /// outbox), the saga ended.
+    async fn move_booking(&self, caller: &Caller, plan: &Move<'_>) -> Result<pb::Booking, Attempt> {
+        let Move {
+            change,
+            place,
+            scope,
+            end,
+            vetted,
+            devices,
+            old,
+        } = *plan;
+        let id = &change.id;
+        let now = self.clock.now();
+        let mut tx = self.db.begin().await?;
+        let booking = store::bookings::get(&mut tx, scope, id, Lock::ForUpdate)
+            .await?
+            .ok_or_else(|| Error::not_found("booking", id))?;
+        if booking.status != Status::Booked {
+            return Err(illegal(booking.status, "rescheduled").into());
+        }
+        let treatment = self
+            .treatment(&mut tx, scope, &booking.treatment_id, Lock::Read)
+            .await?;
+        check_policy(&treatment, change.start, now, false)?;
+        let booked = Booked {
+            place,
+            treatment: &treatment,
+            client_id: &booking.client_id,
+            start: change.start,
+        };
+        self.check_daily_limit(&mut tx, &booked, Some(id)).await?;
+        // Free the old slot inside the transaction: it is only gone for
+        // good if the new one is taken.
+        store::allocations::release(&mut tx, id).await?;
+        let session = Occupancy {
+            start: change.start,
+            preference: change.preference.as_deref(),
+            owner_id: id,
+            expire: None,
+        };
+        self.occupy(&mut tx, place, &treatment, &session, now)
+            .await?;
+        store::bookings::move_to(
+            &mut tx,
+            id,
+            (change.start, end),
+            vetted.recommended_s,
+            now,
+            &caller.key_id,
+        )
+        .await?;
+        store::workflow::set_findings(&mut tx, id, &booking.tenant_id, &vetted.warnings).await?;
+        if let Some(devices) = devices {
+            store::workflow::set_devices(&mut tx, id, &booking.tenant_id, devices).await?;
+            store::workflow::end_saga(&mut tx, id).await?;
+            if !old.is_empty() {
+                let keep = devices.iter().map(|d| d.reservation_id.clone()).collect();
+                let event = release_event(&booking.tenant_id, &booking.location_id, id, keep);
+                outbox::record(&mut tx, self.outbox.table(), &event, to_micros(now)).await?;
+            }
+        }
+        let moved = self.reload(&mut tx, id).await?;
+        tx.commit().await?;
         Ok(moved)
     }
 }

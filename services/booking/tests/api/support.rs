@@ -445,3 +445,118 @@ pub(crate) fn fields(status: &Status) -> Vec<String> {
         .map(|b| b.field_violations.iter().map(|f| f.field.clone()).collect())
         .unwrap_or_default()
 }
+
+impl Studio {
+    /// A room, a therapist and a stretch-therapy treatment that needs
+    /// `guns` fork-head massage guns; its id.
+    pub(crate) async fn stretch(&self, guns: usize) -> String {
+        let mut manager = self.client(&self.manager).await;
+        for (name, kind) in [
+            ("Stretch room", pb::ResourceKind::Room),
+            ("Therapist", pb::ResourceKind::Therapist),
+        ] {
+            manager
+                .create_resource(pb::CreateResourceRequest {
+                    resource: Some(pb::Resource {
+                        location_id: self.location_id.clone(),
+                        display_name: name.into(),
+                        kind: kind as i32,
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                })
+                .await
+                .unwrap();
+        }
+        self.stretch_treatment(guns).await
+    }
+
+    /// A stretch-therapy treatment that needs `guns` fork-head guns (the
+    /// room and therapist made by [`Studio::stretch`]); its id.
+    pub(crate) async fn stretch_treatment(&self, guns: usize) -> String {
+        let mut manager = self.client(&self.manager).await;
+        let fork = pb::DeviceNeed {
+            kind: fleet_pb::DeviceKind::PercussionMassager as i32,
+            attachment: fleet_pb::Attachment::Fork as i32,
+            min_battery_percent: 30,
+        };
+        manager
+            .create_treatment(pb::CreateTreatmentRequest {
+                treatment: Some(pb::Treatment {
+                    display_name: "Stretch therapy".into(),
+                    modality: pb::Modality::StretchTherapy as i32,
+                    device_needs: vec![fork; guns],
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .treatment
+            .unwrap()
+            .id
+    }
+
+    /// Stores a booking as one made before booking asked the rules (an
+    /// upgrade's old booking), so a move can meet a refusal.
+    pub(crate) async fn plant(&self, treatment_id: &str, client_id: &str, start: &str) -> String {
+        let id = recovery_kit::ids::new_id();
+        let start = recovery_kit::time::to_micros(at(start));
+        sqlx::query(
+            "INSERT INTO bookings (id, tenant_id, location_id, treatment_id, modality, client_id, \
+             start_us, end_us, status, late_cancel, cancel_reason, create_time, update_time, \
+             created_by, updated_by) VALUES ($1, $2, $3, $4, 'whole_body_cryotherapy', $5, $6, \
+             $7, 'booked', 0, '', 0, 0, 'old', 'old')",
+        )
+        .bind(&id)
+        .bind(&self.tenant_id)
+        .bind(&self.location_id)
+        .bind(treatment_id)
+        .bind(client_id)
+        .bind(start)
+        .bind(start + 180_000_000)
+        .execute(self.db.db.reader())
+        .await
+        .unwrap();
+        id
+    }
+
+    /// How many rows `table` of booking has.
+    pub(crate) async fn rows(&self, table: &str) -> i64 {
+        use sqlx::Row as _;
+        sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table}"))
+            .fetch_one(self.db.db.reader())
+            .await
+            .unwrap()
+            .try_get("n")
+            .unwrap()
+    }
+
+    /// The protocols client `id`'s recorded sessions, newest first.
+    pub(crate) async fn sessions_of(&self, client_id: &str) -> Vec<protocols_pb::RecoverySession> {
+        self.protocols_client()
+            .await
+            .list_timeline(protocols_pb::ListTimelineRequest {
+                client_id: client_id.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .entries
+            .into_iter()
+            .filter_map(|e| match e.entry {
+                Some(protocols_pb::timeline_entry::Entry::Session(s)) => Some(s),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// A refusal: FAILED_PRECONDITION with `expected` as its reason.
+pub(crate) fn refused<T: std::fmt::Debug>(result: Result<T, Status>, expected: &str) {
+    let status = result.expect_err("refused");
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+    assert_eq!(reason(&status), expected, "{status:?}");
+}
