@@ -92,6 +92,26 @@ impl Workflow {
     }
 }
 
+/// Whether a peer's answer is a refusal that a retry would get again.
+fn is_final(error: &Error) -> bool {
+    match error {
+        Error::InvalidArgument(_)
+        | Error::NotFound { .. }
+        | Error::AlreadyExists { .. }
+        | Error::FailedPrecondition { .. }
+        | Error::PermissionDenied(_) => true,
+        Error::Upstream(status) => matches!(
+            status.code(),
+            tonic::Code::InvalidArgument
+                | tonic::Code::NotFound
+                | tonic::Code::AlreadyExists
+                | tonic::Code::FailedPrecondition
+                | tonic::Code::PermissionDenied
+        ),
+        Error::Unauthenticated(_) | Error::Unavailable(_) | Error::Internal(_) => false,
+    }
+}
+
 /// The event's payload as `T`; a payload this build cannot read is an
 /// internal error (the event stays, for a build that can).
 fn decode<T: prost::Message + Default>(event: &Event) -> Result<T, Error> {
@@ -111,10 +131,25 @@ impl Consumer for Workflow {
 
     fn consume<'a>(&'a self, event: &'a Event) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
-            match event.topic {
+            let done = match event.topic {
                 RELEASE_DEVICES_TOPIC => self.release(event).await,
                 SESSION_COMPLETED_TOPIC => self.record(event).await,
                 _ => Ok(()),
+            };
+            match done {
+                // A refusal will not change on a retry (the client was
+                // erased meanwhile, say): retrying would hold up every
+                // event behind this one.
+                Err(error) if is_final(&error) => {
+                    tracing::warn!(
+                        event_id = %event.id,
+                        topic = event.topic,
+                        error = %error,
+                        "peer refused a workflow event; dropped"
+                    );
+                    Ok(())
+                }
+                other => other,
             }
         })
     }
