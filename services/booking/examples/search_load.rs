@@ -1,6 +1,8 @@
-//! `SearchAvailability` end to end on loopback: a real server (tenancy and
-//! booking on SQLite in a temp directory), a studio with 4 chambers and
-//! 1,000 bookings on one day, and concurrent clients searching that day.
+//! `SearchAvailability` end to end on loopback: a real server (tenancy,
+//! booking, protocols and fleet on SQLite in a temp directory), a studio
+//! with 4 chambers and 1,000 bookings on one day (each for its own screened
+//! client: the rules allow one cryo session a day), and concurrent clients
+//! searching that day.
 //! The baseline, measured in the same run on the same connections, is a
 //! gRPC health check: the ratio is what a search costs over a bare call.
 //!
@@ -15,7 +17,11 @@ use recovery_kit::testing::{Bearer, TestDb, TestServer};
 use recovery_kit::time::{ManualClock, to_proto};
 use recovery_proto::booking::v1 as pb;
 use recovery_proto::booking::v1::booking_service_client::BookingServiceClient;
+use recovery_proto::protocols::v1 as protocols_pb;
+use recovery_proto::protocols::v1::protocol_service_client::ProtocolServiceClient;
 use recovery_tenancy::testing::Platform;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
@@ -37,15 +43,41 @@ async fn main() -> anyhow::Result<()> {
     let clock = Arc::new(ManualClock::new("2026-12-07T10:00:00Z".parse()?));
     let platform = Platform::start(&db.db, clock.clone()).await;
     let demo = platform.tenancy.seed_demo().await?;
-    let bookings = Bookings::start(
+    let protocols = recovery_protocols::Protocols::start(
         db.db.clone(),
         clock.clone(),
         Bus::default(),
         platform.directory(),
     )
     .await?;
+    let fleet = recovery_fleet::Fleet::start(
+        db.db.clone(),
+        clock.clone(),
+        Bus::default(),
+        platform.directory(),
+        recovery_fleet::Config {
+            offline_after_secs: 600,
+            history: 100,
+            batch: 500,
+        },
+    )
+    .await?;
+    let peers = recovery_booking::Peers {
+        clients: protocols.clone(),
+        history: protocols.clone(),
+        devices: fleet,
+    };
+    let bookings = Bookings::start(
+        db.db.clone(),
+        clock.clone(),
+        Bus::default(),
+        platform.directory(),
+        peers,
+    )
+    .await?;
     let mut services = platform.services();
     bookings.mount(&mut services);
+    protocols.mount(&mut services);
     let server = TestServer::start(services).await;
     let channel = server.channel().await;
     let mut manager =
@@ -86,6 +118,9 @@ async fn main() -> anyhow::Result<()> {
         resource_id: String::new(),
     };
 
+    let mut people =
+        ProtocolServiceClient::with_interceptor(channel.clone(), Bearer::new(&demo.manager_key));
+
     // 1,000 bookings: fill the day from the first open slot on.
     let started = Instant::now();
     let mut booked = 0;
@@ -101,11 +136,12 @@ async fn main() -> anyhow::Result<()> {
             if booked == 1000 {
                 break;
             }
+            let client_id = screened_client(&mut people, booked).await?;
             manager
                 .create_booking(pb::CreateBookingRequest {
                     location_id: demo.location_id.clone(),
                     treatment_id: cryo.clone(),
-                    client_id: format!("client-{booked}"),
+                    client_id,
                     start_time: slot.start_time,
                     ..Default::default()
                 })
@@ -196,4 +232,53 @@ where
     #[allow(clippy::cast_precision_loss)]
     let n = (clients * calls) as f64;
     Ok((n / wall, latency.as_secs_f64() * 1e6 / n))
+}
+
+/// A new protocols client, screened with nothing to declare and with a
+/// signed waiver: one the rules let book cryo.
+async fn screened_client(
+    people: &mut ProtocolServiceClient<InterceptedService<Channel, Bearer>>,
+    n: usize,
+) -> anyhow::Result<String> {
+    let id = people
+        .create_client(protocols_pb::CreateClientRequest {
+            client: Some(protocols_pb::Client {
+                given_name: format!("Client {n}"),
+                family_name: "Load".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await?
+        .into_inner()
+        .client
+        .unwrap_or_default()
+        .id;
+    people
+        .record_screening(protocols_pb::RecordScreeningRequest {
+            screening: Some(protocols_pb::Screening {
+                client_id: id.clone(),
+                questionnaire_version: "2026-01".into(),
+                answers: vec![protocols_pb::ScreeningAnswer {
+                    condition: protocols_pb::Condition::Pregnancy as i32,
+                    present: false,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await?;
+    people
+        .sign_waiver(protocols_pb::SignWaiverRequest {
+            waiver: Some(protocols_pb::Waiver {
+                client_id: id.clone(),
+                version: "v1".into(),
+                signer_name: format!("Client {n}"),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await?;
+    Ok(id)
 }

@@ -4,27 +4,37 @@
 use jiff::Timestamp;
 use recovery_kit::db::{Attempt, MAX_ATTEMPTS, retry};
 use recovery_kit::events::Event;
-use recovery_kit::idempotency::{Once, Step};
+use recovery_kit::idempotency::{Key, Once, Step};
 use recovery_kit::ids::new_id;
 use recovery_kit::time::{from_micros, to_micros};
 use recovery_kit::{Caller, Error, Lock, Scope};
+use recovery_peers::Reserved;
 use recovery_proto::booking::v1 as pb;
 use sqlx::AnyConnection;
 
 use crate::availability::{Occupancy, Place, check_policy};
-use crate::lifecycle::{Change, Status, illegal};
+use crate::lifecycle::{Change, Status};
+use crate::saga::Reservation;
 use crate::store::{self, Booking, BookingFilter, Treatment};
+use crate::vetting::{Candidate, Vetted};
 use crate::wire::{
-    self, BookingQuery, BookingSource, BookingsOf, Cancellation, NewBooking, Reschedule, Wanted,
+    self, BookingQuery, BookingSource, BookingsOf, Cancellation, NewBooking, Wanted,
 };
 use crate::{BOOKING_TOPIC, Bookings, IDEMPOTENCY_TABLE};
 
 /// A session to book for a client at a place.
-struct Booked<'a> {
-    place: &'a Place,
-    treatment: &'a Treatment,
-    client_id: &'a str,
-    start: Timestamp,
+pub(crate) struct Booked<'a> {
+    pub(crate) place: &'a Place,
+    pub(crate) treatment: &'a Treatment,
+    pub(crate) client_id: &'a str,
+    pub(crate) start: Timestamp,
+}
+
+/// A new booking's id, what the rules said and the devices reserved for it.
+struct Fresh<'a> {
+    id: &'a str,
+    vetted: &'a Vetted,
+    devices: &'a [Reserved],
 }
 
 impl Bookings {
@@ -39,7 +49,7 @@ impl Bookings {
 
     /// Refuses a booking over the treatment's per-client daily limit;
     /// `except` is the booking being moved.
-    async fn check_daily_limit(
+    pub(crate) async fn check_daily_limit(
         &self,
         tx: &mut AnyConnection,
         booked: &Booked<'_>,
@@ -80,8 +90,8 @@ impl Bookings {
         Ok(())
     }
 
-    /// The booking `id` with the resources it holds, in wire form.
-    async fn load_booking(
+    /// The booking `id` with its details, in wire form.
+    pub(crate) async fn load_booking(
         &self,
         conn: &mut AnyConnection,
         scope: &Scope,
@@ -90,40 +100,132 @@ impl Bookings {
         let Some(booking) = store::bookings::get(conn, scope, id, Lock::Read).await? else {
             return Ok(None);
         };
-        let held = store::allocations::held(conn, id).await?;
-        Ok(Some(booking.to_wire(&held)))
+        let details = store::details(conn, id).await?;
+        Ok(Some(booking.to_wire(&details)))
     }
 
     /// A booking this transaction wrote.
-    async fn reload(&self, tx: &mut AnyConnection, id: &str) -> Result<pb::Booking, Attempt> {
+    pub(crate) async fn reload(
+        &self,
+        tx: &mut AnyConnection,
+        id: &str,
+    ) -> Result<pb::Booking, Attempt> {
         Ok(self
             .load_booking(tx, &Scope::All, id)
             .await?
             .ok_or_else(|| Error::not_found("booking", id))?)
     }
 
+    /// The stored result of an earlier create with `key`, if any: a replay
+    /// answers before any saga step.
+    async fn replayed(
+        &self,
+        key: Option<&Key>,
+        now_micros: i64,
+    ) -> Result<Option<pb::Booking>, Error> {
+        if key.is_none() {
+            return Ok(None);
+        }
+        let mut once = Once::new(IDEMPOTENCY_TABLE, key, now_micros);
+        match once.begin::<pb::Booking>(&self.db).await? {
+            Step::Replay(stored) => Ok(Some(stored)),
+            Step::Work(tx) => {
+                tx.rollback().await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// What a new booking would book, read before anything is written:
+    /// `(location, client, treatment, start)`.
+    async fn wanted(
+        &self,
+        scope: &Scope,
+        from: &BookingSource,
+    ) -> Result<(String, String, String, Timestamp), Error> {
+        Ok(match from {
+            BookingSource::Hold(hold_id) => {
+                let mut conn = self.db.reader().acquire().await?;
+                let hold = store::allocations::hold(&mut conn, scope, hold_id, Lock::Read)
+                    .await?
+                    .ok_or_else(|| Error::not_found("hold", hold_id))?;
+                (
+                    hold.location_id,
+                    hold.client_id,
+                    hold.treatment_id,
+                    from_micros(hold.start),
+                )
+            }
+            BookingSource::Slot { location_id, slot } => (
+                location_id.clone(),
+                slot.client_id.clone(),
+                slot.treatment_id.clone(),
+                slot.start,
+            ),
+        })
+    }
+
+    /// Books a slot or a hold: the client and the rules first (a refusal
+    /// writes nothing), then the treatment's devices (the saga), then the
+    /// booking's transaction; when that fails, the devices are released.
     pub(crate) async fn create_booking(
         &self,
         caller: &Caller,
         new: NewBooking,
     ) -> Result<pb::Booking, Error> {
         let scope = caller.scope()?;
-        let location_id = match &new.from {
-            BookingSource::Hold(hold_id) => {
-                let mut conn = self.db.reader().acquire().await?;
-                store::allocations::hold(&mut conn, &scope, hold_id, Lock::Read)
-                    .await?
-                    .ok_or_else(|| Error::not_found("hold", hold_id))?
-                    .location_id
-            }
-            BookingSource::Slot { location_id, .. } => location_id.clone(),
-        };
+        let now = self.clock.now();
+        let now_micros = to_micros(now);
+        if let Some(stored) = self.replayed(new.key.as_ref(), now_micros).await? {
+            return Ok(stored);
+        }
+        let (location_id, client_id, treatment_id, start) = self.wanted(&scope, &new.from).await?;
         let place = self.place(caller, &location_id).await?;
-        let now_micros = to_micros(self.clock.now());
+        let treatment = {
+            let mut conn = self.db.reader().acquire().await?;
+            self.bookable(&mut conn, caller, &place, &treatment_id)
+                .await?
+        };
+        check_policy(&treatment, start, now, true)?;
+        let tenant_id = place.location.tenant_id.as_str();
+        let vetted = self
+            .vet(&Candidate {
+                tenant_id,
+                client_id: &client_id,
+                treatment: &treatment,
+                location_id: &place.location.id,
+                start,
+                moving: None,
+            })
+            .await?;
+        let booking_id = new_id();
+        let needs = &treatment.terms.device_needs;
+        let devices = if needs.is_empty() {
+            Vec::new()
+        } else {
+            let end = start
+                .saturating_add(treatment.terms.duration)
+                .unwrap_or(start);
+            self.reserve_devices(&Reservation {
+                tenant_id,
+                booking_id: &booking_id,
+                location_id: &place.location.id,
+                window: (start, end),
+                needs,
+                round: None,
+                keep: &[],
+            })
+            .await?
+        };
+        let fresh = Fresh {
+            id: &booking_id,
+            vetted: &vetted,
+            devices: &devices,
+        };
         // Idempotent and retried: each attempt replays a stored result or
         // books in a fresh transaction.
-        let (new, place) = (&new, &place);
-        let (booking, fresh) = retry(MAX_ATTEMPTS, move || async move {
+        let (new, place, fresh) = (&new, &place, &fresh);
+        let outcome = retry(MAX_ATTEMPTS, move || async move {
             let mut once = Once::new(IDEMPOTENCY_TABLE, new.key.as_ref(), now_micros);
             let mut tx = match once.begin::<pb::Booking>(&self.db).await? {
                 Step::Replay(stored) => return Ok((stored, false)),
@@ -132,10 +234,12 @@ impl Bookings {
             let now = self.clock.now();
             let booking = match &new.from {
                 BookingSource::Hold(hold_id) => {
-                    self.book_hold(&mut tx, caller, place, hold_id, now).await?
+                    self.book_hold(&mut tx, caller, place, hold_id, now, fresh)
+                        .await?
                 }
                 BookingSource::Slot { slot, .. } => {
-                    self.book_slot(&mut tx, caller, place, slot, now).await?
+                    self.book_slot(&mut tx, caller, place, slot, now, fresh)
+                        .await?
                 }
             };
             if once.commit(tx, &booking).await? {
@@ -145,12 +249,27 @@ impl Bookings {
                 Err(Attempt::Again(Error::Unavailable("database busy".into())))
             }
         })
-        .await?;
-        if fresh {
-            tracing::info!(booking_id = %booking.id, "booking created");
-            self.publish(&booking);
+        .await;
+        match outcome {
+            Ok((booking, true)) => {
+                tracing::info!(booking_id = %booking.id, "booking created");
+                self.publish(&booking);
+                Ok(booking)
+            }
+            Ok((booking, false)) => {
+                // Another call with the key booked first: ours never was.
+                if !devices.is_empty() {
+                    self.compensate(tenant_id, &booking_id, &[]).await;
+                }
+                Ok(booking)
+            }
+            Err(error) => {
+                if !devices.is_empty() {
+                    self.compensate(tenant_id, &booking_id, &[]).await;
+                }
+                Err(error)
+            }
         }
-        Ok(booking)
     }
 
     async fn book_slot(
@@ -160,6 +279,7 @@ impl Bookings {
         place: &Place,
         slot: &Wanted,
         now: Timestamp,
+        fresh: &Fresh<'_>,
     ) -> Result<pb::Booking, Attempt> {
         let treatment = self.bookable(tx, caller, place, &slot.treatment_id).await?;
         check_policy(&treatment, slot.start, now, true)?;
@@ -170,15 +290,15 @@ impl Bookings {
             start: slot.start,
         };
         self.check_daily_limit(tx, &booked, None).await?;
-        let id = self.insert_booking(tx, &booked, caller, now).await?;
+        self.insert_booking(tx, &booked, caller, now, fresh).await?;
         let session = Occupancy {
             start: slot.start,
             preference: slot.preference.as_deref(),
-            owner_id: &id,
+            owner_id: fresh.id,
             expire: None,
         };
         self.occupy(tx, place, &treatment, &session, now).await?;
-        self.reload(tx, &id).await
+        self.reload(tx, fresh.id).await
     }
 
     async fn book_hold(
@@ -188,6 +308,7 @@ impl Bookings {
         place: &Place,
         hold_id: &str,
         now: Timestamp,
+        fresh: &Fresh<'_>,
     ) -> Result<pb::Booking, Attempt> {
         let scope = caller.scope()?;
         let hold = store::allocations::hold(tx, &scope, hold_id, Lock::ForUpdate)
@@ -220,26 +341,29 @@ impl Bookings {
             start,
         };
         self.check_daily_limit(tx, &booked, None).await?;
-        let id = self.insert_booking(tx, &booked, caller, now).await?;
-        store::allocations::hand_over(tx, hold_id, &id).await?;
-        self.reload(tx, &id).await
+        self.insert_booking(tx, &booked, caller, now, fresh).await?;
+        store::allocations::hand_over(tx, hold_id, fresh.id).await?;
+        self.reload(tx, fresh.id).await
     }
 
-    /// Stores a new booking; its id.
+    /// Stores a new booking with what the rules said and the devices
+    /// reserved for it, and ends its saga.
     async fn insert_booking(
         &self,
         tx: &mut AnyConnection,
         booked: &Booked<'_>,
         caller: &Caller,
         now: Timestamp,
-    ) -> Result<String, sqlx::Error> {
+        fresh: &Fresh<'_>,
+    ) -> Result<(), sqlx::Error> {
         let start = booked.start;
         let end = start
             .saturating_add(booked.treatment.terms.duration)
             .unwrap_or(start);
+        let tenant_id = &booked.place.location.tenant_id;
         let booking = Booking {
-            id: new_id(),
-            tenant_id: booked.place.location.tenant_id.clone(),
+            id: fresh.id.to_owned(),
+            tenant_id: tenant_id.clone(),
             location_id: booked.place.location.id.clone(),
             treatment_id: booked.treatment.id.clone(),
             client_id: booked.client_id.to_owned(),
@@ -250,9 +374,19 @@ impl Bookings {
             cancel_reason: String::new(),
             create_time: to_micros(now),
             update_time: to_micros(now),
+            modality: booked.treatment.modality,
+            recommended_s: fresh.vetted.recommended_s,
+            soreness_before: None,
+            soreness_after: None,
+            session_notes: String::new(),
         };
-        store::bookings::insert(tx, &booking, booked.treatment.modality, &caller.key_id).await?;
-        Ok(booking.id)
+        store::bookings::insert(tx, &booking, &caller.key_id).await?;
+        store::workflow::set_findings(tx, fresh.id, tenant_id, &fresh.vetted.warnings).await?;
+        if !fresh.devices.is_empty() {
+            store::workflow::set_devices(tx, fresh.id, tenant_id, fresh.devices).await?;
+            store::workflow::end_saga(tx, fresh.id).await?;
+        }
+        Ok(())
     }
 
     pub(crate) async fn get_booking(
@@ -315,72 +449,10 @@ impl Bookings {
         let rows = store::bookings::list(&mut conn, scope, filter, status, after, limit).await?;
         let mut out = Vec::with_capacity(rows.len());
         for booking in &rows {
-            let held = store::allocations::held(&mut conn, &booking.id).await?;
-            out.push(booking.to_wire(&held));
+            let details = store::details(&mut conn, &booking.id).await?;
+            out.push(booking.to_wire(&details));
         }
         Ok(out)
-    }
-
-    pub(crate) async fn reschedule_booking(
-        &self,
-        caller: &Caller,
-        change: Reschedule,
-    ) -> Result<pb::Booking, Error> {
-        let scope = caller.scope()?;
-        let id = &change.id;
-        let location_id = {
-            let mut conn = self.db.reader().acquire().await?;
-            store::bookings::get(&mut conn, &scope, id, Lock::Read)
-                .await?
-                .ok_or_else(|| Error::not_found("booking", id))?
-                .location_id
-        };
-        let place = self.place(caller, &location_id).await?;
-        let (change, place, scope) = (&change, &place, &scope);
-        let moved = retry(MAX_ATTEMPTS, move || async move {
-            let now = self.clock.now();
-            let mut tx = self.db.begin().await?;
-            let booking = store::bookings::get(&mut tx, scope, id, Lock::ForUpdate)
-                .await?
-                .ok_or_else(|| Error::not_found("booking", id))?;
-            if booking.status != Status::Booked {
-                return Err(illegal(booking.status, "rescheduled").into());
-            }
-            let treatment = self
-                .treatment(&mut tx, scope, &booking.treatment_id, Lock::Read)
-                .await?;
-            check_policy(&treatment, change.start, now, false)?;
-            let booked = Booked {
-                place,
-                treatment: &treatment,
-                client_id: &booking.client_id,
-                start: change.start,
-            };
-            self.check_daily_limit(&mut tx, &booked, Some(id)).await?;
-            // Free the old slot inside the transaction: it is only gone for
-            // good if the new one is taken.
-            store::allocations::release(&mut tx, id).await?;
-            let session = Occupancy {
-                start: change.start,
-                preference: change.preference.as_deref(),
-                owner_id: id,
-                expire: None,
-            };
-            self.occupy(&mut tx, place, &treatment, &session, now)
-                .await?;
-            let end = change
-                .start
-                .saturating_add(treatment.terms.duration)
-                .unwrap_or(change.start);
-            store::bookings::move_to(&mut tx, id, change.start, end, now, &caller.key_id).await?;
-            let moved = self.reload(&mut tx, id).await?;
-            tx.commit().await?;
-            Ok(moved)
-        })
-        .await?;
-        tracing::info!(booking_id = %id, "booking rescheduled");
-        self.publish(&moved);
-        Ok(moved)
     }
 
     pub(crate) async fn cancel_booking(
@@ -401,6 +473,7 @@ impl Bookings {
                     free: true,
                     late_cancel: late,
                     cancel_reason: Some(reason.clone()),
+                    session: None,
                 })
             },
         )

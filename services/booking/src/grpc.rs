@@ -11,7 +11,8 @@ use tonic::{Request, Response, Status};
 use crate::Bookings;
 use crate::lifecycle::Status as Stage;
 use crate::watch::ScheduleStream;
-use crate::wire::{self, AvailabilityQuery, BookingQuery, Cancellation, NewBlackout, NewBooking};
+use crate::wire::NewBooking;
+use crate::wire::{self, AvailabilityQuery, BookingQuery, Cancellation, Completion, NewBlackout};
 use crate::wire::{NewHold, NewResource, NewTreatment, Reschedule, ResourcePatch};
 use crate::wire::{TreatmentPatch, TreatmentsQuery, Watch};
 
@@ -23,6 +24,8 @@ const MANAGERS: &[Role] = &[Role::Operator, Role::Manager];
 const DESK: &[Role] = &[Role::Operator, Role::Manager, Role::FrontDesk, Role::Staff];
 /// Who runs sessions.
 const FLOOR: &[Role] = &[Role::Operator, Role::Manager, Role::Staff];
+/// Other services of the platform, acting for a tenant.
+const SERVICES: &[Role] = &[Role::Service];
 
 type Answer<T> = Result<Response<T>, Status>;
 
@@ -262,8 +265,8 @@ impl BookingService for Bookings {
         request: Request<pb::CompleteSessionRequest>,
     ) -> Answer<pb::CompleteSessionResponse> {
         let caller = authorize(&request, FLOOR)?;
-        let id = wire::id(&request.get_ref().id, "id")?;
-        let booking = self.lifecycle(caller, &id, Stage::Completed).await?;
+        let completion = Completion::parse(request.get_ref())?;
+        let booking = self.complete_session(caller, completion).await?;
         Ok(Response::new(pb::CompleteSessionResponse {
             booking: Some(booking),
         }))
@@ -283,11 +286,14 @@ impl BookingService for Bookings {
 
     async fn forget_client(
         &self,
-        _request: Request<pb::ForgetClientRequest>,
+        request: Request<pb::ForgetClientRequest>,
     ) -> Answer<pb::ForgetClientResponse> {
-        Err(Status::unimplemented(
-            "ForgetClient arrives with the workflow",
-        ))
+        let caller = authorize(&request, SERVICES)?;
+        let client_id = wire::forgotten_client(request.get_ref())?;
+        let changed = self.forget_for(caller, &client_id).await?;
+        Ok(Response::new(pb::ForgetClientResponse {
+            bookings: i32::try_from(changed).unwrap_or(i32::MAX),
+        }))
     }
 
     type WatchScheduleStream = ScheduleStream;

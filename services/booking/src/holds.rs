@@ -9,13 +9,31 @@ use recovery_proto::booking::v1 as pb;
 use crate::Bookings;
 use crate::availability::{Occupancy, check_policy};
 use crate::store::{self, Hold};
+use crate::vetting::Candidate;
 use crate::wire::NewHold;
 
 impl Bookings {
     pub(crate) async fn hold_slot(&self, caller: &Caller, new: NewHold) -> Result<pb::Hold, Error> {
         let place = self.place(caller, &new.location_id).await?;
-        let (new, place, slot) = (&new, &place, &new.slot);
-        let (hold, resources) = retry(MAX_ATTEMPTS, move || async move {
+        let slot = &new.slot;
+        let treatment = {
+            let mut conn = self.db.reader().acquire().await?;
+            self.bookable(&mut conn, caller, &place, &slot.treatment_id)
+                .await?
+        };
+        check_policy(&treatment, slot.start, self.clock.now(), true)?;
+        let vetted = self
+            .vet(&Candidate {
+                tenant_id: &place.location.tenant_id,
+                client_id: &slot.client_id,
+                treatment: &treatment,
+                location_id: &place.location.id,
+                start: slot.start,
+                moving: None,
+            })
+            .await?;
+        let (new, place, vetted) = (&new, &place, &vetted);
+        let (hold, details) = retry(MAX_ATTEMPTS, move || async move {
             let now = self.clock.now();
             let mut tx = self.db.begin().await?;
             let treatment = self
@@ -37,6 +55,7 @@ impl Bookings {
                 end: to_micros(end),
                 expire: to_micros(expire),
                 booking_id: None,
+                recommended_s: vetted.recommended_s,
             };
             store::allocations::insert_hold(&mut tx, &hold, now, &caller.key_id).await?;
             let session = Occupancy {
@@ -47,12 +66,14 @@ impl Bookings {
             };
             self.occupy(&mut tx, place, &treatment, &session, now)
                 .await?;
-            let resources = store::allocations::held(&mut tx, &hold.id).await?;
+            store::workflow::set_findings(&mut tx, &hold.id, &hold.tenant_id, &vetted.warnings)
+                .await?;
+            let details = store::details(&mut tx, &hold.id).await?;
             tx.commit().await?;
-            Ok((hold, resources))
+            Ok((hold, details))
         })
         .await?;
         tracing::info!(hold_id = %hold.id, "slot held");
-        Ok(hold.to_wire(&resources))
+        Ok(hold.to_wire(&details))
     }
 }

@@ -8,18 +8,24 @@
 
 mod availability;
 mod bookings;
+mod erasure;
 mod grpc;
 mod holds;
 mod lifecycle;
+mod relay;
+mod reschedule;
 mod resources;
+mod saga;
 mod store;
 mod treatments;
+mod vetting;
 mod watch;
 mod wire;
 
 use std::sync::Arc;
 
 use recovery_kit::events::Bus;
+use recovery_kit::outbox::Outbox;
 use recovery_kit::server::{Services, Shutdown};
 use recovery_kit::time::Clock;
 use recovery_kit::{Db, Engine, Role};
@@ -33,12 +39,45 @@ const IDEMPOTENCY_TABLE: &str = "booking_idempotency";
 /// a `recovery.booking.v1.Booking`.
 pub const BOOKING_TOPIC: &str = "booking.booking";
 
+/// Booking's outbox: events that must reach fleet and protocols.
+const OUTBOX_TABLE: &str = "booking_outbox";
+
+/// Release a booking's device reservations in fleet (cancel, no-show, the
+/// old window of a reschedule); payload a
+/// `recovery.fleet.v1.ReleaseBookingReservationsRequest`.
+pub const RELEASE_DEVICES_TOPIC: &str = "booking.release_devices";
+
+/// A session was completed: record it in the client's history; payload a
+/// `recovery.booking.v1.GetBookingRequest` naming the booking.
+pub const SESSION_COMPLETED_TOPIC: &str = "booking.session_completed";
+
+/// The services booking reaches in the studio's day: protocols (the client,
+/// the rules, the history) and fleet (devices). In `recoveryd` the service
+/// values themselves; apart, `recovery_peers::remote`.
+#[derive(Clone)]
+pub struct Peers {
+    /// Whether a client exists and may book, and the rules' verdict.
+    pub clients: Arc<dyn recovery_peers::Clients>,
+    /// The client's recovery history, where completed sessions land.
+    pub history: Arc<dyn recovery_peers::History>,
+    /// Devices reserved with bookings.
+    pub devices: Arc<dyn recovery_peers::Devices>,
+}
+
+impl std::fmt::Debug for Peers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peers").finish_non_exhaustive()
+    }
+}
+
 /// The booking service.
 pub struct Bookings {
     db: Db,
     clock: Arc<dyn Clock>,
     bus: Bus,
     directory: Arc<dyn Directory>,
+    peers: Peers,
+    outbox: Outbox,
     shutdown: Shutdown,
 }
 
@@ -52,21 +91,50 @@ impl Bookings {
     }
 
     /// Runs the migrations and builds the service. Locations come from
-    /// `directory`; changes are published on `bus`.
+    /// `directory`; changes are published on `bus`; clients, rules, history
+    /// and devices are asked of `peers`. Call [`Bookings::spawn_workers`]
+    /// to run the outbox relay and the saga sweeper.
     pub async fn start(
         db: Db,
         clock: Arc<dyn Clock>,
         bus: Bus,
         directory: Arc<dyn Directory>,
+        peers: Peers,
     ) -> anyhow::Result<Arc<Self>> {
         db.migrate(Self::migrator(db.engine())).await?;
+        let outbox = Outbox::new(
+            db.clone(),
+            OUTBOX_TABLE,
+            &[RELEASE_DEVICES_TOPIC, SESSION_COMPLETED_TOPIC],
+            bus.clone(),
+        );
+        outbox.add_consumer(Arc::new(relay::Workflow::new(db.clone(), peers.clone())));
         Ok(Arc::new(Self {
             db,
             clock,
             bus,
             directory,
+            peers,
+            outbox,
             shutdown: Shutdown::never(),
         }))
+    }
+
+    /// Runs booking's background work until `shutdown`: the outbox relay
+    /// (device releases and completed sessions to fleet and protocols) and
+    /// the saga sweeper (at start, then every 30 s: releases devices
+    /// reserved for bookings that never committed).
+    pub fn spawn_workers(self: &Arc<Self>, shutdown: Shutdown) {
+        let mut relay_shutdown = shutdown.clone();
+        self.outbox
+            .spawn_relay(async move { relay_shutdown.wait().await });
+        self.spawn_sweeper(saga::SWEEP_EVERY, shutdown);
+    }
+
+    /// The outbox, for tests and operators: `pass()` hands on every waiting
+    /// event now, `backlog()` counts them.
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
     }
 
     /// Another handle on the same service (for tasks that outlive a call).
@@ -76,6 +144,8 @@ impl Bookings {
             clock: Arc::clone(&self.clock),
             bus: self.bus.clone(),
             directory: Arc::clone(&self.directory),
+            peers: self.peers.clone(),
+            outbox: self.outbox.clone(),
             shutdown: self.shutdown.clone(),
         }
     }

@@ -6,8 +6,13 @@ use recovery_kit::time::{from_micros, to_micros};
 use recovery_kit::{Caller, Error, Lock};
 use recovery_proto::booking::v1 as pb;
 
-use crate::Bookings;
+use recovery_kit::events::Event;
+use recovery_kit::outbox;
+
+use crate::reschedule::release_event;
 use crate::store::{self, Booking, Treatment};
+use crate::wire::Completion;
+use crate::{Bookings, SESSION_COMPLETED_TOPIC};
 
 /// Where a booking is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,10 +54,12 @@ pub(crate) fn illegal(from: Status, to: &str) -> Error {
 
 /// What a lifecycle move changes besides the status.
 pub(crate) struct Change {
-    /// Frees the booking's resources.
+    /// Frees the booking's resources (and its devices, in fleet).
     pub(crate) free: bool,
     pub(crate) late_cancel: bool,
     pub(crate) cancel_reason: Option<String>,
+    /// A completion's soreness and notes.
+    pub(crate) session: Option<Completion>,
 }
 
 impl Bookings {
@@ -75,6 +82,26 @@ impl Bookings {
                 free: to == Status::NoShow,
                 late_cancel: false,
                 cancel_reason: None,
+                session: None,
+            })
+        })
+        .await
+    }
+
+    /// Completes a session with the client's soreness and staff's notes;
+    /// the completion reaches the client's history through the outbox.
+    pub(crate) async fn complete_session(
+        &self,
+        caller: &Caller,
+        completion: Completion,
+    ) -> Result<pb::Booking, Error> {
+        let id = completion.id.clone();
+        self.transition(caller, &id, Status::Completed, |_, _, _| {
+            Ok(Change {
+                free: false,
+                late_cancel: false,
+                cancel_reason: None,
+                session: Some(completion.clone()),
             })
         })
         .await
@@ -109,15 +136,44 @@ impl Bookings {
         if let Some(reason) = change.cancel_reason {
             booking.cancel_reason = reason;
         }
+        if let Some(session) = change.session {
+            booking.soreness_before = session.soreness_before;
+            booking.soreness_after = session.soreness_after;
+            booking.session_notes = session.notes;
+        }
         booking.update_time = to_micros(now);
         store::bookings::set_status(&mut tx, &booking, &caller.key_id).await?;
         if change.free {
             store::allocations::release(&mut tx, id).await?;
         }
-        let held = store::allocations::held(&mut tx, id).await?;
+        let details = store::details(&mut tx, id).await?;
+        // What must reach fleet and protocols is written with the change.
+        let event = if change.free && !details.devices.is_empty() {
+            Some(release_event(
+                &booking.tenant_id,
+                &booking.location_id,
+                id,
+                Vec::new(),
+            ))
+        } else if to == Status::Completed {
+            Some(Event::new(
+                SESSION_COMPLETED_TOPIC,
+                booking.tenant_id.clone(),
+                booking.location_id.clone(),
+                prost::Message::encode_to_vec(&pb::GetBookingRequest { id: id.to_owned() }),
+            ))
+        } else {
+            None
+        };
+        if let Some(event) = &event {
+            outbox::record(&mut tx, self.outbox.table(), event, to_micros(now)).await?;
+        }
         tx.commit().await?;
+        if event.is_some() {
+            self.outbox.wake();
+        }
         tracing::info!(booking_id = %id, from = from.as_str(), to = to.as_str(), "booking moved");
-        let updated = booking.to_wire(&held);
+        let updated = booking.to_wire(&details);
         self.publish(&updated);
         Ok(updated)
     }

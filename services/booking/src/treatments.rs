@@ -6,6 +6,7 @@ use recovery_kit::idempotency;
 use recovery_kit::ids::new_id;
 use recovery_kit::time::to_micros;
 use recovery_kit::{Caller, Error, Lock, Scope};
+use recovery_peers::DeviceNeed;
 use recovery_proto::booking::v1 as pb;
 use recovery_rules::Modality;
 use recovery_scheduling as sched;
@@ -28,6 +29,8 @@ pub(crate) struct Terms {
     pub(crate) late_cancel: SignedDuration,
     /// Sessions of the modality per client and local day; 0: no limit.
     pub(crate) max_per_day: i64,
+    /// Devices a session takes from fleet, reserved with the booking.
+    pub(crate) device_needs: Vec<DeviceNeed>,
 }
 
 /// How many resources of a kind a session takes.

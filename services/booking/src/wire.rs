@@ -7,8 +7,8 @@ mod calendar;
 mod catalog;
 
 pub(crate) use calendar::{
-    AvailabilityQuery, BookingQuery, BookingSource, BookingsOf, Cancellation, NewBooking, NewHold,
-    Reschedule, Wanted, Watch,
+    AvailabilityQuery, BookingQuery, BookingSource, BookingsOf, Cancellation, Completion,
+    NewBooking, NewHold, Reschedule, Wanted, Watch, forgotten_client,
 };
 pub(crate) use catalog::{
     NewBlackout, NewResource, NewTreatment, PrecoolSetting, ResourcePatch, TreatmentPatch,
@@ -26,7 +26,7 @@ use recovery_scheduling as sched;
 
 use crate::lifecycle::Status;
 use crate::resources::ResourceKind;
-use crate::store::{Booking, Held, Hold, Resource, Treatment};
+use crate::store::{Booking, Details, Held, Hold, Resource, Treatment};
 
 /// The longest session a treatment may have.
 pub(crate) const MAX_SESSION: SignedDuration = SignedDuration::from_hours(8);
@@ -298,8 +298,15 @@ impl Treatment {
                 .collect(),
             slot_step: to_duration(terms.step),
             turnover: to_duration(terms.turnover),
-            // Filled by the workflow issue's device needs.
-            device_needs: Vec::new(),
+            device_needs: terms
+                .device_needs
+                .iter()
+                .map(|n| pb::DeviceNeed {
+                    kind: n.kind as i32,
+                    attachment: n.attachment as i32,
+                    min_battery_percent: n.min_battery_percent,
+                })
+                .collect(),
             policy: Some(pb::BookingPolicy {
                 min_notice: to_duration(terms.min_notice),
                 max_days_ahead: count(terms.max_days_ahead),
@@ -344,9 +351,31 @@ impl Resource {
     }
 }
 
+/// The rules' warnings in wire form.
+fn findings(warnings: &[recovery_peers::Finding]) -> Vec<pb::Finding> {
+    warnings
+        .iter()
+        .map(|f| pb::Finding {
+            reason: f.reason.clone(),
+            message: f.message.clone(),
+        })
+        .collect()
+}
+
+/// A stored length in seconds, in wire form.
+fn stored_secs(secs: Option<i64>) -> Option<prost_types::Duration> {
+    secs.map(|s| duration_to_wire(SignedDuration::from_secs(s)))
+}
+
+/// A stored soreness (0 to 10, checked on the way in).
+fn soreness(value: Option<i64>) -> Option<i32> {
+    value.and_then(|v| i32::try_from(v).ok())
+}
+
 impl Booking {
-    /// The wire form, with the resources it holds.
-    pub(crate) fn to_wire(&self, held: &[Held]) -> pb::Booking {
+    /// The wire form, with the resources it holds, its warnings and devices.
+    pub(crate) fn to_wire(&self, details: &Details) -> pb::Booking {
+        let held = &details.held;
         pb::Booking {
             id: self.id.clone(),
             tenant_id: self.tenant_id.clone(),
@@ -361,20 +390,28 @@ impl Booking {
             cancel_reason: self.cancel_reason.clone(),
             create_time: stored_timestamp(self.create_time),
             update_time: stored_timestamp(self.update_time),
-            // Filled by the workflow issue.
-            warnings: Vec::new(),
-            recommended_duration: None,
-            devices: Vec::new(),
-            soreness_before: None,
-            soreness_after: None,
-            session_notes: String::new(),
+            warnings: findings(&details.warnings),
+            recommended_duration: stored_secs(self.recommended_s),
+            devices: details
+                .devices
+                .iter()
+                .map(|d| pb::BookedDevice {
+                    device_id: d.device_id.clone(),
+                    reservation_id: d.reservation_id.clone(),
+                    kind: d.kind as i32,
+                })
+                .collect(),
+            soreness_before: soreness(self.soreness_before),
+            soreness_after: soreness(self.soreness_after),
+            session_notes: self.session_notes.clone(),
         }
     }
 }
 
 impl Hold {
-    /// The wire form, with the resources it holds.
-    pub(crate) fn to_wire(&self, held: &[Held]) -> pb::Hold {
+    /// The wire form, with the resources it holds and its warnings.
+    pub(crate) fn to_wire(&self, details: &Details) -> pb::Hold {
+        let held = &details.held;
         pb::Hold {
             id: self.id.clone(),
             location_id: self.location_id.clone(),
@@ -384,9 +421,8 @@ impl Hold {
             end_time: stored_timestamp(self.end),
             resources: kind_resources(held),
             expire_time: stored_timestamp(self.expire),
-            // Filled by the workflow issue.
-            warnings: Vec::new(),
-            recommended_duration: None,
+            warnings: findings(&details.warnings),
+            recommended_duration: stored_secs(self.recommended_s),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The other shape: the real `booking` binary run on its own, next to a
-//! tenancy service it reaches over gRPC for locations and for every caller's
-//! key (with an operator key of its own), as in a distributed deployment.
+//! server with tenancy, protocols and fleet that it reaches over gRPC for
+//! locations, every caller's key, clients, rules and devices (with a service
+//! key of its own), as in a distributed deployment.
 
 // One scenario, told in order.
 #![allow(clippy::too_many_lines)]
@@ -8,18 +9,63 @@
 use std::sync::Arc;
 
 use recovery_kit::Role;
+use recovery_kit::events::Bus;
 use recovery_kit::testing::{Bearer, Daemon, TestDb, TestServer};
 use recovery_kit::time::{SystemClock, to_proto};
 use recovery_proto::booking::v1 as pb;
 use recovery_proto::booking::v1::booking_service_client::BookingServiceClient;
+use recovery_proto::protocols::v1 as protocols_pb;
+use recovery_proto::protocols::v1::protocol_service_client::ProtocolServiceClient;
+use recovery_proto::tenancy::v1 as tenancy_pb;
+use recovery_proto::tenancy::v1::tenancy_service_client::TenancyServiceClient;
 use recovery_tenancy::testing::{Platform, Studio};
 use tonic::Code;
+use tonic_types::StatusExt as _;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_booking_binary_runs_apart_from_tenancy() {
+async fn the_booking_binary_runs_apart_from_tenancy_protocols_and_fleet() {
     let db = TestDb::sqlite().await;
-    let platform = Platform::start(&db.db, Arc::new(SystemClock)).await;
-    let tenancy = TestServer::start(platform.services()).await;
+    let clock = Arc::new(SystemClock);
+    let platform = Platform::start(&db.db, clock.clone()).await;
+    let protocols = recovery_protocols::Protocols::start(
+        db.db.clone(),
+        clock.clone(),
+        Bus::default(),
+        platform.directory(),
+    )
+    .await
+    .unwrap();
+    let fleet = recovery_fleet::Fleet::start(
+        db.db.clone(),
+        clock,
+        Bus::default(),
+        platform.directory(),
+        recovery_fleet::Config {
+            offline_after_secs: 600,
+            history: 100,
+            batch: 500,
+        },
+    )
+    .await
+    .unwrap();
+    let mut services = platform.services();
+    protocols.mount(&mut services);
+    fleet.mount(&mut services);
+    let tenancy = TestServer::start(services).await;
+    let service_key = TenancyServiceClient::with_interceptor(
+        tenancy.channel().await,
+        Bearer::new(&platform.operator),
+    )
+    .create_api_key(tenancy_pb::CreateApiKeyRequest {
+        tenant_id: String::new(),
+        role: tenancy_pb::Role::Service as i32,
+        display_name: "booking".into(),
+        request_id: String::new(),
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .secret;
     let studio = Studio::create(
         tenancy.channel().await,
         &platform.operator,
@@ -37,10 +83,18 @@ async fn the_booking_binary_runs_apart_from_tenancy() {
     )
     .await;
 
+    let peers_url = format!("http://{}", tenancy.addr);
     let booking = Daemon::start(
         env!("CARGO_BIN_EXE_booking"),
-        &["--tenancy-url", &format!("http://{}", tenancy.addr)],
-        &[("RECOVERY_SERVICE_KEY", platform.operator.as_str())],
+        &[
+            "--tenancy-url",
+            &peers_url,
+            "--protocols-url",
+            &peers_url,
+            "--fleet-url",
+            &peers_url,
+        ],
+        &[("RECOVERY_SERVICE_KEY", service_key.as_str())],
     );
     let channel = tonic::transport::Channel::from_shared(format!("http://{}", booking.addr))
         .unwrap()
@@ -119,21 +173,103 @@ async fn the_booking_binary_runs_apart_from_tenancy() {
         .into_inner()
         .slots;
     let first = slots.first().expect("the studio opens within two days");
-    let booked = desk
-        .create_booking(pb::CreateBookingRequest {
-            location_id: studio.location_id.clone(),
-            treatment_id: cryo.id,
-            client_id: "ana".into(),
-            start_time: first.start_time,
-            ..Default::default()
+    let request = pb::CreateBookingRequest {
+        location_id: studio.location_id.clone(),
+        treatment_id: cryo.id,
+        client_id: "no-such-client".into(),
+        start_time: first.start_time,
+        ..Default::default()
+    };
+
+    // Clients are protocols' (over gRPC, with the service key): an unknown
+    // one is NOT_FOUND naming the field, an unscreened one is refused by the
+    // rules, a screened one with a waiver is booked with the rules' warnings.
+    let unknown = desk.create_booking(request.clone()).await.unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound, "{unknown:?}");
+    let info = unknown.get_error_details().error_info().cloned().unwrap();
+    assert_eq!(
+        info.metadata.get("field").map(String::as_str),
+        Some("client_id")
+    );
+    let mut people = ProtocolServiceClient::with_interceptor(
+        tenancy.channel().await,
+        Bearer::new(studio.key(Role::Manager)),
+    );
+    let ana = people
+        .create_client(protocols_pb::CreateClientRequest {
+            client: Some(protocols_pb::Client {
+                given_name: "Ana".into(),
+                family_name: "Apart".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
         })
+        .await
+        .unwrap()
+        .into_inner()
+        .client
+        .unwrap()
+        .id;
+    let request = pb::CreateBookingRequest {
+        client_id: ana.clone(),
+        ..request
+    };
+    let unscreened = desk.create_booking(request.clone()).await.unwrap_err();
+    assert_eq!(unscreened.code(), Code::FailedPrecondition);
+    let reason = unscreened
+        .get_error_details()
+        .error_info()
+        .unwrap()
+        .reason
+        .clone();
+    assert_eq!(reason, "SCREENING_REQUIRED");
+    people
+        .record_screening(protocols_pb::RecordScreeningRequest {
+            screening: Some(protocols_pb::Screening {
+                client_id: ana.clone(),
+                questionnaire_version: "2026-01".into(),
+                answers: vec![protocols_pb::ScreeningAnswer {
+                    condition: protocols_pb::Condition::Pregnancy as i32,
+                    present: false,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    people
+        .sign_waiver(protocols_pb::SignWaiverRequest {
+            waiver: Some(protocols_pb::Waiver {
+                client_id: ana.clone(),
+                version: "v1".into(),
+                signer_name: "Ana Apart".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    let booked = desk
+        .create_booking(request)
         .await
         .unwrap()
         .into_inner()
         .booking
         .unwrap();
     assert_eq!(booked.tenant_id, studio.tenant_id);
+    assert_eq!(booked.client_id, ana);
     assert_eq!(booked.status(), pb::BookingStatus::Booked);
+    assert!(
+        booked
+            .warnings
+            .iter()
+            .any(|w| w.reason == "NO_RECENT_ACTIVITY"),
+        "{:?}",
+        booked.warnings
+    );
+    assert!(booked.recommended_duration.is_some());
 
     let (status, said) = booking.terminate();
     assert!(status.success(), "booking exited with {status}");

@@ -173,6 +173,8 @@ pub(crate) struct Hold {
     pub(crate) expire: i64,
     /// The booking made from it.
     pub(crate) booking_id: Option<String>,
+    /// The progression's recommended length, in seconds.
+    pub(crate) recommended_s: Option<i64>,
 }
 
 impl Hold {
@@ -187,6 +189,7 @@ impl Hold {
             end: row.try_get("end_us")?,
             expire: row.try_get("expire_us")?,
             booking_id: row.try_get("booking_id")?,
+            recommended_s: row.try_get("recommended_s")?,
         })
     }
 }
@@ -200,8 +203,8 @@ pub(crate) async fn insert_hold(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO holds (id, tenant_id, location_id, treatment_id, client_id, start_us, \
-         end_us, expire_us, create_time, created_by) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+         end_us, expire_us, create_time, created_by, recommended_s) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(&hold.id)
     .bind(&hold.tenant_id)
@@ -213,6 +216,7 @@ pub(crate) async fn insert_hold(
     .bind(hold.expire)
     .bind(to_micros(now))
     .bind(key_id)
+    .bind(hold.recommended_s)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -226,6 +230,6 @@ pub(crate) async fn hold(
     lock: Lock,
 ) -> Result<Option<Hold>, sqlx::Error> {
     const COLUMNS: &str = "id, tenant_id, location_id, treatment_id, client_id, start_us, \
-         end_us, expire_us, booking_id";
+         end_us, expire_us, booking_id, recommended_s";
     super::by_id(conn, ("holds", COLUMNS), scope, id, lock, Hold::from_row).await
 }

@@ -9,7 +9,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row as _};
 
 use crate::lifecycle::Status;
-use crate::wire::{Named as _, stored};
+use crate::wire::{Named as _, stored, unknown_name};
 
 /// A booking; instants in microseconds.
 #[derive(Debug, Clone)]
@@ -26,10 +26,18 @@ pub(crate) struct Booking {
     pub(crate) cancel_reason: String,
     pub(crate) create_time: i64,
     pub(crate) update_time: i64,
+    /// The treatment's modality when it was booked.
+    pub(crate) modality: Modality,
+    /// The progression's recommended length, in seconds.
+    pub(crate) recommended_s: Option<i64>,
+    pub(crate) soreness_before: Option<i64>,
+    pub(crate) soreness_after: Option<i64>,
+    pub(crate) session_notes: String,
 }
 
 const COLUMNS: &str = "id, tenant_id, location_id, treatment_id, client_id, start_us, end_us, \
-     status, late_cancel, cancel_reason, create_time, update_time";
+     status, late_cancel, cancel_reason, create_time, update_time, modality, recommended_s, \
+     soreness_before, soreness_after, session_notes";
 
 impl Booking {
     fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
@@ -46,6 +54,14 @@ impl Booking {
             cancel_reason: row.try_get("cancel_reason")?,
             create_time: row.try_get("create_time")?,
             update_time: row.try_get("update_time")?,
+            modality: {
+                let code: String = row.try_get("modality")?;
+                Modality::from_code(&code).ok_or_else(|| unknown_name(&code))?
+            },
+            recommended_s: row.try_get("recommended_s")?,
+            soreness_before: row.try_get("soreness_before")?,
+            soreness_after: row.try_get("soreness_after")?,
+            session_notes: row.try_get("session_notes")?,
         })
     }
 }
@@ -123,24 +139,23 @@ pub(crate) async fn list(
     rows.iter().map(Booking::from_row).collect()
 }
 
-/// Stores a new booking of a treatment of `modality`.
+/// Stores a new booking.
 pub(crate) async fn insert(
     conn: &mut AnyConnection,
     booking: &Booking,
-    modality: Modality,
     key_id: &str,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO bookings (id, tenant_id, location_id, treatment_id, modality, client_id, \
          start_us, end_us, status, late_cancel, cancel_reason, create_time, update_time, \
-         created_by, updated_by) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)",
+         created_by, updated_by, recommended_s) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15)",
     )
     .bind(&booking.id)
     .bind(&booking.tenant_id)
     .bind(&booking.location_id)
     .bind(&booking.treatment_id)
-    .bind(modality.code())
+    .bind(booking.modality.code())
     .bind(&booking.client_id)
     .bind(booking.start)
     .bind(booking.end)
@@ -150,36 +165,39 @@ pub(crate) async fn insert(
     .bind(booking.create_time)
     .bind(booking.update_time)
     .bind(key_id)
+    .bind(booking.recommended_s)
     .execute(&mut *conn)
     .await?;
     Ok(())
 }
 
-/// Moves a booking to `[start, end)`.
+/// Moves a booking to `[start, end)` with the rules' new recommended length
+/// (seconds).
 pub(crate) async fn move_to(
     conn: &mut AnyConnection,
     id: &str,
-    start: Timestamp,
-    end: Timestamp,
+    (start, end): (Timestamp, Timestamp),
+    recommended_s: Option<i64>,
     now: Timestamp,
     key_id: &str,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE bookings SET start_us = $1, end_us = $2, update_time = $3, updated_by = $4 \
-         WHERE id = $5",
+        "UPDATE bookings SET start_us = $1, end_us = $2, update_time = $3, updated_by = $4, \
+         recommended_s = $5 WHERE id = $6",
     )
     .bind(to_micros(start))
     .bind(to_micros(end))
     .bind(to_micros(now))
     .bind(key_id)
+    .bind(recommended_s)
     .bind(id)
     .execute(&mut *conn)
     .await?;
     Ok(())
 }
 
-/// Writes a booking's status, late-cancel flag, cancel reason and update
-/// time.
+/// Writes a booking's status, late-cancel flag, cancel reason, soreness,
+/// session notes and update time.
 pub(crate) async fn set_status(
     conn: &mut AnyConnection,
     booking: &Booking,
@@ -187,13 +205,17 @@ pub(crate) async fn set_status(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE bookings SET status = $1, late_cancel = $2, cancel_reason = $3, \
-         update_time = $4, updated_by = $5 WHERE id = $6",
+         update_time = $4, updated_by = $5, soreness_before = $6, soreness_after = $7, \
+         session_notes = $8 WHERE id = $9",
     )
     .bind(booking.status.as_str())
     .bind(i64::from(booking.late_cancel))
     .bind(&booking.cancel_reason)
     .bind(booking.update_time)
     .bind(key_id)
+    .bind(booking.soreness_before)
+    .bind(booking.soreness_after)
+    .bind(&booking.session_notes)
     .bind(&booking.id)
     .execute(&mut *conn)
     .await?;
@@ -245,4 +267,67 @@ pub(crate) async fn count_active(
     .fetch_one(&mut *conn)
     .await?
     .try_get("n")
+}
+
+/// One of a client's active bookings, as the rules count it.
+pub(crate) struct Nearby {
+    pub(crate) modality: Modality,
+    pub(crate) start: i64,
+    pub(crate) end: i64,
+}
+
+/// A client's bookings that are still ahead or under way (booked, checked
+/// in, in session) starting in `[from, to)`, `except` one booking.
+pub(crate) async fn upcoming(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    client_id: &str,
+    (from, to): (Timestamp, Timestamp),
+    except: Option<&str>,
+) -> Result<Vec<Nearby>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT modality, start_us, end_us FROM bookings WHERE tenant_id = $1 \
+         AND client_id = $2 AND status IN ($3, $4, $5) AND start_us >= $6 AND start_us < $7 \
+         AND ($8 IS NULL OR id <> $8) ORDER BY start_us",
+    )
+    .bind(tenant_id)
+    .bind(client_id)
+    .bind(Status::Booked.as_str())
+    .bind(Status::CheckedIn.as_str())
+    .bind(Status::InSession.as_str())
+    .bind(to_micros(from))
+    .bind(to_micros(to))
+    .bind(except)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let code: String = row.try_get("modality")?;
+            Ok(Nearby {
+                modality: Modality::from_code(&code).ok_or_else(|| unknown_name(&code))?,
+                start: row.try_get("start_us")?,
+                end: row.try_get("end_us")?,
+            })
+        })
+        .collect()
+}
+
+/// Empties what is personal in a client's bookings (session notes,
+/// soreness, cancel reasons); how many bookings changed.
+pub(crate) async fn forget_client(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    client_id: &str,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE bookings SET session_notes = '', soreness_before = NULL, \
+         soreness_after = NULL, cancel_reason = '' WHERE tenant_id = $1 AND client_id = $2 \
+         AND (session_notes <> '' OR soreness_before IS NOT NULL \
+         OR soreness_after IS NOT NULL OR cancel_reason <> '')",
+    )
+    .bind(tenant_id)
+    .bind(client_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected())
 }

@@ -8,6 +8,7 @@ pub(crate) mod allocations;
 pub(crate) mod bookings;
 pub(crate) mod resources;
 pub(crate) mod treatments;
+pub(crate) mod workflow;
 
 pub(crate) use allocations::{Allocation, Held, Hold};
 pub(crate) use bookings::{Booking, BookingFilter};
@@ -16,6 +17,7 @@ pub(crate) use treatments::Treatment;
 
 use jiff::SignedDuration;
 use recovery_kit::{Lock, Scope};
+use recovery_peers::{Finding, Reserved};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row as _};
 
@@ -42,4 +44,25 @@ async fn by_id<T>(
     .fetch_optional(&mut *conn)
     .await?;
     row.as_ref().map(from_row).transpose()
+}
+
+/// What a booking or hold shows besides its row: the resources it holds,
+/// the rules' warnings and the devices reserved with it.
+#[derive(Debug, Default)]
+pub(crate) struct Details {
+    pub(crate) held: Vec<Held>,
+    pub(crate) warnings: Vec<Finding>,
+    pub(crate) devices: Vec<Reserved>,
+}
+
+/// The details of the booking or hold `owner_id`.
+pub(crate) async fn details(
+    conn: &mut AnyConnection,
+    owner_id: &str,
+) -> Result<Details, sqlx::Error> {
+    Ok(Details {
+        held: allocations::held(conn, owner_id).await?,
+        warnings: workflow::findings(conn, owner_id).await?,
+        devices: workflow::devices(conn, owner_id).await?,
+    })
 }

@@ -1,6 +1,7 @@
 //! The catalog: treatments.
 
 use recovery_kit::{Lock, Scope};
+use recovery_peers::{Attachment, DeviceKind, DeviceNeed};
 use recovery_rules::Modality;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row as _};
@@ -24,8 +25,8 @@ pub(crate) struct Treatment {
 }
 
 const COLUMNS: &str = "id, tenant_id, display_name, modality, duration_s, needs, step_s, \
-     turnover_s, min_notice_s, max_days_ahead, late_cancel_s, max_per_day, archive_time, \
-     create_time, update_time";
+     turnover_s, min_notice_s, max_days_ahead, late_cancel_s, max_per_day, device_needs, \
+     archive_time, create_time, update_time";
 
 /// Needs: `kind:count` joined by `;`.
 fn needs_to_db(needs: &[Need]) -> String {
@@ -34,6 +35,39 @@ fn needs_to_db(needs: &[Need]) -> String {
         .map(|n| format!("{}:{}", n.kind.as_str(), n.count))
         .collect::<Vec<_>>()
         .join(";")
+}
+
+/// Device needs: `kind:attachment:min_battery` (fleet enum numbers) joined
+/// by `;`.
+fn device_needs_to_db(needs: &[DeviceNeed]) -> String {
+    needs
+        .iter()
+        .map(|n| {
+            format!(
+                "{}:{}:{}",
+                n.kind as i32, n.attachment as i32, n.min_battery_percent
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+fn device_needs_from_db(text: &str) -> Result<Vec<DeviceNeed>, sqlx::Error> {
+    text.split(';')
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let mut fields = part.split(':').map(str::parse::<i32>);
+            let mut next = || fields.next().and_then(Result::ok);
+            let need = (|| {
+                Some(DeviceNeed {
+                    kind: DeviceKind::try_from(next()?).ok()?,
+                    attachment: Attachment::try_from(next()?).ok()?,
+                    min_battery_percent: u32::try_from(next()?).ok()?,
+                })
+            })();
+            need.ok_or_else(|| unknown_name(part))
+        })
+        .collect()
 }
 
 fn needs_from_db(text: &str) -> Vec<Need> {
@@ -65,6 +99,7 @@ impl Treatment {
                 max_days_ahead: row.try_get("max_days_ahead")?,
                 late_cancel: secs(row, "late_cancel_s")?,
                 max_per_day: row.try_get("max_per_day")?,
+                device_needs: device_needs_from_db(&row.try_get::<String, _>("device_needs")?)?,
             },
             archive_time: row.try_get("archive_time")?,
             create_time: row.try_get("create_time")?,
@@ -121,8 +156,8 @@ pub(crate) async fn insert(
     sqlx::query(
         "INSERT INTO treatments (id, tenant_id, display_name, modality, duration_s, needs, \
          step_s, turnover_s, min_notice_s, max_days_ahead, late_cancel_s, max_per_day, \
-         create_time, update_time, created_by, updated_by) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $14)",
+         device_needs, create_time, update_time, created_by, updated_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15, $15)",
     )
     .bind(&t.id)
     .bind(&t.tenant_id)
@@ -136,6 +171,7 @@ pub(crate) async fn insert(
     .bind(t.terms.max_days_ahead)
     .bind(t.terms.late_cancel.as_secs())
     .bind(t.terms.max_per_day)
+    .bind(device_needs_to_db(&t.terms.device_needs))
     .bind(t.create_time)
     .bind(key_id)
     .execute(&mut *conn)
@@ -152,7 +188,7 @@ pub(crate) async fn update(
     sqlx::query(
         "UPDATE treatments SET display_name = $1, duration_s = $2, needs = $3, step_s = $4, \
          turnover_s = $5, min_notice_s = $6, max_days_ahead = $7, late_cancel_s = $8, \
-         max_per_day = $9, update_time = $10, updated_by = $11 WHERE id = $12",
+         max_per_day = $9, device_needs = $10, update_time = $11, updated_by = $12 WHERE id = $13",
     )
     .bind(&t.display_name)
     .bind(t.terms.duration.as_secs())
@@ -163,6 +199,7 @@ pub(crate) async fn update(
     .bind(t.terms.max_days_ahead)
     .bind(t.terms.late_cancel.as_secs())
     .bind(t.terms.max_per_day)
+    .bind(device_needs_to_db(&t.terms.device_needs))
     .bind(t.update_time)
     .bind(key_id)
     .bind(&t.id)

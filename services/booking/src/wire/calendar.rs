@@ -292,3 +292,48 @@ impl Watch {
         })
     }
 }
+
+/// The longest session notes.
+const MAX_NOTES: usize = 2_000;
+
+/// `CompleteSession`: soreness before and after (0 to 10, optional) and
+/// notes.
+#[derive(Debug, Clone)]
+pub(crate) struct Completion {
+    pub(crate) id: String,
+    pub(crate) soreness_before: Option<i64>,
+    pub(crate) soreness_after: Option<i64>,
+    pub(crate) notes: String,
+}
+
+/// A soreness on the 0 to 10 scale; unset stays unset.
+fn soreness(value: Option<i32>) -> Result<Option<i64>, String> {
+    match value {
+        None => Ok(None),
+        Some(v @ 0..=10) => Ok(Some(i64::from(v))),
+        Some(_) => Err("must be between 0 and 10".to_owned()),
+    }
+}
+
+impl Completion {
+    pub(crate) fn parse(req: &pb::CompleteSessionRequest) -> Result<Self, Error> {
+        let mut v = Violations::new();
+        let id = v.check("id", parse_id(&req.id));
+        let before = v.check("soreness_before", soreness(req.soreness_before));
+        let after = v.check("soreness_after", soreness(req.soreness_after));
+        let notes = v.check("notes", recovery_kit::wire::notes(&req.notes, MAX_NOTES));
+        let (((id, soreness_before), soreness_after), notes) =
+            v.finish_with(id.zip(before).zip(after).zip(notes))?;
+        Ok(Self {
+            id,
+            soreness_before,
+            soreness_after,
+            notes,
+        })
+    }
+}
+
+/// `ForgetClient`: the client whose personal data goes.
+pub(crate) fn forgotten_client(req: &pb::ForgetClientRequest) -> Result<String, Error> {
+    text(&req.client_id).map_err(|e| Error::invalid("client_id", e))
+}

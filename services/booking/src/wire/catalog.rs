@@ -5,6 +5,7 @@ use recovery_kit::idempotency::{Key, without_request_id};
 use recovery_kit::page::Page;
 use recovery_kit::wire::{instant, update_paths};
 use recovery_kit::{Caller, Error, Scope, Violations};
+use recovery_peers::{Attachment, DeviceKind, DeviceNeed};
 use recovery_proto::booking::v1 as pb;
 use recovery_proto::tenancy::v1 as tenancy;
 use recovery_rules::Modality;
@@ -81,6 +82,7 @@ impl TreatmentPatch {
                 ("slot_step", patch.slot_step.is_some()),
                 ("turnover", patch.turnover.is_some()),
                 ("policy", patch.policy.is_some()),
+                ("device_needs", !patch.device_needs.is_empty()),
             ],
             &mut v,
         );
@@ -100,6 +102,7 @@ impl TreatmentPatch {
                 "needs" => merged.needs.clone_from(&patch.needs),
                 "slot_step" => merged.slot_step = patch.slot_step,
                 "turnover" => merged.turnover = patch.turnover,
+                "device_needs" => merged.device_needs.clone_from(&patch.device_needs),
                 _ => merged.policy = patch.policy,
             }
         }
@@ -214,7 +217,9 @@ fn terms(t: &pb::Treatment, modality: Option<Modality>, v: &mut Violations) -> T
             0
         }
     };
+    let device_needs = device_needs(&t.device_needs, v);
     Terms {
+        device_needs,
         duration: length,
         needs,
         step,
@@ -252,6 +257,47 @@ fn needs(
             v.add(format!("{field}[{i}].kind"), "named twice");
         } else {
             out.push(Need { kind, count });
+        }
+    }
+    out
+}
+
+/// The most devices one session takes.
+const MAX_DEVICE_NEEDS: usize = 4;
+
+/// Validates wire device needs: at most four, each with a kind, a known
+/// attachment and a battery charge of 0 to 100.
+fn device_needs(wire: &[pb::DeviceNeed], v: &mut Violations) -> Vec<DeviceNeed> {
+    if wire.len() > MAX_DEVICE_NEEDS {
+        v.add("treatment.device_needs", "at most 4 devices");
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (i, need) in wire.iter().enumerate() {
+        let field = format!("treatment.device_needs[{i}]");
+        let kind = match DeviceKind::try_from(need.kind) {
+            Ok(DeviceKind::Unspecified) | Err(_) => {
+                v.add(format!("{field}.kind"), "required: a DEVICE_KIND_…");
+                None
+            }
+            Ok(kind) => Some(kind),
+        };
+        let attachment = Attachment::try_from(need.attachment).ok();
+        if attachment.is_none() {
+            v.add(format!("{field}.attachment"), "not an ATTACHMENT_…");
+        }
+        if need.min_battery_percent > 100 {
+            v.add(
+                format!("{field}.min_battery_percent"),
+                "must be between 0 and 100",
+            );
+        }
+        if let (Some(kind), Some(attachment)) = (kind, attachment) {
+            out.push(DeviceNeed {
+                kind,
+                attachment,
+                min_battery_percent: need.min_battery_percent.min(100),
+            });
         }
     }
     out

@@ -15,7 +15,7 @@ async fn fifty_desks_race_for_one_slot_and_one_wins(db: TestDb) {
     let mut calls = Vec::new();
     for i in 0..50 {
         let mut desk = studio.client(&studio.desk).await;
-        let request = studio.booking(&format!("client-{i}"), TEN_AM);
+        let request = studio.booking(&format!("client-{i}"), TEN_AM).await;
         calls.push(tokio::spawn(
             async move { desk.create_booking(request).await },
         ));
@@ -57,7 +57,7 @@ async fn a_repeated_request_id_returns_the_first_booking(db: TestDb) {
     let mut desk = studio.client(&studio.desk).await;
     let request = pb::CreateBookingRequest {
         request_id: "desk-1-click-7".into(),
-        ..studio.booking("ana", TEN_AM)
+        ..studio.booking("ana", TEN_AM).await
     };
     let first = desk
         .create_booking(request.clone())
@@ -72,7 +72,7 @@ async fn a_repeated_request_id_returns_the_first_booking(db: TestDb) {
     assert_eq!(first, again);
     let other = desk
         .create_booking(pb::CreateBookingRequest {
-            client_id: "bo".into(),
+            client_id: studio.person("bo").await,
             ..request
         })
         .await
@@ -103,7 +103,7 @@ async fn reschedule_under_contention_keeps_exactly_one_booking(db: TestDb) {
     }
     for i in 0..19 {
         let mut desk = studio.client(&studio.desk).await;
-        let request = studio.booking(&format!("rival-{i}"), target);
+        let request = studio.booking(&format!("rival-{i}"), target).await;
         calls.push(tokio::spawn(async move {
             desk.create_booking(request).await.map(|_| ())
         }));

@@ -13,7 +13,7 @@ async fn an_expired_hold_frees_itself(db: TestDb) {
         .hold_slot(pb::HoldSlotRequest {
             location_id: studio.location_id.clone(),
             treatment_id: studio.cryo_id.clone(),
-            client_id: "ana".into(),
+            client_id: studio.person("ana").await,
             start_time: t(TEN_AM),
             ttl: None,
             resource_id: String::new(),
@@ -62,7 +62,7 @@ async fn an_expired_hold_frees_itself(db: TestDb) {
         .hold_slot(pb::HoldSlotRequest {
             location_id: studio.location_id.clone(),
             treatment_id: studio.cryo_id.clone(),
-            client_id: "cy".into(),
+            client_id: studio.person("cy").await,
             start_time: t("2026-12-02T15:03:00Z"),
             ttl: mins(15),
             resource_id: String::new(),
@@ -82,7 +82,7 @@ async fn an_expired_hold_frees_itself(db: TestDb) {
         .into_inner()
         .booking
         .unwrap();
-    assert_eq!(booked.client_id, "cy");
+    assert_eq!(booked.client_id, studio.person("cy").await);
     assert_eq!(booked.start_time, t("2026-12-02T15:03:00Z"));
     let too_long = desk
         .hold_slot(pb::HoldSlotRequest {

@@ -8,6 +8,8 @@
 mod availability;
 mod bookings;
 mod catalog;
+mod day;
+mod devices;
 mod holds;
 mod lifecycle;
 mod support;

@@ -1,24 +1,36 @@
-//! The studio every test starts from: tenancy and booking in one server,
-//! a location, keys per role, a chamber and a cryo treatment; clients and
-//! helpers to read answers.
+//! The studio every test starts from: tenancy, booking and the real
+//! protocols and fleet in one server on one test database, a location, keys
+//! per role, a chamber and a cryo treatment; clients (real protocols
+//! clients, screened, with a waiver) made by name on first use; helpers to
+//! read answers.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use recovery_booking::Bookings;
+use recovery_booking::{Bookings, Peers};
+use recovery_fleet::Fleet;
 use recovery_kit::Role;
 use recovery_kit::events::Bus;
 use recovery_kit::testing::{Bearer, TestDb, TestServer};
-use recovery_kit::time::{ManualClock, to_proto};
+use recovery_kit::time::{Clock as _, ManualClock, to_proto};
 use recovery_proto::booking::v1 as pb;
 use recovery_proto::booking::v1::booking_service_client::BookingServiceClient;
+use recovery_proto::fleet::v1 as fleet_pb;
+use recovery_proto::fleet::v1::fleet_service_client::FleetServiceClient;
+use recovery_proto::protocols::v1 as protocols_pb;
+use recovery_proto::protocols::v1::protocol_service_client::ProtocolServiceClient;
+use recovery_protocols::Protocols;
 use recovery_tenancy::testing::{self as tenancy, Platform};
+use tokio::sync::Mutex;
 use tonic::Status;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic_types::StatusExt as _;
 
 pub(crate) type Client = BookingServiceClient<InterceptedService<Channel, Bearer>>;
+pub(crate) type FleetClient = FleetServiceClient<InterceptedService<Channel, Bearer>>;
+pub(crate) type ProtocolsClient = ProtocolServiceClient<InterceptedService<Channel, Bearer>>;
 
 /// Tuesday 2026-12-01, 05:00 in New York.
 pub(crate) const NOW: &str = "2026-12-01T10:00:00Z";
@@ -26,8 +38,15 @@ pub(crate) const NOW: &str = "2026-12-01T10:00:00Z";
 pub(crate) const TEN_AM: &str = "2026-12-02T15:00:00Z";
 
 pub(crate) struct Studio {
-    _db: TestDb,
+    pub(crate) db: TestDb,
     pub(crate) server: TestServer,
+    pub(crate) bookings: Arc<Bookings>,
+    pub(crate) protocols: Arc<Protocols>,
+    pub(crate) fleet: Arc<Fleet>,
+    pub(crate) tenant_id: String,
+    pub(crate) hub: String,
+    /// Protocols client ids by the names tests call them.
+    people: Mutex<HashMap<String, String>>,
     pub(crate) clock: Arc<ManualClock>,
     pub(crate) operator: String,
     pub(crate) location_id: String,
@@ -56,28 +75,65 @@ pub(crate) fn mins(m: i64) -> Option<prost_types::Duration> {
 pub(crate) async fn start(db: TestDb) -> Studio {
     let clock = Arc::new(ManualClock::new(at(NOW)));
     let platform = Platform::start(&db.db, clock.clone()).await;
-    let bookings = Bookings::start(
+    let bus = Bus::default();
+    let protocols = Protocols::start(
         db.db.clone(),
         clock.clone(),
-        Bus::default(),
+        bus.clone(),
         platform.directory(),
     )
     .await
     .unwrap();
+    let fleet = Fleet::start(
+        db.db.clone(),
+        clock.clone(),
+        bus.clone(),
+        platform.directory(),
+        recovery_fleet::Config {
+            offline_after_secs: 24 * 3600,
+            history: 100,
+            batch: 500,
+        },
+    )
+    .await
+    .unwrap();
+    let peers = Peers {
+        clients: protocols.clone(),
+        history: protocols.clone(),
+        devices: fleet.clone(),
+    };
+    let bookings = Bookings::start(
+        db.db.clone(),
+        clock.clone(),
+        bus,
+        platform.directory(),
+        peers,
+    )
+    .await
+    .unwrap();
+    protocols.on_erasure(bookings.clone());
     let mut services = platform.services();
     bookings.mount(&mut services);
+    protocols.mount(&mut services);
+    fleet.mount(&mut services);
     let server = TestServer::start(services).await;
     let tenant = tenancy::Studio::create(
         server.channel().await,
         &platform.operator,
         "Frost",
         "America/New_York",
-        &[Role::Manager, Role::FrontDesk, Role::Staff],
+        &[Role::Manager, Role::FrontDesk, Role::Staff, Role::Device],
     )
     .await;
     let mut studio = Studio {
-        _db: db,
+        db,
         server,
+        bookings,
+        protocols,
+        fleet,
+        tenant_id: tenant.tenant_id.clone(),
+        hub: tenant.key(Role::Device).to_owned(),
+        people: Mutex::new(HashMap::new()),
         clock,
         operator: platform.operator,
         location_id: tenant.location_id.clone(),
@@ -137,22 +193,206 @@ impl Studio {
             .id
     }
 
-    pub(crate) fn booking(&self, client_id: &str, start: &str) -> pb::CreateBookingRequest {
+    pub(crate) async fn fleet_client(&self, key: &str) -> FleetClient {
+        FleetServiceClient::with_interceptor(self.server.channel().await, Bearer::new(key))
+    }
+
+    pub(crate) async fn protocols_client(&self) -> ProtocolsClient {
+        ProtocolServiceClient::with_interceptor(
+            self.server.channel().await,
+            Bearer::new(&self.manager),
+        )
+    }
+
+    /// The protocols client called `name`: made on first use, screened
+    /// with nothing to declare and with a signed waiver, so the rules let
+    /// them book.
+    pub(crate) async fn person(&self, name: &str) -> String {
+        let mut people = self.people.lock().await;
+        if let Some(id) = people.get(name) {
+            return id.clone();
+        }
+        let id = self.new_client(name).await;
+        self.screen(&id, &[]).await;
+        self.sign_waiver(&id).await;
+        people.insert(name.to_owned(), id.clone());
+        id
+    }
+
+    /// A new protocols client, neither screened nor with a waiver.
+    pub(crate) async fn new_client(&self, name: &str) -> String {
+        self.protocols_client()
+            .await
+            .create_client(protocols_pb::CreateClientRequest {
+                client: Some(protocols_pb::Client {
+                    given_name: name.into(),
+                    family_name: "Tester".into(),
+                    date_of_birth: "1990-05-01".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .client
+            .unwrap()
+            .id
+    }
+
+    /// Records a screening where exactly `present` conditions are present.
+    pub(crate) async fn screen(&self, client_id: &str, present: &[protocols_pb::Condition]) {
+        use protocols_pb::Condition as C;
+        let asked = [
+            C::Pregnancy,
+            C::Raynauds,
+            C::ColdUrticaria,
+            C::Pacemaker,
+            C::UncontrolledHypertension,
+            C::DeepVeinThrombosis,
+        ];
+        self.protocols_client()
+            .await
+            .record_screening(protocols_pb::RecordScreeningRequest {
+                screening: Some(protocols_pb::Screening {
+                    client_id: client_id.into(),
+                    questionnaire_version: "2026-01".into(),
+                    answers: asked
+                        .iter()
+                        .map(|c| protocols_pb::ScreeningAnswer {
+                            condition: *c as i32,
+                            present: present.contains(c),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            })
+            .await
+            .unwrap();
+    }
+
+    pub(crate) async fn sign_waiver(&self, client_id: &str) {
+        self.protocols_client()
+            .await
+            .sign_waiver(protocols_pb::SignWaiverRequest {
+                waiver: Some(protocols_pb::Waiver {
+                    client_id: client_id.into(),
+                    version: "v1".into(),
+                    signer_name: "The Client".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            })
+            .await
+            .unwrap();
+    }
+
+    /// A cryo booking request for the client called `name`.
+    pub(crate) async fn booking(&self, name: &str, start: &str) -> pb::CreateBookingRequest {
         pb::CreateBookingRequest {
             location_id: self.location_id.clone(),
             treatment_id: self.cryo_id.clone(),
-            client_id: client_id.into(),
+            client_id: self.person(name).await,
             start_time: t(start),
             ..Default::default()
         }
     }
 
-    pub(crate) async fn book(&self, client_id: &str, start: &str) -> Result<pb::Booking, Status> {
+    /// Books cryo for the client called `name`.
+    pub(crate) async fn book(&self, name: &str, start: &str) -> Result<pb::Booking, Status> {
+        let request = self.booking(name, start).await;
         self.client(&self.desk)
             .await
-            .create_booking(self.booking(client_id, start))
+            .create_booking(request)
             .await
             .map(|r| r.into_inner().booking.unwrap())
+    }
+
+    /// Registers a fork-head massage gun at the location with a charged
+    /// battery reported by the hub.
+    pub(crate) async fn gun(&self, serial: &str) -> String {
+        let device = self
+            .fleet_client(&self.manager)
+            .await
+            .register_device(fleet_pb::RegisterDeviceRequest {
+                device: Some(fleet_pb::Device {
+                    location_id: self.location_id.clone(),
+                    kind: fleet_pb::DeviceKind::PercussionMassager as i32,
+                    display_name: format!("Gun {serial}"),
+                    serial_number: serial.into(),
+                    model: "Hypervolt 2 Pro".into(),
+                    spec: Some(fleet_pb::device::Spec::Percussion(
+                        fleet_pb::PercussionSpec {
+                            speed_levels: 3,
+                            attachments: vec![fleet_pb::Attachment::Fork as i32],
+                        },
+                    )),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .device
+            .unwrap();
+        self.fleet_client(&self.hub)
+            .await
+            .report_telemetry(tokio_stream::iter(vec![fleet_pb::ReportTelemetryRequest {
+                reading: Some(fleet_pb::TelemetryReading {
+                    device_id: device.id.clone(),
+                    battery_percent: Some(90),
+                    ..Default::default()
+                }),
+            }]))
+            .await
+            .unwrap();
+        device.id
+    }
+
+    /// Fleet's reservations at the location in the week from now, every
+    /// state.
+    pub(crate) async fn reservations(&self) -> Vec<fleet_pb::Reservation> {
+        let now = self.clock.now();
+        self.fleet_client(&self.staff)
+            .await
+            .list_reservations(fleet_pb::ListReservationsRequest {
+                location_id: self.location_id.clone(),
+                start_time: Some(to_proto(now)),
+                end_time: Some(to_proto(now + jiff::SignedDuration::from_hours(24 * 7))),
+                page_size: 500,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .reservations
+    }
+
+    /// Fleet's reservations held (not released) for `booking_id`.
+    pub(crate) async fn held_for(&self, booking_id: &str) -> Vec<fleet_pb::Reservation> {
+        self.reservations()
+            .await
+            .into_iter()
+            .filter(|r| {
+                r.purpose
+                    == Some(fleet_pb::reservation::Purpose::BookingId(
+                        booking_id.to_owned(),
+                    ))
+                    && r.state() == fleet_pb::ReservationState::Held
+            })
+            .collect()
+    }
+
+    /// Every reservation fleet holds at the location (any booking).
+    pub(crate) async fn all_held(&self) -> Vec<fleet_pb::Reservation> {
+        self.reservations()
+            .await
+            .into_iter()
+            .filter(|r| r.state() == fleet_pb::ReservationState::Held)
+            .collect()
     }
 
     pub(crate) async fn slots(&self, from: &str, to: &str) -> Vec<Timestamp> {
@@ -174,11 +414,13 @@ impl Studio {
             .collect()
     }
 
-    pub(crate) async fn bookings_of(&self, client_id: &str) -> Vec<pb::Booking> {
+    /// The bookings of the client called `name`.
+    pub(crate) async fn bookings_of(&self, name: &str) -> Vec<pb::Booking> {
+        let client_id = self.person(name).await;
         self.client(&self.desk)
             .await
             .list_bookings(pb::ListBookingsRequest {
-                client_id: client_id.into(),
+                client_id,
                 ..Default::default()
             })
             .await
@@ -202,4 +444,119 @@ pub(crate) fn fields(status: &Status) -> Vec<String> {
         .bad_request()
         .map(|b| b.field_violations.iter().map(|f| f.field.clone()).collect())
         .unwrap_or_default()
+}
+
+impl Studio {
+    /// A room, a therapist and a stretch-therapy treatment that needs
+    /// `guns` fork-head massage guns; its id.
+    pub(crate) async fn stretch(&self, guns: usize) -> String {
+        let mut manager = self.client(&self.manager).await;
+        for (name, kind) in [
+            ("Stretch room", pb::ResourceKind::Room),
+            ("Therapist", pb::ResourceKind::Therapist),
+        ] {
+            manager
+                .create_resource(pb::CreateResourceRequest {
+                    resource: Some(pb::Resource {
+                        location_id: self.location_id.clone(),
+                        display_name: name.into(),
+                        kind: kind as i32,
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                })
+                .await
+                .unwrap();
+        }
+        self.stretch_treatment(guns).await
+    }
+
+    /// A stretch-therapy treatment that needs `guns` fork-head guns (the
+    /// room and therapist made by [`Studio::stretch`]); its id.
+    pub(crate) async fn stretch_treatment(&self, guns: usize) -> String {
+        let mut manager = self.client(&self.manager).await;
+        let fork = pb::DeviceNeed {
+            kind: fleet_pb::DeviceKind::PercussionMassager as i32,
+            attachment: fleet_pb::Attachment::Fork as i32,
+            min_battery_percent: 30,
+        };
+        manager
+            .create_treatment(pb::CreateTreatmentRequest {
+                treatment: Some(pb::Treatment {
+                    display_name: "Stretch therapy".into(),
+                    modality: pb::Modality::StretchTherapy as i32,
+                    device_needs: vec![fork; guns],
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .treatment
+            .unwrap()
+            .id
+    }
+
+    /// Stores a booking as one made before booking asked the rules (an
+    /// upgrade's old booking), so a move can meet a refusal.
+    pub(crate) async fn plant(&self, treatment_id: &str, client_id: &str, start: &str) -> String {
+        let id = recovery_kit::ids::new_id();
+        let start = recovery_kit::time::to_micros(at(start));
+        sqlx::query(
+            "INSERT INTO bookings (id, tenant_id, location_id, treatment_id, modality, client_id, \
+             start_us, end_us, status, late_cancel, cancel_reason, create_time, update_time, \
+             created_by, updated_by) VALUES ($1, $2, $3, $4, 'whole_body_cryotherapy', $5, $6, \
+             $7, 'booked', 0, '', 0, 0, 'old', 'old')",
+        )
+        .bind(&id)
+        .bind(&self.tenant_id)
+        .bind(&self.location_id)
+        .bind(treatment_id)
+        .bind(client_id)
+        .bind(start)
+        .bind(start + 180_000_000)
+        .execute(self.db.db.reader())
+        .await
+        .unwrap();
+        id
+    }
+
+    /// How many rows `table` of booking has.
+    pub(crate) async fn rows(&self, table: &str) -> i64 {
+        use sqlx::Row as _;
+        sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table}"))
+            .fetch_one(self.db.db.reader())
+            .await
+            .unwrap()
+            .try_get("n")
+            .unwrap()
+    }
+
+    /// The protocols client `id`'s recorded sessions, newest first.
+    pub(crate) async fn sessions_of(&self, client_id: &str) -> Vec<protocols_pb::RecoverySession> {
+        self.protocols_client()
+            .await
+            .list_timeline(protocols_pb::ListTimelineRequest {
+                client_id: client_id.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .entries
+            .into_iter()
+            .filter_map(|e| match e.entry {
+                Some(protocols_pb::timeline_entry::Entry::Session(s)) => Some(s),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// A refusal: FAILED_PRECONDITION with `expected` as its reason.
+pub(crate) fn refused<T: std::fmt::Debug>(result: Result<T, Status>, expected: &str) {
+    let status = result.expect_err("refused");
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+    assert_eq!(reason(&status), expected, "{status:?}");
 }

@@ -33,7 +33,7 @@ async fn a_tablet_watching_the_day_sees_another_desks_booking(db: TestDb) {
         panic!("then a change");
     };
     assert_eq!(seen.id, made.id);
-    assert_eq!(seen.client_id, "walk-in");
+    assert_eq!(seen.client_id, studio.person("walk-in").await);
     // A booking of another day is not this tablet's news; a check-in is.
     studio
         .book("tomorrow", "2026-12-03T16:00:00Z")

@@ -1,0 +1,136 @@
+//! Before a hold or booking exists: the client must be a real, unerased
+//! client of protocols, and the studio's rules must not refuse the session.
+//! Warnings and the progression's recommended length are kept.
+
+use std::collections::HashMap;
+
+use jiff::{SignedDuration, Timestamp};
+use recovery_kit::error::DOMAIN;
+use recovery_kit::time::from_micros;
+use recovery_kit::{Error, reason};
+use recovery_peers::{Booked, Finding, Proposal, Standing};
+use tonic::Code;
+use tonic_types::{ErrorDetails, StatusExt as _};
+
+use crate::Bookings;
+use crate::store::{self, Treatment};
+
+/// Refusals the rules give, by their stable reason; another reason is
+/// answered as `RULES_REFUSED` with the rule's own code in `rule`.
+const RULES_REFUSED: &str = "RULES_REFUSED";
+
+/// How far around a session the client's other bookings matter to the
+/// rules (the daily limit looks at the local day).
+const NEARBY: SignedDuration = SignedDuration::from_hours(24);
+
+/// A session to vet: for whom, what, where and when.
+pub(crate) struct Candidate<'a> {
+    pub(crate) tenant_id: &'a str,
+    pub(crate) client_id: &'a str,
+    pub(crate) treatment: &'a Treatment,
+    pub(crate) location_id: &'a str,
+    pub(crate) start: Timestamp,
+    /// The booking being moved: not counted against itself.
+    pub(crate) moving: Option<&'a str>,
+}
+
+/// What the rules said and did not refuse.
+#[derive(Debug, Default)]
+pub(crate) struct Vetted {
+    pub(crate) warnings: Vec<Finding>,
+    /// Seconds.
+    pub(crate) recommended_s: Option<i64>,
+}
+
+/// NOT_FOUND for a client protocols does not know, naming the field.
+fn unknown_client(client_id: &str) -> Error {
+    Error::Upstream(tonic::Status::with_error_details(
+        Code::NotFound,
+        format!("client {client_id} not found"),
+        ErrorDetails::with_error_info(
+            "NOT_FOUND",
+            DOMAIN,
+            HashMap::from([
+                ("kind".to_owned(), "client".to_owned()),
+                ("id".to_owned(), client_id.to_owned()),
+                ("field".to_owned(), "client_id".to_owned()),
+            ]),
+        ),
+    ))
+}
+
+/// The refusal of a rule, with its reason and sentence.
+fn refused(finding: &Finding, client_id: &str) -> Error {
+    let known = recovery_rules::Reason::ALL
+        .iter()
+        .find(|r| r.is_refusal() && r.as_str() == finding.reason)
+        .map(|r| r.as_str());
+    match known {
+        Some(reason) => Error::refuse(reason, &finding.message, &[("client_id", client_id)]),
+        None => Error::refuse(
+            RULES_REFUSED,
+            &finding.message,
+            &[("client_id", client_id), ("rule", &finding.reason)],
+        ),
+    }
+}
+
+impl Bookings {
+    /// Checks the client with protocols and asks the rules; a refusal (or an
+    /// unknown or erased client) is the answer, and nothing was written.
+    pub(crate) async fn vet(&self, c: &Candidate<'_>) -> Result<Vetted, Error> {
+        let clients = &self.peers.clients;
+        match clients.standing(c.tenant_id, c.client_id).await {
+            Ok(Standing::Active) => {}
+            Ok(Standing::Erased) => {
+                return Err(Error::refuse(
+                    reason::CLIENT_ERASED,
+                    "the client's personal data was erased: they cannot be booked",
+                    &[("client_id", c.client_id)],
+                ));
+            }
+            // A malformed id names no client either: the one argument of
+            // the call is the client id.
+            Err(Error::NotFound { .. } | Error::InvalidArgument(_)) => {
+                return Err(unknown_client(c.client_id));
+            }
+            Err(Error::Upstream(status))
+                if matches!(status.code(), Code::NotFound | Code::InvalidArgument) =>
+            {
+                return Err(unknown_client(c.client_id));
+            }
+            Err(other) => return Err(other),
+        }
+        let booked = {
+            let mut conn = self.db.reader().acquire().await?;
+            let from = c.start.saturating_sub(NEARBY).unwrap_or(c.start);
+            let to = c.start.saturating_add(NEARBY).unwrap_or(c.start);
+            store::bookings::upcoming(&mut conn, c.tenant_id, c.client_id, (from, to), c.moving)
+                .await?
+        };
+        let proposal = Proposal {
+            client_id: c.client_id.to_owned(),
+            modality: c.treatment.modality,
+            start: c.start,
+            duration: c.treatment.terms.duration,
+            location_id: c.location_id.to_owned(),
+            booked: booked
+                .iter()
+                .map(|b| Booked {
+                    modality: b.modality,
+                    start: from_micros(b.start),
+                    duration: from_micros(b.end).duration_since(from_micros(b.start)),
+                })
+                .collect(),
+        };
+        let verdict = clients.evaluate(c.tenant_id, &proposal).await?;
+        if let Some(refusal) = verdict.refusals.first() {
+            tracing::info!(reason = %refusal.reason, "the rules refused a session");
+            return Err(refused(refusal, c.client_id));
+        }
+        Ok(Vetted {
+            warnings: verdict.warnings,
+            recommended_s: verdict.recommended_duration.map(|d| d.as_secs()),
+        })
+    }
+}
