@@ -379,6 +379,8 @@ impl Bookings {
             soreness_before: None,
             soreness_after: None,
             session_notes: String::new(),
+            session_start: None,
+            session_end: None,
         };
         store::bookings::insert(tx, &booking, &caller.key_id).await?;
         store::workflow::set_findings(tx, fresh.id, tenant_id, &fresh.vetted.warnings).await?;

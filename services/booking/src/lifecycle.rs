@@ -142,6 +142,11 @@ impl Bookings {
             booking.session_notes = session.notes;
         }
         booking.update_time = to_micros(now);
+        match to {
+            Status::InSession => booking.session_start = Some(to_micros(now)),
+            Status::Completed => booking.session_end = Some(to_micros(now)),
+            _ => {}
+        }
         store::bookings::set_status(&mut tx, &booking, &caller.key_id).await?;
         if change.free {
             store::allocations::release(&mut tx, id).await?;

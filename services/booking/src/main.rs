@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use recovery_booking::{Bookings, Peers};
-use recovery_peers::remote::{PeerArgs, RemoteFleet, RemoteProtocols};
+use recovery_peers::remote::{Peer, RemoteFleet, RemoteProtocols};
 use recovery_tenancy::apart::ApartArgs;
 
 /// Treatments, resources, availability and bookings of the recovery backend.
@@ -15,24 +15,30 @@ struct Args {
     #[command(flatten)]
     apart: ApartArgs,
 
-    #[command(flatten)]
-    peers: PeerArgs,
+    /// Where the protocols service listens: booking asks it about each
+    /// client and the studio's rules before a hold or a booking, and hands
+    /// it completed sessions, e.g. `http://127.0.0.1:50053`.
+    #[arg(long, env = "RECOVERY_PROTOCOLS_URL")]
+    protocols_url: String,
+
+    /// Where the fleet service listens: booking reserves the devices a
+    /// treatment needs there, e.g. `http://127.0.0.1:50054`.
+    #[arg(long, env = "RECOVERY_FLEET_URL")]
+    fleet_url: String,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let service_key = args.apart.tenancy.service_key.clone();
-    let protocols = Arc::new(RemoteProtocols(PeerArgs::peer(
+    let protocols = Arc::new(RemoteProtocols(Peer::new(
         "protocols",
-        "protocols-url",
-        args.peers.protocols_url.as_deref(),
+        &args.protocols_url,
         &service_key,
     )?));
-    let fleet = Arc::new(RemoteFleet(PeerArgs::peer(
+    let fleet = Arc::new(RemoteFleet(Peer::new(
         "fleet",
-        "fleet-url",
-        args.peers.fleet_url.as_deref(),
+        &args.fleet_url,
         &service_key,
     )?));
     let peers = Peers {

@@ -69,13 +69,13 @@ impl Workflow {
                 device_settings = usage.settings;
             }
         }
-        let start = from_micros(booking.start);
+        let (start, duration) = happened(&booking);
         let session = CompletedSession {
             booking_id: booking.id.clone(),
             client_id: booking.client_id.clone(),
             modality: booking.modality,
             start,
-            duration: from_micros(booking.end).duration_since(start),
+            duration,
             location_id: booking.location_id.clone(),
             device_id,
             device_settings,
@@ -153,4 +153,21 @@ impl Consumer for Workflow {
             }
         })
     }
+}
+
+/// When the session happened and how long it took: from StartSession to
+/// CompleteSession as staff ran it (a client taken early, a session run
+/// long), the booked window where a time is missing; at least a second and
+/// at most the four hours a history session may last.
+fn happened(booking: &store::Booking) -> (jiff::Timestamp, jiff::SignedDuration) {
+    let start = from_micros(booking.session_start.unwrap_or(booking.start));
+    let end = from_micros(booking.session_end.unwrap_or(booking.end));
+    let booked = from_micros(booking.end).duration_since(from_micros(booking.start));
+    let took = end.duration_since(start);
+    let took = if took.is_positive() { took } else { booked };
+    let took = took.clamp(
+        jiff::SignedDuration::from_secs(1),
+        jiff::SignedDuration::from_hours(4),
+    );
+    (start, took)
 }

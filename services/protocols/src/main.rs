@@ -25,7 +25,11 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let booking = Peer::new("booking", &args.booking_url, &args.apart.tenancy.service_key)?;
+    let booking = Peer::new(
+        "booking",
+        &args.booking_url,
+        &args.apart.tenancy.service_key,
+    )?;
     let apart = args.apart.start("protocols").await?;
     let protocols = Protocols::start(
         apart.db.clone(),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use recovery_booking::Bookings;
+use recovery_booking::{Bookings, Peers};
 use recovery_fleet::Fleet;
 use recovery_kit::config::ServerArgs;
 use recovery_kit::events::Bus;
@@ -58,13 +58,6 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     // In one process, tenancy answers the other services' lookups directly.
     let directory: Arc<dyn Directory> = tenancy.clone();
-    let bookings = Bookings::start(
-        db.clone(),
-        Arc::clone(&clock),
-        bus.clone(),
-        Arc::clone(&directory),
-    )
-    .await?;
     let protocols = Protocols::start(
         db.clone(),
         Arc::clone(&clock),
@@ -72,7 +65,24 @@ async fn main() -> anyhow::Result<()> {
         Arc::clone(&directory),
     )
     .await?;
-    let fleet = Fleet::start(db, clock, bus, directory, args.fleet).await?;
+    let fleet = Fleet::start(
+        db.clone(),
+        Arc::clone(&clock),
+        bus.clone(),
+        Arc::clone(&directory),
+        args.fleet,
+    )
+    .await?;
+    // In one process the services answer each other directly: booking asks
+    // protocols about clients and rules and hands it completed sessions,
+    // reserves devices from fleet, and hears of erasures from protocols.
+    let peers = Peers {
+        clients: protocols.clone(),
+        history: protocols.clone(),
+        devices: fleet.clone(),
+    };
+    let bookings = Bookings::start(db, clock, bus, directory, peers).await?;
+    protocols.on_erasure(bookings.clone());
     let bootstrap_key = std::env::var("RECOVERY_BOOTSTRAP_KEY").ok();
     if let Bootstrap::Generated(key) = tenancy.bootstrap(bootstrap_key.as_deref()).await? {
         eprintln!("bootstrap operator key (shown once): {key}");
@@ -99,6 +109,9 @@ async fn main() -> anyhow::Result<()> {
     protocols.mount(&mut services);
     fleet.mount(&mut services);
     fleet.spawn_sweeper(Duration::from_secs(15), services.shutdown());
+    bookings.spawn_workers(services.shutdown());
+    let mut shutdown = services.shutdown();
+    protocols.spawn_relay(async move { shutdown.wait().await });
     let listener = args.server.bind().await?;
     let addr = listener.local_addr()?;
     let server = tokio::spawn(async move { args.server.serve_on(listener, services).await });

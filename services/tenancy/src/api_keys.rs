@@ -180,7 +180,9 @@ impl Tenancy {
     /// whether it was created.
     pub async fn bootstrap_service_key(&self, configured: &str) -> anyhow::Result<bool> {
         if configured.len() < MIN_BOOTSTRAP_KEY
-            || configured.chars().any(|c| c.is_whitespace() || c.is_control())
+            || configured
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
         {
             anyhow::bail!(
                 "RECOVERY_BOOTSTRAP_SERVICE_KEY must be at least {MIN_BOOTSTRAP_KEY} characters without spaces"

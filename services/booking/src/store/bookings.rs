@@ -33,11 +33,15 @@ pub(crate) struct Booking {
     pub(crate) soreness_before: Option<i64>,
     pub(crate) soreness_after: Option<i64>,
     pub(crate) session_notes: String,
+    /// When staff started the session (StartSession).
+    pub(crate) session_start: Option<i64>,
+    /// When staff completed it (CompleteSession).
+    pub(crate) session_end: Option<i64>,
 }
 
 const COLUMNS: &str = "id, tenant_id, location_id, treatment_id, client_id, start_us, end_us, \
      status, late_cancel, cancel_reason, create_time, update_time, modality, recommended_s, \
-     soreness_before, soreness_after, session_notes";
+     soreness_before, soreness_after, session_notes, session_start_us, session_end_us";
 
 impl Booking {
     fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
@@ -62,6 +66,8 @@ impl Booking {
             soreness_before: row.try_get("soreness_before")?,
             soreness_after: row.try_get("soreness_after")?,
             session_notes: row.try_get("session_notes")?,
+            session_start: row.try_get("session_start_us")?,
+            session_end: row.try_get("session_end_us")?,
         })
     }
 }
@@ -206,7 +212,7 @@ pub(crate) async fn set_status(
     sqlx::query(
         "UPDATE bookings SET status = $1, late_cancel = $2, cancel_reason = $3, \
          update_time = $4, updated_by = $5, soreness_before = $6, soreness_after = $7, \
-         session_notes = $8 WHERE id = $9",
+         session_notes = $8, session_start_us = $9, session_end_us = $10 WHERE id = $11",
     )
     .bind(booking.status.as_str())
     .bind(i64::from(booking.late_cancel))
@@ -216,6 +222,8 @@ pub(crate) async fn set_status(
     .bind(booking.soreness_before)
     .bind(booking.soreness_after)
     .bind(&booking.session_notes)
+    .bind(booking.session_start)
+    .bind(booking.session_end)
     .bind(&booking.id)
     .execute(&mut *conn)
     .await?;

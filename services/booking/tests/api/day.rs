@@ -377,7 +377,10 @@ async fn a_completed_session_lands_in_history_once_even_when_delivered_twice(db:
     let studio = start(db).await;
     let booking = studio.book("ana", TEN_AM).await.unwrap();
     let ana = studio.person("ana").await;
-    studio.clock.set(crate::support::at(TEN_AM));
+    // Staff take her five minutes early and run the session four minutes:
+    // the history keeps what happened, not the booked window.
+    let started = crate::support::at(TEN_AM) - jiff::SignedDuration::from_mins(5);
+    studio.clock.set(started);
     let mut staff = studio.client(&studio.staff).await;
     for id in [&booking.id] {
         staff
@@ -403,6 +406,9 @@ async fn a_completed_session_lands_in_history_once_even_when_delivered_twice(db:
         crate::support::fields(&bad),
         ["soreness_before", "soreness_after", "notes"]
     );
+    studio
+        .clock
+        .set(started + jiff::SignedDuration::from_mins(4));
     let done = staff
         .complete_session(pb::CompleteSessionRequest {
             id: booking.id.clone(),
@@ -459,8 +465,11 @@ async fn a_completed_session_lands_in_history_once_even_when_delivered_twice(db:
     let session = &sessions[0];
     assert_eq!(session.booking_id, booking.id);
     assert_eq!(session.modality, pb::Modality::WholeBodyCryotherapy as i32);
-    assert_eq!(session.start_time, t(TEN_AM));
-    assert_eq!(session.duration.map(|d| d.seconds), Some(180));
+    assert_eq!(
+        session.start_time,
+        Some(recovery_kit::time::to_proto(started))
+    );
+    assert_eq!(session.duration.map(|d| d.seconds), Some(240));
     assert_eq!(session.location_id, studio.location_id);
     assert_eq!(
         (session.soreness_before, session.soreness_after),
