@@ -155,8 +155,8 @@ impl Consumer for Workflow {
     }
 }
 
-/// When the session happened and how long it took: from StartSession to
-/// CompleteSession as staff ran it (a client taken early, a session run
+/// When the session happened and how long it took: from `StartSession` to
+/// `CompleteSession` as staff ran it (a client taken early, a session run
 /// long), the booked window where a time is missing; at least a second and
 /// at most the four hours a history session may last.
 fn happened(booking: &store::Booking) -> (jiff::Timestamp, jiff::SignedDuration) {

@@ -33,9 +33,9 @@ pub(crate) struct Booking {
     pub(crate) soreness_before: Option<i64>,
     pub(crate) soreness_after: Option<i64>,
     pub(crate) session_notes: String,
-    /// When staff started the session (StartSession).
+    /// When staff started the session (`StartSession`).
     pub(crate) session_start: Option<i64>,
-    /// When staff completed it (CompleteSession).
+    /// When staff completed it (`CompleteSession`).
     pub(crate) session_end: Option<i64>,
 }
 
