@@ -252,7 +252,7 @@ async fn the_booking_binary_runs_apart_from_tenancy_protocols_and_fleet() {
         .await
         .unwrap();
     let booked = desk
-        .create_booking(request)
+        .create_booking(request.clone())
         .await
         .unwrap()
         .into_inner()
@@ -270,6 +270,34 @@ async fn the_booking_binary_runs_apart_from_tenancy_protocols_and_fleet() {
         booked.warnings
     );
     assert!(booked.recommended_duration.is_some());
+
+    // Protocols and fleet go away (with tenancy, whose answer about the
+    // desk's key booking still has cached): a booking is refused
+    // UNAVAILABLE within the call's deadline, never a hang, and nothing is
+    // written.
+    let retry_later = pb::CreateBookingRequest {
+        start_time: slots.get(1).expect("a second slot").start_time,
+        ..request
+    };
+    tenancy.stop().await.unwrap();
+    let asked = std::time::Instant::now();
+    let down = desk.create_booking(retry_later).await.unwrap_err();
+    assert_eq!(down.code(), Code::Unavailable, "{down:?}");
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(10),
+        "refused within the 5 s deadline, took {:?}",
+        asked.elapsed()
+    );
+    let listed = desk
+        .list_bookings(pb::ListBookingsRequest {
+            client_id: ana.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .bookings;
+    assert_eq!(listed.len(), 1, "only the first booking exists");
 
     let (status, said) = booking.terminate();
     assert!(status.success(), "booking exited with {status}");
