@@ -26,7 +26,8 @@ use tokio::sync::Mutex;
 use tonic::Status;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
-use tonic_types::StatusExt as _;
+
+pub(crate) use recovery_kit::testing::answers::{fields, reason};
 
 pub(crate) type Client = BookingServiceClient<InterceptedService<Channel, Bearer>>;
 pub(crate) type FleetClient = FleetServiceClient<InterceptedService<Channel, Bearer>>;
@@ -428,22 +429,6 @@ impl Studio {
             .into_inner()
             .bookings
     }
-}
-
-pub(crate) fn reason(status: &Status) -> String {
-    status
-        .get_error_details()
-        .error_info()
-        .map(|i| i.reason.clone())
-        .unwrap_or_default()
-}
-
-pub(crate) fn fields(status: &Status) -> Vec<String> {
-    status
-        .get_error_details()
-        .bad_request()
-        .map(|b| b.field_violations.iter().map(|f| f.field.clone()).collect())
-        .unwrap_or_default()
 }
 
 impl Studio {

@@ -22,7 +22,8 @@ use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 pub(crate) use tonic::{Code, Status};
-use tonic_types::StatusExt as _;
+
+pub(crate) use recovery_kit::testing::answers::{fields, reason};
 
 pub(crate) type Client = FleetServiceClient<InterceptedService<Channel, Bearer>>;
 
@@ -263,22 +264,6 @@ pub(crate) fn reserve_fitting(
         )),
         ..Default::default()
     }
-}
-
-pub(crate) fn fields(status: &Status) -> Vec<String> {
-    status
-        .get_error_details()
-        .bad_request()
-        .map(|b| b.field_violations.iter().map(|f| f.field.clone()).collect())
-        .unwrap_or_default()
-}
-
-pub(crate) fn reason(status: &Status) -> String {
-    status
-        .get_error_details()
-        .error_info()
-        .map(|i| i.reason.clone())
-        .unwrap_or_default()
 }
 
 pub(crate) fn refused(result: Result<impl std::fmt::Debug, Status>, code: Code, why: &str) {

@@ -17,7 +17,8 @@ use sqlx::Row as _;
 use tonic::Status;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
-use tonic_types::StatusExt as _;
+
+pub(crate) use recovery_kit::testing::answers::{fields, reason};
 
 pub(crate) type Client = ProtocolServiceClient<InterceptedService<Channel, Bearer>>;
 
@@ -106,22 +107,6 @@ pub(crate) fn secs(n: i64) -> Option<prost_types::Duration> {
         seconds: n,
         nanos: 0,
     })
-}
-
-pub(crate) fn fields(status: &Status) -> Vec<String> {
-    status
-        .get_error_details()
-        .bad_request()
-        .map(|b| b.field_violations.iter().map(|f| f.field.clone()).collect())
-        .unwrap_or_default()
-}
-
-pub(crate) fn reason(status: &Status) -> String {
-    status
-        .get_error_details()
-        .error_info()
-        .map(|i| i.reason.clone())
-        .unwrap_or_default()
 }
 
 pub(crate) fn ana() -> pb::Client {

@@ -12,7 +12,8 @@ use recovery_tenancy::{Bootstrap, Tenancy};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
-use tonic_types::StatusExt as _;
+
+pub(crate) use recovery_kit::testing::answers::{fields, ok, reason};
 
 pub(crate) type Client = TenancyServiceClient<InterceptedService<Channel, Bearer>>;
 
@@ -196,27 +197,6 @@ pub(crate) async fn revoke(client: &mut Client, id: &str) -> pb::ApiKey {
         .await)
     .api_key
     .unwrap()
-}
-
-/// The message of a call that must succeed.
-pub(crate) fn ok<T>(result: Result<tonic::Response<T>, Status>) -> T {
-    result.unwrap().into_inner()
-}
-
-pub(crate) fn fields(status: &Status) -> Vec<String> {
-    status
-        .get_error_details()
-        .bad_request()
-        .map(|b| b.field_violations.iter().map(|f| f.field.clone()).collect())
-        .unwrap_or_default()
-}
-
-pub(crate) fn reason(status: &Status) -> String {
-    status
-        .get_error_details()
-        .error_info()
-        .map(|i| i.reason.clone())
-        .unwrap_or_default()
 }
 
 pub(crate) async fn location_count(client: &mut Client, tenant_id: &str) -> usize {
