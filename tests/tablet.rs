@@ -18,7 +18,7 @@
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -116,6 +116,19 @@ fn epoch_ms() -> i64 {
 }
 
 type Keyed = InterceptedService<Channel, Bearer>;
+
+/// `node run.mjs` (and the Chromium it started), killed if the test fails
+/// before it exits.
+struct Browser(Child);
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
 
 /// The studio the page works in, set up over gRPC the way the README's
 /// walkthrough does it.
@@ -367,19 +380,21 @@ fn a_tablet_page_in_chromium_books_watches_live_and_shows_field_violations_over_
         "chromium": tools.chromium,
     });
     let started = Instant::now();
-    let mut browser = Command::new(&tools.node)
-        .arg("run.mjs")
-        .arg(config.to_string())
-        .current_dir(project())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start node run.mjs");
-    let mut to_page = browser.stdin.take().expect("stdin");
+    let mut browser = Browser(
+        Command::new(&tools.node)
+            .arg("run.mjs")
+            .arg(config.to_string())
+            .current_dir(project())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start node run.mjs"),
+    );
+    let mut to_page = browser.0.stdin.take().expect("stdin");
     let (tx, lines) = mpsc::channel::<String>();
-    let stdout = browser.stdout.take().expect("stdout");
-    let stderr = browser.stderr.take().expect("stderr");
+    let stdout = browser.0.stdout.take().expect("stdout");
+    let stderr = browser.0.stderr.take().expect("stderr");
     let said = tx.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -419,7 +434,7 @@ fn a_tablet_page_in_chromium_books_watches_live_and_shows_field_violations_over_
             break;
         }
     }
-    let status = browser.wait().expect("wait for run.mjs");
+    let status = browser.0.wait().expect("wait for run.mjs");
     assert!(status.success(), "run.mjs exited with {status}");
     eprintln!("the browser's part took {:?}", started.elapsed());
 

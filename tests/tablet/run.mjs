@@ -32,6 +32,18 @@ const within = (ms, promise, what) =>
 function check(condition, what) {
   if (!condition) throw new Error(`check failed: ${what}`);
 }
+// Waits until `selector` is on the page, or fails at once when a call of the
+// page failed (window.tablet.failures) or after `timeout` ms.
+async function waitFor(page, selector, timeout) {
+  const answer = await page.waitForFunction(
+    (selector) =>
+      document.querySelector(selector) ? "found" : window.tablet?.failures.join("; ") || false,
+    selector,
+    { timeout, polling: 10 },
+  );
+  const value = await answer.jsonValue();
+  if (value !== "found") throw new Error(`a call of the page failed: ${value}`);
+}
 
 // The page's own origin: a static file server on another port.
 const types = { ".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8" };
@@ -87,21 +99,21 @@ try {
     day: config.day,
   });
   await page.goto(`${origin}/?${query}`);
-  await page.waitForSelector("body[data-ready=true]", { timeout: 10_000 });
+  await waitFor(page, "body[data-ready=true]", 10_000);
   check(new URL(config.backend).origin !== origin, "the page is served from another origin than the server");
   say({ step: "opened", page_origin: origin, server_origin: new URL(config.backend).origin });
 
   // Front desk: the day's open slots, then book the first one.
   let started = Date.now();
   await page.click("#search");
-  await page.waitForSelector("#slots li button", { timeout: 10_000 });
+  await waitFor(page, "#slots li button", 10_000);
   const slots = Number(await page.getAttribute("#slots", "data-count"));
   const first = await page.getAttribute("#slots li button", "data-start");
   say({ step: "searched", slots, first, ms: Date.now() - started });
 
   started = Date.now();
   await page.click("#slots li button");
-  await page.waitForSelector("#booked[data-booking-id]", { timeout: 10_000 });
+  await waitFor(page, "#booked[data-booking-id]", 10_000);
   const booked = {
     id: await page.getAttribute("#booked", "data-booking-id"),
     status: await page.getAttribute("#booked", "data-status"),
@@ -114,10 +126,8 @@ try {
   // Staff: watch the day; the snapshot holds the desk's booking.
   started = Date.now();
   await page.click("#watch");
-  await page.waitForSelector("#watch-state[data-state=watching]", { timeout: 10_000 });
-  await page.waitForSelector(`#schedule tr[data-booking-id="${booked.id}"][data-came-as=snapshot]`, {
-    timeout: 2_000,
-  });
+  await waitFor(page, "#watch-state[data-state=watching]", 10_000);
+  await waitFor(page, `#schedule tr[data-booking-id="${booked.id}"][data-came-as=snapshot]`, 2_000);
   say({ step: "watching", snapshot: await page.locator("#schedule tr").count(), ms: Date.now() - started });
 
   // Another client books meanwhile (the test, over gRPC): on the page within a second.
@@ -126,7 +136,7 @@ try {
   const other = JSON.parse(line.value);
   const told = Date.now();
   const row = `#schedule tr[data-booking-id="${other.booking_id}"][data-came-as=changed]`;
-  await page.waitForSelector(row, { timeout: 1_000 });
+  await waitFor(page, row, 1_000);
   const receivedAt = Number(await page.getAttribute(row, "data-received-at"));
   say({
     step: "live",
@@ -138,7 +148,7 @@ try {
 
   // A bad request: the server's field violation, decoded from the error details.
   await page.click("#bad");
-  await page.waitForSelector("#violations li", { timeout: 10_000 });
+  await waitFor(page, "#violations li", 10_000);
   const violations = await page.$$eval("#violations li", (items) =>
     items.map((li) => ({ field: li.dataset.field, description: li.textContent })),
   );
