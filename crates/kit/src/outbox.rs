@@ -145,6 +145,32 @@ impl Outbox {
         Ok(row.try_get("n")?)
     }
 
+    /// Records the backlog and the age of the oldest waiting event
+    /// (`recovery.outbox.backlog`, `recovery.outbox.lag`).
+    async fn measure(&self) {
+        let table = self.inner.table;
+        let row = sqlx::query(&format!(
+            "SELECT COUNT(*) AS n, MIN(create_time) AS oldest FROM {table}"
+        ))
+        .fetch_one(self.inner.db.reader())
+        .await;
+        let (backlog, oldest): (i64, Option<i64>) = match row {
+            Ok(row) => match (row.try_get("n"), row.try_get("oldest")) {
+                (Ok(n), Ok(oldest)) => (n, oldest),
+                _ => return,
+            },
+            Err(error) => {
+                tracing::debug!(table, %error, "outbox not measured");
+                return;
+            }
+        };
+        let now = crate::time::to_micros(jiff::Timestamp::now());
+        let lag = oldest.map_or(Duration::ZERO, |oldest| {
+            Duration::from_micros(u64::try_from(now - oldest).unwrap_or(0))
+        });
+        crate::metrics::outbox(table, u64::try_from(backlog).unwrap_or(0), lag);
+    }
+
     /// Runs the relay until `shutdown` resolves.
     pub fn spawn_relay(
         &self,
@@ -161,7 +187,11 @@ impl Outbox {
                     () = outbox.inner.wake.notified(), if backoff.is_zero() => {}
                     () = tokio::time::sleep(wait) => {}
                 }
-                match outbox.pass().await {
+                let passed = outbox.pass().await;
+                if crate::metrics::enabled() {
+                    outbox.measure().await;
+                }
+                match passed {
                     Ok(pass) if !pass.stalled => backoff = Duration::ZERO,
                     Ok(_) => backoff = next_backoff(backoff),
                     Err(error) => {
