@@ -14,6 +14,9 @@
 //! - database spans (`db.system.name`, `db.operation.name`,
 //!   `db.query.summary`) in that trace, and no secret or personal value in
 //!   any attribute of any span;
+//! - the cancel's event through booking's outbox: its delivery a consumer
+//!   span linked to the cancel's span, fleet's release in the delivery's
+//!   trace;
 //! - `rpc.server.call.duration` by method and status code, the client side,
 //!   and the studio's own counts.
 //!
@@ -93,6 +96,8 @@ struct Span {
     name: String,
     kind: SpanKind,
     trace_id: Vec<u8>,
+    /// The trace ids its links point to.
+    links: Vec<Vec<u8>>,
     attributes: HashMap<String, String>,
 }
 
@@ -136,6 +141,7 @@ impl Received {
                             name: span.name.clone(),
                             kind: SpanKind::try_from(span.kind).unwrap_or(SpanKind::Unspecified),
                             trace_id: span.trace_id.clone(),
+                            links: span.links.iter().map(|l| l.trace_id.clone()).collect(),
                             attributes,
                         });
                     }
@@ -444,6 +450,34 @@ fn a_booking_is_one_trace_with_rpc_and_database_spans_and_metrics() {
         "the booking reserved the gun: {booked}"
     );
 
+    // Cancelled: the release of the gun goes through booking's outbox to
+    // fleet; wait (bounded) until fleet has it.
+    let booking_id = id(&booked, &["booking", "id"]);
+    let reservation = id(&booked["booking"]["devices"][0], &["reservationId"]);
+    g(
+        &booking.addr,
+        &desk,
+        &format!("{bk}/CancelBooking"),
+        &format!(r#"{{"id": "{booking_id}", "reason": "feeling unwell"}}"#),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let held = g(
+            &fleet.addr,
+            &manager,
+            &format!("{fl}/GetReservation"),
+            &format!(r#"{{"id": "{reservation}"}}"#),
+        );
+        if held["reservation"]["state"] == "RESERVATION_STATE_RELEASED" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the release did not reach fleet in 15 s: {held}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
     // SIGTERM: each binary drains and flushes its spans and metrics before
     // it exits (bounded by `terminate`).
     for daemon in [booking, protocols, fleet, tenancy] {
@@ -581,6 +615,30 @@ fn a_booking_is_one_trace_with_rpc_and_database_spans_and_metrics() {
             }
         }
     }
+
+    // The event's delivery is a consumer span of its own trace, linked to
+    // the span that cancelled; fleet's release is in the delivery's trace.
+    let cancel = spans
+        .iter()
+        .find(|s| s.name == format!("{bk}/CancelBooking") && s.kind == SpanKind::Server)
+        .expect("the cancel's server span");
+    let delivery = spans
+        .iter()
+        .find(|s| s.name == "process booking.release_devices" && s.kind == SpanKind::Consumer)
+        .expect("the delivery's span");
+    assert_eq!(delivery.service, "booking");
+    assert!(
+        delivery.links.contains(&cancel.trace_id),
+        "the delivery links to the cancel's trace"
+    );
+    assert_ne!(delivery.trace_id, cancel.trace_id);
+    assert!(
+        spans.iter().any(|s| s.service == "fleet"
+            && s.kind == SpanKind::Server
+            && s.trace_id == delivery.trace_id
+            && s.name == "recovery.fleet.v1.FleetService/ReleaseBookingReservations"),
+        "fleet's release is in the delivery's trace"
+    );
 
     // Metrics: RPC durations by method and status code, on both sides, and
     // the studio's counts.
