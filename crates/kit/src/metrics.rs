@@ -89,6 +89,9 @@ fn instruments() -> &'static Instruments {
 
 /// One call served: `rpc.server.call.duration`.
 pub fn rpc_server_call(method: &str, code: &'static str, elapsed: Duration) {
+    if !enabled() {
+        return;
+    }
     instruments().server_calls.record(
         elapsed.as_secs_f64(),
         &[
@@ -101,6 +104,9 @@ pub fn rpc_server_call(method: &str, code: &'static str, elapsed: Duration) {
 
 /// One call to another service: `rpc.client.call.duration`.
 pub fn rpc_client_call(method: &str, code: &'static str, server: &str, elapsed: Duration) {
+    if !enabled() {
+        return;
+    }
     instruments().client_calls.record(
         elapsed.as_secs_f64(),
         &[
@@ -120,6 +126,9 @@ pub fn booking_created() {
 /// A booking was refused for `reason` (an `ErrorInfo` reason such as
 /// `SLOT_UNAVAILABLE` or `CONTRAINDICATED`).
 pub fn booking_refused(reason: &str) {
+    if !enabled() {
+        return;
+    }
     instruments()
         .bookings_refused
         .add(1, &[KeyValue::new("recovery.reason", reason.to_owned())]);
