@@ -282,8 +282,10 @@ where
                         }
                     }
                     let span = tracing::Span::current();
-                    span.record("tenant", caller.tenant_id.as_deref().unwrap_or("-"));
-                    span.record("role", caller.role.as_str());
+                    if let Some(tenant) = caller.tenant_id.as_deref() {
+                        span.record("recovery.tenant.id", tenant);
+                    }
+                    span.record("recovery.caller.role", caller.role.as_str());
                     request.extensions_mut().insert(caller);
                     inner.call(request).await
                 }

@@ -35,8 +35,8 @@ pub struct ServerArgs {
     #[arg(long, env = "RECOVERY_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
 
-    /// OTLP/gRPC endpoint for traces, e.g. `http://127.0.0.1:4317`. Unset: no
-    /// export, logs only.
+    /// OTLP/gRPC endpoint for traces and metrics, e.g.
+    /// `http://127.0.0.1:4317`. Unset: no export, logs only.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
     pub otlp_endpoint: Option<String>,
 }

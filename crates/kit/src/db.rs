@@ -54,6 +54,7 @@ impl Db {
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
         DRIVERS.call_once(sqlx::any::install_default_drivers);
         let engine = Engine::of_url(url)?;
+        crate::telemetry::note_engine(engine);
         let options: AnyConnectOptions = url.parse().context("database url")?;
         let db = match engine {
             Engine::Sqlite => {

@@ -229,7 +229,7 @@ mod outbox {
             format!(
                 "CREATE TABLE test_outbox (id TEXT PRIMARY KEY, topic TEXT NOT NULL, \
                      tenant_id TEXT NOT NULL, scope TEXT NOT NULL, payload {blob} NOT NULL, \
-                     create_time BIGINT NOT NULL)"
+                     create_time BIGINT NOT NULL, traceparent TEXT)"
             )
             .as_str(),
         )

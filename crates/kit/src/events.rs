@@ -22,6 +22,9 @@ pub struct Event {
     pub scope: String,
     /// The changed object, encoded (a protobuf message of the topic).
     pub payload: Vec<u8>,
+    /// The W3C `traceparent` of the span that made the change, when traces
+    /// are exported: a consumer's span links to it.
+    pub traceparent: Option<String>,
 }
 
 impl Event {
@@ -38,6 +41,9 @@ impl Event {
             tenant_id: tenant_id.into(),
             scope: scope.into(),
             payload,
+            traceparent: crate::metrics::enabled()
+                .then(crate::telemetry::current_traceparent)
+                .flatten(),
         }
     }
 }

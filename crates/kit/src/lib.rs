@@ -10,6 +10,7 @@ pub mod error;
 pub mod events;
 pub mod idempotency;
 pub mod ids;
+pub mod metrics;
 pub mod outbox;
 pub mod page;
 pub mod server;

@@ -6,7 +6,9 @@
 //! loses nothing: the row is still there when the relay next runs.
 //!
 //! The table has the columns `id` (the event id, UUIDv7, so ids sort by
-//! creation), `topic`, `tenant_id`, `scope`, `payload` and `create_time`.
+//! creation), `topic`, `tenant_id`, `scope`, `payload`, `create_time` and
+//! `traceparent` (the producer's trace context, nullable): each delivery is
+//! a span linked to the span that made the change.
 //! A row is deleted once every consumer took it.
 //!
 //! Consumers are idempotent by event id: a consumer that failed is retried
@@ -19,6 +21,8 @@ use std::time::Duration;
 
 use sqlx::{Any, Row as _, Transaction};
 use tokio::sync::Notify;
+use tracing::Instrument as _;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::auth::BoxFuture;
 use crate::events::{Bus, Event};
@@ -44,8 +48,8 @@ pub async fn record(
     now_micros: i64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(&format!(
-        "INSERT INTO {table} (id, topic, tenant_id, scope, payload, create_time) \
-         VALUES ($1, $2, $3, $4, $5, $6)"
+        "INSERT INTO {table} (id, topic, tenant_id, scope, payload, create_time, traceparent) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)"
     ))
     .bind(&event.id)
     .bind(event.topic)
@@ -53,6 +57,7 @@ pub async fn record(
     .bind(&event.scope)
     .bind(event.payload.clone())
     .bind(now_micros)
+    .bind(event.traceparent.as_deref())
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -145,6 +150,32 @@ impl Outbox {
         Ok(row.try_get("n")?)
     }
 
+    /// Records the backlog and the age of the oldest waiting event
+    /// (`recovery.outbox.backlog`, `recovery.outbox.lag`).
+    async fn measure(&self) {
+        let table = self.inner.table;
+        let row = sqlx::query(&format!(
+            "SELECT COUNT(*) AS n, MIN(create_time) AS oldest FROM {table}"
+        ))
+        .fetch_one(self.inner.db.reader())
+        .await;
+        let (backlog, oldest): (i64, Option<i64>) = match row {
+            Ok(row) => match (row.try_get("n"), row.try_get("oldest")) {
+                (Ok(n), Ok(oldest)) => (n, oldest),
+                _ => return,
+            },
+            Err(error) => {
+                tracing::debug!(table, %error, "outbox not measured");
+                return;
+            }
+        };
+        let now = crate::time::to_micros(jiff::Timestamp::now());
+        let lag = oldest.map_or(Duration::ZERO, |oldest| {
+            Duration::from_micros(u64::try_from(now - oldest).unwrap_or(0))
+        });
+        crate::metrics::outbox(table, u64::try_from(backlog).unwrap_or(0), lag);
+    }
+
     /// Runs the relay until `shutdown` resolves.
     pub fn spawn_relay(
         &self,
@@ -161,7 +192,11 @@ impl Outbox {
                     () = outbox.inner.wake.notified(), if backoff.is_zero() => {}
                     () = tokio::time::sleep(wait) => {}
                 }
-                match outbox.pass().await {
+                let passed = outbox.pass().await;
+                if crate::metrics::enabled() {
+                    outbox.measure().await;
+                }
+                match passed {
                     Ok(pass) if !pass.stalled => backoff = Duration::ZERO,
                     Ok(_) => backoff = next_backoff(backoff),
                     Err(error) => {
@@ -180,7 +215,7 @@ impl Outbox {
         let mut pass = Pass::default();
         loop {
             let rows = sqlx::query(&format!(
-                "SELECT id, topic, tenant_id, scope, payload FROM {} ORDER BY id LIMIT $1",
+                "SELECT id, topic, tenant_id, scope, payload, traceparent FROM {} ORDER BY id LIMIT $1",
                 inner.table
             ))
             .bind(BATCH)
@@ -203,18 +238,24 @@ impl Outbox {
                     tenant_id: row.try_get("tenant_id")?,
                     scope: row.try_get("scope")?,
                     payload: row.try_get("payload")?,
+                    traceparent: row.try_get("traceparent")?,
                 };
                 self.show(&event);
-                if !self.hand_on(&event).await {
+                let delivery = delivery_span(&event);
+                if !self.hand_on(&event).instrument(delivery.clone()).await {
                     pass.stalled = true;
                     return Ok(pass);
                 }
-                let mut tx = inner.db.begin().await?;
-                sqlx::query(&format!("DELETE FROM {} WHERE id = $1", inner.table))
-                    .bind(&event.id)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
+                async {
+                    let mut tx = inner.db.begin().await?;
+                    sqlx::query(&format!("DELETE FROM {} WHERE id = $1", inner.table))
+                        .bind(&event.id)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await
+                }
+                .instrument(delivery)
+                .await?;
                 pass.delivered += 1;
             }
         }
@@ -263,6 +304,35 @@ impl Outbox {
         }
         true
     }
+}
+
+/// The span of one delivery, by the messaging conventions (`process
+/// <topic>`, kind consumer), a new trace linked to the producer's span:
+/// the change's trace shows the event made, this one what became of it.
+fn delivery_span(event: &Event) -> tracing::Span {
+    if !crate::metrics::enabled() {
+        return tracing::Span::none();
+    }
+    let span = tracing::info_span!(
+        "outbox.deliver",
+        otel.name = %format_args!("process {}", event.topic),
+        otel.kind = "consumer",
+        messaging.system = "recovery.outbox",
+        messaging.operation.type = "process",
+        messaging.destination.name = event.topic,
+        messaging.message.id = %event.id,
+        recovery.tenant.id = %event.tenant_id,
+    );
+    // A root of its own: not a child of whatever the relay runs in.
+    let _ = span.set_parent(opentelemetry::Context::new());
+    if let Some(producer) = event
+        .traceparent
+        .as_deref()
+        .and_then(crate::telemetry::span_context_of)
+    {
+        span.add_link(producer);
+    }
+    span
 }
 
 fn next_backoff(current: Duration) -> Duration {

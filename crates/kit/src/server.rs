@@ -198,7 +198,7 @@ pub async fn serve(
     };
 
     let layers = tower::ServiceBuilder::new()
-        .layer(RpcSpanLayer)
+        .layer(RpcSpanLayer::new(local))
         .layer(cors())
         .layer(tonic_web::GrpcWebLayer::new())
         .into_inner();

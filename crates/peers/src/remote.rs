@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use recovery_kit::auth::BoxFuture;
+use recovery_kit::telemetry::{TracedChannel, traced};
 use recovery_kit::{Error, time};
 use recovery_proto::booking::v1 as booking;
 use recovery_proto::booking::v1::booking_service_client::BookingServiceClient;
@@ -29,7 +30,7 @@ pub const DEADLINE: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct Peer {
     name: &'static str,
-    channel: Channel,
+    channel: TracedChannel,
     service_key: String,
 }
 
@@ -45,9 +46,12 @@ impl Peer {
     /// The peer `name` at `url` (connected lazily, so services may start in
     /// any order).
     pub fn new(name: &'static str, url: &str, service_key: &str) -> anyhow::Result<Self> {
-        let channel = Channel::from_shared(url.to_owned())?
-            .connect_timeout(DEADLINE)
-            .connect_lazy();
+        let channel = traced(
+            Channel::from_shared(url.to_owned())?
+                .connect_timeout(DEADLINE)
+                .connect_lazy(),
+            url,
+        );
         Ok(Self {
             name,
             channel,

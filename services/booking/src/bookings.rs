@@ -7,7 +7,7 @@ use recovery_kit::events::Event;
 use recovery_kit::idempotency::{Key, Once, Step};
 use recovery_kit::ids::new_id;
 use recovery_kit::time::{from_micros, to_micros};
-use recovery_kit::{Caller, Error, Lock, Scope};
+use recovery_kit::{Caller, Error, Lock, Scope, metrics};
 use recovery_peers::Reserved;
 use recovery_proto::booking::v1 as pb;
 use sqlx::AnyConnection;
@@ -173,6 +173,16 @@ impl Bookings {
         caller: &Caller,
         new: NewBooking,
     ) -> Result<pb::Booking, Error> {
+        let booked = self.book(caller, new).await;
+        if let Err(error) = &booked
+            && let Some(reason) = error.reason()
+        {
+            metrics::booking_refused(reason);
+        }
+        booked
+    }
+
+    async fn book(&self, caller: &Caller, new: NewBooking) -> Result<pb::Booking, Error> {
         let scope = caller.scope()?;
         let now = self.clock.now();
         let now_micros = to_micros(now);
@@ -253,6 +263,7 @@ impl Bookings {
         match outcome {
             Ok((booking, true)) => {
                 tracing::info!(booking_id = %booking.id, "booking created");
+                metrics::booking_created();
                 self.publish(&booking);
                 Ok(booking)
             }

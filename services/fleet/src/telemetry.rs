@@ -128,6 +128,7 @@ impl Fleet {
         }
         tx.commit().await?;
         let ids: Vec<String> = latest.keys().map(|id| (*id).to_owned()).collect();
+        recovery_kit::metrics::readings_ingested(batch.len() as u64);
         let stored = i64::try_from(batch.len()).unwrap_or(i64::MAX);
         batch.clear();
         self.publish_ids(&ids).await?;

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use recovery_kit::auth::{Authenticator, BoxFuture};
+use recovery_kit::telemetry::{TracedChannel, traced};
 use recovery_kit::{Caller, Error, Role, ids::parse_id};
 use recovery_proto::tenancy::v1 as pb;
 use recovery_proto::tenancy::v1::tenancy_service_client::TenancyServiceClient;
@@ -46,15 +47,16 @@ impl Directory for Tenancy {
 /// with `GetCaller` (cached for `ttl`) and reads locations with a service
 /// key (an operator key of the platform).
 pub struct Remote {
-    client: TenancyServiceClient<Channel>,
+    client: TenancyServiceClient<TracedChannel>,
     service_key: String,
     ttl: Duration,
     keys: Mutex<HashMap<String, (Option<Caller>, Instant)>>,
 }
 
 impl Remote {
-    /// Tenancy at `channel`; `service_key` reads locations of every tenant.
-    pub fn new(channel: Channel, service_key: String, ttl: Duration) -> Self {
+    /// Tenancy at `channel` (traced, see [`traced`]); `service_key` reads
+    /// locations of every tenant.
+    pub fn new(channel: TracedChannel, service_key: String, ttl: Duration) -> Self {
         Self {
             client: TenancyServiceClient::new(channel),
             service_key,
@@ -191,7 +193,10 @@ impl RemoteArgs {
     /// Tenancy at `tenancy_url`; the connection is made lazily, so a service
     /// may start before tenancy does.
     pub fn remote(&self) -> anyhow::Result<Remote> {
-        let channel = Channel::from_shared(self.tenancy_url.clone())?.connect_lazy();
+        let channel = traced(
+            Channel::from_shared(self.tenancy_url.clone())?.connect_lazy(),
+            &self.tenancy_url,
+        );
         Ok(Remote::new(
             channel,
             self.service_key.clone(),

@@ -94,7 +94,10 @@ async fn other_services_reach_tenancy_over_grpc(db: TestDb) {
     let (_, manager_b) = env.tenant_with("B", pb::Role::Manager).await;
     let location = new_location(&mut env.client(&manager_a).await, berlin("Mitte")).await;
     let remote = Remote::new(
-        env.server.channel().await,
+        recovery_kit::telemetry::traced(
+            env.server.channel().await,
+            &format!("http://{}", env.server.addr),
+        ),
         env.operator.clone(),
         Duration::from_secs(30),
     );
