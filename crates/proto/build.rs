@@ -23,6 +23,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         prost::Message::encode_to_vec(&fds),
     )?;
     tonic_prost_build::configure()
+        // Maps as BTreeMap: a message encodes the same way every time, so a
+        // retried create with a map field fingerprints alike (HashMap order
+        // differs per instance and made such retries REQUEST_ID_REUSED).
+        .btree_map(".")
         .build_client(true)
         .build_server(true)
         .compile_fds(fds)?;

@@ -1,7 +1,7 @@
 //! `protocols_activities` and `protocols_sessions`: a client's history, its
 //! timeline and summary, and the facts the rules read.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use jiff::{SignedDuration, Timestamp};
 use recovery_kit::page::Keyset;
@@ -66,7 +66,7 @@ fn activity(row: &AnyRow) -> Result<pb::Activity, Error> {
 fn session(row: &AnyRow) -> Result<pb::RecoverySession, Error> {
     let modality: String = row.try_get("modality")?;
     let settings: String = row.try_get("device_settings")?;
-    let settings: HashMap<String, String> = serde_json::from_str(&settings)
+    let settings: BTreeMap<String, String> = serde_json::from_str(&settings)
         .map_err(|e| Error::Internal(anyhow::Error::new(e).context("stored device settings")))?;
     let before: Option<i64> = row.try_get("soreness_before")?;
     let after: Option<i64> = row.try_get("soreness_after")?;

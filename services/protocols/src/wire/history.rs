@@ -1,7 +1,7 @@
 //! A client's history: activities, recovery sessions, the timeline and the
 //! summary, validated on receive.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use jiff::{SignedDuration, Timestamp};
 use recovery_kit::idempotency::Key;
@@ -125,7 +125,7 @@ fn soreness(value: Option<i32>) -> Result<Option<i64>, String> {
 
 /// Validates device settings: at most 20, keys 1 to 64 characters, values
 /// at most 200.
-fn settings(map: &HashMap<String, String>, v: &mut Violations) -> BTreeMap<String, String> {
+fn settings(map: &BTreeMap<String, String>, v: &mut Violations) -> BTreeMap<String, String> {
     if map.len() > 20 {
         v.add("session.device_settings", "at most 20 settings");
     }

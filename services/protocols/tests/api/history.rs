@@ -67,4 +67,58 @@ async fn timeline_pages_are_stable_while_entries_arrive(db: TestDb) {
     assert_eq!(fields(&bad), ["page_token"]);
 }
 
-recovery_kit::engine_tests!(timeline_pages_are_stable_while_entries_arrive,);
+/// A retried RecordSession whose session holds several device settings is
+/// the same request: it answers the first session, never
+/// `REQUEST_ID_REUSED` (map fields once encoded in a different order each
+/// time, so the retry's fingerprint differed).
+async fn a_retried_session_with_several_settings_replays(db: TestDb) {
+    let env = env(db).await;
+    let mut s = env.studio("Polar").await;
+    let fd = &mut s.front_desk;
+    let client = create(fd, ana()).await;
+    let mut recorded = session(
+        &client.id,
+        pb::Modality::PercussionMassage,
+        "2026-11-20T07:00:00Z",
+        6,
+        3,
+    );
+    recorded.device_settings = (1..=8)
+        .map(|i| (format!("setting_{i}"), i.to_string()))
+        .collect();
+    let request = pb::RecordSessionRequest {
+        session: Some(recorded),
+        request_id: "retried-session".into(),
+    };
+    let first = fd
+        .record_session(request.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .session
+        .unwrap();
+    for attempt in 0..10 {
+        let again = fd
+            .record_session(request.clone())
+            .await
+            .unwrap_or_else(|status| panic!("retry {attempt} refused: {status:?}"))
+            .into_inner()
+            .session
+            .unwrap();
+        assert_eq!(
+            again.id, first.id,
+            "retry {attempt} answers the first session"
+        );
+    }
+    let (entries, _) = timeline(fd, &client.id, 50, "").await;
+    assert_eq!(
+        entries,
+        [first.id],
+        "one session, however often it is retried"
+    );
+}
+
+recovery_kit::engine_tests!(
+    timeline_pages_are_stable_while_entries_arrive,
+    a_retried_session_with_several_settings_replays,
+);
