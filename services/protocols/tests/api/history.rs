@@ -67,7 +67,7 @@ async fn timeline_pages_are_stable_while_entries_arrive(db: TestDb) {
     assert_eq!(fields(&bad), ["page_token"]);
 }
 
-/// A retried RecordSession whose session holds several device settings is
+/// A retried `RecordSession` whose session holds several device settings is
 /// the same request: it answers the first session, never
 /// `REQUEST_ID_REUSED` (map fields once encoded in a different order each
 /// time, so the retry's fingerprint differed).
