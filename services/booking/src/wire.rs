@@ -224,10 +224,22 @@ pub(crate) fn location(
 /// A local date "YYYY-MM-DD".
 pub(crate) fn date(text: &str) -> Result<Date, String> {
     match text.parse::<Date>() {
-        Ok(date) if text.len() == 10 => Ok(date),
-        _ => Err(format!("{text:?} is not a date \"YYYY-MM-DD\"")),
+        Ok(date) if text.len() == 10 && (FIRST_DAY..=LAST_DAY).contains(&date) => Ok(date),
+        Ok(_) if text.len() == 10 => Err(format!(
+            "{} is outside the calendar: {FIRST_DAY} to {LAST_DAY}",
+            recovery_kit::wire::echo(text)
+        )),
+        _ => Err(format!(
+            "{:?} is not a date \"YYYY-MM-DD\"",
+            recovery_kit::wire::echo(text)
+        )),
     }
 }
+
+/// The days a schedule can be asked for: every local day of them has a
+/// start and an end in every time zone (9999-12-31 has no tomorrow).
+const FIRST_DAY: Date = Date::constant(1970, 1, 1);
+const LAST_DAY: Date = Date::constant(9998, 12, 31);
 
 /// The instants a local day spans in `tz`.
 pub(crate) fn day_bounds(

@@ -245,6 +245,29 @@ async fn bad_input_is_refused_with_field_details_and_writes_nothing(db: TestDb) 
         .await
         .unwrap_err();
     assert_eq!(fields(&negative), ["page_size", "day"]);
+    // The last day of the calendar has no end: a field violation, not an
+    // internal error (issue 11's code-reading list).
+    for day in ["9999-12-31", "0001-01-01"] {
+        let outside = desk
+            .list_bookings(pb::ListBookingsRequest {
+                location_id: studio.location_id.clone(),
+                day: day.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(outside.code(), Code::InvalidArgument, "{outside:?}");
+        assert_eq!(fields(&outside), ["day"]);
+        let watch = desk
+            .watch_schedule(pb::WatchScheduleRequest {
+                location_id: studio.location_id.clone(),
+                day: day.into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(watch.code(), Code::InvalidArgument, "{watch:?}");
+        assert_eq!(fields(&watch), ["day"]);
+    }
     let bad_booking = desk
         .create_booking(pb::CreateBookingRequest {
             location_id: studio.location_id.clone(),
