@@ -13,7 +13,7 @@ use crate::store::keys::{ApiKey, NewKey, Owner};
 use crate::{IDEMPOTENCY_TABLE, Listed, Tenancy, keys, store};
 
 /// The shortest bootstrap key accepted from the environment.
-const MIN_BOOTSTRAP_KEY: usize = 20;
+const MIN_BOOTSTRAP_KEY: usize = 32;
 
 /// A key to issue, validated.
 pub(crate) struct NewApiKey {

@@ -22,7 +22,7 @@ struct Args {
     #[arg(long, env = "RECOVERY_KEY_CACHE_TTL_SECS", default_value_t = 30)]
     key_cache_ttl_secs: u64,
 
-    /// A service key (at least 20 characters) to create if no key has this
+    /// A service key (at least 32 characters) to create if no key has this
     /// secret yet: what booking, fleet and protocols run apart use as their
     /// `--service-key`, so a deployment needs no person to issue it first.
     /// Never printed.

@@ -70,6 +70,19 @@ async fn api_keys_are_created_listed_used_and_revoked(db: TestDb) {
 async fn a_configured_bootstrap_key_is_the_first_operator(db: TestDb) {
     let tenancy = start(&db, Arc::new(ManualClock::new(Timestamp::UNIX_EPOCH))).await;
     assert!(tenancy.bootstrap(Some("short")).await.is_err());
+    // Twenty characters are guessable; a generated key has 46.
+    assert!(
+        tenancy
+            .bootstrap(Some("rk_twenty-characters"))
+            .await
+            .is_err()
+    );
+    assert!(
+        tenancy
+            .bootstrap_service_key("rk_twenty-characters")
+            .await
+            .is_err()
+    );
     let key = "operator-secret-from-the-environment";
     assert_eq!(
         tenancy.bootstrap(Some(key)).await.unwrap(),
