@@ -2,9 +2,7 @@
 //! up locations — in process (`recoveryd`) or over gRPC (a service run on
 //! its own), behind one trait so that their code does not care which.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use recovery_kit::auth::{Authenticator, BoxFuture};
 use recovery_kit::telemetry::{TracedChannel, traced};
@@ -14,6 +12,7 @@ use recovery_proto::tenancy::v1::tenancy_service_client::TenancyServiceClient;
 use tonic::transport::Channel;
 
 use crate::Tenancy;
+use crate::keys::{KeyCache, hash};
 
 /// Locations as other services see them.
 pub trait Directory: Send + Sync + 'static {
@@ -49,8 +48,8 @@ impl Directory for Tenancy {
 pub struct Remote {
     client: TenancyServiceClient<TracedChannel>,
     service_key: String,
-    ttl: Duration,
-    keys: Mutex<HashMap<String, (Option<Caller>, Instant)>>,
+    ttl: jiff::SignedDuration,
+    keys: KeyCache,
 }
 
 impl Remote {
@@ -60,8 +59,8 @@ impl Remote {
         Self {
             client: TenancyServiceClient::new(channel),
             service_key,
-            ttl,
-            keys: Mutex::new(HashMap::new()),
+            ttl: jiff::SignedDuration::try_from(ttl).unwrap_or(jiff::SignedDuration::from_secs(30)),
+            keys: KeyCache::new(),
         }
     }
 
@@ -82,16 +81,12 @@ fn upstream(status: &tonic::Status) -> Error {
 impl Authenticator for Remote {
     fn authenticate<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Caller>, Error>> {
         Box::pin(async move {
-            let now = Instant::now();
-            if let Some((caller, until)) = self
-                .keys
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .get(key)
-                && *until > now
-            {
-                return Ok(caller.clone());
+            let now = jiff::Timestamp::now();
+            let key_hash = hash(key);
+            if let Some(kept) = self.keys.get(&key_hash, now) {
+                return Ok(kept.answer());
             }
+            let generation = self.keys.generation();
             let answer = self
                 .client
                 .clone()
@@ -118,14 +113,8 @@ impl Authenticator for Remote {
                 Err(status) if status.code() == tonic::Code::Unauthenticated => None,
                 Err(status) => return Err(upstream(&status)),
             };
-            let mut keys = self
-                .keys
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if keys.len() >= 10_000 {
-                keys.clear();
-            }
-            keys.insert(key.to_owned(), (caller.clone(), now + self.ttl));
+            let until = now.saturating_add(self.ttl).unwrap_or(now);
+            self.keys.put(key_hash, caller.clone(), until, generation);
             Ok(caller)
         })
     }

@@ -131,7 +131,42 @@ async fn other_services_reach_tenancy_over_grpc(db: TestDb) {
     assert!(matches!(malformed, recovery_kit::Error::InvalidArgument(_)));
 }
 
+/// A flood of made-up keys does not push the real ones out of the cache
+/// (it used to start over at 10,000 entries of any kind): the known key is
+/// still answered from memory, as the revocation written behind the cache's
+/// back (by another process) shows.
+async fn unknown_keys_do_not_flush_the_key_cache(db: TestDb) {
+    let env = env(db).await;
+    let (_, manager) = env.tenant_with("Studio", pb::Role::Manager).await;
+    let store = recovery_tenancy::KeyStore::new(
+        env.db.db.clone(),
+        env.clock.clone(),
+        Duration::from_secs(30),
+    );
+    let known = store.authenticate(&manager).await.unwrap().expect("a key");
+    let mut tx = env.db.db.begin().await.unwrap();
+    sqlx::query("UPDATE api_keys SET revoke_time = 1 WHERE id = $1")
+        .bind(&known.key_id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    for i in 0..10_001 {
+        let made_up = format!("rk_made-up-key-{i}");
+        assert!(store.authenticate(&made_up).await.unwrap().is_none());
+    }
+    assert_eq!(
+        store.authenticate(&manager).await.unwrap(),
+        Some(known),
+        "the known key was kept"
+    );
+    // Its lifetime still ends: then the revocation is seen.
+    env.clock.advance(SignedDuration::from_secs(31));
+    assert_eq!(store.authenticate(&manager).await.unwrap(), None);
+}
+
 recovery_kit::engine_tests!(
+    unknown_keys_do_not_flush_the_key_cache,
     another_tenants_objects_are_not_found,
     revocation_reaches_other_processes_within_the_cache_lifetime,
     other_services_reach_tenancy_over_grpc,
