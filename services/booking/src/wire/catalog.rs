@@ -184,11 +184,15 @@ fn terms(t: &pb::Treatment, modality: Option<Modality>, v: &mut Violations) -> T
             }),
         )
         .unwrap_or(length);
+    // At most what the allocation scan reaches back for (a longer one could
+    // hide a booking from it and double-book on SQLite).
+    let turnover = v
+        .check("treatment.turnover", turnover(t.turnover.as_ref()))
+        .unwrap_or_default();
     let mut zero_or = |field: &str, value: Option<&prost_types::Duration>| {
         v.check(field, duration(value, SignedDuration::ZERO))
             .unwrap_or_default()
     };
-    let turnover = zero_or("treatment.turnover", t.turnover.as_ref());
     let policy = t.policy.unwrap_or_default();
     let min_notice = zero_or("treatment.policy.min_notice", policy.min_notice.as_ref());
     let late_cancel = zero_or(

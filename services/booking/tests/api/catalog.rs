@@ -83,4 +83,48 @@ async fn an_update_without_a_mask_changes_the_populated_fields(db: TestDb) {
     assert!(resource.precool.is_some(), "a chamber keeps its precool");
 }
 
-recovery_kit::engine_tests!(an_update_without_a_mask_changes_the_populated_fields);
+/// A treatment's turnover is at most 24 hours, like a resource's: the
+/// allocation scan reaches back that far, and a longer turnover could hide a
+/// booking from it (issue 11's code-reading list: up to 366 days was
+/// accepted).
+async fn a_treatment_turnover_over_a_day_is_refused(db: TestDb) {
+    let studio = start(db).await;
+    let mut manager = studio.client(&studio.manager).await;
+    let long = pb::Treatment {
+        display_name: "Long clean".into(),
+        modality: pb::Modality::StretchTherapy as i32,
+        turnover: Some(prost_types::Duration {
+            seconds: 48 * 3600,
+            nanos: 0,
+        }),
+        ..Default::default()
+    };
+    let created = manager
+        .create_treatment(pb::CreateTreatmentRequest {
+            treatment: Some(long.clone()),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(created.code(), Code::InvalidArgument);
+    assert_eq!(fields(&created), ["treatment.turnover"]);
+    let updated = manager
+        .update_treatment(pb::UpdateTreatmentRequest {
+            treatment: Some(pb::Treatment {
+                id: studio.cryo_id.clone(),
+                ..long
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["turnover".into()],
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(updated.code(), Code::InvalidArgument);
+    assert_eq!(fields(&updated), ["treatment.turnover"]);
+}
+
+recovery_kit::engine_tests!(
+    an_update_without_a_mask_changes_the_populated_fields,
+    a_treatment_turnover_over_a_day_is_refused,
+);
