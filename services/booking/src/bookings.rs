@@ -353,7 +353,16 @@ impl Bookings {
         };
         self.check_daily_limit(tx, &booked, None).await?;
         self.insert_booking(tx, &booked, caller, now, fresh).await?;
-        store::allocations::hand_over(tx, hold_id, fresh.id).await?;
+        // The hold's resources must still be there: a hold whose allocations
+        // were released meanwhile holds nothing, and a booking from it would
+        // have no resources. The transaction rolls back with the refusal.
+        if store::allocations::hand_over(tx, hold_id, fresh.id).await? == 0 {
+            return Err(Error::precondition(
+                "HOLD_EXPIRED",
+                "the held slot was released: search availability and book again",
+            )
+            .into());
+        }
         self.reload(tx, fresh.id).await
     }
 

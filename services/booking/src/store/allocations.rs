@@ -146,18 +146,20 @@ pub(crate) async fn hand_over(
     conn: &mut AnyConnection,
     hold_id: &str,
     booking_id: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE allocations SET owner_id = $1, expire_us = NULL WHERE owner_id = $2")
-        .bind(booking_id)
-        .bind(hold_id)
-        .execute(&mut *conn)
-        .await?;
+) -> Result<u64, sqlx::Error> {
+    let handed =
+        sqlx::query("UPDATE allocations SET owner_id = $1, expire_us = NULL WHERE owner_id = $2")
+            .bind(booking_id)
+            .bind(hold_id)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
     sqlx::query("UPDATE holds SET booking_id = $1 WHERE id = $2")
         .bind(booking_id)
         .bind(hold_id)
         .execute(&mut *conn)
         .await?;
-    Ok(())
+    Ok(handed)
 }
 
 /// A slot held for a client until it expires; instants in microseconds.

@@ -94,4 +94,56 @@ async fn an_expired_hold_frees_itself(db: TestDb) {
     assert!(fields(&too_long).contains(&"ttl".to_owned()));
 }
 
-recovery_kit::engine_tests!(an_expired_hold_frees_itself,);
+/// A hold whose slot was released meanwhile (its allocations gone) books
+/// nothing: HOLD_EXPIRED, and no booking without resources is written
+/// (issue 11's code-reading list).
+async fn a_hold_whose_slot_was_released_books_nothing(db: TestDb) {
+    let studio = start(db).await;
+    let mut desk = studio.client(&studio.desk).await;
+    let ana = studio.person("ana").await;
+    let hold = desk
+        .hold_slot(pb::HoldSlotRequest {
+            location_id: studio.location_id.clone(),
+            treatment_id: studio.cryo_id.clone(),
+            client_id: ana.clone(),
+            start_time: t(TEN_AM),
+            ttl: None,
+            resource_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .hold
+        .unwrap();
+    // What a concurrent transaction that took the slot leaves behind.
+    let mut tx = studio.db.db.begin().await.unwrap();
+    sqlx::query("DELETE FROM allocations WHERE owner_id = $1")
+        .bind(&hold.id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let refused = desk
+        .create_booking(pb::CreateBookingRequest {
+            hold_id: hold.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&refused), "HOLD_EXPIRED", "{refused:?}");
+    let listed = desk
+        .list_bookings(pb::ListBookingsRequest {
+            client_id: ana,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .bookings;
+    assert!(listed.is_empty(), "no booking was written: {listed:?}");
+}
+
+recovery_kit::engine_tests!(
+    an_expired_hold_frees_itself,
+    a_hold_whose_slot_was_released_books_nothing,
+);
