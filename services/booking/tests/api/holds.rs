@@ -95,7 +95,7 @@ async fn an_expired_hold_frees_itself(db: TestDb) {
 }
 
 /// A hold whose slot was released meanwhile (its allocations gone) books
-/// nothing: HOLD_EXPIRED, and no booking without resources is written
+/// nothing: `HOLD_EXPIRED`, and no booking without resources is written
 /// (issue 11's code-reading list).
 async fn a_hold_whose_slot_was_released_books_nothing(db: TestDb) {
     let studio = start(db).await;
