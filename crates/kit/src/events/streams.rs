@@ -385,6 +385,89 @@ mod tests {
         forget(&url, &prefix).await;
     }
 
+    /// A TCP relay to Redis at `url`'s address that can be cut (its
+    /// connections dropped, new ones refused) and restored: Redis going
+    /// away and coming back, as one process sees it.
+    async fn relay(url: &str) -> (String, tokio::sync::watch::Sender<bool>) {
+        let rest = url.strip_prefix("redis://").expect("a redis:// url");
+        let (target, db) = rest.split_once('/').unwrap_or((rest, "0"));
+        let target = target.to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let relayed = format!("redis://{}/{db}", listener.local_addr().unwrap());
+        let (up, is_up) = tokio::sync::watch::channel(true);
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !*is_up.borrow() {
+                    continue;
+                }
+                let mut is_up = is_up.clone();
+                let target = target.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = is_up.wait_for(|up| !*up) => {}
+                    }
+                });
+            }
+        });
+        (relayed, up)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn after_redis_was_away_watchers_are_told_they_lagged_then_see_what_they_missed() {
+        let Some(url) = redis_url() else {
+            return;
+        };
+        let (relayed, up) = relay(&url).await;
+        let prefix = format!("recovery-test-{}", crate::ids::new_id());
+        let a = Bus::with_redis(&relayed, &prefix, &[LIVE]).unwrap();
+        let b = Bus::with_redis(&url, &prefix, &[LIVE]).unwrap();
+        a.spawn_reader(Shutdown::never());
+        let mut on_a = a.subscribe(LIVE, "t1", "loc1");
+        // A's reader is reading once it sees B's events.
+        let started = Instant::now();
+        loop {
+            b.publish(Event::new(LIVE, "t1", "loc1", vec![0]));
+            if let Ok(got) =
+                tokio::time::timeout(std::time::Duration::from_millis(200), on_a.next()).await
+            {
+                assert_eq!(got.unwrap().payload, [0]);
+                break;
+            }
+            assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        }
+        while tokio::time::timeout(std::time::Duration::from_millis(200), on_a.next())
+            .await
+            .is_ok()
+        {}
+
+        // Redis goes away for A: A's own publishing still works locally.
+        up.send_replace(false);
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        a.publish(Event::new(LIVE, "t1", "loc1", vec![1]));
+        assert_eq!(on_a.next().await.unwrap().payload, [1]);
+        // B's change while A cannot see Redis.
+        b.publish(Event::new(LIVE, "t1", "loc1", vec![2]));
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+        // Back: A's watcher is told it lagged (so it resends a snapshot),
+        // then gets what it missed.
+        up.send_replace(true);
+        let back = tokio::time::timeout(std::time::Duration::from_secs(15), on_a.next())
+            .await
+            .expect("A's reader reaches Redis again");
+        assert_eq!(back.unwrap_err(), Missed::Lagged);
+        let missed = tokio::time::timeout(std::time::Duration::from_secs(5), on_a.next())
+            .await
+            .expect("B's change arrives")
+            .unwrap();
+        assert_eq!(missed.payload, [2]);
+        forget(&url, &prefix).await;
+    }
+
     #[tokio::test]
     async fn with_redis_unreachable_publishing_still_succeeds_locally() {
         // Nothing listens on port 1.
