@@ -219,7 +219,9 @@ async fn arrival<T>(
                 }
             }
             Ok(None) => panic!("the watch on A ended before {what} arrived"),
-            Err(tokio::time::error::Elapsed { .. }) => panic!("{what} did not reach the watch on A within {WATCH_BOUND:?}"),
+            Err(tokio::time::error::Elapsed { .. }) => {
+                panic!("{what} did not reach the watch on A within {WATCH_BOUND:?}")
+            }
         }
     }
 }
