@@ -26,10 +26,16 @@ pub struct ServerArgs {
     #[arg(long, env = "RECOVERY_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
-    /// Redis URL (`redis://HOST:6379`), reserved for the event bus across
-    /// replicas; accepted but not used yet (the in-process bus serves).
+    /// Redis URL (`redis://HOST:6379/DB`) for the event bus across
+    /// replicas: live views on every replica see every replica's changes.
+    /// Unset: the in-process bus (one process, nothing to install).
     #[arg(long, env = "RECOVERY_REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+
+    /// Start of every Redis key this deployment uses (streams are
+    /// `<prefix>:events:<topic>`), so that deployments can share a Redis.
+    #[arg(long, env = "RECOVERY_REDIS_PREFIX", default_value = "recovery")]
+    pub redis_prefix: String,
 
     /// Seconds in-flight calls get to finish after SIGTERM or SIGINT.
     #[arg(long, env = "RECOVERY_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
@@ -48,6 +54,7 @@ impl std::fmt::Debug for ServerArgs {
             .field("database_url", &self.database_url.as_ref().map(|_| "<set>"))
             .field("data_dir", &self.data_dir)
             .field("redis_url", &self.redis_url.as_ref().map(|_| "<set>"))
+            .field("redis_prefix", &self.redis_prefix)
             .field("shutdown_grace_secs", &self.shutdown_grace_secs)
             .field("otlp_endpoint", &self.otlp_endpoint)
             .finish()
@@ -72,6 +79,26 @@ impl ServerArgs {
         let url = self.database_url()?;
         tracing::info!(database = %redact_url(&url), "opening database");
         crate::Db::connect(&url).await
+    }
+
+    /// The event bus: across replicas through Redis with `--redis-url`
+    /// (its watchers following the `live` topics of every replica), in
+    /// process without. Start its reader with [`Bus::spawn_reader`] once
+    /// the server's shutdown signal exists.
+    ///
+    /// [`Bus::spawn_reader`]: crate::events::Bus::spawn_reader
+    pub fn bus(&self, live: &[&'static str]) -> anyhow::Result<crate::events::Bus> {
+        match &self.redis_url {
+            Some(url) => {
+                tracing::info!(
+                    redis = %redact_url(url),
+                    prefix = %self.redis_prefix,
+                    "events cross replicas through redis streams"
+                );
+                crate::events::Bus::with_redis(url, &self.redis_prefix, live).context("--redis-url")
+            }
+            None => Ok(crate::events::Bus::default()),
+        }
     }
 
     /// Binds the listen address and serves `services` until SIGTERM or

@@ -1,13 +1,19 @@
 //! The event bus: services publish what changed, after the change commits;
 //! live views (a tablet's schedule, the device board) subscribe.
 //!
-//! This is the in-process bus of `recoveryd`: every watcher in the process
-//! sees every change made in the process. Across replicas the same
-//! interface will be fed by Redis Streams (a later issue).
+//! Without Redis this is an in-process bus: every watcher in the process
+//! sees every change made in the process. With Redis ([`Bus::with_redis`])
+//! each event also goes to a Redis Stream of its topic, and every process
+//! reads the streams of its live topics, so a watcher on any replica sees
+//! every replica's changes (see [`streams`]).
 
 use std::sync::Arc;
 
 use tokio::sync::broadcast;
+
+use crate::server::Shutdown;
+
+mod streams;
 
 /// One change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,10 +54,20 @@ impl Event {
     }
 }
 
+/// What the bus hands its subscribers.
+#[derive(Debug, Clone)]
+enum Delivery {
+    Event(Arc<Event>),
+    /// Events may have been missed (Redis was unreachable): every watcher
+    /// resends a snapshot.
+    Lagged,
+}
+
 /// Publishes and subscribes to events.
 #[derive(Debug, Clone)]
 pub struct Bus {
-    tx: broadcast::Sender<Arc<Event>>,
+    tx: broadcast::Sender<Delivery>,
+    streams: Option<Arc<streams::Streams>>,
 }
 
 impl Default for Bus {
@@ -65,12 +81,43 @@ impl Bus {
     /// told it lagged.
     pub fn in_process(capacity: usize) -> Self {
         let (tx, _) = broadcast::channel(capacity.max(1));
-        Self { tx }
+        Self { tx, streams: None }
     }
 
-    /// Publishes an event; with nobody watching it goes nowhere.
+    /// A bus across replicas through Redis at `url`: every event published
+    /// is also appended to the stream `<prefix>:events:<topic>`, and once
+    /// [`Bus::spawn_reader`] runs, the events of `live` topics published by
+    /// other processes reach this process's watchers. Connects lazily: fails
+    /// only on a URL that does not parse.
+    pub fn with_redis(url: &str, prefix: &str, live: &[&'static str]) -> anyhow::Result<Self> {
+        Ok(Self {
+            streams: Some(Arc::new(streams::Streams::open(url, prefix, live)?)),
+            ..Self::default()
+        })
+    }
+
+    /// Whether events cross replicas (through Redis).
+    pub fn is_shared(&self) -> bool {
+        self.streams.is_some()
+    }
+
+    /// Starts reading other processes' events (with Redis; nothing to do
+    /// without), until `shutdown`.
+    pub fn spawn_reader(&self, shutdown: Shutdown) {
+        if let Some(streams) = &self.streams {
+            streams.spawn_reader(self.tx.downgrade(), shutdown);
+        }
+    }
+
+    /// Publishes an event; with nobody watching it goes nowhere. Never
+    /// fails: with Redis unreachable, other replicas miss it and their
+    /// watchers resync when Redis is back.
     pub fn publish(&self, event: Event) {
-        let _ = self.tx.send(Arc::new(event));
+        let event = Arc::new(event);
+        if let Some(streams) = &self.streams {
+            streams.append(Arc::clone(&event));
+        }
+        let _ = self.tx.send(Delivery::Event(event));
     }
 
     /// Events of `topic` in `tenant_id` and `scope`, from now on.
@@ -92,7 +139,7 @@ impl Bus {
 /// A filtered stream of events.
 #[derive(Debug)]
 pub struct Subscription {
-    rx: broadcast::Receiver<Arc<Event>>,
+    rx: broadcast::Receiver<Delivery>,
     topic: &'static str,
     tenant_id: String,
     scope: String,
@@ -112,15 +159,17 @@ impl Subscription {
     pub async fn next(&mut self) -> Result<Arc<Event>, Missed> {
         loop {
             match self.rx.recv().await {
-                Ok(event)
+                Ok(Delivery::Event(event))
                     if event.topic == self.topic
                         && event.tenant_id == self.tenant_id
                         && event.scope == self.scope =>
                 {
                     return Ok(event);
                 }
-                Ok(_) => {}
-                Err(broadcast::error::RecvError::Lagged(_)) => return Err(Missed::Lagged),
+                Ok(Delivery::Event(_)) => {}
+                Ok(Delivery::Lagged) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                    return Err(Missed::Lagged);
+                }
                 Err(broadcast::error::RecvError::Closed) => return Err(Missed::Closed),
             }
         }

@@ -46,7 +46,10 @@ async fn main() -> anyhow::Result<()> {
         history: protocols,
         devices: fleet,
     };
-    let apart = args.apart.start("booking").await?;
+    let apart = args
+        .apart
+        .start("booking", &[recovery_booking::BOOKING_TOPIC])
+        .await?;
     let bookings = Bookings::start(
         apart.db.clone(),
         apart.clock.clone(),

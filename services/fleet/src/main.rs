@@ -20,7 +20,10 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let apart = args.apart.start("fleet").await?;
+    let apart = args
+        .apart
+        .start("fleet", &[recovery_fleet::DEVICE_TOPIC])
+        .await?;
     let fleet = Fleet::start(
         apart.db.clone(),
         apart.clock.clone(),

@@ -30,7 +30,7 @@ async fn main() -> anyhow::Result<()> {
         &args.booking_url,
         &args.apart.tenancy.service_key,
     )?;
-    let apart = args.apart.start("protocols").await?;
+    let apart = args.apart.start("protocols", &[]).await?;
     let protocols = Protocols::start(
         apart.db.clone(),
         apart.clock.clone(),

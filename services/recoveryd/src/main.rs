@@ -8,7 +8,6 @@ use clap::Parser;
 use recovery_booking::{Bookings, Peers};
 use recovery_fleet::Fleet;
 use recovery_kit::config::ServerArgs;
-use recovery_kit::events::Bus;
 use recovery_kit::server::Services;
 use recovery_kit::telemetry;
 use recovery_kit::time::{Clock, SystemClock};
@@ -44,12 +43,13 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let _telemetry = telemetry::init("recoveryd", args.server.otlp_endpoint.as_deref())?;
     let db = args.server.open_database().await?;
-    if args.server.redis_url.is_some() {
-        tracing::info!("redis url set; no component of this build uses redis yet");
-    }
-
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let bus = Bus::default();
+    // Tablets watch the schedule and the device board: with Redis, those
+    // follow every replica.
+    let bus = args.server.bus(&[
+        recovery_booking::BOOKING_TOPIC,
+        recovery_fleet::DEVICE_TOPIC,
+    ])?;
     let tenancy = Tenancy::start(
         db.clone(),
         Arc::clone(&clock),
@@ -81,7 +81,7 @@ async fn main() -> anyhow::Result<()> {
         history: protocols.clone(),
         devices: fleet.clone(),
     };
-    let bookings = Bookings::start(db, clock, bus, directory, peers).await?;
+    let bookings = Bookings::start(db, clock, bus.clone(), directory, peers).await?;
     protocols.on_erasure(bookings.clone());
     let bootstrap_key = std::env::var("RECOVERY_BOOTSTRAP_KEY").ok();
     if let Bootstrap::Generated(key) = tenancy.bootstrap(bootstrap_key.as_deref()).await? {
@@ -108,6 +108,7 @@ async fn main() -> anyhow::Result<()> {
     bookings.mount(&mut services);
     protocols.mount(&mut services);
     fleet.mount(&mut services);
+    bus.spawn_reader(services.shutdown());
     fleet.spawn_sweeper(Duration::from_secs(15), services.shutdown());
     bookings.spawn_workers(services.shutdown());
     let mut shutdown = services.shutdown();

@@ -39,15 +39,17 @@ pub struct Apart {
 }
 
 impl ApartArgs {
-    /// Starts telemetry as `name`, opens the database and reaches tenancy
-    /// (lazily: the service may start before tenancy does).
-    pub async fn start(self, name: &'static str) -> anyhow::Result<Apart> {
+    /// Starts telemetry as `name`, opens the database, makes the event bus
+    /// (whose watchers follow the `live` topics of every replica when Redis
+    /// is configured) and reaches tenancy (lazily: the service may start
+    /// before tenancy does).
+    pub async fn start(self, name: &'static str, live: &[&'static str]) -> anyhow::Result<Apart> {
         let telemetry = telemetry::init(name, self.server.otlp_endpoint.as_deref())?;
         let db = self.server.open_database().await?;
         Ok(Apart {
             db,
             clock: Arc::new(SystemClock),
-            bus: Bus::default(),
+            bus: self.server.bus(live)?,
             tenancy: Arc::new(self.tenancy.remote()?),
             server: self.server,
             _telemetry: telemetry,
@@ -66,8 +68,10 @@ impl Apart {
         Services::new(Arc::clone(&self.tenancy) as Arc<dyn recovery_kit::auth::Authenticator>)
     }
 
-    /// Serves `services` until SIGTERM or SIGINT, then drains.
+    /// Reads other replicas' events (with Redis), then serves `services`
+    /// until SIGTERM or SIGINT and drains.
     pub async fn serve(self, services: Services) -> anyhow::Result<()> {
+        self.bus.spawn_reader(services.shutdown());
         self.server.serve(services).await
     }
 }
