@@ -253,7 +253,9 @@ fn window(step: &pb::ProtocolStep, anchor: Span, tz: &TimeZone) -> Option<(Times
             let date = tz
                 .to_datetime(point)
                 .date()
-                .checked_add(jiff::Span::new().days(i64::from(*days)))
+                // A stored offset is never trusted to be in range: `try_days`
+                // instead of `days`, which panics past jiff's limits.
+                .checked_add(jiff::Span::new().try_days(i64::from(*days)).ok()?)
                 .ok()?;
             let midnight = |d: jiff::civil::Date| {
                 tz.to_ambiguous_timestamp(jiff::civil::DateTime::from(d))

@@ -116,7 +116,9 @@ fn parse_step(s: &pb::ProtocolStep, field: &str, v: &mut Violations) -> pb::Prot
             }
         }
         Some(pb::protocol_step::Timing::DayOffset(d)) => {
-            if d.abs() > MAX_DAYS {
+            // `unsigned_abs`: `abs` of i32::MIN overflows (a panic in a
+            // debug build, a negative "distance" that passed in release).
+            if d.unsigned_abs() > MAX_DAYS.unsigned_abs() {
                 v.add(
                     format!("{field}.day_offset"),
                     format!("at most {MAX_DAYS} days either way"),

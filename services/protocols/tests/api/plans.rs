@@ -91,4 +91,45 @@ async fn recommendations_use_the_tenants_thresholds(db: TestDb) {
     assert_eq!(reasons(&late.warnings), ["OUTSIDE_CRYO_WINDOW"]);
 }
 
-recovery_kit::engine_tests!(recommendations_use_the_tenants_thresholds,);
+/// A step's day offset of `i32::MIN` is refused on its field; it used to pass
+/// (its `abs` overflowed) and then made every recommendation of an assigned
+/// client panic (issue 11).
+async fn an_extreme_day_offset_is_refused(db: TestDb) {
+    let env = env(db).await;
+    let mut s = env.studio("Edges").await;
+    for days in [i32::MIN, i32::MAX, 61, -61] {
+        let refused = s
+            .manager
+            .create_protocol_template(pb::CreateProtocolTemplateRequest {
+                template: Some(pb::ProtocolTemplate {
+                    display_name: "Edge".into(),
+                    steps: vec![pb::ProtocolStep {
+                        title: "Sleep".into(),
+                        habit: pb::Habit::Sleep as i32,
+                        anchor_point: pb::AnchorPoint::End as i32,
+                        timing: Some(pb::protocol_step::Timing::DayOffset(days)),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(
+            refused.code(),
+            tonic::Code::InvalidArgument,
+            "{days}: {refused:?}"
+        );
+        assert_eq!(
+            crate::support::fields(&refused),
+            ["template.steps[0].day_offset"],
+            "{days}"
+        );
+    }
+}
+
+recovery_kit::engine_tests!(
+    recommendations_use_the_tenants_thresholds,
+    an_extreme_day_offset_is_refused,
+);
