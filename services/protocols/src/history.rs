@@ -33,7 +33,7 @@ impl Protocols {
             .create_once(change, key, &new, |tx, (change, new)| {
                 Box::pin(async move {
                     let client_id = new.client_id.as_str();
-                    clients::live(tx, change.scope, client_id, Lock::Read).await?;
+                    clients::live(tx, change.scope, client_id, Lock::ForUpdate).await?;
                     let id = new_id();
                     store::history::insert_activity(tx, change, &id, new).await?;
                     let kind = store::history::kind_code(new.kind);
@@ -100,7 +100,7 @@ impl Protocols {
                     let client_id = new.client_id.as_str();
                     let erased = match &new.booking_id {
                         None => {
-                            clients::live(tx, change.scope, client_id, Lock::Read).await?;
+                            clients::live(tx, change.scope, client_id, Lock::ForUpdate).await?;
                             false
                         }
                         Some(booking_id) => {

@@ -82,7 +82,7 @@ impl Protocols {
                     let scope = change.scope;
                     let (client_id, template_id) =
                         (new.client_id.as_str(), new.template_id.as_str());
-                    clients::live(tx, scope, client_id, Lock::Read).await?;
+                    clients::live(tx, scope, client_id, Lock::ForUpdate).await?;
                     if !store::plans::template_exists(tx, scope, template_id).await? {
                         return Err(Error::not_found("protocol template", template_id));
                     }

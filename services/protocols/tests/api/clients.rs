@@ -453,7 +453,58 @@ async fn an_omitted_update_mask_changes_the_populated_fields(db: TestDb) {
     assert_eq!(rules.race_evening, "18:00");
 }
 
+/// A write about a client waits for an erasure in progress and is then
+/// refused: it used to read the client unlocked and write after the erasure
+/// committed, undoing it (issue 11's code-reading list; PostgreSQL, where
+/// writes run side by side; SQLite's writes queue anyway).
+async fn a_write_about_a_client_waits_for_an_erasure_in_progress(db: TestDb) {
+    let env = env(db).await;
+    let s = env.studio("Race").await;
+    let mut fd = s.front_desk.clone();
+    let client = create(&mut fd, ana()).await;
+    // An erasure in progress: the client's row changed in an open
+    // transaction.
+    let mut erasing = env.db.db.begin().await.unwrap();
+    sqlx::query("UPDATE protocols_clients SET erase_time = $1 WHERE id = $2")
+        .bind(1_i64)
+        .bind(&client.id)
+        .execute(&mut *erasing)
+        .await
+        .unwrap();
+    let client_id = client.id.clone();
+    let mut desk = fd.clone();
+    let logging = tokio::spawn(async move {
+        desk.log_activity(pb::LogActivityRequest {
+            activity: Some(pb::Activity {
+                client_id,
+                kind: pb::ActivityKind::Training as i32,
+                start_time: at("2026-11-28T06:00:00Z"),
+                end_time: at("2026-11-28T07:00:00Z"),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+    });
+    // It waits while the erasure holds the client (a write that does not
+    // wait answers at once)...
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !logging.is_finished(),
+        "the write did not wait for the erasure"
+    );
+    erasing.commit().await.unwrap();
+    // ... and then sees the client erased.
+    let refused = tokio::time::timeout(std::time::Duration::from_secs(10), logging)
+        .await
+        .expect("the write ends once the erasure commits")
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(reason(&refused), "CLIENT_ERASED", "{refused:?}");
+}
+
 recovery_kit::engine_tests!(
+    a_write_about_a_client_waits_for_an_erasure_in_progress,
     another_tenants_client_is_not_found,
     erasure_keeps_counts_and_removes_personal_fields,
     bad_input_is_refused_with_field_details_and_writes_nothing,
