@@ -26,6 +26,7 @@ struct Instruments {
     readings: Counter<u64>,
     outbox_backlog: Gauge<u64>,
     outbox_lag: Gauge<f64>,
+    panics: Counter<u64>,
 }
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
@@ -73,6 +74,13 @@ fn instruments() -> &'static Instruments {
                 .with_unit("{reading}")
                 .with_description("Device telemetry readings stored")
                 .build(),
+            panics: meter
+                .u64_counter("recovery.rpc.panics")
+                .with_unit("{panic}")
+                .with_description(
+                    "Handlers that panicked and were answered INTERNAL (each is a bug)",
+                )
+                .build(),
             outbox_backlog: meter
                 .u64_gauge("recovery.outbox.backlog")
                 .with_unit("{event}")
@@ -116,6 +124,12 @@ pub fn rpc_client_call(method: &str, code: &'static str, server: &str, elapsed: 
             KeyValue::new("server.address", server.to_owned()),
         ],
     );
+}
+
+/// A handler panicked (answered INTERNAL by the server's catch-panic
+/// layer).
+pub fn rpc_panicked() {
+    instruments().panics.add(1, &[]);
 }
 
 /// A booking was made.

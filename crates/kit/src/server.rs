@@ -201,6 +201,9 @@ pub async fn serve(
         .layer(RpcSpanLayer::new(local))
         .layer(cors())
         .layer(tonic_web::GrpcWebLayer::new())
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            AnswerPanic,
+        ))
         .into_inner();
     let server = tonic::transport::Server::builder()
         .accept_http1(true)
@@ -226,6 +229,30 @@ pub async fn serve(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// What a call whose handler panicked is answered: INTERNAL, as any other
+/// unexpected failure, never a reset stream. The panic is logged (inside
+/// the call's span, which names the method) and counted: each one is a bug.
+#[derive(Debug, Clone, Copy)]
+struct AnswerPanic;
+
+impl tower_http::catch_panic::ResponseForPanic for AnswerPanic {
+    type ResponseBody = tonic::body::Body;
+
+    fn response_for_panic(
+        &mut self,
+        panic: Box<dyn std::any::Any + Send + 'static>,
+    ) -> http::Response<Self::ResponseBody> {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_owned());
+        tracing::error!(panic = %message, "handler panicked; answered INTERNAL");
+        crate::metrics::rpc_panicked();
+        tonic::Status::internal("internal error").into_http()
+    }
 }
 
 /// The request header with which a gRPC router in front of several servers

@@ -55,6 +55,8 @@ impl UnaryService<Nap> for Sleeper {
         Box::pin(async move {
             Caller::of(&request)?.require(&[Role::Manager])?;
             let nap = request.into_inner();
+            // A handler with a bug, for the catch-panic layer.
+            assert!(nap.nanos != -1, "a handler bug: nanos -1");
             if nap.seconds < 0 {
                 return Err(Error::invalid("seconds", "must not be negative").into());
             }
@@ -183,6 +185,35 @@ async fn auth_layer_refuses_missing_bad_revoked_and_wrong_role_keys() {
         .expect("health without a key")
         .into_inner();
     assert_eq!(health.status(), ServingStatus::Serving);
+}
+
+#[tokio::test]
+async fn a_handler_that_panics_answers_internal_and_the_server_goes_on() {
+    let f = start().await;
+    let channel = f.server.channel().await;
+    let mut grpc = tonic::client::Grpc::new(channel.clone());
+    grpc.ready().await.unwrap();
+    let mut request = Request::new(Nap {
+        seconds: 0,
+        nanos: -1,
+    });
+    request
+        .metadata_mut()
+        .insert("authorization", "Bearer manager-key".parse().unwrap());
+    let status = grpc
+        .unary(
+            request,
+            PathAndQuery::from_static("/recovery.test.v1.Sleeper/Nap"),
+            ProstCodec::<Nap, Nap>::default(),
+        )
+        .await
+        .unwrap_err();
+    // An answer, not a reset stream (CANCELLED) or a dropped connection.
+    assert_eq!(status.code(), Code::Internal, "{status:?}");
+    assert_eq!(status.message(), "internal error");
+    nap(channel, Bearer::new("manager-key"), 0)
+        .await
+        .expect("the server goes on after a panic");
 }
 
 #[tokio::test]
