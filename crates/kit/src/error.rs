@@ -84,6 +84,25 @@ pub struct Violation {
     pub description: String,
 }
 
+/// The most field violations one answer names.
+const MAX_VIOLATIONS: usize = 16;
+/// The longest field path or description an answer repeats.
+const MAX_DETAIL: usize = 160;
+/// The longest message an answer carries.
+const MAX_MESSAGE: usize = 1024;
+
+/// `text` cut to `max` characters, with "…" when cut: an answer never
+/// echoes a megabyte a caller sent (it would not fit a response header).
+fn bounded(text: &str, max: usize) -> String {
+    let mut chars = text.chars();
+    let head: String = chars.by_ref().take(max).collect();
+    if chars.next().is_some() {
+        format!("{head}…")
+    } else {
+        head
+    }
+}
+
 fn describe(violations: &[Violation]) -> String {
     violations
         .iter()
@@ -170,7 +189,18 @@ impl From<Error> for Status {
     fn from(error: Error) -> Self {
         match error {
             Error::InvalidArgument(violations) => {
-                let message = format!("invalid argument: {}", describe(&violations));
+                let violations: Vec<Violation> = violations
+                    .into_iter()
+                    .take(MAX_VIOLATIONS)
+                    .map(|v| Violation {
+                        field: bounded(&v.field, MAX_DETAIL),
+                        description: bounded(&v.description, MAX_DETAIL),
+                    })
+                    .collect();
+                let message = bounded(
+                    &format!("invalid argument: {}", describe(&violations)),
+                    MAX_MESSAGE,
+                );
                 let details = ErrorDetails::with_bad_request(
                     violations
                         .into_iter()
@@ -179,18 +209,24 @@ impl From<Error> for Status {
                 );
                 Status::with_error_details(Code::InvalidArgument, message, details)
             }
-            Error::NotFound { kind, id } => Status::with_error_details(
-                Code::NotFound,
-                format!("{kind} {id} not found"),
-                ErrorDetails::with_error_info(
-                    "NOT_FOUND",
-                    DOMAIN,
-                    HashMap::from([("kind".to_owned(), kind.to_owned()), ("id".to_owned(), id)]),
-                ),
-            ),
+            Error::NotFound { kind, id } => {
+                let id = bounded(&id, crate::wire::ECHO);
+                Status::with_error_details(
+                    Code::NotFound,
+                    format!("{kind} {id} not found"),
+                    ErrorDetails::with_error_info(
+                        "NOT_FOUND",
+                        DOMAIN,
+                        HashMap::from([
+                            ("kind".to_owned(), kind.to_owned()),
+                            ("id".to_owned(), id),
+                        ]),
+                    ),
+                )
+            }
             Error::AlreadyExists { reason, message } => Status::with_error_details(
                 Code::AlreadyExists,
-                message,
+                bounded(&message, MAX_MESSAGE),
                 ErrorDetails::with_error_info(reason, DOMAIN, HashMap::new()),
             ),
             Error::FailedPrecondition {
@@ -199,8 +235,15 @@ impl From<Error> for Status {
                 metadata,
             } => Status::with_error_details(
                 Code::FailedPrecondition,
-                message,
-                ErrorDetails::with_error_info(reason, DOMAIN, metadata),
+                bounded(&message, MAX_MESSAGE),
+                ErrorDetails::with_error_info(
+                    reason,
+                    DOMAIN,
+                    metadata
+                        .into_iter()
+                        .map(|(k, v)| (k, bounded(&v, MAX_DETAIL)))
+                        .collect::<HashMap<_, _>>(),
+                ),
             ),
             Error::Unauthenticated(message) => Status::with_error_details(
                 Code::Unauthenticated,
@@ -323,6 +366,43 @@ mod tests {
         assert_eq!(status.code(), Code::Internal);
         assert_eq!(status.message(), "internal error");
         assert!(status.details().is_empty());
+    }
+
+    #[test]
+    fn answers_never_echo_more_than_a_few_kilobytes() {
+        let huge = "x".repeat(90_000);
+        let mut v = Violations::new();
+        for i in 0..1000 {
+            v.add(
+                format!("emails[{i}].{huge}"),
+                format!("{huge:?} is not an email"),
+            );
+        }
+        let status = Status::from(v.finish().unwrap_err());
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(
+            status.message().len() <= 4 * 1024,
+            "{}",
+            status.message().len()
+        );
+        assert!(
+            status.details().len() <= 8 * 1024,
+            "{}",
+            status.details().len()
+        );
+        let bad = status.get_error_details();
+        let listed = &bad.bad_request().expect("BadRequest").field_violations;
+        assert_eq!(listed.len(), MAX_VIOLATIONS);
+        assert!(listed[0].description.ends_with('…'));
+        let missing = Status::from(Error::not_found("client", huge.clone()));
+        assert!(missing.message().len() < 200, "{}", missing.message().len());
+        let refused = Status::from(Error::refuse(
+            "RULES_REFUSED",
+            huge.clone(),
+            &[("rule", &huge)],
+        ));
+        assert!(refused.message().len() <= 4 * 1024);
+        assert!(refused.details().len() <= 4 * 1024);
     }
 
     #[test]

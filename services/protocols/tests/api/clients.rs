@@ -503,7 +503,33 @@ async fn a_write_about_a_client_waits_for_an_erasure_in_progress(db: TestDb) {
     assert_eq!(reason(&refused), "CLIENT_ERASED", "{refused:?}");
 }
 
+/// A 90 KB bad email is refused with a readable answer: the value is not
+/// echoed whole into the message and the details (which travel as response
+/// headers a client refuses past its limit: an h2 protocol error before).
+async fn a_huge_bad_value_is_refused_with_a_short_answer(db: TestDb) {
+    let env = env(db).await;
+    let mut s = env.studio("Huge").await;
+    let mut client = ana();
+    client.email = format!("{}@", "x".repeat(90_000));
+    let refused = s
+        .front_desk
+        .create_client(pb::CreateClientRequest {
+            client: Some(client),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    assert_eq!(fields(&refused), ["client.email"]);
+    assert!(
+        refused.message().len() < 2048,
+        "{}",
+        refused.message().len()
+    );
+}
+
 recovery_kit::engine_tests!(
+    a_huge_bad_value_is_refused_with_a_short_answer,
     a_write_about_a_client_waits_for_an_erasure_in_progress,
     another_tenants_client_is_not_found,
     erasure_keeps_counts_and_removes_personal_fields,
