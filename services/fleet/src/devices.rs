@@ -206,7 +206,7 @@ impl Fleet {
             ..fields
         };
         let input = (self, &fields, location.tenant_id.as_str(), caller);
-        let (device, _) = idempotency::create(
+        let (device, fresh) = idempotency::create(
             &self.db,
             IDEMPOTENCY_TABLE,
             key.as_ref(),
@@ -225,8 +225,12 @@ impl Fleet {
             },
         )
         .await?;
-        tracing::info!(device_id = %device.id, kind = fields.kind.as_str(), "device registered");
-        self.publish_wire(&device.location_id, &device);
+        // A replay changed nothing: the board hears nothing (the stored
+        // answer is the device as it was then, not as it is now).
+        if fresh {
+            tracing::info!(device_id = %device.id, kind = fields.kind.as_str(), "device registered");
+            self.publish_wire(&device.location_id, &device);
+        }
         Ok(device)
     }
 

@@ -177,13 +177,16 @@ impl Fleet {
             )
             .await;
             match created {
-                Ok((response, _)) => Ok(response),
+                Ok(created) => Ok(created),
                 Err(error) if raced.load(Ordering::Relaxed) => Err(Attempt::Again(error)),
                 Err(error) => Err(Attempt::Stop(error)),
             }
         })
         .await?;
-        if let (Some(reservation), Some(device)) = (&response.reservation, &response.device) {
+        let (response, fresh) = response;
+        if let (true, Some(reservation), Some(device)) =
+            (fresh, &response.reservation, &response.device)
+        {
             tracing::info!(
                 reservation_id = %reservation.id,
                 device_id = %device.id,

@@ -114,7 +114,48 @@ async fn the_board_hears_when_a_window_starts_and_ends(db: TestDb) {
     assert_eq!(env.fleet.sweep().await.unwrap().windows, 0);
 }
 
+/// A replayed RegisterDevice changes nothing, so it tells the board nothing:
+/// it used to publish the stored answer, the device as it was when first
+/// registered (available, no reading), over its current state (issue 11's
+/// code-reading list).
+async fn a_replayed_registration_does_not_republish_stale_state(db: TestDb) {
+    let env = env(db).await;
+    let (mut manager, mut staff, mut hub) = env.crew().await;
+    let request = pb::RegisterDeviceRequest {
+        device: Some(gun(&env.a.location, "RPL-1", &[pb::Attachment::Ball])),
+        request_id: "replayed-gun".into(),
+    };
+    let first = manager
+        .register_device(request.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .device
+        .unwrap();
+    report_one(&mut hub, &first.id, 64, false).await;
+    let mut board = watch(&mut staff, &env.a.location).await;
+    snapshot(&mut board).await;
+    let replayed = manager
+        .register_device(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .device
+        .unwrap();
+    assert_eq!(replayed.id, first.id, "the replay answers the first device");
+    // A marker: the next change the board hears must be this reading, not
+    // the replay's stale device.
+    report_one(&mut hub, &first.id, 63, false).await;
+    let changed = next_change(&mut board).await;
+    assert_eq!(
+        changed.last_reading.map(|r| r.battery_percent),
+        Some(Some(63)),
+        "the board heard the stale device of the replay first"
+    );
+}
+
 recovery_kit::engine_tests!(
+    a_replayed_registration_does_not_republish_stale_state,
     silent_devices_go_offline_by_the_clock,
     the_board_sees_a_battery_change_from_a_hub,
     the_board_hears_when_a_window_starts_and_ends,
