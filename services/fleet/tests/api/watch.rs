@@ -114,7 +114,7 @@ async fn the_board_hears_when_a_window_starts_and_ends(db: TestDb) {
     assert_eq!(env.fleet.sweep().await.unwrap().windows, 0);
 }
 
-/// A replayed RegisterDevice changes nothing, so it tells the board nothing:
+/// A replayed `RegisterDevice` changes nothing, so it tells the board nothing:
 /// it used to publish the stored answer, the device as it was when first
 /// registered (available, no reading), over its current state (issue 11's
 /// code-reading list).
