@@ -163,9 +163,27 @@ async fn retry_runs_again_only_when_told(test: TestDb) {
     tx.rollback().await.unwrap();
 }
 
+async fn request_ids_are_forgotten_after_a_day(test: TestDb) {
+    let db = &test.db;
+    setup(db).await;
+    let k = key("r1", 7);
+    // `create` stamps records with `now_micros` 0; pruning before 1 drops them.
+    create(db, k.as_ref(), "a", 7).await.unwrap();
+    assert_eq!(
+        idempotency::prune(db, TABLE, 0).await.unwrap(),
+        0,
+        "not older"
+    );
+    assert_eq!(idempotency::prune(db, TABLE, 1).await.unwrap(), 1);
+    let (_, fresh) = create(db, k.as_ref(), "b", 7).await.unwrap();
+    assert!(fresh, "after pruning the id creates again");
+    assert_eq!(count(db, &Scope::All).await, 2);
+}
+
 crate::engine_tests!(
     creates_happen_once_per_request_id,
-    retry_runs_again_only_when_told
+    retry_runs_again_only_when_told,
+    request_ids_are_forgotten_after_a_day,
 );
 
 mod outbox {

@@ -236,3 +236,50 @@ async fn record(
     .await?;
     Ok(())
 }
+
+/// How long a `request_id` is remembered: a retry within a day answers the
+/// first result; after that the id may create again.
+pub const KEEP: jiff::SignedDuration = jiff::SignedDuration::from_hours(24);
+
+/// How often the pruner runs.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Deletes the records of `table` created before `before_micros`; answers
+/// how many.
+pub async fn prune(db: &Db, table: &'static str, before_micros: i64) -> Result<u64, Error> {
+    let mut tx = db.begin().await?;
+    let pruned = sqlx::query(&format!("DELETE FROM {table} WHERE create_time < $1"))
+        .bind(before_micros)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    tx.commit().await?;
+    Ok(pruned)
+}
+
+/// Prunes `table` of records older than [`KEEP`] by `clock`, at once and
+/// then every hour, until `shutdown`.
+pub fn spawn_pruner(
+    db: Db,
+    table: &'static str,
+    clock: std::sync::Arc<dyn crate::time::Clock>,
+    mut shutdown: crate::server::Shutdown,
+) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(PRUNE_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.wait() => break,
+                _ = tick.tick() => {
+                    let before = crate::time::to_micros(clock.now() - KEEP);
+                    match prune(&db, table, before).await {
+                        Ok(0) => {}
+                        Ok(pruned) => tracing::info!(table, pruned, "idempotency records pruned"),
+                        Err(error) => tracing::warn!(table, error = %error, "pruning failed"),
+                    }
+                }
+            }
+        }
+    });
+}

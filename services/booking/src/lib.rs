@@ -157,6 +157,13 @@ impl Bookings {
             shutdown: services.shutdown(),
             ..self.clone_handle()
         });
+        // Request ids are remembered for a day (kit::idempotency::KEEP).
+        recovery_kit::idempotency::spawn_pruner(
+            self.db.clone(),
+            IDEMPOTENCY_TABLE,
+            Arc::clone(&self.clock),
+            services.shutdown(),
+        );
         services
             .add(BookingServiceServer::from_arc(this))
             .describe(recovery_proto::FILE_DESCRIPTOR_SET);

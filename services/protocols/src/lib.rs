@@ -114,6 +114,13 @@ impl Protocols {
 
     /// Mounts the gRPC service and its descriptors.
     pub fn mount(self: &Arc<Self>, services: &mut Services) {
+        // Request ids are remembered for a day (kit::idempotency::KEEP).
+        recovery_kit::idempotency::spawn_pruner(
+            self.db.clone(),
+            IDEMPOTENCY_TABLE,
+            Arc::clone(&self.clock),
+            services.shutdown(),
+        );
         services
             .add(ProtocolServiceServer::from_arc(Arc::clone(self)))
             .describe(recovery_proto::FILE_DESCRIPTOR_SET);
