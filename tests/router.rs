@@ -241,8 +241,15 @@ fn the_router_gives_the_four_binaries_one_address() {
     );
     let router_port = free_port();
     let tenancy_url = format!("http://{}", tenancy.addr);
+    // A key each service resolved is trusted for a second here, so that a
+    // revocation reaching the services apart is seen within the test.
     let apart = |name: &str, peers: &[&str]| {
-        let mut args = vec!["--tenancy-url", tenancy_url.as_str()];
+        let mut args = vec![
+            "--tenancy-url",
+            tenancy_url.as_str(),
+            "--key-cache-ttl-secs",
+            "1",
+        ];
         args.extend_from_slice(peers);
         Daemon::start(
             &bins::path(name),
@@ -461,4 +468,70 @@ fn the_router_gives_the_four_binaries_one_address() {
     // The studio's day, the README's walkthrough as written, through the one
     // address: the same day `e2e.rs` runs against recoveryd.
     walkthrough::run_and_check(&grpcurl_bin, &router.grpc, OPERATOR_KEY);
+
+    // A key revoked in tenancy stops working at booking, fleet and protocols
+    // apart within their key cache's lifetime (one second here).
+    let staff = g.call(
+        op,
+        "recovery.tenancy.v1.TenancyService/CreateApiKey",
+        &format!(
+            r#"{{"tenant_id": "{tenant}", "role": "ROLE_STAFF", "display_name": "revoked soon"}}"#
+        ),
+    );
+    let (staff_key, staff_id) = (
+        staff["secret"].as_str().unwrap().to_owned(),
+        staff["apiKey"]["id"].as_str().unwrap().to_owned(),
+    );
+    let reads = [
+        (
+            booking.addr.as_str(),
+            "recovery.booking.v1.BookingService/ListTreatments",
+            "{}".to_owned(),
+        ),
+        (
+            fleet.addr.as_str(),
+            "recovery.fleet.v1.FleetService/ListDevices",
+            "{}".to_owned(),
+        ),
+        (
+            protocols.addr.as_str(),
+            "recovery.protocols.v1.ProtocolService/ListClients",
+            "{}".to_owned(),
+        ),
+    ];
+    let answer = |addr: &str, method: &str, body: &str| {
+        run(Command::new(&grpcurl_bin)
+            .arg("-plaintext")
+            .args(["-H", &format!("authorization: Bearer {staff_key}")])
+            .args(["-d", body, addr, method]))
+    };
+    for (addr, method, body) in &reads {
+        assert!(
+            answer(addr, method, body).status.success(),
+            "{method} before the revocation"
+        );
+    }
+    g.call(
+        op,
+        "recovery.tenancy.v1.TenancyService/RevokeApiKey",
+        &format!(r#"{{"id": "{staff_id}"}}"#),
+    );
+    let revoked = Instant::now();
+    for (addr, method, body) in &reads {
+        loop {
+            let output = answer(addr, method, body);
+            if String::from_utf8_lossy(&output.stderr).contains("Unauthenticated") {
+                break;
+            }
+            assert!(
+                revoked.elapsed() < Duration::from_secs(10),
+                "{method} still accepts the revoked key after 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    eprintln!(
+        "the revoked key was refused by all three services apart {:?} after the revocation",
+        revoked.elapsed()
+    );
 }
