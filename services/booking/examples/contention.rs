@@ -10,13 +10,16 @@
 //!   bookings, all of which fit).
 //!
 //! Each run prints the booked count against the capacity, the refusals by
-//! code and reason, and p50/p99/max latency per call.
+//! code and reason, and p50/p99/max latency per call; beside each, a probe
+//! reads a treatment (`GetTreatment`, one pooled connection) every 5 ms:
+//! what everyone else at the studio, or on the server, waits meanwhile.
 //!
 //!     TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test \
 //!         cargo run --release -p recovery-booking --example contention
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use recovery_booking::Bookings;
@@ -193,9 +196,10 @@ async fn main() -> anyhow::Result<()> {
             CHAMBERS * SLOTS,
         ),
     ];
+    let probe = pb::GetTreatmentRequest { id: cryo.clone() };
     for (name, callers, requests, capacity) in runs {
         let calls = requests.len();
-        let outcome = run(&desk, callers, requests).await?;
+        let outcome = run(&desk, callers, requests, probe.clone()).await?;
         println!(
             "{name}: {} of {calls} calls booked (capacity {capacity}), refused {:?}; \
              p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, wall {:.2} s",
@@ -205,6 +209,13 @@ async fn main() -> anyhow::Result<()> {
             ms(outcome.percentile(99)),
             ms(outcome.percentile(100)),
             outcome.wall.as_secs_f64(),
+        );
+        println!(
+            "    probe GetTreatment meanwhile: {} calls, {} failed, p99 {:.1} ms, max {:.1} ms",
+            outcome.probe.len(),
+            outcome.probe_failed,
+            ms(percentile(&outcome.probe, 99)),
+            ms(percentile(&outcome.probe, 100)),
         );
     }
     Ok(())
@@ -221,25 +232,51 @@ struct Outcome {
     refused: BTreeMap<String, usize>,
     latencies: Vec<Duration>,
     wall: Duration,
+    /// The probe's latencies while the callers ran, and its failures.
+    probe: Vec<Duration>,
+    probe_failed: usize,
 }
 
 impl Outcome {
     fn percentile(&self, p: usize) -> Duration {
-        let mut sorted = self.latencies.clone();
-        sorted.sort();
-        let i = (sorted.len() * p).div_ceil(100).max(1) - 1;
-        sorted.get(i).copied().unwrap_or_default()
+        percentile(&self.latencies, p)
     }
 }
 
-/// `callers` desks, all started at once, taking `requests` from one queue.
+fn percentile(latencies: &[Duration], p: usize) -> Duration {
+    let mut sorted = latencies.to_vec();
+    sorted.sort();
+    let i = (sorted.len() * p).div_ceil(100).max(1) - 1;
+    sorted.get(i).copied().unwrap_or_default()
+}
+
+/// `callers` desks, all started at once, taking `requests` from one queue,
+/// and the probe beside them until they are done.
 async fn run(
     desk: &impl Fn() -> Desk,
     callers: usize,
     requests: Vec<pb::CreateBookingRequest>,
+    probe: pb::GetTreatmentRequest,
 ) -> anyhow::Result<Outcome> {
     let queue = Arc::new(Mutex::new(requests));
-    let gate = Arc::new(tokio::sync::Barrier::new(callers));
+    let gate = Arc::new(tokio::sync::Barrier::new(callers + 1));
+    let done = Arc::new(AtomicBool::new(false));
+    let prober = {
+        let mut reader = desk();
+        let gate = Arc::clone(&gate);
+        let done = Arc::clone(&done);
+        tokio::spawn(async move {
+            gate.wait().await;
+            let mut seen = Vec::new();
+            while !done.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                let ok = reader.get_treatment(probe.clone()).await.is_ok();
+                seen.push((t.elapsed(), ok));
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            seen
+        })
+    };
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..callers {
@@ -265,6 +302,8 @@ async fn run(
         refused: BTreeMap::new(),
         latencies: Vec::new(),
         wall: Duration::ZERO,
+        probe: Vec::new(),
+        probe_failed: 0,
     };
     for task in tasks {
         for (latency, answer) in task.await? {
@@ -281,6 +320,11 @@ async fn run(
         }
     }
     outcome.wall = started.elapsed();
+    done.store(true, Ordering::Relaxed);
+    for (latency, ok) in prober.await? {
+        outcome.probe.push(latency);
+        outcome.probe_failed += usize::from(!ok);
+    }
     Ok(outcome)
 }
 
