@@ -17,6 +17,13 @@ use sqlx::{Any, AnyConnection, AnyPool, Executor as _, Transaction};
 
 use crate::Error;
 
+/// How long a call waits for a PostgreSQL connection before it is answered
+/// UNAVAILABLE (`sqlx::Error::PoolTimedOut`): a pool run dry should tell the
+/// caller to back off within a request's patience, not queue it for 10 s.
+/// SQLite's one writer keeps 10 s: it is a queue by design, every write
+/// waits its turn there.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// The database engine behind a [`Db`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
@@ -90,7 +97,7 @@ impl Db {
             Engine::Postgres => {
                 let pool = AnyPoolOptions::new()
                     .max_connections(20)
-                    .acquire_timeout(Duration::from_secs(10))
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
                     .connect_with(options)
                     .await
                     .context("connect to postgres")?;

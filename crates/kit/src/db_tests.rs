@@ -325,3 +325,27 @@ mod outbox {
 
     crate::engine_tests!(outbox_hands_on_every_event_in_order_once_it_committed);
 }
+
+/// A PostgreSQL pool run dry answers UNAVAILABLE after the acquire timeout,
+/// not after 10 s: held connections are what a rush on one slot used to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_pool_answers_unavailable_within_the_acquire_timeout() {
+    let Some(test) = TestDb::postgres().await else {
+        return;
+    };
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        held.push(test.db.reader().acquire().await.unwrap());
+    }
+    let started = std::time::Instant::now();
+    let error = test.db.begin().await.expect_err("the pool is dry");
+    let waited = started.elapsed();
+    assert!(matches!(error, sqlx::Error::PoolTimedOut), "{error:?}");
+    assert!(
+        waited >= crate::db::ACQUIRE_TIMEOUT
+            && waited < crate::db::ACQUIRE_TIMEOUT + std::time::Duration::from_secs(1),
+        "waited {waited:?}"
+    );
+    assert!(matches!(Error::from(error), Error::Unavailable(_)));
+    drop(held);
+}

@@ -198,8 +198,10 @@ impl Bookings {
             .collect())
     }
 
-    /// Picks free resources for a session of `treatment` and allocates them.
-    /// An overlap PostgreSQL refuses is a lost race: another attempt.
+    /// Picks free resources for a session of `treatment` and allocates them,
+    /// holding the location's lock from the calendar read to the commit. The
+    /// exclusion constraint stays the last wall: an overlap PostgreSQL
+    /// refuses anyway is a lost race, and another attempt.
     pub(crate) async fn occupy(
         &self,
         tx: &mut AnyConnection,
@@ -212,6 +214,8 @@ impl Bookings {
         let end = start
             .saturating_add(treatment.terms.duration)
             .unwrap_or(start);
+        store::allocations::lock_location(tx, &place.location.tenant_id, &place.location.id)
+            .await?;
         let (resources, busy) = self.calendar(tx, place, start, end, now).await?;
         let sched_resources: Vec<sched::Resource> =
             resources.iter().map(Resource::to_sched).collect();

@@ -236,6 +236,7 @@ impl Bookings {
         // books in a fresh transaction.
         let (new, place, fresh) = (&new, &place, &fresh);
         let outcome = retry(MAX_ATTEMPTS, move || async move {
+            let _turn = self.gates.enter(&place.location.id).await;
             let mut once = Once::new(IDEMPOTENCY_TABLE, new.key.as_ref(), now_micros);
             let mut tx = match once.begin::<pb::Booking>(&self.db).await? {
                 Step::Replay(stored) => return Ok((stored, false)),

@@ -34,6 +34,7 @@ impl Bookings {
             .await?;
         let (new, place, vetted) = (&new, &place, &vetted);
         let (hold, details) = retry(MAX_ATTEMPTS, move || async move {
+            let _turn = self.gates.enter(&place.location.id).await;
             let now = self.clock.now();
             let mut tx = self.db.begin().await?;
             let treatment = self

@@ -9,6 +9,7 @@
 mod availability;
 mod bookings;
 mod erasure;
+mod gates;
 mod grpc;
 mod holds;
 mod lifecycle;
@@ -78,6 +79,8 @@ pub struct Bookings {
     directory: Arc<dyn Directory>,
     peers: Peers,
     outbox: Outbox,
+    /// One allocating transaction per location at a time.
+    gates: gates::Gates,
     shutdown: Shutdown,
 }
 
@@ -116,6 +119,7 @@ impl Bookings {
             directory,
             peers,
             outbox,
+            gates: gates::Gates::default(),
             shutdown: Shutdown::never(),
         }))
     }
@@ -146,6 +150,7 @@ impl Bookings {
             directory: Arc::clone(&self.directory),
             peers: self.peers.clone(),
             outbox: self.outbox.clone(),
+            gates: self.gates.clone(),
             shutdown: self.shutdown.clone(),
         }
     }

@@ -158,6 +158,7 @@ impl Bookings {
             old,
         } = *plan;
         let id = &change.id;
+        let _turn = self.gates.enter(&place.location.id).await;
         let now = self.clock.now();
         let mut tx = self.db.begin().await?;
         let booking = store::bookings::get(&mut tx, scope, id, Lock::ForUpdate)

@@ -2,9 +2,10 @@
 //! allocations with an expiry.
 
 use jiff::{SignedDuration, Timestamp};
+use recovery_kit::db::engine_of;
 use recovery_kit::ids::new_id;
 use recovery_kit::time::{from_micros, to_micros};
-use recovery_kit::{Lock, Scope};
+use recovery_kit::{Engine, Lock, Scope};
 use recovery_scheduling as sched;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row as _};
@@ -12,6 +13,34 @@ use sqlx::{AnyConnection, Row as _};
 use super::Resource;
 use crate::resources::ResourceKind;
 use crate::wire::{MAX_SESSION, MAX_TURNOVER, Named as _, stored};
+
+/// The key space of the advisory locks on locations: the two-key form of
+/// `pg_advisory_xact_lock` never meets the one-key form that
+/// `bookings::lock_client` takes.
+const LOCATION_LOCKS: i32 = 20_001;
+
+/// Serialises the transactions that allocate a location's resources until
+/// this one ends (PostgreSQL: an advisory lock; SQLite's write transactions
+/// are serialised already). Taken before the calendar is read, it makes
+/// check-and-insert atomic per location, so concurrent callers each see the
+/// allocations of those before them and take the next free resource
+/// instead of all picking the first one and losing to the exclusion
+/// constraint, which stays as the last wall.
+pub(crate) async fn lock_location(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    location_id: &str,
+) -> Result<(), sqlx::Error> {
+    if engine_of(conn) == Engine::Postgres {
+        sqlx::query(&format!(
+            "SELECT pg_advisory_xact_lock({LOCATION_LOCKS}, hashtext($1))::text"
+        ))
+        .bind(format!("{tenant_id}/{location_id}"))
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
 
 /// What occupies a location's resources around a window: active bookings
 /// and unexpired holds (expired holds free themselves here).
