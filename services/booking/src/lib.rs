@@ -157,8 +157,13 @@ impl Bookings {
             shutdown: services.shutdown(),
             ..self.clone_handle()
         });
+        let max = services.limits().max_message_bytes;
         services
-            .add(BookingServiceServer::from_arc(this))
+            .add(
+                BookingServiceServer::from_arc(this)
+                    .max_decoding_message_size(max)
+                    .max_encoding_message_size(max),
+            )
             .describe(recovery_proto::FILE_DESCRIPTOR_SET);
     }
 }

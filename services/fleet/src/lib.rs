@@ -137,8 +137,13 @@ impl Fleet {
     /// Mounts the gRPC service and its descriptors.
     pub fn mount(self: &Arc<Self>, services: &mut Services) {
         let _ = self.shutdown.set(services.shutdown());
+        let max = services.limits().max_message_bytes;
         services
-            .add(FleetServiceServer::from_arc(Arc::clone(self)))
+            .add(
+                FleetServiceServer::from_arc(Arc::clone(self))
+                    .max_decoding_message_size(max)
+                    .max_encoding_message_size(max),
+            )
             .describe(recovery_proto::FILE_DESCRIPTOR_SET);
     }
 

@@ -85,8 +85,13 @@ impl Tenancy {
 
     /// Mounts the gRPC service and its descriptors.
     pub fn mount(self: &Arc<Self>, services: &mut Services) {
+        let max = services.limits().max_message_bytes;
         services
-            .add(TenancyServiceServer::from_arc(Arc::clone(self)))
+            .add(
+                TenancyServiceServer::from_arc(Arc::clone(self))
+                    .max_decoding_message_size(max)
+                    .max_encoding_message_size(max),
+            )
             .describe(recovery_proto::FILE_DESCRIPTOR_SET);
     }
 }
