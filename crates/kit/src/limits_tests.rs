@@ -539,3 +539,53 @@ async fn without_redis_the_process_bucket_stands_in() {
     let refused = admission.admit(&a1, HOLD).await.unwrap_err();
     assert_eq!(refused.reason(), Some("RATE_LIMITED"));
 }
+
+#[tokio::test]
+async fn one_connection_has_at_most_max_concurrent_streams() {
+    let mut f = start(
+        Admission::new(Limits {
+            tenant_in_flight: 100,
+            ..limits()
+        }),
+        ServeOptions {
+            max_concurrent_streams: 2,
+            ..ServeOptions::default()
+        },
+    )
+    .await;
+    let channel = f.server.channel().await;
+    let calls: Vec<_> = (0..3)
+        .map(|_| tokio::spawn(hold(channel.clone(), "a1", 1, None)))
+        .collect();
+    let step = Duration::from_secs(5);
+    tokio::time::timeout(step, f.entered.recv())
+        .await
+        .expect("first");
+    tokio::time::timeout(step, f.entered.recv())
+        .await
+        .expect("second");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), f.entered.recv())
+            .await
+            .is_err(),
+        "a third stream was opened on one connection"
+    );
+    // The third was either held back by the client (it knows the limit)
+    // or refused by the server (REFUSED_STREAM: it asked before it knew).
+    f.release.add_permits(3);
+    let mut served = 0;
+    for call in calls {
+        match tokio::time::timeout(step, call)
+            .await
+            .expect("answered")
+            .unwrap()
+        {
+            Ok(_) => served += 1,
+            Err(status) => assert!(
+                format!("{status:?}").contains("REFUSED_STREAM"),
+                "{status:?}"
+            ),
+        }
+    }
+    assert!(served >= 2, "the two open calls were served");
+}
