@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
+use crate::limits::{Admission, Limits};
 use crate::server::ServeOptions;
 
 /// Flags for serving; flatten into a binary's `clap::Parser`.
@@ -41,6 +42,39 @@ pub struct ServerArgs {
     #[arg(long, env = "RECOVERY_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
 
+    /// HTTP/2 streams (calls) one connection may have open at once.
+    #[arg(long, env = "RECOVERY_MAX_CONCURRENT_STREAMS", default_value_t = 256)]
+    pub max_concurrent_streams: u32,
+
+    /// Largest message a call may send or receive, in bytes.
+    #[arg(long, env = "RECOVERY_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_message_bytes: usize,
+
+    /// Longest a call may take, in seconds, and the deadline of a call
+    /// that sends none; a shorter `grpc-timeout` wins. Streams are bounded
+    /// only until they start.
+    #[arg(long, env = "RECOVERY_MAX_DEADLINE_SECS", default_value_t = 30)]
+    pub max_deadline_secs: u64,
+
+    /// Calls (not streams) one tenant may have in flight; past it a call is
+    /// refused `TENANT_BUSY` at once.
+    #[arg(long, env = "RECOVERY_TENANT_IN_FLIGHT", default_value_t = 64)]
+    pub tenant_in_flight: usize,
+
+    /// Streams (watches, hub uploads) one tenant may have open; past it a
+    /// stream is refused `TOO_MANY_WATCHERS`.
+    #[arg(long, env = "RECOVERY_TENANT_WATCHERS", default_value_t = 100)]
+    pub tenant_watchers: usize,
+
+    /// Calls a second one API key may make, sustained (a token bucket, in
+    /// Redis with `--redis-url`); past it `RATE_LIMITED`.
+    #[arg(long, env = "RECOVERY_KEY_RATE", default_value_t = 100.0)]
+    pub key_rate: f64,
+
+    /// Calls one API key may make at once (the bucket's size).
+    #[arg(long, env = "RECOVERY_KEY_BURST", default_value_t = 200)]
+    pub key_burst: u32,
+
     /// OTLP/gRPC endpoint for traces and metrics, e.g.
     /// `http://127.0.0.1:4317`. Unset: no export, logs only.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
@@ -56,6 +90,13 @@ impl std::fmt::Debug for ServerArgs {
             .field("redis_url", &self.redis_url.as_ref().map(|_| "<set>"))
             .field("redis_prefix", &self.redis_prefix)
             .field("shutdown_grace_secs", &self.shutdown_grace_secs)
+            .field("max_concurrent_streams", &self.max_concurrent_streams)
+            .field("max_message_bytes", &self.max_message_bytes)
+            .field("max_deadline_secs", &self.max_deadline_secs)
+            .field("tenant_in_flight", &self.tenant_in_flight)
+            .field("tenant_watchers", &self.tenant_watchers)
+            .field("key_rate", &self.key_rate)
+            .field("key_burst", &self.key_burst)
             .field("otlp_endpoint", &self.otlp_endpoint)
             .finish()
     }
@@ -101,6 +142,32 @@ impl ServerArgs {
         }
     }
 
+    /// The limits every call meets.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_message_bytes: self.max_message_bytes,
+            max_deadline: Duration::from_secs(self.max_deadline_secs.max(1)),
+            tenant_in_flight: self.tenant_in_flight,
+            tenant_streams: self.tenant_watchers,
+            key_rate: self.key_rate.max(0.0),
+            key_burst: self.key_burst.max(1),
+        }
+    }
+
+    /// An empty set of services whose keys `auth` resolves, admitted by
+    /// [`ServerArgs::limits`] (rate limits in Redis with `--redis-url`).
+    pub fn services(
+        &self,
+        auth: std::sync::Arc<dyn crate::auth::Authenticator>,
+    ) -> anyhow::Result<crate::server::Services> {
+        let admission = match &self.redis_url {
+            Some(url) => Admission::with_redis(self.limits(), url, &self.redis_prefix)
+                .context("--redis-url")?,
+            None => Admission::new(self.limits()),
+        };
+        Ok(crate::server::Services::with_admission(auth, admission))
+    }
+
     /// Binds the listen address and serves `services` until SIGTERM or
     /// SIGINT, then drains (see [`crate::server::serve`]).
     pub async fn serve(&self, services: crate::server::Services) -> anyhow::Result<()> {
@@ -134,6 +201,7 @@ impl ServerArgs {
     pub fn serve_options(&self) -> ServeOptions {
         ServeOptions {
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+            max_concurrent_streams: self.max_concurrent_streams,
         }
     }
 }

@@ -21,6 +21,12 @@ pub mod reason {
     pub const DEVICE_UNAVAILABLE: &str = "DEVICE_UNAVAILABLE";
     /// The client's personal data was erased.
     pub const CLIENT_ERASED: &str = "CLIENT_ERASED";
+    /// The tenant has as many calls in flight as it may (`--tenant-in-flight`).
+    pub const TENANT_BUSY: &str = "TENANT_BUSY";
+    /// The key called faster than its rate (`--key-rate`, `--key-burst`).
+    pub const RATE_LIMITED: &str = "RATE_LIMITED";
+    /// The tenant has as many streams open as it may (`--tenant-watchers`).
+    pub const TOO_MANY_WATCHERS: &str = "TOO_MANY_WATCHERS";
 }
 
 /// An error a handler returns; the caller sees it as a `tonic::Status` with
@@ -65,6 +71,17 @@ pub enum Error {
     /// A dependency (database, another service) is not reachable right now.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// A limit of the caller's was reached: answered at once with when to
+    /// retry, never queued.
+    #[error("{message}")]
+    ResourceExhausted {
+        /// Stable `ErrorInfo` reason, e.g. `TENANT_BUSY`.
+        reason: &'static str,
+        /// What was reached.
+        message: String,
+        /// When a retry may succeed (`RetryInfo`).
+        retry_after: std::time::Duration,
+    },
     /// A peer service's refusal, passed on as it came: its code, message
     /// and details (a `FAILED_PRECONDITION DEVICE_UNAVAILABLE` from fleet
     /// reaches booking's caller unchanged).
@@ -157,9 +174,9 @@ impl Error {
     /// The `ErrorInfo` reason this error carries, if any.
     pub fn reason(&self) -> Option<&str> {
         match self {
-            Error::AlreadyExists { reason, .. } | Error::FailedPrecondition { reason, .. } => {
-                Some(reason)
-            }
+            Error::AlreadyExists { reason, .. }
+            | Error::FailedPrecondition { reason, .. }
+            | Error::ResourceExhausted { reason, .. } => Some(reason),
             Error::NotFound { .. } => Some("NOT_FOUND"),
             _ => None,
         }
@@ -258,6 +275,19 @@ impl From<Error> for Status {
             Error::Unavailable(detail) => {
                 tracing::warn!(error = %detail, "dependency unavailable");
                 Status::unavailable("temporarily unavailable, retry later")
+            }
+            Error::ResourceExhausted {
+                reason,
+                message,
+                retry_after,
+            } => {
+                let mut details = ErrorDetails::with_retry_info(Some(retry_after));
+                details.set_error_info(reason, DOMAIN, HashMap::new());
+                Status::with_error_details(
+                    Code::ResourceExhausted,
+                    bounded(&message, MAX_MESSAGE),
+                    details,
+                )
             }
             Error::Upstream(status) => status,
             Error::Internal(error) => {

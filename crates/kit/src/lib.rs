@@ -10,6 +10,7 @@ pub mod error;
 pub mod events;
 pub mod idempotency;
 pub mod ids;
+pub mod limits;
 pub mod metrics;
 pub mod outbox;
 pub mod page;
@@ -20,6 +21,8 @@ pub mod wire;
 
 #[cfg(test)]
 mod db_tests;
+#[cfg(test)]
+mod limits_tests;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 #[cfg(test)]

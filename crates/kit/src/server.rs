@@ -15,6 +15,7 @@ use tonic_health::ServingStatus;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::auth::{Authenticator, RequireKey};
+use crate::limits::{Admission, Admit, Limits};
 use crate::telemetry::RpcSpanLayer;
 
 /// The gRPC services one server mounts, with what health and reflection
@@ -24,6 +25,7 @@ pub struct Services {
     names: Vec<&'static str>,
     descriptor_sets: Vec<&'static [u8]>,
     auth: Arc<dyn Authenticator>,
+    admission: Arc<Admission>,
     shutdown: tokio::sync::watch::Sender<bool>,
 }
 
@@ -51,15 +53,29 @@ impl Shutdown {
 }
 
 impl Services {
-    /// An empty set whose keyed services resolve keys with `auth`.
+    /// An empty set whose keyed services resolve keys with `auth`, under
+    /// the default [`Limits`] with rate limits in this process.
     pub fn new(auth: Arc<dyn Authenticator>) -> Self {
+        Self::with_admission(auth, Admission::new(Limits::default()))
+    }
+
+    /// An empty set whose keyed services resolve keys with `auth` and admit
+    /// calls with `admission`.
+    pub fn with_admission(auth: Arc<dyn Authenticator>, admission: Admission) -> Self {
         Self {
             routes: RoutesBuilder::default(),
             names: Vec::new(),
             descriptor_sets: Vec::new(),
             auth,
+            admission: Arc::new(admission),
             shutdown: tokio::sync::watch::channel(false).0,
         }
+    }
+
+    /// The limits calls are admitted by; a service applies
+    /// [`Limits::max_message_bytes`] to its generated server when it mounts.
+    pub fn limits(&self) -> &Limits {
+        self.admission.limits()
     }
 
     /// The shutdown signal, for services with long-lived calls.
@@ -67,7 +83,8 @@ impl Services {
         Shutdown(self.shutdown.subscribe())
     }
 
-    /// Mounts a service whose every call needs an API key.
+    /// Mounts a service whose every call needs an API key, then passes the
+    /// deadline and the caller's limits.
     pub fn add<S>(&mut self, service: S) -> &mut Self
     where
         S: tower::Service<
@@ -82,8 +99,12 @@ impl Services {
         S::Future: Send + 'static,
     {
         self.names.push(S::NAME);
-        self.routes
-            .add_service(RequireKey::new(service, Arc::clone(&self.auth)));
+        // Auth first (the caller is then known), then the deadline and
+        // admission (crate::limits), then the service.
+        self.routes.add_service(RequireKey::new(
+            Admit::new(service, Arc::clone(&self.admission)),
+            Arc::clone(&self.auth),
+        ));
         self
     }
 
@@ -107,12 +128,16 @@ pub struct ServeOptions {
     /// After a shutdown signal, how long in-flight calls may take before
     /// the remaining ones are cut.
     pub shutdown_grace: Duration,
+    /// Streams one HTTP/2 connection may have open at once (hyper's own
+    /// default is lifted by tonic: this puts one back).
+    pub max_concurrent_streams: u32,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
         Self {
             shutdown_grace: Duration::from_secs(10),
+            max_concurrent_streams: 256,
         }
     }
 }
@@ -120,6 +145,7 @@ impl Default for ServeOptions {
 /// Serves `services` on `listener` until `shutdown` resolves; then health
 /// answers NOT_SERVING, no new connection is taken, and in-flight calls get
 /// `shutdown_grace` to finish.
+#[allow(clippy::too_many_lines)] // the server's setup, straight, in one place
 pub async fn serve(
     listener: TcpListener,
     mut services: Services,
@@ -173,6 +199,8 @@ pub async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
 
+    services.admission.learn_streaming(&sets);
+
     let local = listener.local_addr()?;
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|stream| {
         stream.inspect(|s| {
@@ -197,6 +225,12 @@ pub async fn serve(
         let _ = drain_tx.send(());
     };
 
+    // The order is fixed here and in `Services::add`: the RPC span
+    // outermost, CORS and gRPC-Web, panics answered, then per service the
+    // key (RequireKey), the deadline and admission (Admit), the handler.
+    // tonic's own `Server::timeout` is not used: it answers CANCELLED, not
+    // DEADLINE_EXCEEDED, and sits outside the span. `max_connection_age` is
+    // left unset (tonic 0.14 can panic with it, grpc-rust #2522).
     let layers = tower::ServiceBuilder::new()
         .layer(RpcSpanLayer::new(local))
         .layer(cors())
@@ -209,6 +243,7 @@ pub async fn serve(
         .accept_http1(true)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .max_concurrent_streams(Some(options.max_concurrent_streams))
         .layer(layers)
         .add_routes(services.routes.routes())
         .serve_with_incoming_shutdown(incoming, signal);

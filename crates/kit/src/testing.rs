@@ -167,17 +167,17 @@ pub struct TestServer {
 impl TestServer {
     /// Binds `127.0.0.1:0` and serves `services` on it.
     pub async fn start(services: Services) -> TestServer {
+        Self::start_with(services, ServeOptions::default()).await
+    }
+
+    /// Binds `127.0.0.1:0` and serves `services` on it with `options`.
+    pub async fn start_with(services: Services, options: ServeOptions) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(
-            listener,
-            services,
-            ServeOptions::default(),
-            async move {
-                let _ = stopped.await;
-            },
-        ));
+        let task = tokio::spawn(serve(listener, services, options, async move {
+            let _ = stopped.await;
+        }));
         TestServer {
             addr,
             stop: Some(stop),

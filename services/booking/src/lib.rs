@@ -169,8 +169,13 @@ impl Bookings {
             Arc::clone(&self.clock),
             services.shutdown(),
         );
+        let max = services.limits().max_message_bytes;
         services
-            .add(BookingServiceServer::from_arc(this))
+            .add(
+                BookingServiceServer::from_arc(this)
+                    .max_decoding_message_size(max)
+                    .max_encoding_message_size(max),
+            )
             .describe(recovery_proto::FILE_DESCRIPTOR_SET);
     }
 }

@@ -58,7 +58,7 @@ async fn main() -> anyhow::Result<()> {
         peers,
     )
     .await?;
-    let mut services = apart.services();
+    let mut services = apart.services()?;
     bookings.mount(&mut services);
     bookings.spawn_workers(services.shutdown());
     apart.serve(services).await

@@ -108,7 +108,10 @@ fn is_final(error: &Error) -> bool {
                 | tonic::Code::FailedPrecondition
                 | tonic::Code::PermissionDenied
         ),
-        Error::Unauthenticated(_) | Error::Unavailable(_) | Error::Internal(_) => false,
+        Error::Unauthenticated(_)
+        | Error::Unavailable(_)
+        | Error::ResourceExhausted { .. }
+        | Error::Internal(_) => false,
     }
 }
 

@@ -144,8 +144,13 @@ impl Fleet {
             Arc::clone(&self.clock),
             services.shutdown(),
         );
+        let max = services.limits().max_message_bytes;
         services
-            .add(FleetServiceServer::from_arc(Arc::clone(self)))
+            .add(
+                FleetServiceServer::from_arc(Arc::clone(self))
+                    .max_decoding_message_size(max)
+                    .max_encoding_message_size(max),
+            )
             .describe(recovery_proto::FILE_DESCRIPTOR_SET);
     }
 

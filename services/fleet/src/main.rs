@@ -32,7 +32,7 @@ async fn main() -> anyhow::Result<()> {
         args.fleet,
     )
     .await?;
-    let mut services = apart.services();
+    let mut services = apart.services()?;
     fleet.mount(&mut services);
     fleet.spawn_sweeper(Duration::from_secs(15), services.shutdown());
     apart.serve(services).await

@@ -39,7 +39,7 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
     protocols.on_erasure(Arc::new(RemoteBooking(booking)));
-    let mut services = apart.services();
+    let mut services = apart.services()?;
     protocols.mount(&mut services);
     let mut shutdown = services.shutdown();
     let _relay = protocols.spawn_relay(async move { shutdown.wait().await });

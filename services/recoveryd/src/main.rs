@@ -8,7 +8,6 @@ use clap::Parser;
 use recovery_booking::{Bookings, Peers};
 use recovery_fleet::Fleet;
 use recovery_kit::config::ServerArgs;
-use recovery_kit::server::Services;
 use recovery_kit::telemetry;
 use recovery_kit::time::{Clock, SystemClock};
 use recovery_protocols::Protocols;
@@ -103,7 +102,7 @@ async fn main() -> anyhow::Result<()> {
         None
     };
 
-    let mut services = Services::new(tenancy.authenticator());
+    let mut services = args.server.services(tenancy.authenticator())?;
     tenancy.mount(&mut services);
     bookings.mount(&mut services);
     protocols.mount(&mut services);

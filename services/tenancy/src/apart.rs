@@ -63,9 +63,11 @@ impl Apart {
         Arc::clone(&self.tenancy) as Arc<dyn Directory>
     }
 
-    /// An empty set of services whose keys tenancy checks.
-    pub fn services(&self) -> Services {
-        Services::new(Arc::clone(&self.tenancy) as Arc<dyn recovery_kit::auth::Authenticator>)
+    /// An empty set of services whose keys tenancy checks, under the
+    /// server's limits.
+    pub fn services(&self) -> anyhow::Result<Services> {
+        self.server
+            .services(Arc::clone(&self.tenancy) as Arc<dyn recovery_kit::auth::Authenticator>)
     }
 
     /// Reads other replicas' events (with Redis), then serves `services`

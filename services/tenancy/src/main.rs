@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use clap::Parser;
 use recovery_kit::config::ServerArgs;
-use recovery_kit::server::Services;
 use recovery_kit::telemetry;
 use recovery_kit::time::SystemClock;
 use recovery_tenancy::{Bootstrap, Tenancy};
@@ -48,7 +47,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(key) = &args.bootstrap_service_key {
         tenancy.bootstrap_service_key(key).await?;
     }
-    let mut services = Services::new(tenancy.authenticator());
+    let mut services = args.server.services(tenancy.authenticator())?;
     tenancy.mount(&mut services);
     args.server.serve(services).await
 }
