@@ -35,3 +35,29 @@ fn every_path_the_architecture_map_names_exists() {
         "docs/ARCHITECTURE.md names paths that do not exist: {missing:?}"
     );
 }
+
+#[test]
+fn no_document_keeps_a_merge_conflict() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut docs = vec![root.join("README.md")];
+    for entry in std::fs::read_dir(root.join("docs")).expect("docs/") {
+        docs.push(entry.expect("an entry").path());
+    }
+    let conflicted: Vec<String> = docs
+        .iter()
+        .filter(|path| {
+            std::fs::read_to_string(path).is_ok_and(|text| {
+                text.lines().any(|line| {
+                    line.starts_with("<<<<<<< ")
+                        || line.starts_with(">>>>>>> ")
+                        || line == "======="
+                })
+            })
+        })
+        .map(|path| path.display().to_string())
+        .collect();
+    assert!(
+        conflicted.is_empty(),
+        "merge conflict markers left in {conflicted:?}"
+    );
+}
