@@ -203,7 +203,15 @@ proptest! {
     #[test]
     fn offered_slots_break_no_rule(case in case(240)) {
         let c = &case;
-        let Ok(slots) = search(&c.location, &c.resources, &c.treatment, &c.busy, c.window, c.preference.as_deref()) else {
+        // The one invalid input the generator makes: a preference for a
+        // resource that does not exist or is of a kind the treatment does
+        // not need. Anything else refused is a failure.
+        let preferable = c.preference.as_ref().is_none_or(|p| {
+            c.resources.iter().any(|r| &r.id == p && c.treatment.needs.iter().any(|n| n.kind == r.kind))
+        });
+        let found = search(&c.location, &c.resources, &c.treatment, &c.busy, c.window, c.preference.as_deref());
+        prop_assert_eq!(found.is_ok(), preferable, "{:?}", found.as_ref().err());
+        let Ok(slots) = found else {
             return Ok(());
         };
         let tz = &c.location.tz;
