@@ -250,19 +250,31 @@ pub async fn serve(
     tracing::info!(address = %local, services = ?services.names, "serving");
     tokio::pin!(server);
     let grace = options.shutdown_grace;
+    let draining = std::sync::Arc::new(std::sync::OnceLock::new());
+    let started = draining.clone();
     tokio::select! {
         result = &mut server => result?,
-        () = async {
+        () = async move {
             if drain_rx.await.is_ok() {
+                let _ = started.set(tokio::time::Instant::now());
                 tokio::time::sleep(grace).await;
             } else {
                 std::future::pending::<()>().await;
             }
         } => {
-            tracing::warn!(grace_secs = grace.as_secs(), "grace period over, cutting remaining calls");
+            // Calls still open were cut: their callers saw an error. Said
+            // as a failure, so a supervisor records an unclean stop.
+            tracing::error!(grace_secs = grace.as_secs(), "grace period over, cutting remaining calls");
+            anyhow::bail!(
+                "the drain ran out its {} s grace period: calls still open were cut",
+                grace.as_secs()
+            );
         }
     }
-    tracing::info!("stopped");
+    let drained_ms = draining
+        .get()
+        .map_or(0, |since| since.elapsed().as_millis());
+    tracing::info!(drained_ms, "stopped: every call finished");
     Ok(())
 }
 
