@@ -221,3 +221,33 @@ fn buf_curl_speaks_v1alpha_reflection_and_grpc_web(buf: &Path, addr: &str, manag
     ]));
     assert_eq!(via_web["locations"].as_array().unwrap().len(), 1);
 }
+
+/// The README's walkthrough again, against `recoveryd` with all four
+/// services on one PostgreSQL database (`TEST_DATABASE_URL`; CI sets it):
+/// the production engine end to end, not only the embedded one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_walkthrough_runs_against_recoveryd_on_postgresql() {
+    let Some((grpcurl_bin, _)) = tools() else {
+        return;
+    };
+    let Some(db) = recovery_kit::testing::TestDb::postgres().await else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but TEST_DATABASE_URL is not: the walkthrough must run on PostgreSQL in CI"
+        );
+        return;
+    };
+    let url = db.url().to_owned();
+    tokio::task::spawn_blocking(move || {
+        let daemon = Daemon::start(
+            env!("CARGO_BIN_EXE_recoveryd"),
+            &["--demo", "--database-url", &url],
+            &[("RECOVERY_BOOTSTRAP_KEY", OPERATOR_KEY)],
+        );
+        walkthrough::run_and_check(&grpcurl_bin, &daemon.addr, OPERATOR_KEY);
+        let (status, said) = daemon.terminate();
+        assert!(status.success(), "recoveryd exited with {status}: {said:?}");
+    })
+    .await
+    .expect("the walkthrough on PostgreSQL");
+}

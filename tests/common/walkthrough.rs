@@ -67,18 +67,48 @@ fn check(walkthrough: &Output) {
     );
     // Compression the evening before her race warns.
     assert!(line("COMPRESSION_BEFORE_RACE"), "no race warning");
-    // The rules refuse before anything is booked: the daily limit for a
-    // second cryo that day, the contraindication for Bea; an unknown client
-    // is not found.
-    for refusal in ["DAILY_LIMIT_REACHED", "CONTRAINDICATED", "NotFound"] {
-        assert!(err.contains(refusal), "the walkthrough showed no {refusal}");
+    // Every step the README lets fail (`|| true`) fails, and in the way it
+    // says: its code and its reason or the fields it names, in order, and
+    // nothing else failed.
+    assert_eq!(
+        refusals(&err),
+        [
+            // A location on the moon: the time zone is wrong.
+            ("InvalidArgument", "location.time_zone".to_owned()),
+            // Soreness 11 and an unknown modality: both fields named.
+            (
+                "InvalidArgument",
+                "session.modality session.soreness_before".to_owned()
+            ),
+            // The rules refuse before anything is booked: the daily limit
+            // for a second cryo that day, the contraindication for Bea; an
+            // unknown client is not found.
+            ("FailedPrecondition", "DAILY_LIMIT_REACHED".to_owned()),
+            ("FailedPrecondition", "CONTRAINDICATED".to_owned()),
+            ("NotFound", "NOT_FOUND".to_owned()),
+            // The gun in use cannot be reserved twice.
+            ("FailedPrecondition", "DEVICE_UNAVAILABLE".to_owned()),
+            // The device board is a stream, cut by `-max-time`.
+            ("DeadlineExceeded", String::new()),
+            // A battery of 140 %.
+            ("InvalidArgument", "readings[0].battery_percent".to_owned()),
+        ]
+        .map(|(code, why)| (code.to_owned(), why)),
+        "the refusals the walkthrough shows"
+    );
+    // Both live streams began with their snapshot: the schedule's bookings
+    // and the board's devices.
+    for stream in ["bookings", "devices"] {
+        assert!(
+            out.contains(&format!("\"snapshot\": {{\n    \"{stream}\"")),
+            "no snapshot of {stream}"
+        );
     }
     // The stretch booking reserved the gun; staff took it out and back; the
     // session landed in Ana's timeline once, with the gun's settings and her
     // soreness; the double reservation of the gun in use was refused.
     for expected in [
         "\"accepted\": \"2\"",
-        "\"snapshot\"",
         "DEVICE_STATE_IN_USE",
         "RESERVATION_STATE_COMPLETED",
         "\"bookingId\"",
@@ -93,8 +123,35 @@ fn check(walkthrough: &Output) {
     ] {
         assert!(out.contains(expected), "walkthrough printed no {expected}");
     }
-    assert!(
-        err.contains("DEVICE_UNAVAILABLE"),
-        "the double reservation was refused"
-    );
+}
+
+/// grpcurl's error blocks in `err`, in order: the code, and the
+/// `ErrorInfo` reason or else the `BadRequest` fields (space-separated).
+fn refusals(err: &str) -> Vec<(String, String)> {
+    let mut found: Vec<(String, String)> = Vec::new();
+    for line in err.lines().map(str::trim) {
+        if let Some(code) = line.strip_prefix("Code: ") {
+            found.push((code.to_owned(), String::new()));
+            continue;
+        }
+        let Some((_, why)) = found.last_mut() else {
+            continue;
+        };
+        let Some(detail) = line
+            .split_once('\t')
+            .and_then(|(_, json)| serde_json::from_str::<serde_json::Value>(json).ok())
+        else {
+            continue;
+        };
+        if let Some(reason) = detail["reason"].as_str() {
+            reason.clone_into(why);
+        } else if let Some(violations) = detail["fieldViolations"].as_array() {
+            *why = violations
+                .iter()
+                .filter_map(|v| v["field"].as_str())
+                .collect::<Vec<_>>()
+                .join(" ");
+        }
+    }
+    found
 }
