@@ -13,7 +13,7 @@ use tokio::sync::broadcast;
 
 use crate::server::Shutdown;
 
-mod streams;
+pub(crate) mod streams;
 
 /// One change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,6 +107,17 @@ impl Bus {
         if let Some(streams) = &self.streams {
             streams.spawn_reader(self.tx.downgrade(), shutdown);
         }
+    }
+
+    /// Where events cross replicas, with Redis.
+    pub(crate) fn streams(&self) -> Option<&Arc<streams::Streams>> {
+        self.streams.as_ref()
+    }
+
+    /// Hands `event` to this process's watchers only (it reached the other
+    /// replicas another way: the outbox relay appended it).
+    pub(crate) fn show_here(&self, event: Event) {
+        let _ = self.tx.send(Delivery::Event(Arc::new(event)));
     }
 
     /// Publishes an event; with nobody watching it goes nowhere. Never
