@@ -552,22 +552,175 @@ fn uuid_like() -> String {
     )
 }
 
-/// Deletes the test's streams (the prefix is this test's own).
+/// Deletes the test's keys (streams, consumer groups, markers: the prefix
+/// is this test's own).
 async fn forget(redis: &str, prefix: &str) {
     let Ok(client) = redis::Client::open(redis) else {
         return;
     };
     if let Ok(mut connection) = client.get_multiplexed_async_connection().await {
-        for topic in [
-            "booking.booking",
-            "fleet.device",
-            "booking.release_devices",
-            "booking.session_completed",
-        ] {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}:*"))
+            .query_async(&mut connection)
+            .await
+            .unwrap_or_default();
+        if !keys.is_empty() {
             let _: redis::RedisResult<()> = redis::cmd("DEL")
-                .arg(format!("{prefix}:events:{topic}"))
+                .arg(keys)
                 .query_async(&mut connection)
                 .await;
         }
     }
+}
+
+/// Waits (at most a minute) for a line of `daemon` that starts with
+/// `start`, and returns the rest of it.
+fn said_line(daemon: &Daemon, seen: &mut Vec<String>, start: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        seen.extend(daemon.said());
+        if let Some(rest) = seen.iter().find_map(|line| line.strip_prefix(start)) {
+            return rest.trim().to_owned();
+        }
+        assert!(Instant::now() < deadline, "no line starting {start:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The crash between commit and publish: a `recoveryd` (PostgreSQL and
+/// Redis) whose relay is paused (`--pause-outbox-relay`) completes a
+/// session, so the completion is committed in booking's outbox and not
+/// handed on; it is killed with SIGKILL; started again, the completion
+/// reaches the client's history (through the stream and protocols' consumer
+/// group), once, and the outbox is empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_committed_before_a_kill_9_is_delivered_after_the_restart() {
+    let Some((grpcurl, redis)) = needs() else {
+        return;
+    };
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let prefix = format!("recovery-test-{}", uuid_like());
+    let g =
+        |addr: &str, key: &str, method: &str, body: &str| call(&grpcurl, addr, key, method, body);
+    let first = replica(
+        db.url(),
+        &redis,
+        &prefix,
+        &["--demo", "--pause-outbox-relay"],
+    );
+    let mut seen = Vec::new();
+    let client = said_line(&first, &mut seen, "demo client ")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let studio = said_line(&first, &mut seen, "demo studio: tenant ");
+    let location = studio.split_whitespace().nth(2).unwrap().to_owned();
+    let cryo = said_line(&first, &mut seen, "demo cryo treatment ")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let manager = said_line(&first, &mut seen, "demo manager key:");
+
+    let bks = "recovery.booking.v1.BookingService";
+    let now = jiff::Timestamp::now();
+    let slots = g(
+        &first.addr,
+        &manager,
+        &format!("{bks}/SearchAvailability"),
+        &format!(
+            r#"{{"location_id": "{location}", "treatment_id": "{cryo}",
+                "start_time": "{}", "end_time": "{}"}}"#,
+            now + jiff::SignedDuration::from_hours(24),
+            now + jiff::SignedDuration::from_hours(96),
+        ),
+    );
+    let slot = slots["slots"][0]["startTime"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no cryo slot: {slots}"))
+        .to_owned();
+    let booking = id(
+        &g(
+            &first.addr,
+            &manager,
+            &format!("{bks}/CreateBooking"),
+            &format!(
+                r#"{{"location_id": "{location}", "treatment_id": "{cryo}",
+                    "client_id": "{client}", "start_time": "{slot}"}}"#
+            ),
+        ),
+        &["booking", "id"],
+    );
+    for method in ["CheckIn", "StartSession"] {
+        g(
+            &first.addr,
+            &manager,
+            &format!("{bks}/{method}"),
+            &format!(r#"{{"id": "{booking}"}}"#),
+        );
+    }
+    g(
+        &first.addr,
+        &manager,
+        &format!("{bks}/CompleteSession"),
+        &format!(r#"{{"id": "{booking}", "soreness_before": 6, "soreness_after": 3}}"#),
+    );
+    // Committed, not handed on.
+    let waiting = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM booking_outbox WHERE topic = 'booking.session_completed'",
+        )
+        .fetch_one(db.db.reader())
+        .await
+        .unwrap()
+    };
+    assert_eq!(waiting().await, 1, "the completion waits in the outbox");
+    let timeline = |addr: &str| {
+        g(
+            addr,
+            &manager,
+            "recovery.protocols.v1.ProtocolService/ListTimeline",
+            &format!(r#"{{"client_id": "{client}"}}"#),
+        )
+    };
+    let sessions = |timeline: &serde_json::Value| {
+        timeline["entries"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|entry| entry["session"]["bookingId"] == booking.as_str())
+            .count()
+    };
+    assert_eq!(
+        sessions(&timeline(&first.addr)),
+        0,
+        "not in the history yet"
+    );
+
+    // SIGKILL (what dropping a Daemon sends), then a restart without the pause.
+    drop(first);
+    let second = replica(db.url(), &redis, &prefix, &[]);
+    let restarted = Instant::now();
+    loop {
+        let found = sessions(&timeline(&second.addr));
+        if found > 0 {
+            assert_eq!(found, 1, "recorded once");
+            break;
+        }
+        assert!(
+            restarted.elapsed() < Duration::from_secs(20),
+            "the completion never reached the history after the restart"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!(
+        "replicas: the completion committed before kill -9 reached the history {:?} after the restart",
+        restarted.elapsed()
+    );
+    assert_eq!(waiting().await, 0, "the outbox is pruned after delivery");
+    forget(&redis, &prefix).await;
+    drop(second);
 }

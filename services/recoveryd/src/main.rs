@@ -30,6 +30,9 @@ struct Args {
     #[command(flatten)]
     fleet: recovery_fleet::Config,
 
+    #[command(flatten)]
+    relay: recovery_kit::config::RelayArgs,
+
     /// Seed a demo studio (one tenant, one location with opening hours, two
     /// cryo chambers and a whole-body cryo treatment) and print a fresh
     /// manager key for it.
@@ -82,6 +85,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let bookings = Bookings::start(db, clock, bus.clone(), directory, peers).await?;
     protocols.on_erasure(bookings.clone());
+    args.relay.apply(&[bookings.outbox(), protocols.outbox()]);
     let bootstrap_key = std::env::var("RECOVERY_BOOTSTRAP_KEY").ok();
     if let Bootstrap::Generated(key) = tenancy.bootstrap(bootstrap_key.as_deref()).await? {
         eprintln!("bootstrap operator key (shown once): {key}");

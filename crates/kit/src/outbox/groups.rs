@@ -131,7 +131,7 @@ impl Group {
                         tracing::warn!(
                             group = self.group(),
                             error = %error,
-                            "consumer group reader lost redis; retrying"
+                            "consumer group read failed (redis unreachable, or its streams deleted); retrying"
                         );
                         failing = true;
                     }
