@@ -8,6 +8,10 @@
 //! that cannot be appended is logged and dropped, and when the reader gets
 //! through to Redis again after failing, every watcher is told it lagged so
 //! it sends a fresh snapshot.
+//!
+//! The outbox relay appends through [`Streams::append_now`] instead, which
+//! waits for Redis and reports failure: its events stay in the outbox
+//! table until Redis took them (see `crate::outbox`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
