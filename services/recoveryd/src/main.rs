@@ -46,11 +46,12 @@ async fn main() -> anyhow::Result<()> {
     let _telemetry = telemetry::init("recoveryd", args.server.otlp_endpoint.as_deref())?;
     let db = args.server.open_database().await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    // Tablets watch the schedule and the device board: with Redis, those
-    // follow every replica.
+    // Tablets watch the schedule and the device board, and every replica
+    // drops a key another revoked: with Redis, those follow every replica.
     let bus = args.server.bus(&[
         recovery_booking::BOOKING_TOPIC,
         recovery_fleet::DEVICE_TOPIC,
+        recovery_tenancy::KEY_REVOKED_TOPIC,
     ])?;
     let tenancy = Tenancy::start(
         db.clone(),
@@ -111,6 +112,7 @@ async fn main() -> anyhow::Result<()> {
     bookings.mount(&mut services);
     protocols.mount(&mut services);
     fleet.mount(&mut services);
+    tenancy.share_revocations(&bus, services.shutdown());
     bus.spawn_reader(services.shutdown());
     fleet.spawn_sweeper(Duration::from_secs(15), services.shutdown());
     bookings.spawn_workers(services.shutdown());
