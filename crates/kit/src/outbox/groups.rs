@@ -35,6 +35,9 @@ const BATCH: usize = 100;
 /// How long an event's "done" marker is kept: far longer than any entry
 /// waits in a stream.
 const DONE_FOR: Duration = Duration::from_secs(24 * 60 * 60);
+/// A group member that holds nothing and has not read for this long is
+/// removed from the group (restarted processes are new members).
+const FORGET_MEMBERS_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
 /// The marker's value once the event was consumed.
 const DONE: &str = "done";
 
@@ -195,6 +198,24 @@ impl Reader<'_> {
             match made {
                 Err(error) if error.code() == Some("BUSYGROUP") => {}
                 other => other?,
+            }
+            // Every restart is a new member: forget old ones that hold
+            // nothing and have been silent for long.
+            let members: redis::streams::StreamInfoConsumersReply = self
+                .connection
+                .xinfo_consumers(key, self.group.group())
+                .await?;
+            for member in members.consumers {
+                if member.pending == 0
+                    && member.name != self.group.me
+                    && Duration::from_millis(u64::try_from(member.idle).unwrap_or(u64::MAX))
+                        >= FORGET_MEMBERS_AFTER
+                {
+                    let _: i64 = self
+                        .connection
+                        .xgroup_delconsumer(key, self.group.group(), &member.name)
+                        .await?;
+                }
             }
         }
         Ok(())
