@@ -81,6 +81,33 @@ pub struct ServerArgs {
     pub otlp_endpoint: Option<String>,
 }
 
+/// Flags of a binary whose services have an outbox (recoveryd, booking,
+/// protocols); flatten into its `clap::Parser`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RelayArgs {
+    /// Keep every event in the outbox tables and hand nothing on (no
+    /// append to Redis, no consumer call) until the process is started
+    /// without it; the calls themselves work as usual. For maintenance
+    /// (Redis being moved) and for testing a crash between commit and
+    /// publish.
+    #[arg(long, env = "RECOVERY_PAUSE_OUTBOX_RELAY")]
+    pub pause_outbox_relay: bool,
+}
+
+impl RelayArgs {
+    /// Pauses `outboxes` when the operator asked for it.
+    pub fn apply(&self, outboxes: &[&crate::outbox::Outbox]) {
+        if self.pause_outbox_relay {
+            tracing::warn!(
+                "outbox relay paused: events wait in the outbox until a restart without --pause-outbox-relay"
+            );
+            for outbox in outboxes {
+                outbox.pause();
+            }
+        }
+    }
+}
+
 impl std::fmt::Debug for ServerArgs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerArgs")

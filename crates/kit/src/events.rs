@@ -13,7 +13,7 @@ use tokio::sync::broadcast;
 
 use crate::server::Shutdown;
 
-mod streams;
+pub(crate) mod streams;
 
 /// One change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +109,17 @@ impl Bus {
         }
     }
 
+    /// Where events cross replicas, with Redis.
+    pub(crate) fn streams(&self) -> Option<&Arc<streams::Streams>> {
+        self.streams.as_ref()
+    }
+
+    /// Hands `event` to this process's watchers only (it reached the other
+    /// replicas another way: the outbox relay appended it).
+    pub(crate) fn show_here(&self, event: Event) {
+        let _ = self.tx.send(Delivery::Event(Arc::new(event)));
+    }
+
     /// Publishes an event; with nobody watching it goes nowhere. Never
     /// fails: with Redis unreachable, other replicas miss it and their
     /// watchers resync when Redis is back.
@@ -130,8 +141,19 @@ impl Bus {
         Subscription {
             rx: self.tx.subscribe(),
             topic,
-            tenant_id: tenant_id.into(),
-            scope: scope.into(),
+            tenant_id: Some(tenant_id.into()),
+            scope: Some(scope.into()),
+        }
+    }
+
+    /// Events of `topic` of every tenant and scope, from now on (a
+    /// process's own housekeeping, such as dropping revoked keys).
+    pub fn subscribe_topic(&self, topic: &'static str) -> Subscription {
+        Subscription {
+            rx: self.tx.subscribe(),
+            topic,
+            tenant_id: None,
+            scope: None,
         }
     }
 }
@@ -141,8 +163,10 @@ impl Bus {
 pub struct Subscription {
     rx: broadcast::Receiver<Delivery>,
     topic: &'static str,
-    tenant_id: String,
-    scope: String,
+    /// `None`: every tenant.
+    tenant_id: Option<String>,
+    /// `None`: every scope.
+    scope: Option<String>,
 }
 
 /// Why [`Subscription::next`] returned no event.
@@ -161,8 +185,11 @@ impl Subscription {
             match self.rx.recv().await {
                 Ok(Delivery::Event(event))
                     if event.topic == self.topic
-                        && event.tenant_id == self.tenant_id
-                        && event.scope == self.scope =>
+                        && self
+                            .tenant_id
+                            .as_ref()
+                            .is_none_or(|t| *t == event.tenant_id)
+                        && self.scope.as_ref().is_none_or(|s| *s == event.scope) =>
                 {
                     return Ok(event);
                 }
@@ -189,6 +216,17 @@ mod tests {
         bus.publish(Event::new("fleet.device", "t1", "loc1", vec![3]));
         bus.publish(Event::new("booking.booking", "t1", "loc1", vec![4]));
         assert_eq!(mine.next().await.unwrap().payload, [4]);
+    }
+
+    #[tokio::test]
+    async fn a_topic_subscription_sees_every_tenant_and_scope_of_its_topic() {
+        let bus = Bus::in_process(16);
+        let mut all = bus.subscribe_topic("tenancy.key_revoked");
+        bus.publish(Event::new("booking.booking", "t1", "loc1", vec![1]));
+        bus.publish(Event::new("tenancy.key_revoked", "t2", "k1", vec![2]));
+        bus.publish(Event::new("tenancy.key_revoked", "", "k2", vec![3]));
+        assert_eq!(all.next().await.unwrap().payload, [2]);
+        assert_eq!(all.next().await.unwrap().payload, [3]);
     }
 
     #[tokio::test]

@@ -23,6 +23,8 @@ pub mod wire;
 mod db_tests;
 #[cfg(test)]
 mod limits_tests;
+#[cfg(test)]
+mod outbox_tests;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 #[cfg(test)]

@@ -25,6 +25,9 @@ struct Args {
     /// treatment needs there, e.g. `http://127.0.0.1:50054`.
     #[arg(long, env = "RECOVERY_FLEET_URL")]
     fleet_url: String,
+
+    #[command(flatten)]
+    relay: recovery_kit::config::RelayArgs,
 }
 
 #[tokio::main]
@@ -58,6 +61,7 @@ async fn main() -> anyhow::Result<()> {
         peers,
     )
     .await?;
+    args.relay.apply(&[bookings.outbox()]);
     let mut services = apart.services()?;
     bookings.mount(&mut services);
     bookings.spawn_workers(services.shutdown());

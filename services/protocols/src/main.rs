@@ -20,6 +20,9 @@ struct Args {
     /// booking answers), e.g. `http://127.0.0.1:50052`.
     #[arg(long, env = "RECOVERY_BOOKING_URL")]
     booking_url: String,
+
+    #[command(flatten)]
+    relay: recovery_kit::config::RelayArgs,
 }
 
 #[tokio::main]
@@ -39,6 +42,7 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
     protocols.on_erasure(Arc::new(RemoteBooking(booking)));
+    args.relay.apply(&[protocols.outbox()]);
     let mut services = apart.services()?;
     protocols.mount(&mut services);
     let mut shutdown = services.shutdown();

@@ -30,6 +30,9 @@ struct Args {
     #[command(flatten)]
     fleet: recovery_fleet::Config,
 
+    #[command(flatten)]
+    relay: recovery_kit::config::RelayArgs,
+
     /// Seed a demo studio (one tenant, one location with opening hours, two
     /// cryo chambers and a whole-body cryo treatment) and print a fresh
     /// manager key for it.
@@ -43,11 +46,12 @@ async fn main() -> anyhow::Result<()> {
     let _telemetry = telemetry::init("recoveryd", args.server.otlp_endpoint.as_deref())?;
     let db = args.server.open_database().await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    // Tablets watch the schedule and the device board: with Redis, those
-    // follow every replica.
+    // Tablets watch the schedule and the device board, and every replica
+    // drops a key another revoked: with Redis, those follow every replica.
     let bus = args.server.bus(&[
         recovery_booking::BOOKING_TOPIC,
         recovery_fleet::DEVICE_TOPIC,
+        recovery_tenancy::KEY_REVOKED_TOPIC,
     ])?;
     let tenancy = Tenancy::start(
         db.clone(),
@@ -82,6 +86,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let bookings = Bookings::start(db, clock, bus.clone(), directory, peers).await?;
     protocols.on_erasure(bookings.clone());
+    args.relay.apply(&[bookings.outbox(), protocols.outbox()]);
     let bootstrap_key = std::env::var("RECOVERY_BOOTSTRAP_KEY").ok();
     if let Bootstrap::Generated(key) = tenancy.bootstrap(bootstrap_key.as_deref()).await? {
         eprintln!("bootstrap operator key (shown once): {key}");
@@ -107,6 +112,7 @@ async fn main() -> anyhow::Result<()> {
     bookings.mount(&mut services);
     protocols.mount(&mut services);
     fleet.mount(&mut services);
+    tenancy.share_revocations(&bus, services.shutdown());
     bus.spawn_reader(services.shutdown());
     fleet.spawn_sweeper(Duration::from_secs(15), services.shutdown());
     bookings.spawn_workers(services.shutdown());

@@ -2,6 +2,7 @@
 //! database), listing and revoking. How a key is minted, hashed and
 //! resolved on every call (the cached authenticator) is in `keys.rs`.
 
+use recovery_kit::events::Event;
 use recovery_kit::idempotency::{self, Key};
 use recovery_kit::page::Page;
 use recovery_kit::time::to_micros;
@@ -137,6 +138,16 @@ impl Tenancy {
         }
         tx.commit().await?;
         self.keys.forget(&stored.key_hash);
+        if let Some(bus) = self.revocations.get() {
+            // Platform keys have no tenant: the event's tenant is then empty
+            // (followers read every tenant's revocations).
+            bus.publish(Event::new(
+                crate::KEY_REVOKED_TOPIC,
+                api_key.tenant_id.clone().unwrap_or_default(),
+                id,
+                stored.key_hash.clone().into_bytes(),
+            ));
+        }
         tracing::info!(api_key_id = %id, "api key revoked");
         Ok(api_key)
     }

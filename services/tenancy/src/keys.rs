@@ -143,6 +143,14 @@ impl KeyCache {
         }
     }
 
+    /// Forgets every key at once.
+    pub(crate) fn forget_all(&self) {
+        let mut entries = self.lock();
+        entries.generation += 1;
+        entries.known.clear();
+        entries.unknown.clear();
+    }
+
     /// Forgets `key_hash` at once (after a revocation).
     pub(crate) fn forget(&self, key_hash: &str) {
         let mut entries = self.lock();
@@ -174,6 +182,11 @@ impl KeyStore {
     /// Forgets a key at once (after a revocation).
     pub(crate) fn forget(&self, key_hash: &str) {
         self.cache.forget(key_hash);
+    }
+
+    /// Forgets every key (revocations may have been missed).
+    pub(crate) fn forget_all(&self) {
+        self.cache.forget_all();
     }
 }
 

@@ -19,8 +19,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use recovery_kit::auth::Authenticator;
+use recovery_kit::events::{Bus, Missed};
 use recovery_kit::page::Page;
-use recovery_kit::server::Services;
+use recovery_kit::server::{Services, Shutdown};
 use recovery_kit::time::Clock;
 use recovery_kit::{Db, Engine};
 use recovery_proto::tenancy::v1::tenancy_service_server::TenancyServiceServer;
@@ -33,11 +34,17 @@ pub use tenants::Demo;
 /// Tenancy's idempotency records.
 const IDEMPOTENCY_TABLE: &str = "tenancy_idempotency";
 
+/// The topic of key revocations: scope the key's id, payload its hash
+/// (never the secret). Every process that caches keys follows it.
+pub const KEY_REVOKED_TOPIC: &str = "tenancy.key_revoked";
+
 /// The tenancy service: its database, clock and key cache.
 pub struct Tenancy {
     db: Db,
     clock: Arc<dyn Clock>,
     keys: Arc<KeyStore>,
+    /// Where revocations are told to other processes, once shared.
+    revocations: std::sync::OnceLock<Bus>,
 }
 
 /// One page of a list and the token of the next (empty on the last page).
@@ -75,7 +82,39 @@ impl Tenancy {
     ) -> anyhow::Result<Arc<Self>> {
         db.migrate(Self::migrator(db.engine())).await?;
         let keys = Arc::new(KeyStore::new(db.clone(), Arc::clone(&clock), key_cache_ttl));
-        Ok(Arc::new(Self { db, clock, keys }))
+        Ok(Arc::new(Self {
+            db,
+            clock,
+            keys,
+            revocations: std::sync::OnceLock::new(),
+        }))
+    }
+
+    /// Tells other processes of every revocation made here (on `bus`, with
+    /// Redis across replicas: include [`KEY_REVOKED_TOPIC`] in the bus's
+    /// live topics) and drops keys they revoke from this process's cache at
+    /// once, until `shutdown`; without it a revocation reaches them within
+    /// the cache's lifetime. A reader that missed events (Redis was away)
+    /// drops every cached key.
+    pub fn share_revocations(&self, bus: &Bus, mut shutdown: Shutdown) {
+        if self.revocations.set(bus.clone()).is_err() {
+            return;
+        }
+        let keys = Arc::clone(&self.keys);
+        let mut revoked = bus.subscribe_topic(KEY_REVOKED_TOPIC);
+        tokio::spawn(async move {
+            loop {
+                let next = tokio::select! {
+                    () = shutdown.wait() => return,
+                    next = revoked.next() => next,
+                };
+                match next {
+                    Ok(event) => keys.forget(&String::from_utf8_lossy(&event.payload)),
+                    Err(Missed::Lagged) => keys.forget_all(),
+                    Err(Missed::Closed) => return,
+                }
+            }
+        });
     }
 
     /// The authenticator for every service of this process.

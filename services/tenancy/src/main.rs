@@ -47,7 +47,11 @@ async fn main() -> anyhow::Result<()> {
     if let Some(key) = &args.bootstrap_service_key {
         tenancy.bootstrap_service_key(key).await?;
     }
+    // Tenancy replicas drop a key another revoked at once (with Redis).
+    let bus = args.server.bus(&[recovery_tenancy::KEY_REVOKED_TOPIC])?;
     let mut services = args.server.services(tenancy.authenticator())?;
     tenancy.mount(&mut services);
+    tenancy.share_revocations(&bus, services.shutdown());
+    bus.spawn_reader(services.shutdown());
     args.server.serve(services).await
 }

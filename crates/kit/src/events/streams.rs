@@ -8,6 +8,10 @@
 //! that cannot be appended is logged and dropped, and when the reader gets
 //! through to Redis again after failing, every watcher is told it lagged so
 //! it sends a fresh snapshot.
+//!
+//! The outbox relay appends through [`Streams::append_now`] instead, which
+//! waits for Redis and reports failure: its events stay in the outbox
+//! table until Redis took them (see `crate::outbox`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,7 +27,7 @@ use crate::server::Shutdown;
 
 /// A stream keeps about this many entries (`MAXLEN ~`): enough for a
 /// reader that was briefly away, small enough to never matter for memory.
-const STREAM_LENGTH: usize = 10_000;
+pub(crate) const STREAM_LENGTH: usize = 10_000;
 /// Events waiting to be appended; past this (Redis slow or down) they are
 /// dropped with a warning.
 const OUTGOING: usize = 4096;
@@ -37,7 +41,7 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// Where a bus's events go across replicas.
 #[derive(Debug)]
-pub(super) struct Streams {
+pub(crate) struct Streams {
     /// This bus's id: its reader skips what it appended itself.
     origin: String,
     /// Stream keys start with `<prefix>:events:`.
@@ -45,6 +49,8 @@ pub(super) struct Streams {
     /// The topics watchers of this process subscribe to.
     live: Vec<&'static str>,
     client: redis::Client,
+    /// The appending connection (shared with the writer task).
+    connection: ConnectionManager,
     outgoing: mpsc::Sender<Arc<Event>>,
 }
 
@@ -63,14 +69,47 @@ impl Streams {
         let (outgoing, rx) = mpsc::channel(OUTGOING);
         let prefix = prefix.to_owned();
         let origin = crate::ids::new_id();
-        tokio::spawn(append(connection, prefix.clone(), origin.clone(), rx));
+        tokio::spawn(append(
+            connection.clone(),
+            prefix.clone(),
+            origin.clone(),
+            rx,
+        ));
         Ok(Self {
             origin,
             prefix,
             live: live.to_vec(),
             client,
+            connection,
             outgoing,
         })
+    }
+
+    /// Appends `event` to its stream now and says whether Redis took it:
+    /// the outbox relay's way in, which keeps the event until it did.
+    /// Other replicas' readers see it; this process's own reader skips it.
+    pub(crate) async fn append_now(&self, event: &Event) -> redis::RedisResult<()> {
+        let _: Option<String> = self
+            .connection
+            .clone()
+            .xadd_maxlen_map(
+                self.key(event.topic),
+                StreamMaxlen::Approx(STREAM_LENGTH),
+                "*",
+                fields(event, &self.origin),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Where connections for readers of these streams come from.
+    pub(crate) fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
+    /// The start of every key of this deployment.
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     /// Queues `event` for its stream; never waits, never fails.
@@ -103,7 +142,8 @@ impl Streams {
         });
     }
 
-    fn key(&self, topic: &str) -> String {
+    /// The stream of `topic`.
+    pub(crate) fn key(&self, topic: &str) -> String {
         stream_key(&self.prefix, topic)
     }
 
@@ -171,7 +211,7 @@ impl Streams {
 }
 
 /// The stream of `topic` under `prefix`.
-pub(super) fn stream_key(prefix: &str, topic: &str) -> String {
+pub(crate) fn stream_key(prefix: &str, topic: &str) -> String {
     format!("{prefix}:events:{topic}")
 }
 
@@ -285,7 +325,11 @@ impl Reader {
     }
 }
 
-fn decode(entry: &redis::streams::StreamId, topic: &'static str) -> Option<(String, Event)> {
+/// The event in a stream entry of `topic`, with the bus it came from.
+pub(crate) fn decode(
+    entry: &redis::streams::StreamId,
+    topic: &'static str,
+) -> Option<(String, Event)> {
     let text = |field: &str| entry.get::<String>(field);
     Some((
         text("origin")?,
