@@ -12,6 +12,7 @@ mod contention;
 mod day;
 mod devices;
 mod holds;
+mod idempotency;
 mod lifecycle;
 mod support;
 mod watch;
