@@ -8,6 +8,7 @@
 mod audit;
 mod clients;
 mod history;
+mod idempotency;
 mod plans;
 mod rules;
 mod story;
