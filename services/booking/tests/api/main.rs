@@ -14,5 +14,6 @@ mod devices;
 mod holds;
 mod idempotency;
 mod lifecycle;
+mod rpcs;
 mod support;
 mod watch;

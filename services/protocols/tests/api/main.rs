@@ -10,6 +10,7 @@ mod clients;
 mod history;
 mod idempotency;
 mod plans;
+mod rpcs;
 mod rules;
 mod story;
 mod support;
