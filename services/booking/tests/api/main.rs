@@ -11,6 +11,7 @@ mod catalog;
 mod contention;
 mod day;
 mod devices;
+mod dst;
 mod holds;
 mod idempotency;
 mod lifecycle;
