@@ -145,9 +145,9 @@ async fn watch_schedule(
         .await
         .expect("WatchSchedule")
         .into_inner();
-    let first = stream
-        .message()
+    let first = tokio::time::timeout(WATCH_BOUND, stream.message())
         .await
+        .expect("a snapshot in time")
         .expect("snapshot")
         .expect("a first message");
     assert!(
@@ -185,9 +185,9 @@ async fn watch_devices(
         .await
         .expect("WatchDevices")
         .into_inner();
-    let first = stream
-        .message()
+    let first = tokio::time::timeout(WATCH_BOUND, stream.message())
         .await
+        .expect("a snapshot in time")
         .expect("snapshot")
         .expect("a first message");
     assert!(

@@ -92,7 +92,19 @@ where
             Step::Replay(stored) => return Ok((stored, false)),
             Step::Work(tx) => tx,
         };
-        let value = work(&mut tx, input).await?;
+        let value = match work(&mut tx, input).await {
+            Ok(value) => value,
+            Err(error) => {
+                tx.rollback().await?;
+                // A call with the same key may have committed meanwhile,
+                // and its rows be what ours ran into (a unique name, a
+                // daily limit): its stored result is the answer.
+                return match once.replay_after_failure(db).await? {
+                    Some(stored) => Ok((stored, false)),
+                    None => Err(error),
+                };
+            }
+        };
         if once.commit(tx, &value).await? {
             return Ok((value, true));
         }
@@ -158,6 +170,26 @@ impl<'k> Once<'k> {
             return Ok(Step::Replay(stored));
         }
         Ok(Step::Work(tx))
+    }
+
+    /// After the work failed: the result another call with the key stored
+    /// meanwhile, if any (none without a key). A create that lost a race
+    /// with its own retry answers the winner's result instead of the
+    /// conflict the winner's rows caused.
+    pub async fn replay_after_failure<T: prost::Message + Default>(
+        &mut self,
+        db: &Db,
+    ) -> Result<Option<T>, Error> {
+        if self.key.is_none() {
+            return Ok(None);
+        }
+        match self.begin(db).await? {
+            Step::Replay(stored) => Ok(Some(stored)),
+            Step::Work(tx) => {
+                tx.rollback().await?;
+                Ok(None)
+            }
+        }
     }
 
     /// Stores `value` as the key's result and commits. `Ok(false)`: another

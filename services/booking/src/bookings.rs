@@ -173,7 +173,20 @@ impl Bookings {
         caller: &Caller,
         new: NewBooking,
     ) -> Result<pb::Booking, Error> {
-        let booked = self.book(caller, new).await;
+        let key = new.key.clone();
+        let booked = match self.book(caller, new).await {
+            // A call with the same key may have booked meanwhile, and its
+            // booking be what refused ours (the daily limit, the last
+            // chamber): its stored result is the answer.
+            Err(error) => match self
+                .replayed(key.as_ref(), to_micros(self.clock.now()))
+                .await?
+            {
+                Some(stored) => Ok(stored),
+                None => Err(error),
+            },
+            booked => booked,
+        };
         if let Err(error) = &booked
             && let Some(reason) = error.reason()
         {

@@ -28,10 +28,19 @@ async fn slots_respect_precool_bookings_and_half_open_intervals(db: TestDb) {
     let slots = studio
         .slots("2026-12-02T15:00:00Z", "2026-12-02T16:00:00Z")
         .await;
+    assert_eq!(
+        slots.first(),
+        Some(&at("2026-12-02T15:30:00Z")),
+        "the hour's slots from now on, not none"
+    );
     assert!(slots.iter().all(|s| *s >= at("2026-12-02T15:30:00Z")));
     let late = studio.book("bo", "2026-12-02T15:03:00Z").await.unwrap_err();
     assert_eq!(reason(&late), "START_IN_PAST");
-    // A blackout closes the chamber.
+    // A blackout closes the chamber, which was open before it.
+    let open = studio
+        .slots("2026-12-03T11:00:00Z", "2026-12-04T03:00:00Z")
+        .await;
+    assert_eq!(open.first(), Some(&at("2026-12-03T11:12:00Z")), "{open:?}");
     let mut manager = studio.client(&studio.manager).await;
     manager
         .add_blackout(pb::AddBlackoutRequest {

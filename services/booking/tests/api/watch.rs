@@ -5,6 +5,21 @@ use recovery_proto::booking::v1 as pb;
 
 use crate::support::{TEN_AM, start};
 
+/// How long a change may take to reach the tablet before the test fails.
+const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The next event of the watch, within [`WAIT`].
+async fn next(
+    stream: &mut tonic::Streaming<pb::WatchScheduleResponse>,
+) -> Option<pb::watch_schedule_response::Event> {
+    tokio::time::timeout(WAIT, stream.message())
+        .await
+        .expect("the tablet heard nothing in time")
+        .unwrap()
+        .unwrap()
+        .event
+}
+
 async fn a_tablet_watching_the_day_sees_another_desks_booking(db: TestDb) {
     let studio = start(db).await;
     studio.book("early", TEN_AM).await.unwrap();
@@ -17,8 +32,7 @@ async fn a_tablet_watching_the_day_sees_another_desks_booking(db: TestDb) {
         .await
         .unwrap()
         .into_inner();
-    let Some(pb::watch_schedule_response::Event::Snapshot(snapshot)) =
-        stream.message().await.unwrap().unwrap().event
+    let Some(pb::watch_schedule_response::Event::Snapshot(snapshot)) = next(&mut stream).await
     else {
         panic!("a snapshot first");
     };
@@ -27,9 +41,7 @@ async fn a_tablet_watching_the_day_sees_another_desks_booking(db: TestDb) {
         .book("walk-in", "2026-12-02T16:00:00Z")
         .await
         .unwrap();
-    let Some(pb::watch_schedule_response::Event::Changed(seen)) =
-        stream.message().await.unwrap().unwrap().event
-    else {
+    let Some(pb::watch_schedule_response::Event::Changed(seen)) = next(&mut stream).await else {
         panic!("then a change");
     };
     assert_eq!(seen.id, made.id);
@@ -47,9 +59,7 @@ async fn a_tablet_watching_the_day_sees_another_desks_booking(db: TestDb) {
         })
         .await
         .unwrap();
-    let Some(pb::watch_schedule_response::Event::Changed(seen)) =
-        stream.message().await.unwrap().unwrap().event
-    else {
+    let Some(pb::watch_schedule_response::Event::Changed(seen)) = next(&mut stream).await else {
         panic!("a change");
     };
     assert_eq!(seen.id, made.id);

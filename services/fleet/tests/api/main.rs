@@ -6,6 +6,7 @@
 
 mod bookings;
 mod devices;
+mod idempotency;
 mod maintenance;
 mod reservations;
 mod support;

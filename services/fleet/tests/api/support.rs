@@ -394,11 +394,14 @@ pub(crate) async fn watch(
         .into_inner()
 }
 
-/// The snapshot a board starts with.
+/// The snapshot a board starts with (within 10 seconds).
 pub(crate) async fn snapshot(board: &mut Streaming<pb::WatchDevicesResponse>) -> Vec<pb::Device> {
-    let Some(pb::watch_devices_response::Event::Snapshot(snapshot)) =
-        board.message().await.unwrap().unwrap().event
-    else {
+    let message = tokio::time::timeout(Duration::from_secs(10), board.message())
+        .await
+        .expect("a snapshot arrives")
+        .unwrap()
+        .unwrap();
+    let Some(pb::watch_devices_response::Event::Snapshot(snapshot)) = message.event else {
         panic!("a snapshot comes first");
     };
     snapshot.devices

@@ -8,7 +8,9 @@
 mod audit;
 mod clients;
 mod history;
+mod idempotency;
 mod plans;
+mod rpcs;
 mod rules;
 mod story;
 mod support;

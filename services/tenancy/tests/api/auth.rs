@@ -58,6 +58,7 @@ async fn another_tenants_objects_are_not_found(db: TestDb) {
     // Listing shows only one's own.
     assert_eq!(location_count(&mut a, "").await, 0);
     let a_keys = own_keys(&mut a).await;
+    assert_eq!(a_keys.len(), 1, "A's manager key only: {a_keys:?}");
     assert!(a_keys.iter().all(|k| k.id != b_key.id));
     // B's objects are untouched.
     let still = get_location(&mut b, &b_location.id).await;

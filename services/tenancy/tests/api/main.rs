@@ -2,7 +2,9 @@
 //! module per area, fixtures and helpers in `support`.
 
 mod auth;
+mod idempotency;
 mod keys;
 mod locations;
+mod rpcs;
 mod support;
 mod tenants;
