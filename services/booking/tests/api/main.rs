@@ -13,5 +13,6 @@ mod day;
 mod devices;
 mod holds;
 mod lifecycle;
+mod suggestions;
 mod support;
 mod watch;
