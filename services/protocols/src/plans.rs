@@ -147,6 +147,8 @@ impl Protocols {
         let facts = rules::facts(&mut conn, scope, &client, now).await?;
         let config = store::rules::config(&mut conn, scope).await?;
         let mut out = Vec::new();
+        // Session steps the rules allow: (index in `out`, modality, window).
+        let mut bookable = Vec::new();
         for assignment in &assigned {
             for (i, step) in assignment.steps.iter().enumerate() {
                 let Some((from, to)) = window(step, assignment.anchor, &tz) else {
@@ -175,7 +177,14 @@ impl Protocols {
                     }
                     None => None,
                 };
-                let mut recommended = recommendation(
+                if let Some(m) = modality
+                    && evaluation
+                        .as_ref()
+                        .is_some_and(recovery_rules::Evaluation::is_allowed)
+                {
+                    bookable.push((out.len(), m, (suggested, to)));
+                }
+                out.push(recommendation(
                     assignment,
                     i,
                     step,
@@ -183,18 +192,18 @@ impl Protocols {
                     now,
                     evaluation.as_ref(),
                     modality.and(timestamp(suggested)),
-                );
-                if let Some(m) = modality
-                    && evaluation
-                        .as_ref()
-                        .is_some_and(recovery_rules::Evaluation::is_allowed)
-                {
-                    let window = (suggested, to);
-                    recommended.suggested_slots = self
-                        .open_slots(scope, &client.id, m, &query.location_id, window)
-                        .await;
-                }
-                out.push(recommended);
+                ));
+            }
+        }
+        // Booking is asked with no connection held here: its answer needs
+        // connections of its own (in one process, from this same pool).
+        drop(conn);
+        for (at, modality, window) in bookable {
+            let slots = self
+                .open_slots(scope, &client.id, modality, &query.location_id, window)
+                .await;
+            if let Some(recommended) = out.get_mut(at) {
+                recommended.suggested_slots = slots;
             }
         }
         out.sort_by(|a, b| {
