@@ -65,6 +65,13 @@ fn check(walkthrough: &Output) {
             >= 2,
         "the cryo booking keeps its warning"
     );
+    // Suggestions after her run: the first is inside the window, with her
+    // first session's 90 s, and she is booked on it.
+    assert!(
+        line("SUGGESTION_FIT_BEST"),
+        "no suggestion inside the window"
+    );
+    assert!(line("90s"), "no recommended duration on the suggestion");
     // Compression the evening before her race warns.
     assert!(line("COMPRESSION_BEFORE_RACE"), "no race warning");
     // Every step the README lets fail (`|| true`) fails, and in the way it

@@ -97,6 +97,113 @@ pub trait Clients: Send + Sync + 'static {
         tenant_id: &'a str,
         proposal: &'a Proposal,
     ) -> BoxFuture<'a, Result<Verdict, Error>>;
+
+    /// The rules' verdicts on many sessions of one client in one call (the
+    /// client's facts read once), and the activity they follow. NOT_FOUND
+    /// for an unknown client or activity; FAILED_PRECONDITION
+    /// `CLIENT_ERASED` for an erased client.
+    fn evaluate_many<'a>(
+        &'a self,
+        tenant_id: &'a str,
+        batch: &'a Batch,
+    ) -> BoxFuture<'a, Result<Judged, Error>>;
+}
+
+/// The most sessions one [`Batch`] holds.
+pub const MAX_BATCH: usize = 2000;
+
+/// Which activity a batch of sessions follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Follows {
+    /// None in particular.
+    Nothing,
+    /// This activity of the client.
+    Activity(String),
+    /// The client's last activity ended by now.
+    LastActivity,
+}
+
+/// One session of a [`Batch`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Session {
+    /// Its modality.
+    pub modality: Modality,
+    /// When it would start.
+    pub start: Timestamp,
+    /// How long it would last.
+    pub duration: SignedDuration,
+    /// Where: its time zone sets local days.
+    pub location_id: String,
+}
+
+/// Sessions of one client for the rules, each judged on its own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    /// The client.
+    pub client_id: String,
+    /// At most [`MAX_BATCH`].
+    pub sessions: Vec<Session>,
+    /// The client's active bookings near the sessions: counted like
+    /// sessions had.
+    pub booked: Vec<Booked>,
+    /// The activity the sessions follow.
+    pub follows: Follows,
+}
+
+/// The rules' verdicts on a [`Batch`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judged {
+    /// One per session, in order.
+    pub verdicts: Vec<Verdict>,
+    /// The activity followed, `(start, end)`, when there is one.
+    pub activity: Option<(Timestamp, Timestamp)>,
+    /// The tenant's whole-body cryotherapy window.
+    pub cryo_window: SignedDuration,
+}
+
+/// What a protocol's session step asks of booking.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlotQuery {
+    /// The client.
+    pub client_id: String,
+    /// The step's modality.
+    pub modality: Modality,
+    /// The location the recommendations are for.
+    pub location_id: String,
+    /// The step's window, `[from, to)`.
+    pub window: (Timestamp, Timestamp),
+    /// At most this many.
+    pub max: u32,
+}
+
+/// An open slot booking suggests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SuggestedSlot {
+    /// Booking's location.
+    pub location_id: String,
+    /// Booking's treatment.
+    pub treatment_id: String,
+    /// When.
+    pub start: Timestamp,
+    /// Until.
+    pub end: Timestamp,
+    /// What the rules would warn about.
+    pub warnings: Vec<Finding>,
+    /// The progression's recommended length.
+    pub recommended_duration: Option<SignedDuration>,
+}
+
+/// Open slots ranked by the rules: booking's side of a recommendation.
+/// Booking answers it by asking [`Clients::evaluate_many`], never the
+/// recommendations, so the two never call each other in a circle.
+pub trait Slots: Send + Sync + 'static {
+    /// The best open slots for `query`, best first; a refusal of the rules
+    /// is FAILED_PRECONDITION with the rule's reason.
+    fn suggest<'a>(
+        &'a self,
+        tenant_id: &'a str,
+        query: &'a SlotQuery,
+    ) -> BoxFuture<'a, Result<Vec<SuggestedSlot>, Error>>;
 }
 
 /// A session that happened, for the client's history.
@@ -213,4 +320,46 @@ pub trait Erasure: Send + Sync + 'static {
         tenant_id: &'a str,
         client_id: &'a str,
     ) -> BoxFuture<'a, Result<(), Error>>;
+}
+
+/// `SuggestSlots` for a protocol's step, as booking's API takes it (in
+/// process and over gRPC alike).
+#[must_use]
+pub fn slot_request(query: &SlotQuery) -> recovery_proto::booking::v1::SuggestSlotsRequest {
+    let (from, to) = query.window;
+    recovery_proto::booking::v1::SuggestSlotsRequest {
+        client_id: query.client_id.clone(),
+        modality: query.modality.wire(),
+        location_id: query.location_id.clone(),
+        start_time: Some(recovery_kit::time::to_proto(from)),
+        end_time: Some(recovery_kit::time::to_proto(to)),
+        max_suggestions: i32::try_from(query.max).unwrap_or(i32::MAX),
+        ..Default::default()
+    }
+}
+
+/// A suggestion of booking's API as a suggested slot; `None` when it lacks
+/// its times.
+#[must_use]
+pub fn suggested_slot(s: recovery_proto::booking::v1::Suggestion) -> Option<SuggestedSlot> {
+    let start = recovery_kit::time::from_proto(s.start_time.as_ref()?).ok()?;
+    let end = recovery_kit::time::from_proto(s.end_time.as_ref()?).ok()?;
+    Some(SuggestedSlot {
+        location_id: s.location_id,
+        treatment_id: s.treatment_id,
+        start,
+        end,
+        warnings: s
+            .warnings
+            .into_iter()
+            .map(|f| Finding {
+                reason: f.reason,
+                message: f.message,
+            })
+            .collect(),
+        recommended_duration: s
+            .recommended_duration
+            .as_ref()
+            .and_then(|d| recovery_kit::wire::signed_duration(d).ok()),
+    })
 }

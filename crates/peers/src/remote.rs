@@ -19,8 +19,9 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use crate::{
-    Clients, CompletedSession, DeviceNeed, Devices, Erasure, Finding, History, Proposal, Reserved,
-    Standing, TENANT_HEADER, Usage, Verdict,
+    Batch, Clients, CompletedSession, DeviceNeed, Devices, Erasure, Finding, Follows, History,
+    Judged, Proposal, Reserved, SlotQuery, Slots, Standing, SuggestedSlot, TENANT_HEADER, Usage,
+    Verdict,
 };
 
 /// How long a call to a peer may take.
@@ -138,15 +139,7 @@ impl Clients for RemoteProtocols {
                     start_time: Some(time::to_proto(proposal.start)),
                     duration: Some(recovery_kit::wire::duration_to_wire(proposal.duration)),
                     location_id: proposal.location_id.clone(),
-                    booked: proposal
-                        .booked
-                        .iter()
-                        .map(|b| protocols::BookedSession {
-                            modality: b.modality.wire(),
-                            start_time: Some(time::to_proto(b.start)),
-                            duration: Some(recovery_kit::wire::duration_to_wire(b.duration)),
-                        })
-                        .collect(),
+                    booked: booked_wire(&proposal.booked),
                 },
             )?;
             let evaluation = ProtocolServiceClient::new(self.0.channel.clone())
@@ -156,23 +149,92 @@ impl Clients for RemoteProtocols {
                 .into_inner()
                 .evaluation
                 .unwrap_or_default();
-            let findings = |list: Vec<protocols::Finding>| {
-                list.into_iter()
-                    .map(|f| Finding {
-                        reason: f.reason,
-                        message: f.message,
-                    })
-                    .collect()
+            Ok(verdict(evaluation))
+        })
+    }
+
+    fn evaluate_many<'a>(
+        &'a self,
+        tenant_id: &'a str,
+        batch: &'a Batch,
+    ) -> BoxFuture<'a, Result<Judged, Error>> {
+        Box::pin(async move {
+            let (activity_id, last_activity) = match &batch.follows {
+                Follows::Nothing => (String::new(), false),
+                Follows::Activity(id) => (id.clone(), false),
+                Follows::LastActivity => (String::new(), true),
             };
-            Ok(Verdict {
-                refusals: findings(evaluation.refusals),
-                warnings: findings(evaluation.warnings),
-                recommended_duration: evaluation
-                    .recommended_duration
+            let request = self.0.request(
+                tenant_id,
+                protocols::EvaluateSessionsRequest {
+                    client_id: batch.client_id.clone(),
+                    sessions: batch
+                        .sessions
+                        .iter()
+                        .map(|s| protocols::ProposedSession {
+                            modality: s.modality.wire(),
+                            start_time: Some(time::to_proto(s.start)),
+                            duration: Some(recovery_kit::wire::duration_to_wire(s.duration)),
+                            location_id: s.location_id.clone(),
+                        })
+                        .collect(),
+                    booked: booked_wire(&batch.booked),
+                    activity_id,
+                    last_activity,
+                },
+            )?;
+            let response = ProtocolServiceClient::new(self.0.channel.clone())
+                .evaluate_sessions(request)
+                .await
+                .map_err(|s| self.0.failed(s))?
+                .into_inner();
+            let activity = response.activity.and_then(|a| {
+                let start = time::from_proto(a.start_time.as_ref()?).ok()?;
+                let end = time::from_proto(a.end_time.as_ref()?).ok()?;
+                Some((start, end))
+            });
+            Ok(Judged {
+                verdicts: response.evaluations.into_iter().map(verdict).collect(),
+                activity,
+                cryo_window: response
+                    .cryo_window
                     .as_ref()
-                    .and_then(|d| recovery_kit::wire::signed_duration(d).ok()),
+                    .and_then(|d| recovery_kit::wire::signed_duration(d).ok())
+                    .unwrap_or(jiff::SignedDuration::from_hours(5)),
             })
         })
+    }
+}
+
+fn booked_wire(booked: &[crate::Booked]) -> Vec<protocols::BookedSession> {
+    booked
+        .iter()
+        .map(|b| protocols::BookedSession {
+            modality: b.modality.wire(),
+            start_time: Some(time::to_proto(b.start)),
+            duration: Some(recovery_kit::wire::duration_to_wire(b.duration)),
+        })
+        .collect()
+}
+
+fn findings(list: Vec<protocols::Finding>) -> Vec<Finding> {
+    list.into_iter()
+        .map(|f| Finding {
+            reason: f.reason,
+            message: f.message,
+        })
+        .collect()
+}
+
+/// The rules' evaluation as a verdict.
+fn verdict(evaluation: protocols::Evaluation) -> Verdict {
+    Verdict {
+        refusals: findings(evaluation.refusals),
+        warnings: findings(evaluation.warnings),
+        recommended_duration: evaluation
+            .recommended_duration
+            .as_ref()
+            .and_then(|d| recovery_kit::wire::signed_duration(d).ok()),
     }
 }
 
@@ -360,6 +422,28 @@ impl Erasure for RemoteBooking {
                 .await
                 .map_err(|s| self.0.failed(s))?;
             Ok(())
+        })
+    }
+}
+
+impl Slots for RemoteBooking {
+    fn suggest<'a>(
+        &'a self,
+        tenant_id: &'a str,
+        query: &'a SlotQuery,
+    ) -> BoxFuture<'a, Result<Vec<SuggestedSlot>, Error>> {
+        Box::pin(async move {
+            let request = self.0.request(tenant_id, crate::slot_request(query))?;
+            let response = BookingServiceClient::new(self.0.channel.clone())
+                .suggest_slots(request)
+                .await
+                .map_err(|s| self.0.failed(s))?
+                .into_inner();
+            Ok(response
+                .suggestions
+                .into_iter()
+                .filter_map(crate::suggested_slot)
+                .collect())
         })
     }
 }

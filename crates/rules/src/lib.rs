@@ -74,6 +74,7 @@
 mod config;
 mod facts;
 mod outcome;
+mod rank;
 mod rules;
 
 pub use config::Config;
@@ -82,4 +83,5 @@ pub use facts::{
     Session, Waiver,
 };
 pub use outcome::{Evaluation, Finding, Reason};
+pub use rank::{Candidate, Fit, rank};
 pub use rules::evaluate;

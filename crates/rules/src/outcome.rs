@@ -77,6 +77,17 @@ impl Reason {
         )
     }
 
+    /// Whether this warning depends on when the session is (the cryo
+    /// window, the race evening): another time may not carry it. Slot
+    /// suggestions rank a slot with one as an alternative.
+    #[must_use]
+    pub const fn is_timing(self) -> bool {
+        matches!(
+            self,
+            Self::OutsideCryoWindow | Self::NoRecentActivity | Self::CompressionBeforeRace
+        )
+    }
+
     /// The reason whose code is `code`, if any.
     #[must_use]
     pub fn from_code(code: &str) -> Option<Self> {

@@ -113,6 +113,56 @@ pub(crate) struct Occupancy<'a> {
     pub(crate) expire: Option<Timestamp>,
 }
 
+/// A location's resources and what occupies them, read once: open slots
+/// and the resources a booking would pick come from it, without I/O.
+pub(crate) struct Openings {
+    pub(crate) resources: Vec<sched::Resource>,
+    pub(crate) busy: Vec<sched::Busy>,
+}
+
+impl Openings {
+    /// The open slots of `treatment` in `[start, end)` that its policy
+    /// allows at `now`, optionally on one resource.
+    pub(crate) fn slots(
+        &self,
+        place: &Place,
+        treatment: &Treatment,
+        (start, end): (Timestamp, Timestamp),
+        preference: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Vec<sched::Slot<'_>>, Error> {
+        let mut slots = sched::search(
+            &place.schedule,
+            &self.resources,
+            &treatment.to_sched(),
+            &self.busy,
+            sched::Interval::new(start, end),
+            preference,
+        )
+        .map_err(|e| sched_error(&e))?;
+        slots.retain(|slot| check_policy(treatment, slot.start, now, true).is_ok());
+        Ok(slots)
+    }
+
+    /// The resources a booking at `start` would take now.
+    pub(crate) fn pick(
+        &self,
+        place: &Place,
+        treatment: &Treatment,
+        start: Timestamp,
+    ) -> Vec<sched::Assignment<'_>> {
+        sched::pick(
+            &place.schedule,
+            &self.resources,
+            &treatment.to_sched(),
+            &self.busy,
+            start,
+            None,
+        )
+        .unwrap_or_default()
+    }
+}
+
 impl Bookings {
     pub(crate) async fn place(&self, caller: &Caller, location_id: &str) -> Result<Place, Error> {
         let location = self
@@ -168,34 +218,39 @@ impl Bookings {
         query: AvailabilityQuery,
     ) -> Result<Vec<pb::Slot>, Error> {
         let place = self.place(caller, &query.location_id).await?;
-        let mut conn = self.db.reader().acquire().await?;
-        let treatment = self
-            .bookable(&mut conn, caller, &place, &query.treatment_id)
-            .await?;
+        let treatment = {
+            let mut conn = self.db.reader().acquire().await?;
+            self.bookable(&mut conn, caller, &place, &query.treatment_id)
+                .await?
+        };
+        let now = self.clock.now();
+        let window = (query.start, query.end);
+        let openings = self.openings(&place, &treatment, window, now).await?;
+        let slots = openings.slots(&place, &treatment, window, query.preference.as_deref(), now)?;
+        Ok(slots.iter().map(wire::slot).collect())
+    }
+
+    /// What a search for `treatment` at `place` in `[start, end)` needs to
+    /// know: the location's resources and what occupies them. The one read
+    /// `SearchAvailability` and `SuggestSlots` share.
+    pub(crate) async fn openings(
+        &self,
+        place: &Place,
+        treatment: &Treatment,
+        (start, end): (Timestamp, Timestamp),
+        now: Timestamp,
+    ) -> Result<Openings, Error> {
         if treatment.archive_time.is_some() {
             return Err(treatment_archived());
         }
-        let now = self.clock.now();
-        let (resources, busy) = self
-            .calendar(&mut conn, &place, query.start, query.end, now)
-            .await?;
+        let mut conn = self.db.reader().acquire().await?;
+        let (resources, busy) = self.calendar(&mut conn, place, start, end, now).await?;
         drop(conn);
-        let sched_resources: Vec<sched::Resource> =
-            resources.iter().map(Resource::to_sched).collect();
-        let slots = sched::search(
-            &place.schedule,
-            &sched_resources,
-            &treatment.to_sched(),
-            &busy,
-            sched::Interval::new(query.start, query.end),
-            query.preference.as_deref(),
-        )
-        .map_err(|e| sched_error(&e))?;
-        Ok(slots
-            .iter()
-            .filter(|slot| check_policy(&treatment, slot.start, now, true).is_ok())
-            .map(wire::slot)
-            .collect())
+        let sched_resources = resources.iter().map(Resource::to_sched).collect();
+        Ok(Openings {
+            resources: sched_resources,
+            busy,
+        })
     }
 
     /// Picks free resources for a session of `treatment` and allocates them,

@@ -31,10 +31,10 @@ pub(crate) struct Booked<'a> {
 }
 
 /// A new booking's id, what the rules said and the devices reserved for it.
-struct Fresh<'a> {
-    id: &'a str,
-    vetted: &'a Vetted,
-    devices: &'a [Reserved],
+pub(crate) struct Fresh<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) vetted: &'a Vetted,
+    pub(crate) devices: &'a [Reserved],
 }
 
 impl Bookings {
@@ -297,7 +297,7 @@ impl Bookings {
         }
     }
 
-    async fn book_slot(
+    pub(crate) async fn book_slot(
         &self,
         tx: &mut AnyConnection,
         caller: &Caller,

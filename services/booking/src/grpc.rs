@@ -14,7 +14,7 @@ use crate::watch::ScheduleStream;
 use crate::wire::NewBooking;
 use crate::wire::{self, AvailabilityQuery, BookingQuery, Cancellation, Completion, NewBlackout};
 use crate::wire::{NewHold, NewResource, NewTreatment, Reschedule, ResourcePatch};
-use crate::wire::{TreatmentPatch, TreatmentsQuery, Watch};
+use crate::wire::{NewPlan, SuggestQuery, TreatmentPatch, TreatmentsQuery, Watch};
 
 /// Anyone with a key: the catalog and the resources are read by all.
 const ANYONE: &[Role] = &Role::ALL;
@@ -26,6 +26,14 @@ const DESK: &[Role] = &[Role::Operator, Role::Manager, Role::FrontDesk, Role::St
 const FLOOR: &[Role] = &[Role::Operator, Role::Manager, Role::Staff];
 /// Other services of the platform, acting for a tenant.
 const SERVICES: &[Role] = &[Role::Service];
+/// The desk, and protocols suggesting slots for a recommendation.
+const DESK_AND_PEERS: &[Role] = &[
+    Role::Operator,
+    Role::Manager,
+    Role::FrontDesk,
+    Role::Staff,
+    Role::Service,
+];
 
 type Answer<T> = Result<Response<T>, Status>;
 
@@ -306,5 +314,23 @@ impl BookingService for Bookings {
         let watch = Watch::parse(request.into_inner())?;
         let this: Arc<Self> = Arc::new(self.clone_handle());
         Ok(Response::new(this.watch_schedule(&caller, watch).await?))
+    }
+
+    async fn suggest_slots(
+        &self,
+        request: Request<pb::SuggestSlotsRequest>,
+    ) -> Answer<pb::SuggestSlotsResponse> {
+        let caller = authorize(&request, DESK_AND_PEERS)?;
+        let query = SuggestQuery::parse(request.get_ref())?;
+        Ok(Response::new(self.suggest_slots(caller, query).await?))
+    }
+
+    async fn book_plan(
+        &self,
+        request: Request<pb::BookPlanRequest>,
+    ) -> Answer<pb::BookPlanResponse> {
+        let caller = authorize(&request, DESK)?;
+        let plan = NewPlan::parse(request.get_ref(), &caller.scope()?)?;
+        Ok(Response::new(self.book_plan(caller, plan).await?))
     }
 }

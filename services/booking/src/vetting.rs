@@ -60,7 +60,7 @@ fn unknown_client(client_id: &str) -> Error {
 }
 
 /// The refusal of a rule, with its reason and sentence.
-fn refused(finding: &Finding, client_id: &str) -> Error {
+pub(crate) fn refused(finding: &Finding, client_id: &str) -> Error {
     let known = recovery_rules::Reason::ALL
         .iter()
         .find(|r| r.is_refusal() && r.as_str() == finding.reason)
@@ -80,27 +80,7 @@ impl Bookings {
     /// unknown or erased client) is the answer, and nothing was written.
     pub(crate) async fn vet(&self, c: &Candidate<'_>) -> Result<Vetted, Error> {
         let clients = &self.peers.clients;
-        match clients.standing(c.tenant_id, c.client_id).await {
-            Ok(Standing::Active) => {}
-            Ok(Standing::Erased) => {
-                return Err(Error::refuse(
-                    reason::CLIENT_ERASED,
-                    "the client's personal data was erased: they cannot be booked",
-                    &[("client_id", c.client_id)],
-                ));
-            }
-            // A malformed id names no client either: the one argument of
-            // the call is the client id.
-            Err(Error::NotFound { .. } | Error::InvalidArgument(_)) => {
-                return Err(unknown_client(c.client_id));
-            }
-            Err(Error::Upstream(status))
-                if matches!(status.code(), Code::NotFound | Code::InvalidArgument) =>
-            {
-                return Err(unknown_client(c.client_id));
-            }
-            Err(other) => return Err(other),
-        }
+        self.check_standing(c.tenant_id, c.client_id).await?;
         let booked = {
             let mut conn = self.db.reader().acquire().await?;
             let from = c.start.saturating_sub(NEARBY).unwrap_or(c.start);
@@ -114,14 +94,7 @@ impl Bookings {
             start: c.start,
             duration: c.treatment.terms.duration,
             location_id: c.location_id.to_owned(),
-            booked: booked
-                .iter()
-                .map(|b| Booked {
-                    modality: b.modality,
-                    start: from_micros(b.start),
-                    duration: from_micros(b.end).duration_since(from_micros(b.start)),
-                })
-                .collect(),
+            booked: as_facts(&booked),
         };
         let verdict = clients.evaluate(c.tenant_id, &proposal).await?;
         if let Some(refusal) = verdict.refusals.first() {
@@ -133,4 +106,59 @@ impl Bookings {
             recommended_s: verdict.recommended_duration.map(|d| d.as_secs()),
         })
     }
+
+    /// The client's active bookings in `[from, to)`, as facts for the
+    /// rules.
+    pub(crate) async fn booked_between(
+        &self,
+        tenant_id: &str,
+        client_id: &str,
+        (from, to): (Timestamp, Timestamp),
+    ) -> Result<Vec<Booked>, Error> {
+        let mut conn = self.db.reader().acquire().await?;
+        let from = from.saturating_sub(NEARBY).unwrap_or(from);
+        let to = to.saturating_add(NEARBY).unwrap_or(to);
+        let booked =
+            store::bookings::upcoming(&mut conn, tenant_id, client_id, (from, to), None).await?;
+        Ok(as_facts(&booked))
+    }
+
+    /// Protocols must know the client, and they must not be erased.
+    pub(crate) async fn check_standing(
+        &self,
+        tenant_id: &str,
+        client_id: &str,
+    ) -> Result<(), Error> {
+        match self.peers.clients.standing(tenant_id, client_id).await {
+            Ok(Standing::Erased) => Err(Error::refuse(
+                reason::CLIENT_ERASED,
+                "the client's personal data was erased: they cannot be booked",
+                &[("client_id", client_id)],
+            )),
+            // A malformed id names no client either: the one argument of
+            // the call is the client id.
+            Err(Error::NotFound { .. } | Error::InvalidArgument(_)) => {
+                Err(unknown_client(client_id))
+            }
+            Err(Error::Upstream(status))
+                if matches!(status.code(), Code::NotFound | Code::InvalidArgument) =>
+            {
+                Err(unknown_client(client_id))
+            }
+            Ok(Standing::Active) => Ok(()),
+            Err(other) => Err(other),
+        }
+    }
+}
+
+/// Stored bookings as facts for the rules.
+fn as_facts(booked: &[store::bookings::Nearby]) -> Vec<Booked> {
+    booked
+        .iter()
+        .map(|b| Booked {
+            modality: b.modality,
+            start: from_micros(b.start),
+            duration: from_micros(b.end).duration_since(from_micros(b.start)),
+        })
+        .collect()
 }

@@ -12,7 +12,9 @@ use crate::wire::audit::{AuditQuery, audit_event};
 use crate::wire::clients::{ClientPatch, ClientSearch, NewClient};
 use crate::wire::history::{ActivityList, NewActivity, NewSession, TimelineQuery};
 use crate::wire::plans::{NewAssignment, NewTemplate, RecommendationsQuery, template_page};
-use crate::wire::rules::{RulePatch, SessionProposal, evaluation_to_wire, rules_to_wire};
+use crate::wire::rules::{
+    RulePatch, SessionBatch, SessionProposal, evaluation_to_wire, rules_to_wire,
+};
 use crate::wire::screening::NewScreening;
 use crate::wire::waivers::NewWaiver;
 use crate::wire::{id, today};
@@ -280,6 +282,17 @@ impl ProtocolService for Protocols {
         Ok(Response::new(pb::EvaluateSessionResponse {
             evaluation: Some(evaluation_to_wire(&evaluation)),
         }))
+    }
+
+    async fn evaluate_sessions(
+        &self,
+        request: Request<pb::EvaluateSessionsRequest>,
+    ) -> Answer<pb::EvaluateSessionsResponse> {
+        let caller = authorize(&request, STUDIO_AND_PEERS)?;
+        let scope = tenant_scope(caller)?;
+        let batch = SessionBatch::parse(request.get_ref())?;
+        let batched = self.evaluate_batch(caller, &scope, batch).await?;
+        Ok(Response::new(batched.to_wire()))
     }
 
     async fn get_rule_config(

@@ -22,7 +22,7 @@ mod waivers;
 mod wire;
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use jiff::Timestamp;
 use recovery_kit::auth::BoxFuture;
@@ -59,6 +59,8 @@ pub struct Protocols {
     clock: Arc<dyn Clock>,
     outbox: Outbox,
     directory: Arc<dyn Directory>,
+    /// Booking's open slots for recommended session steps, once told.
+    slots: OnceLock<Arc<dyn recovery_peers::Slots>>,
 }
 
 impl Protocols {
@@ -86,6 +88,7 @@ impl Protocols {
             clock,
             outbox,
             directory,
+            slots: OnceLock::new(),
         }))
     }
 
@@ -95,6 +98,13 @@ impl Protocols {
     pub fn on_erasure(&self, erasure: Arc<dyn recovery_peers::Erasure>) {
         self.outbox
             .add_consumer(Arc::new(peers::ForgetErased(erasure)));
+    }
+
+    /// Asks `slots` (booking's side) for the open slots of each session
+    /// step `GetRecommendations` answers; without it, recommendations carry
+    /// none. A second call changes nothing.
+    pub fn suggest_with(&self, slots: Arc<dyn recovery_peers::Slots>) {
+        let _ = self.slots.set(slots);
     }
 
     /// Runs the outbox relay until `shutdown` resolves: publishes each event

@@ -41,7 +41,8 @@ async fn main() -> anyhow::Result<()> {
         apart.directory(),
     )
     .await?;
-    protocols.on_erasure(Arc::new(RemoteBooking(booking)));
+    protocols.on_erasure(Arc::new(RemoteBooking(booking.clone())));
+    protocols.suggest_with(Arc::new(RemoteBooking(booking)));
     args.relay.apply(&[protocols.outbox()]);
     let mut services = apart.services()?;
     protocols.mount(&mut services);

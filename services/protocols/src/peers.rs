@@ -17,13 +17,14 @@ use recovery_kit::outbox::Consumer;
 use recovery_kit::wire::duration_to_wire;
 use recovery_kit::{Caller, Error, Role, Scope, time};
 use recovery_peers::{
-    Clients, CompletedSession, Erasure, Finding, History, Proposal, Standing, Verdict,
+    Batch, Clients, CompletedSession, Erasure, Finding, Follows, History, Judged, Proposal,
+    Standing, Verdict,
 };
 use recovery_proto::protocols::v1 as pb;
 
 use crate::wire::history::NewSession;
 use crate::wire::id;
-use crate::wire::rules::SessionProposal;
+use crate::wire::rules::{SessionBatch, SessionProposal};
 use crate::{CLIENT_ERASED, Protocols};
 
 /// The key id in-process peer calls are audited under.
@@ -80,32 +81,81 @@ impl Clients for Protocols {
                 start_time: Some(time::to_proto(proposal.start)),
                 duration: Some(duration_to_wire(proposal.duration)),
                 location_id: proposal.location_id.clone(),
-                booked: proposal
-                    .booked
-                    .iter()
-                    .map(|b| pb::BookedSession {
-                        modality: b.modality.wire(),
-                        start_time: Some(time::to_proto(b.start)),
-                        duration: Some(duration_to_wire(b.duration)),
-                    })
-                    .collect(),
+                booked: proposal.booked.iter().map(booked_wire).collect(),
             };
             let proposal = SessionProposal::parse(&request)?;
             let evaluation = self.evaluate(&caller, &scope, proposal).await?;
-            let findings = |list: &[recovery_rules::Finding]| {
-                list.iter()
-                    .map(|f| Finding {
-                        reason: f.reason.as_str().to_owned(),
-                        message: f.message.clone(),
-                    })
-                    .collect()
-            };
-            Ok(Verdict {
-                refusals: findings(&evaluation.refusals),
-                warnings: findings(&evaluation.warnings),
-                recommended_duration: evaluation.recommended_duration,
-            })
+            Ok(verdict(&evaluation))
         })
+    }
+
+    fn evaluate_many<'a>(
+        &'a self,
+        tenant_id: &'a str,
+        batch: &'a Batch,
+    ) -> BoxFuture<'a, Result<Judged, Error>> {
+        Box::pin(self.judge(tenant_id, batch))
+    }
+}
+
+impl Protocols {
+    /// `EvaluateSessions` for a peer, through the same wire checks.
+    async fn judge(&self, tenant_id: &str, batch: &Batch) -> Result<Judged, Error> {
+        let scope = tenant(tenant_id)?;
+        let caller = acting(tenant_id);
+        let (activity_id, last_activity) = match &batch.follows {
+            Follows::Nothing => (String::new(), false),
+            Follows::Activity(id) => (id.clone(), false),
+            Follows::LastActivity => (String::new(), true),
+        };
+        let request = pb::EvaluateSessionsRequest {
+            client_id: batch.client_id.clone(),
+            sessions: batch
+                .sessions
+                .iter()
+                .map(|s| pb::ProposedSession {
+                    modality: s.modality.wire(),
+                    start_time: Some(time::to_proto(s.start)),
+                    duration: Some(duration_to_wire(s.duration)),
+                    location_id: s.location_id.clone(),
+                })
+                .collect(),
+            booked: batch.booked.iter().map(booked_wire).collect(),
+            activity_id,
+            last_activity,
+        };
+        let parsed = SessionBatch::parse(&request)?;
+        let batched = self.evaluate_batch(&caller, &scope, parsed).await?;
+        Ok(Judged {
+            verdicts: batched.evaluations.iter().map(verdict).collect(),
+            activity: batched.activity.map(|a| (a.start, a.end)),
+            cryo_window: batched.cryo_window,
+        })
+    }
+}
+
+fn booked_wire(b: &recovery_peers::Booked) -> pb::BookedSession {
+    pb::BookedSession {
+        modality: b.modality.wire(),
+        start_time: Some(time::to_proto(b.start)),
+        duration: Some(duration_to_wire(b.duration)),
+    }
+}
+
+/// The rules' evaluation as a peer's verdict.
+fn verdict(evaluation: &recovery_rules::Evaluation) -> Verdict {
+    let findings = |list: &[recovery_rules::Finding]| {
+        list.iter()
+            .map(|f| Finding {
+                reason: f.reason.as_str().to_owned(),
+                message: f.message.clone(),
+            })
+            .collect()
+    };
+    Verdict {
+        refusals: findings(&evaluation.refusals),
+        warnings: findings(&evaluation.warnings),
+        recommended_duration: evaluation.recommended_duration,
     }
 }
 

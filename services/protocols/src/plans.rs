@@ -147,6 +147,8 @@ impl Protocols {
         let facts = rules::facts(&mut conn, scope, &client, now).await?;
         let config = store::rules::config(&mut conn, scope).await?;
         let mut out = Vec::new();
+        // Session steps the rules allow: (index in `out`, modality, window).
+        let mut bookable = Vec::new();
         for assignment in &assigned {
             for (i, step) in assignment.steps.iter().enumerate() {
                 let Some((from, to)) = window(step, assignment.anchor, &tz) else {
@@ -175,6 +177,13 @@ impl Protocols {
                     }
                     None => None,
                 };
+                if let Some(m) = modality
+                    && evaluation
+                        .as_ref()
+                        .is_some_and(recovery_rules::Evaluation::is_allowed)
+                {
+                    bookable.push((out.len(), m, (suggested, to)));
+                }
                 out.push(recommendation(
                     assignment,
                     i,
@@ -184,6 +193,17 @@ impl Protocols {
                     evaluation.as_ref(),
                     modality.and(timestamp(suggested)),
                 ));
+            }
+        }
+        // Booking is asked with no connection held here: its answer needs
+        // connections of its own (in one process, from this same pool).
+        drop(conn);
+        for (at, modality, window) in bookable {
+            let slots = self
+                .open_slots(scope, &client.id, modality, &query.location_id, window)
+                .await;
+            if let Some(recommended) = out.get_mut(at) {
+                recommended.suggested_slots = slots;
             }
         }
         out.sort_by(|a, b| {
@@ -199,6 +219,61 @@ impl Protocols {
                 .then(a.step_index.cmp(&b.step_index))
         });
         Ok(out)
+    }
+}
+
+/// The most open slots a recommended step carries.
+const SLOTS_PER_STEP: u32 = 3;
+
+impl Protocols {
+    /// Booking's best open slots for a session step in `window`; none when
+    /// booking is not known, the rules refuse or booking fails (the
+    /// recommendation stands without them).
+    async fn open_slots(
+        &self,
+        scope: &Scope,
+        client_id: &str,
+        modality: Modality,
+        location_id: &str,
+        window: (Timestamp, Timestamp),
+    ) -> Vec<pb::SuggestedSlot> {
+        let (Some(slots), Some(tenant_id)) = (self.slots.get(), scope.tenant()) else {
+            return Vec::new();
+        };
+        let query = recovery_peers::SlotQuery {
+            client_id: client_id.to_owned(),
+            modality,
+            location_id: location_id.to_owned(),
+            window,
+            max: SLOTS_PER_STEP,
+        };
+        match slots.suggest(tenant_id, &query).await {
+            Ok(found) => found.into_iter().map(suggested_slot).collect(),
+            Err(error) => {
+                tracing::warn!(%error, "no open slots for a recommended step");
+                Vec::new()
+            }
+        }
+    }
+}
+
+fn suggested_slot(s: recovery_peers::SuggestedSlot) -> pb::SuggestedSlot {
+    pb::SuggestedSlot {
+        location_id: s.location_id,
+        treatment_id: s.treatment_id,
+        start_time: timestamp(s.start),
+        end_time: timestamp(s.end),
+        warnings: s
+            .warnings
+            .into_iter()
+            .map(|f| pb::Finding {
+                reason: f.reason,
+                message: f.message,
+            })
+            .collect(),
+        recommended_duration: s
+            .recommended_duration
+            .map(recovery_kit::wire::duration_to_wire),
     }
 }
 
@@ -233,6 +308,7 @@ fn recommendation(
         } as i32,
         evaluation: evaluation.map(evaluation_to_wire),
         suggested_start_time,
+        suggested_slots: Vec::new(),
     }
 }
 

@@ -3,10 +3,13 @@
 //! thresholds, and those thresholds, read by the studio and changed by its
 //! managers.
 
+use std::collections::HashMap;
+
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use recovery_kit::time::from_proto;
 use recovery_kit::{Caller, Error, Lock, Scope};
+use recovery_peers::Follows;
 use recovery_proto::protocols::v1 as pb;
 use recovery_rules::{
     BloodPressure, ClientFacts, Config, Evaluation, Modality, Proposal, Screening, Waiver,
@@ -14,9 +17,10 @@ use recovery_rules::{
 use sqlx::AnyConnection;
 
 use crate::audit::Action;
+use crate::store::history::Span;
 use crate::store::rules::{Save, StoredRules};
 use crate::wire::date;
-use crate::wire::rules::{RulePatch, SessionProposal};
+use crate::wire::rules::{RulePatch, SessionBatch, SessionProposal};
 use crate::wire::screening::{condition_code, rules_condition};
 use crate::{Protocols, clients, store};
 
@@ -33,6 +37,18 @@ pub(crate) async fn facts(
     client: &pb::Client,
     start: Timestamp,
 ) -> Result<ClientFacts, Error> {
+    facts_between(conn, scope, client, (start, start)).await
+}
+
+/// What the rules need to know about `client` for sessions starting in
+/// `[first, last]`: [`facts`] with the activities around all of them.
+pub(crate) async fn facts_between(
+    conn: &mut AnyConnection,
+    scope: &Scope,
+    client: &pb::Client,
+    (first, last): (Timestamp, Timestamp),
+) -> Result<ClientFacts, Error> {
+    let start = first;
     let date_of_birth = if client.date_of_birth.is_empty() {
         None
     } else {
@@ -55,7 +71,7 @@ pub(crate) async fn facts(
         });
     let around = (
         start.saturating_sub(ACTIVITY_REACH).unwrap_or(start),
-        start.saturating_add(ACTIVITY_REACH).unwrap_or(start),
+        last.saturating_add(ACTIVITY_REACH).unwrap_or(last),
     );
     let activities =
         store::history::activities_around(conn, scope, &client.id, around, start).await?;
@@ -138,6 +154,16 @@ pub(crate) fn evaluate_step(
     }
 }
 
+/// The rules' answers to a batch.
+pub(crate) struct Batched {
+    /// One per session, in order.
+    pub(crate) evaluations: Vec<Evaluation>,
+    /// The activity followed.
+    pub(crate) activity: Option<Span>,
+    /// The tenant's cryo window.
+    pub(crate) cryo_window: SignedDuration,
+}
+
 impl Protocols {
     /// The time zone of a location the caller may see.
     pub(crate) async fn time_zone(
@@ -178,6 +204,66 @@ impl Protocols {
             time_zone: tz,
         };
         Ok(recovery_rules::evaluate(&proposal, &facts, &config))
+    }
+
+    /// `EvaluateSessions`: each session of a batch for one client not
+    /// erased, the client's facts and the tenant's thresholds read once,
+    /// each location's time zone looked up once; and the activity followed.
+    pub(crate) async fn evaluate_batch(
+        &self,
+        caller: &Caller,
+        scope: &Scope,
+        batch: SessionBatch,
+    ) -> Result<Batched, Error> {
+        let mut zones: HashMap<&str, TimeZone> = HashMap::new();
+        for session in &batch.sessions {
+            if !zones.contains_key(session.location_id.as_str()) {
+                let tz = self.time_zone(caller, &session.location_id).await?;
+                zones.insert(&session.location_id, tz);
+            }
+        }
+        let mut conn = store::reader(&self.db).await?;
+        let client = clients::live(&mut conn, scope, &batch.client_id, Lock::Read).await?;
+        let activity = match &batch.follows {
+            Follows::Nothing => None,
+            Follows::Activity(id) => Some(
+                store::history::activity_span(&mut conn, scope, &client.id, id)
+                    .await?
+                    .ok_or_else(|| Error::not_found("activity of client", id))?,
+            ),
+            Follows::LastActivity => {
+                store::history::last_activity(&mut conn, scope, &client.id, self.clock.now())
+                    .await?
+            }
+        };
+        let starts = batch.sessions.iter().map(|s| s.start);
+        let first = starts.clone().min().unwrap_or_else(|| self.clock.now());
+        let last = starts.max().unwrap_or(first);
+        let mut facts = facts_between(&mut conn, scope, &client, (first, last)).await?;
+        facts.booked = batch.booked;
+        let config = store::rules::config(&mut conn, scope).await?;
+        drop(conn);
+        let evaluations = batch
+            .sessions
+            .iter()
+            .map(|s| {
+                let proposal = Proposal {
+                    modality: s.modality,
+                    start: s.start,
+                    duration: s.duration,
+                    time_zone: zones
+                        .get(s.location_id.as_str())
+                        .cloned()
+                        .unwrap_or(TimeZone::UTC),
+                };
+                recovery_rules::evaluate(&proposal, &facts, &config)
+            })
+            .collect();
+        Ok(Batched {
+            evaluations,
+            activity,
+            cryo_window: config.cryo_window,
+        })
     }
 
     /// `GetRuleConfig`: the tenant's thresholds, `None` while the studio

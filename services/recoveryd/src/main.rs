@@ -87,6 +87,7 @@ async fn main() -> anyhow::Result<()> {
     let bookings = Bookings::start(db, clock, bus.clone(), directory, peers).await?;
     protocols.on_erasure(bookings.clone());
     args.relay.apply(&[bookings.outbox(), protocols.outbox()]);
+    protocols.suggest_with(bookings.clone());
     let bootstrap_key = std::env::var("RECOVERY_BOOTSTRAP_KEY").ok();
     if let Bootstrap::Generated(key) = tenancy.bootstrap(bootstrap_key.as_deref()).await? {
         eprintln!("bootstrap operator key (shown once): {key}");

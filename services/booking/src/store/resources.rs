@@ -96,6 +96,24 @@ impl Blackout {
     }
 }
 
+/// The locations of the tenant of `scope` that have resources, at most
+/// `limit`, by id.
+pub(crate) async fn locations(
+    conn: &mut AnyConnection,
+    scope: &Scope,
+    limit: i64,
+) -> Result<Vec<String>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT DISTINCT location_id FROM resources WHERE ($1 IS NULL OR tenant_id = $1) \
+         ORDER BY location_id LIMIT $2",
+    )
+    .bind(scope.tenant())
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(|row| row.try_get("location_id")).collect()
+}
+
 /// The resources of a location, by id, with their blackouts ending after
 /// `from`.
 pub(crate) async fn at_location(

@@ -16,5 +16,6 @@ mod holds;
 mod idempotency;
 mod lifecycle;
 mod rpcs;
+mod suggestions;
 mod support;
 mod watch;

@@ -180,6 +180,32 @@ pub(crate) async fn activity_span(
     .transpose()
 }
 
+/// The client's last activity ended at or before `before`.
+pub(crate) async fn last_activity(
+    conn: &mut AnyConnection,
+    scope: &Scope,
+    client_id: &str,
+    before: Timestamp,
+) -> Result<Option<Span>, Error> {
+    let row = sqlx::query(
+        "SELECT start_time, end_time FROM protocols_activities \
+         WHERE ($1 IS NULL OR tenant_id = $1) AND client_id = $2 AND end_time <= $3 \
+         ORDER BY end_time DESC LIMIT 1",
+    )
+    .bind(scope.tenant())
+    .bind(client_id)
+    .bind(to_micros(before))
+    .fetch_optional(conn)
+    .await?;
+    row.map(|row| {
+        Ok(Span {
+            start: from_micros(row.try_get("start_time")?),
+            end: from_micros(row.try_get("end_time")?),
+        })
+    })
+    .transpose()
+}
+
 /// Records session `id` with `notes` (empty for an erased client, whatever
 /// `new` holds).
 pub(crate) async fn insert_session(

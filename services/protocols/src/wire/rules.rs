@@ -5,6 +5,7 @@ use jiff::{SignedDuration, Timestamp};
 use recovery_kit::ids::parse_id;
 use recovery_kit::wire::{duration_to_wire, instant, signed_duration, update_paths};
 use recovery_kit::{Error, Violations};
+use recovery_peers::{Follows, MAX_BATCH};
 use recovery_proto::protocols::v1 as pb;
 use recovery_rules::{Config, Evaluation, Modality, Session};
 
@@ -72,6 +73,86 @@ impl SessionProposal {
             location_id,
             booked,
         })
+    }
+}
+
+/// One session of a validated `EvaluateSessions`.
+pub(crate) struct Proposed {
+    pub(crate) modality: Modality,
+    pub(crate) start: Timestamp,
+    pub(crate) duration: SignedDuration,
+    pub(crate) location_id: String,
+}
+
+/// A validated `EvaluateSessions`.
+pub(crate) struct SessionBatch {
+    pub(crate) client_id: String,
+    pub(crate) sessions: Vec<Proposed>,
+    pub(crate) booked: Vec<Session>,
+    pub(crate) follows: Follows,
+}
+
+impl SessionBatch {
+    pub(crate) fn parse(req: &pb::EvaluateSessionsRequest) -> Result<Self, Error> {
+        let mut v = Violations::new();
+        let client_id = v.check("client_id", parse_id(&req.client_id));
+        if req.sessions.is_empty() || req.sessions.len() > MAX_BATCH {
+            v.add("sessions", format!("1 to {MAX_BATCH} sessions"));
+        }
+        let sessions: Vec<Proposed> = req
+            .sessions
+            .iter()
+            .take(MAX_BATCH)
+            .enumerate()
+            .filter_map(|(i, s)| {
+                let field = |name: &str| format!("sessions[{i}].{name}");
+                let modality = v.check(&field("modality"), modality(s.modality));
+                let start = v.check(&field("start_time"), instant(s.start_time.as_ref()));
+                let duration = v.check(&field("duration"), session_duration(s.duration.as_ref()));
+                let location_id = v.check(&field("location_id"), parse_id(&s.location_id));
+                let (modality, (start, (duration, location_id))) =
+                    modality.zip(start.zip(duration.zip(location_id)))?;
+                Some(Proposed {
+                    modality,
+                    start,
+                    duration,
+                    location_id,
+                })
+            })
+            .collect();
+        let booked = booked(&req.booked, &mut v);
+        let follows = if req.activity_id.is_empty() {
+            if req.last_activity {
+                Follows::LastActivity
+            } else {
+                Follows::Nothing
+            }
+        } else {
+            v.check("activity_id", parse_id(&req.activity_id))
+                .map_or(Follows::Nothing, Follows::Activity)
+        };
+        let client_id = v.finish_with(client_id)?;
+        Ok(Self {
+            client_id,
+            sessions,
+            booked,
+            follows,
+        })
+    }
+}
+
+impl crate::rules::Batched {
+    /// `EvaluateSessionsResponse`.
+    pub(crate) fn to_wire(&self) -> pb::EvaluateSessionsResponse {
+        pb::EvaluateSessionsResponse {
+            evaluations: self.evaluations.iter().map(evaluation_to_wire).collect(),
+            activity: self.activity.map(|a| pb::Activity {
+                start_time: recovery_kit::wire::timestamp(a.start),
+                end_time: recovery_kit::wire::timestamp(a.end),
+                ..Default::default()
+            }),
+            cryo_window: Some(duration_to_wire(self.cryo_window)),
+        }
     }
 }
 

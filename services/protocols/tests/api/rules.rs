@@ -254,7 +254,95 @@ async fn thresholds_are_the_tenants_own(db: TestDb) {
     );
 }
 
+/// `EvaluateSessions` answers each session as `EvaluateSession` would, in
+/// order, with the activity followed and the tenant's window; bad input
+/// names every wrong field and an unknown activity is NOT_FOUND.
+async fn a_batch_is_judged_like_single_sessions(db: TestDb) {
+    let env = env(db).await;
+    let mut s = env.studio("Batch").await;
+    let fd = &mut s.front_desk;
+    let client = runner(fd).await;
+    let starts = [
+        "2026-11-28T09:00:00Z",
+        "2026-11-28T13:00:00Z",
+        "2026-11-28T13:03:00Z",
+    ];
+    let batch = |activity_id: &str, last: bool| pb::EvaluateSessionsRequest {
+        client_id: client.id.clone(),
+        sessions: starts
+            .iter()
+            .map(|start| pb::ProposedSession {
+                modality: pb::Modality::WholeBodyCryotherapy as i32,
+                start_time: crate::support::at(start),
+                duration: secs(90),
+                location_id: s.location_id.clone(),
+            })
+            .collect(),
+        booked: Vec::new(),
+        activity_id: activity_id.into(),
+        last_activity: last,
+    };
+    let answer = fd
+        .evaluate_sessions(batch("", true))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.evaluations.len(), 3);
+    for (start, judged) in starts.iter().zip(&answer.evaluations) {
+        let single = evaluate(
+            fd,
+            &client.id,
+            &s.location_id,
+            pb::Modality::WholeBodyCryotherapy,
+            start,
+            90,
+        )
+        .await;
+        assert_eq!(judged, &single, "{start}");
+    }
+    // The run ended 08:00: 13:00 is the window's last instant, 13:03 past it.
+    assert!(answer.evaluations[1].warnings.is_empty());
+    assert_eq!(
+        reasons(&answer.evaluations[2].warnings),
+        ["OUTSIDE_CRYO_WINDOW"]
+    );
+    let run = answer.activity.unwrap();
+    assert_eq!(run.end_time, crate::support::at("2026-11-28T08:00:00Z"));
+    assert_eq!(answer.cryo_window, secs(5 * 3600));
+    // Nothing to follow: no activity in the answer.
+    let plain = fd
+        .evaluate_sessions(batch("", false))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(plain.activity.is_none());
+    let unknown = fd
+        .evaluate_sessions(batch(&recovery_kit::ids::new_id(), false))
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+    let mut bad = batch("", false);
+    bad.sessions[1].modality = 0;
+    bad.sessions[2].duration = secs(0);
+    bad.client_id = "nope".into();
+    let refused = fd.evaluate_sessions(bad).await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert_eq!(
+        fields(&refused),
+        ["client_id", "sessions[1].modality", "sessions[2].duration"]
+    );
+    let empty = fd
+        .evaluate_sessions(pb::EvaluateSessionsRequest {
+            client_id: client.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(fields(&empty), ["sessions"]);
+}
+
 recovery_kit::engine_tests!(
+    a_batch_is_judged_like_single_sessions,
     contraindications_refuse_and_the_clock_moves_the_window,
     thresholds_are_the_tenants_own,
 );
