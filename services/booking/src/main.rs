@@ -25,6 +25,9 @@ struct Args {
     /// treatment needs there, e.g. `http://127.0.0.1:50054`.
     #[arg(long, env = "RECOVERY_FLEET_URL")]
     fleet_url: String,
+
+    #[command(flatten)]
+    waitlist: recovery_booking::WaitlistConfig,
 }
 
 #[tokio::main]
@@ -48,7 +51,13 @@ async fn main() -> anyhow::Result<()> {
     };
     let apart = args
         .apart
-        .start("booking", &[recovery_booking::BOOKING_TOPIC])
+        .start(
+            "booking",
+            &[
+                recovery_booking::BOOKING_TOPIC,
+                recovery_booking::OFFER_TOPIC,
+            ],
+        )
         .await?;
     let bookings = Bookings::start(
         apart.db.clone(),
@@ -58,6 +67,7 @@ async fn main() -> anyhow::Result<()> {
         peers,
     )
     .await?;
+    bookings.configure_waitlist(&args.waitlist);
     let mut services = apart.services()?;
     bookings.mount(&mut services);
     bookings.spawn_workers(services.shutdown());

@@ -5,6 +5,7 @@
 
 mod calendar;
 mod catalog;
+mod waitlist;
 
 pub(crate) use calendar::{
     AvailabilityQuery, BookingQuery, BookingSource, BookingsOf, Cancellation, Completion,
@@ -14,6 +15,7 @@ pub(crate) use catalog::{
     NewBlackout, NewResource, NewTreatment, PrecoolSetting, ResourcePatch, TreatmentPatch,
     TreatmentsQuery, blackout_ref,
 };
+pub(crate) use waitlist::{Acceptance, EntriesQuery, NewEntry};
 
 use jiff::civil::{Date, Time, Weekday};
 use jiff::{SignedDuration, Timestamp};

@@ -30,6 +30,9 @@ struct Args {
     #[command(flatten)]
     fleet: recovery_fleet::Config,
 
+    #[command(flatten)]
+    waitlist: recovery_booking::WaitlistConfig,
+
     /// Seed a demo studio (one tenant, one location with opening hours, two
     /// cryo chambers and a whole-body cryo treatment) and print a fresh
     /// manager key for it.
@@ -43,10 +46,11 @@ async fn main() -> anyhow::Result<()> {
     let _telemetry = telemetry::init("recoveryd", args.server.otlp_endpoint.as_deref())?;
     let db = args.server.open_database().await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    // Tablets watch the schedule and the device board: with Redis, those
-    // follow every replica.
+    // Tablets watch the schedule, the waitlist's offers and the device
+    // board: with Redis, those follow every replica.
     let bus = args.server.bus(&[
         recovery_booking::BOOKING_TOPIC,
+        recovery_booking::OFFER_TOPIC,
         recovery_fleet::DEVICE_TOPIC,
     ])?;
     let tenancy = Tenancy::start(
@@ -81,6 +85,7 @@ async fn main() -> anyhow::Result<()> {
         devices: fleet.clone(),
     };
     let bookings = Bookings::start(db, clock, bus.clone(), directory, peers).await?;
+    bookings.configure_waitlist(&args.waitlist);
     protocols.on_erasure(bookings.clone());
     let bootstrap_key = std::env::var("RECOVERY_BOOTSTRAP_KEY").ok();
     if let Bootstrap::Generated(key) = tenancy.bootstrap(bootstrap_key.as_deref()).await? {

@@ -14,4 +14,5 @@ mod devices;
 mod holds;
 mod lifecycle;
 mod support;
+mod waitlist;
 mod watch;
