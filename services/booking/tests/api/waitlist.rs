@@ -21,7 +21,7 @@ use recovery_proto::protocols::v1 as protocols_pb;
 use tokio::sync::Barrier;
 use tonic::{Code, Status};
 
-use crate::support::{Studio, TEN_AM, fields, reason, refused, start, t};
+use crate::support::{Studio, TEN_AM, fields, mins, reason, refused, start, t};
 
 /// The end of the one-slot window at ten (a 3-minute cryo session).
 const TEN_OH_THREE: &str = "2026-12-02T15:03:00Z";
@@ -176,9 +176,16 @@ async fn join_leave_and_expiry(db: TestDb) {
     let refusal = desk
         .join_waitlist(join_request(&studio, &unscreened, evening.0, evening.1))
         .await;
-    let status = refusal.unwrap_err();
-    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    refused(refusal, "SCREENING_REQUIRED");
     assert_eq!(studio.rows("waitlist_entries").await, 1);
+    // A hub's key does not run the desk's waitlist.
+    let denied = studio
+        .client(&studio.hub)
+        .await
+        .join_waitlist(join_request(&studio, &ana, evening.0, evening.1))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
 
     // Leave: the entry is LEFT, and leaving twice is refused.
     let left = desk
@@ -619,7 +626,89 @@ async fn two_replicas_make_one_offer_per_freed_slot(db: TestDb) {
     assert_eq!(slots.len(), FREED);
 }
 
+/// A lapsed hold, a removed blackout and a new chamber free slots too;
+/// each reaches the entry waiting for it.
+async fn every_way_a_slot_frees_up_reaches_the_waitlist(db: TestDb) {
+    let studio = start(db).await;
+    let mut desk = studio.client(&studio.desk).await;
+    let mut manager = studio.client(&studio.manager).await;
+    let (t1, t2, t3, t4) = (
+        "2026-12-02T15:03:00Z",
+        "2026-12-02T15:06:00Z",
+        "2026-12-02T15:09:00Z",
+        "2026-12-02T15:12:00Z",
+    );
+    // A hold that lapses.
+    desk.hold_slot(pb::HoldSlotRequest {
+        location_id: studio.location_id.clone(),
+        treatment_id: studio.cryo_id.clone(),
+        client_id: studio.person("eve").await,
+        start_time: t(t1),
+        ttl: mins(5),
+        resource_id: String::new(),
+    })
+    .await
+    .unwrap();
+    let ana = join(&studio, "ana", t1, t2).await;
+    // A blackout that is lifted.
+    let blacked = manager
+        .add_blackout(pb::AddBlackoutRequest {
+            resource_id: studio.chamber_id.clone(),
+            blackout: Some(pb::Blackout {
+                start_time: t(t2),
+                end_time: t(t3),
+                reason: "defrost".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .resource
+        .unwrap();
+    let bo = join(&studio, "bo", t2, t3).await;
+    // A slot taken until a second chamber comes.
+    studio.book("fay", t3).await.unwrap();
+    let cy = join(&studio, "cy", t3, t4).await;
+    relay(&studio).await;
+    assert!(open_offers(&studio).await.is_empty(), "nothing free yet");
+
+    studio.clock.advance(SignedDuration::from_secs(5 * 60 + 1));
+    assert_eq!(studio.bookings.sweep_offers().await.unwrap(), 1);
+    relay(&studio).await;
+    let offer = entry(&studio, &ana.id)
+        .await
+        .offer
+        .expect("the lapsed hold's slot");
+    assert_eq!(offer.start_time, t(t1));
+
+    manager
+        .remove_blackout(pb::RemoveBlackoutRequest {
+            resource_id: studio.chamber_id.clone(),
+            blackout_id: blacked.blackouts[0].id.clone(),
+        })
+        .await
+        .unwrap();
+    relay(&studio).await;
+    let offer = entry(&studio, &bo.id)
+        .await
+        .offer
+        .expect("the lifted blackout's slot");
+    assert_eq!(offer.start_time, t(t2));
+
+    let second = studio.chamber("Chamber 2").await;
+    relay(&studio).await;
+    let offer = entry(&studio, &cy.id)
+        .await
+        .offer
+        .expect("the new chamber's slot");
+    assert_eq!(offer.start_time, t(t3));
+    assert_eq!(offer.resources[0].resource_ids, vec![second]);
+    assert_eq!(open_offers(&studio).await.len(), 3, "one each");
+}
+
 recovery_kit::engine_tests!(
+    every_way_a_slot_frees_up_reaches_the_waitlist,
     join_leave_and_expiry,
     a_cancellation_offers_to_the_first_eligible_entry,
     decline_and_expiry_pass_the_slot_on,
