@@ -170,7 +170,7 @@ impl Bookings {
         )))
     }
 
-    async fn publish_offer_id(&self, id: &str) {
+    pub(crate) async fn publish_offer_id(&self, id: &str) {
         match self.load_offer(&Scope::All, id).await {
             Ok(Some((tenant_id, offer))) => self.publish_offer(&tenant_id, &offer),
             Ok(None) => {}

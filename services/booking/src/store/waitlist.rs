@@ -276,6 +276,27 @@ pub(crate) async fn set_entry_status(
     Ok(())
 }
 
+/// Takes a client off every waitlist (an erasure).
+pub(crate) async fn leave_all(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    client_id: &str,
+    now: i64,
+) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE waitlist_entries SET status = $1, update_time = $2 \
+         WHERE tenant_id = $3 AND client_id = $4 AND status = $5",
+    )
+    .bind(EntryStatus::Left.as_str())
+    .bind(now)
+    .bind(tenant_id)
+    .bind(client_id)
+    .bind(EntryStatus::Waiting.as_str())
+    .execute(&mut *conn)
+    .await?
+    .rows_affected())
+}
+
 /// Slot starts already offered to the entry (declined, expired or
 /// withdrawn ones are not offered to it again).
 pub(crate) async fn offered_starts(

@@ -707,7 +707,37 @@ async fn every_way_a_slot_frees_up_reaches_the_waitlist(db: TestDb) {
     assert_eq!(open_offers(&studio).await.len(), 3, "one each");
 }
 
+/// An erased client leaves the waitlist; their open offer is withdrawn and
+/// its slot passed on.
+async fn an_erased_client_leaves_and_their_offer_passes_on(db: TestDb) {
+    let studio = start(db).await;
+    let booked = studio.book("dee", TEN_AM).await.unwrap();
+    let ana = join(&studio, "ana", TEN_AM, TEN_OH_THREE).await;
+    let bo = join(&studio, "bo", TEN_AM, TEN_OH_THREE).await;
+    cancel(&studio, &booked.id).await;
+    relay(&studio).await;
+    let offer = entry(&studio, &ana.id).await.offer.expect("ana first");
+    studio
+        .protocols_client()
+        .await
+        .delete_client(protocols_pb::DeleteClientRequest {
+            id: studio.person("ana").await,
+        })
+        .await
+        .unwrap();
+    studio.protocols.outbox().pass().await.unwrap();
+    assert_eq!(
+        entry(&studio, &ana.id).await.state(),
+        pb::WaitlistEntryState::Left
+    );
+    refused(accept(&studio, &offer.id).await, "ILLEGAL_TRANSITION");
+    relay(&studio).await;
+    let passed = entry(&studio, &bo.id).await.offer.expect("then bo");
+    assert_eq!(passed.start_time, t(TEN_AM));
+}
+
 recovery_kit::engine_tests!(
+    an_erased_client_leaves_and_their_offer_passes_on,
     every_way_a_slot_frees_up_reaches_the_waitlist,
     join_leave_and_expiry,
     a_cancellation_offers_to_the_first_eligible_entry,
