@@ -67,6 +67,8 @@ fn check(walkthrough: &Output) {
     );
     // Compression the evening before her race warns.
     assert!(line("COMPRESSION_BEFORE_RACE"), "no race warning");
+    // Ana's cancelled slot was offered to Cy on the waitlist, and booked.
+    assert!(line("OFFER_STATE_ACCEPTED"), "no accepted waitlist offer");
     // The rules refuse before anything is booked: the daily limit for a
     // second cryo that day, the contraindication for Bea; an unknown client
     // is not found.
