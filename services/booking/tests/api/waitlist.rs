@@ -736,7 +736,30 @@ async fn an_erased_client_leaves_and_their_offer_passes_on(db: TestDb) {
     assert_eq!(passed.start_time, t(TEN_AM));
 }
 
+/// A booking moved to another time frees its old slot for the waitlist.
+async fn a_rescheduled_booking_frees_its_old_slot(db: TestDb) {
+    let studio = start(db).await;
+    let booked = studio.book("dee", TEN_AM).await.unwrap();
+    let ana = join(&studio, "ana", TEN_AM, TEN_OH_THREE).await;
+    relay(&studio).await;
+    assert!(entry(&studio, &ana.id).await.offer.is_none());
+    studio
+        .client(&studio.desk)
+        .await
+        .reschedule_booking(pb::RescheduleBookingRequest {
+            id: booked.id.clone(),
+            start_time: t("2026-12-02T16:00:00Z"),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    relay(&studio).await;
+    let offer = entry(&studio, &ana.id).await.offer.expect("the old slot");
+    assert_eq!(offer.start_time, t(TEN_AM));
+}
+
 recovery_kit::engine_tests!(
+    a_rescheduled_booking_frees_its_old_slot,
     an_erased_client_leaves_and_their_offer_passes_on,
     every_way_a_slot_frees_up_reaches_the_waitlist,
     join_leave_and_expiry,
