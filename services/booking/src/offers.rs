@@ -632,11 +632,22 @@ impl Consumer for Matcher {
                 tracing::warn!(event_id = %event.id, "slot-freed event without a window dropped");
                 return Ok(());
             };
-            let offered = this
+            match this
                 .match_freed(&event.tenant_id, &freed.location_id, window)
-                .await?;
-            tracing::debug!(event_id = %event.id, offered, "freed slots matched");
-            Ok(())
+                .await
+            {
+                Ok(offered) => {
+                    tracing::debug!(event_id = %event.id, offered, "freed slots matched");
+                    Ok(())
+                }
+                // A refusal (the location went, say) will not change on a
+                // retry, which would hold up every event behind this one.
+                Err(error) if is_final(&error) => {
+                    tracing::warn!(event_id = %event.id, error = %error, "freed slot not matched; dropped");
+                    Ok(())
+                }
+                Err(error) => Err(error),
+            }
         })
     }
 }

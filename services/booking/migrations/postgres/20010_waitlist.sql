@@ -50,3 +50,6 @@ CREATE UNIQUE INDEX waitlist_offers_by_hold ON waitlist_offers (hold_id);
 CREATE INDEX waitlist_offers_by_entry ON waitlist_offers (entry_id);
 CREATE INDEX waitlist_offers_open ON waitlist_offers (status, expire_us);
 CREATE INDEX waitlist_offers_by_location ON waitlist_offers (tenant_id, location_id, status);
+
+-- The offer sweep finds holds whose time ran out from their allocations.
+CREATE INDEX allocations_lapsing ON allocations (expire_us) WHERE expire_us IS NOT NULL;

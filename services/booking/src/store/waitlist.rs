@@ -500,9 +500,8 @@ pub(crate) async fn lapsed(
 ) -> Result<Vec<Lapsed>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT h.id, h.tenant_id, h.location_id, h.start_us, h.end_us FROM holds h \
-         WHERE h.expire_us <= $1 AND h.booking_id IS NULL AND EXISTS \
-         (SELECT 1 FROM allocations a WHERE a.owner_id = h.id AND a.expire_us IS NOT NULL \
-          AND a.expire_us <= $1) ORDER BY h.id LIMIT $2",
+         WHERE h.id IN (SELECT a.owner_id FROM allocations a WHERE a.expire_us IS NOT NULL \
+         AND a.expire_us <= $1) AND h.booking_id IS NULL ORDER BY h.id LIMIT $2",
     )
     .bind(now)
     .bind(limit)
