@@ -17,24 +17,23 @@ use crate::vetting::Candidate;
 use crate::wire::{EntriesQuery, NewEntry};
 use crate::{Bookings, IDEMPOTENCY_TABLE};
 
-impl Bookings {
-    /// An entry in wire form with its open offer.
-    async fn entry_to_wire(
-        &self,
-        conn: &mut AnyConnection,
-        entry: &Entry,
-        now: Timestamp,
-    ) -> Result<pb::WaitlistEntry, sqlx::Error> {
-        let offer = match store::waitlist::open_offer_of_entry(conn, &entry.id).await? {
-            Some(offer) => {
-                let held = store::allocations::held(conn, &offer.hold_id).await?;
-                Some(offer.to_wire(&held, now))
-            }
-            None => None,
-        };
-        Ok(entry.to_wire(offer, now))
-    }
+/// An entry in wire form with its open offer.
+async fn with_offer(
+    conn: &mut AnyConnection,
+    entry: &Entry,
+    now: Timestamp,
+) -> Result<pb::WaitlistEntry, sqlx::Error> {
+    let offer = match store::waitlist::open_offer_of_entry(conn, &entry.id).await? {
+        Some(offer) => {
+            let held = store::allocations::held(conn, &offer.hold_id).await?;
+            Some(offer.to_wire(&held, now))
+        }
+        None => None,
+    };
+    Ok(entry.to_wire(offer, now))
+}
 
+impl Bookings {
     /// Puts a client on the waitlist. The rules run first as for a booking
     /// at the window's start (a refusal writes nothing); a client already
     /// waiting for the location and treatment in an overlapping window gets
@@ -105,7 +104,7 @@ impl Bookings {
                     store::bookings::lock_client(tx, &entry.tenant_id, &entry.client_id).await?;
                     let now_us = to_micros(*now);
                     if let Some(existing) = store::waitlist::overlapping(tx, entry, now_us).await? {
-                        return Ok(existing.to_wire(None, *now));
+                        return Ok(with_offer(tx, &existing, *now).await?);
                     }
                     store::waitlist::insert_entry(tx, entry, key_id).await?;
                     // A slot free in the window now (one freed a moment
@@ -133,9 +132,7 @@ impl Bookings {
         let entry = store::waitlist::entry(&mut conn, &caller.scope()?, id, Lock::Read)
             .await?
             .ok_or_else(|| Error::not_found("waitlist entry", id))?;
-        Ok(self
-            .entry_to_wire(&mut conn, &entry, self.clock.now())
-            .await?)
+        Ok(with_offer(&mut conn, &entry, self.clock.now()).await?)
     }
 
     pub(crate) async fn list_waitlist_entries(
@@ -165,7 +162,7 @@ impl Bookings {
         let next_page_token = page.finish(&mut rows, |e| &e.id);
         let mut entries = Vec::with_capacity(rows.len());
         for entry in &rows {
-            entries.push(self.entry_to_wire(&mut conn, entry, now).await?);
+            entries.push(with_offer(&mut conn, entry, now).await?);
         }
         Ok(pb::ListWaitlistEntriesResponse {
             entries,
@@ -214,7 +211,7 @@ impl Bookings {
         let left = store::waitlist::entry(&mut tx, &Scope::All, id, Lock::Read)
             .await?
             .ok_or_else(|| Error::not_found("waitlist entry", id))?;
-        let answer = self.entry_to_wire(&mut tx, &left, now).await?;
+        let answer = with_offer(&mut tx, &left, now).await?;
         tx.commit().await?;
         tracing::info!(entry_id = %id, "client left the waitlist");
         if let Some(offer_id) = withdrawn {

@@ -297,6 +297,10 @@ async fn a_cancellation_offers_to_the_first_eligible_entry(db: TestDb) {
     assert_eq!(offer.resources.len(), 1);
     assert!(entry(&studio, &ana.id).await.offer.is_none());
     assert!(entry(&studio, &cy.id).await.offer.is_none());
+    // Joining again answers bo's entry, with its offer.
+    let again = join(&studio, "bo", TEN_AM, TEN_OH_THREE).await;
+    assert_eq!(again.id, bo.id);
+    assert_eq!(again.offer.map(|o| o.id), Some(offer.id.clone()));
     // The front desk's screen hears of it, with what a notifier needs.
     let seen = tokio::time::timeout(WAIT, screen.message())
         .await
