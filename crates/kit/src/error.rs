@@ -27,6 +27,8 @@ pub mod reason {
     pub const RATE_LIMITED: &str = "RATE_LIMITED";
     /// The tenant has as many streams open as it may (`--tenant-watchers`).
     pub const TOO_MANY_WATCHERS: &str = "TOO_MANY_WATCHERS";
+    /// A waitlist offer was not accepted before its expiry.
+    pub const OFFER_EXPIRED: &str = "OFFER_EXPIRED";
 }
 
 /// An error a handler returns; the caller sees it as a `tonic::Status` with

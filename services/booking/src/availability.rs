@@ -24,7 +24,7 @@ pub(crate) fn slot_unavailable() -> Error {
     )
 }
 
-fn treatment_archived() -> Error {
+pub(crate) fn treatment_archived() -> Error {
     Error::precondition(
         "TREATMENT_ARCHIVED",
         "the treatment is archived and takes no new bookings",
@@ -196,7 +196,7 @@ impl Bookings {
 
     /// The location's resources and what occupies them around
     /// `[start, end)`.
-    async fn calendar(
+    pub(crate) async fn calendar(
         &self,
         conn: &mut AnyConnection,
         place: &Place,

@@ -118,7 +118,7 @@ impl Bookings {
 
     /// The stored result of an earlier create with `key`, if any: a replay
     /// answers before any saga step.
-    async fn replayed(
+    pub(crate) async fn replayed(
         &self,
         key: Option<&Key>,
         now_micros: i64,
@@ -377,6 +377,8 @@ impl Bookings {
             )
             .into());
         }
+        // A waitlist offer's hold: the offer is accepted with the booking.
+        store::waitlist::accept_by_hold(tx, hold_id, fresh.id, to_micros(now)).await?;
         self.reload(tx, fresh.id).await
     }
 

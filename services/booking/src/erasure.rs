@@ -1,6 +1,8 @@
 //! Erasure travels: when protocols erases a client, booking empties what it
 //! holds that is personal (session notes, soreness, cancel reasons) and
-//! keeps the anonymous booking rows.
+//! keeps the anonymous booking rows. An erased client cannot be booked, so
+//! they leave the waitlist and an open offer of theirs is withdrawn (its
+//! slot passed on).
 
 use recovery_kit::auth::BoxFuture;
 use recovery_kit::{Caller, Error, Role};
@@ -13,7 +15,27 @@ impl Bookings {
     pub(crate) async fn forget(&self, tenant_id: &str, client_id: &str) -> Result<u64, Error> {
         let mut tx = self.db.begin().await?;
         let changed = store::bookings::forget_client(&mut tx, tenant_id, client_id).await?;
+        let now = recovery_kit::time::to_micros(self.clock.now());
+        store::waitlist::leave_all(&mut tx, tenant_id, client_id, now).await?;
+        let open = store::waitlist::open_offer_of_client(&mut tx, tenant_id, client_id).await?;
+        let mut withdrawn = None;
+        if let Some(offer) = open
+            && store::waitlist::close_offer(
+                &mut tx,
+                &offer.id,
+                store::waitlist::OfferStatus::Withdrawn,
+                now,
+            )
+            .await?
+        {
+            self.withdraw_hold(&mut tx, &offer, now).await?;
+            withdrawn = Some(offer.id);
+        }
         tx.commit().await?;
+        if let Some(offer_id) = withdrawn {
+            self.outbox.wake();
+            self.publish_offer_id(&offer_id).await;
+        }
         tracing::info!(client_id, bookings = changed, "client forgotten");
         Ok(changed)
     }

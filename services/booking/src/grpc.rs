@@ -10,9 +10,11 @@ use tonic::{Request, Response, Status};
 
 use crate::Bookings;
 use crate::lifecycle::Status as Stage;
+use crate::offer_watch::OffersStream;
 use crate::watch::ScheduleStream;
 use crate::wire::NewBooking;
 use crate::wire::{self, AvailabilityQuery, BookingQuery, Cancellation, Completion, NewBlackout};
+use crate::wire::{Acceptance, EntriesQuery, NewEntry};
 use crate::wire::{NewHold, NewResource, NewTreatment, Reschedule, ResourcePatch};
 use crate::wire::{NewPlan, SuggestQuery, TreatmentPatch, TreatmentsQuery, Watch};
 
@@ -332,5 +334,84 @@ impl BookingService for Bookings {
         let caller = authorize(&request, DESK)?;
         let plan = NewPlan::parse(request.get_ref(), &caller.scope()?)?;
         Ok(Response::new(self.book_plan(caller, plan).await?))
+    }
+
+    async fn join_waitlist(
+        &self,
+        request: Request<pb::JoinWaitlistRequest>,
+    ) -> Answer<pb::JoinWaitlistResponse> {
+        let caller = authorize(&request, DESK)?;
+        let new = NewEntry::parse(request.get_ref(), &caller.scope()?, self.clock.now())?;
+        let entry = self.join_waitlist(caller, new).await?;
+        Ok(Response::new(pb::JoinWaitlistResponse {
+            entry: Some(entry),
+        }))
+    }
+
+    async fn get_waitlist_entry(
+        &self,
+        request: Request<pb::GetWaitlistEntryRequest>,
+    ) -> Answer<pb::GetWaitlistEntryResponse> {
+        let caller = authorize(&request, DESK)?;
+        let id = wire::id(&request.get_ref().id, "id")?;
+        let entry = self.get_waitlist_entry(caller, &id).await?;
+        Ok(Response::new(pb::GetWaitlistEntryResponse {
+            entry: Some(entry),
+        }))
+    }
+
+    async fn list_waitlist_entries(
+        &self,
+        request: Request<pb::ListWaitlistEntriesRequest>,
+    ) -> Answer<pb::ListWaitlistEntriesResponse> {
+        let caller = authorize(&request, DESK)?;
+        let query = EntriesQuery::parse(request.get_ref())?;
+        Ok(Response::new(
+            self.list_waitlist_entries(caller, query).await?,
+        ))
+    }
+
+    async fn leave_waitlist(
+        &self,
+        request: Request<pb::LeaveWaitlistRequest>,
+    ) -> Answer<pb::LeaveWaitlistResponse> {
+        let caller = authorize(&request, DESK)?;
+        let id = wire::id(&request.get_ref().id, "id")?;
+        let entry = self.leave_waitlist(caller, &id).await?;
+        Ok(Response::new(pb::LeaveWaitlistResponse {
+            entry: Some(entry),
+        }))
+    }
+
+    async fn accept_offer(
+        &self,
+        request: Request<pb::AcceptOfferRequest>,
+    ) -> Answer<pb::AcceptOfferResponse> {
+        let caller = authorize(&request, DESK)?;
+        let acceptance = Acceptance::parse(request.get_ref(), &caller.scope()?)?;
+        Ok(Response::new(self.accept_offer(caller, acceptance).await?))
+    }
+
+    async fn decline_offer(
+        &self,
+        request: Request<pb::DeclineOfferRequest>,
+    ) -> Answer<pb::DeclineOfferResponse> {
+        let caller = authorize(&request, DESK)?;
+        let id = wire::id(&request.get_ref().id, "id")?;
+        let offer = self.decline_offer(caller, &id).await?;
+        Ok(Response::new(pb::DeclineOfferResponse {
+            offer: Some(offer),
+        }))
+    }
+
+    type WatchOffersStream = OffersStream;
+
+    async fn watch_offers(&self, request: Request<pb::WatchOffersRequest>) -> Answer<OffersStream> {
+        let caller = authorize(&request, DESK)?.clone();
+        let location_id = request.into_inner().location_id;
+        let this: Arc<Self> = Arc::new(self.clone_handle());
+        Ok(Response::new(
+            this.watch_offers(&caller, &location_id).await?,
+        ))
     }
 }

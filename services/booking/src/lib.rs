@@ -14,6 +14,8 @@ mod grpc;
 mod holds;
 mod lifecycle;
 mod plans;
+mod offer_watch;
+mod offers;
 mod relay;
 mod reschedule;
 mod resources;
@@ -22,6 +24,7 @@ mod store;
 mod suggestions;
 mod treatments;
 mod vetting;
+mod waitlist;
 mod watch;
 mod wire;
 
@@ -34,6 +37,8 @@ use recovery_kit::time::Clock;
 use recovery_kit::{Db, Engine, Role};
 use recovery_proto::booking::v1::booking_service_server::BookingServiceServer;
 use recovery_tenancy::Directory;
+
+pub use offers::{DEFAULT_OFFER_TIME, WaitlistConfig};
 
 /// Booking's idempotency records.
 const IDEMPOTENCY_TABLE: &str = "booking_idempotency";
@@ -53,6 +58,20 @@ pub const RELEASE_DEVICES_TOPIC: &str = "booking.release_devices";
 /// A session was completed: record it in the client's history; payload a
 /// `recovery.booking.v1.GetBookingRequest` naming the booking.
 pub const SESSION_COMPLETED_TOPIC: &str = "booking.session_completed";
+
+/// A window of a location to offer to the waitlist: it freed up (a
+/// cancellation, a no-show, a lapsed or declined offer or hold, a blackout
+/// removed, a resource added) or a client joined the waitlist for it; the
+/// matcher offers its free slots; payload a
+/// `recovery.booking.v1.SearchAvailabilityRequest` naming the location and
+/// the window.
+pub const SLOT_FREED_TOPIC: &str = "booking.slot_freed";
+
+/// The topic of waitlist offers (made, accepted, declined, withdrawn,
+/// expired); the scope is the location id, the payload a
+/// `recovery.booking.v1.WaitlistOffer`. A live topic: binaries name it with
+/// `BOOKING_TOPIC`.
+pub const OFFER_TOPIC: &str = "booking.offer";
 
 /// The services booking reaches in the studio's day: protocols (the client,
 /// the rules, the history) and fleet (devices). In `recoveryd` the service
@@ -83,6 +102,8 @@ pub struct Bookings {
     outbox: Outbox,
     /// One allocating transaction per location at a time.
     gates: gates::Gates,
+    /// The waitlist's offer time.
+    waitlist: Arc<offers::Settings>,
     shutdown: Shutdown,
 }
 
@@ -110,11 +131,15 @@ impl Bookings {
         let outbox = Outbox::new(
             db.clone(),
             OUTBOX_TABLE,
-            &[RELEASE_DEVICES_TOPIC, SESSION_COMPLETED_TOPIC],
+            &[
+                RELEASE_DEVICES_TOPIC,
+                SESSION_COMPLETED_TOPIC,
+                SLOT_FREED_TOPIC,
+            ],
             bus.clone(),
         );
         outbox.add_consumer(Arc::new(relay::Workflow::new(db.clone(), peers.clone())));
-        Ok(Arc::new(Self {
+        let this = Arc::new(Self {
             db,
             clock,
             bus,
@@ -122,18 +147,26 @@ impl Bookings {
             peers,
             outbox,
             gates: gates::Gates::default(),
+            waitlist: Arc::default(),
             shutdown: Shutdown::never(),
-        }))
+        });
+        // The waitlist's matcher takes freed slots off the outbox.
+        this.outbox
+            .add_consumer(Arc::new(offers::Matcher(Arc::downgrade(&this))));
+        Ok(this)
     }
 
     /// Runs booking's background work until `shutdown`: the outbox relay
-    /// (device releases and completed sessions to fleet and protocols) and
-    /// the saga sweeper (at start, then every 30 s: releases devices
-    /// reserved for bookings that never committed).
+    /// (device releases and completed sessions to fleet and protocols,
+    /// freed slots to the waitlist's matcher), the saga sweeper (at start,
+    /// then every 30 s: releases devices reserved for bookings that never
+    /// committed) and the offer sweep (every 5 s: frees lapsed holds and
+    /// offers and passes their slots on).
     pub fn spawn_workers(self: &Arc<Self>, shutdown: Shutdown) {
         let mut relay_shutdown = shutdown.clone();
         self.outbox
             .spawn_relay(async move { relay_shutdown.wait().await });
+        self.spawn_offer_sweeper(offers::SWEEP_EVERY, shutdown.clone());
         self.spawn_sweeper(saga::SWEEP_EVERY, shutdown);
     }
 
@@ -153,6 +186,7 @@ impl Bookings {
             peers: self.peers.clone(),
             outbox: self.outbox.clone(),
             gates: self.gates.clone(),
+            waitlist: Arc::clone(&self.waitlist),
             shutdown: self.shutdown.clone(),
         }
     }

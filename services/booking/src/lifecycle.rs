@@ -150,6 +150,15 @@ impl Bookings {
         store::bookings::set_status(&mut tx, &booking, &caller.key_id).await?;
         if change.free {
             store::allocations::release(&mut tx, id).await?;
+            // The freed slot goes to the waitlist's matcher.
+            let place = (booking.tenant_id.as_str(), booking.location_id.as_str());
+            crate::offers::record_freed(
+                &mut tx,
+                place,
+                (booking.start, booking.end),
+                to_micros(now),
+            )
+            .await?;
         }
         let details = store::details(&mut tx, id).await?;
         // What must reach fleet and protocols is written with the change.
@@ -174,7 +183,7 @@ impl Bookings {
             outbox::record(&mut tx, self.outbox.table(), event, to_micros(now)).await?;
         }
         tx.commit().await?;
-        if event.is_some() {
+        if event.is_some() || change.free {
             self.outbox.wake();
         }
         tracing::info!(booking_id = %id, from = from.as_str(), to = to.as_str(), "booking moved");

@@ -28,6 +28,7 @@ struct Args {
 
     #[command(flatten)]
     relay: recovery_kit::config::RelayArgs,
+    waitlist: recovery_booking::WaitlistConfig,
 }
 
 #[tokio::main]
@@ -51,7 +52,13 @@ async fn main() -> anyhow::Result<()> {
     };
     let apart = args
         .apart
-        .start("booking", &[recovery_booking::BOOKING_TOPIC])
+        .start(
+            "booking",
+            &[
+                recovery_booking::BOOKING_TOPIC,
+                recovery_booking::OFFER_TOPIC,
+            ],
+        )
         .await?;
     let bookings = Bookings::start(
         apart.db.clone(),
@@ -62,6 +69,7 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
     args.relay.apply(&[bookings.outbox()]);
+    bookings.configure_waitlist(&args.waitlist);
     let mut services = apart.services()?;
     bookings.mount(&mut services);
     bookings.spawn_workers(services.shutdown());

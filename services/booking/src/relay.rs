@@ -93,7 +93,7 @@ impl Workflow {
 }
 
 /// Whether a peer's answer is a refusal that a retry would get again.
-fn is_final(error: &Error) -> bool {
+pub(crate) fn is_final(error: &Error) -> bool {
     match error {
         Error::InvalidArgument(_)
         | Error::NotFound { .. }

@@ -136,9 +136,8 @@ impl Bookings {
                 return Err(error);
             }
         };
-        if devices.is_some() && !old.is_empty() {
-            self.outbox.wake();
-        }
+        // The old slot for the waitlist, and released devices.
+        self.outbox.wake();
         tracing::info!(booking_id = %id, from = %from_micros(current.start), "booking rescheduled");
         self.publish(&moved);
         Ok(moved)
@@ -199,6 +198,15 @@ impl Bookings {
         )
         .await?;
         store::workflow::set_findings(&mut tx, id, &booking.tenant_id, &vetted.warnings).await?;
+        // The old slot goes to the waitlist's matcher.
+        let place_ids = (booking.tenant_id.as_str(), booking.location_id.as_str());
+        crate::offers::record_freed(
+            &mut tx,
+            place_ids,
+            (booking.start, booking.end),
+            to_micros(now),
+        )
+        .await?;
         if let Some(devices) = devices {
             store::workflow::set_devices(&mut tx, id, &booking.tenant_id, devices).await?;
             store::workflow::end_saga(&mut tx, id).await?;

@@ -14,6 +14,10 @@ use crate::store::{self, Blackout, Resource};
 use crate::wire::{self, Named as _, NewBlackout, NewResource, PrecoolSetting, ResourcePatch};
 use crate::{Bookings, IDEMPOTENCY_TABLE};
 
+/// How far ahead a new resource frees windows for the waitlist (entries
+/// wait at most 14 days, for windows at most a year ahead), microseconds.
+const FREED_BY_NEW_RESOURCE: i64 = 366 * 24 * 3600 * 1_000_000;
+
 /// What a resource is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ResourceKind {
@@ -97,11 +101,23 @@ impl Bookings {
             |tx, (resource, key_id)| {
                 Box::pin(async move {
                     store::resources::insert(tx, resource, key_id).await?;
+                    // A new resource frees every future window of the
+                    // location for the waitlist.
+                    let place = (resource.tenant_id.as_str(), resource.location_id.as_str());
+                    let until = resource.create_time.saturating_add(FREED_BY_NEW_RESOURCE);
+                    crate::offers::record_freed(
+                        tx,
+                        place,
+                        (resource.create_time, until),
+                        resource.create_time,
+                    )
+                    .await?;
                     Ok(resource.to_wire())
                 })
             },
         )
         .await?;
+        self.outbox.wake();
         tracing::info!(resource_id = %created.id, kind = new.kind.as_str(), "resource created");
         Ok(created)
     }
@@ -213,15 +229,24 @@ impl Bookings {
     ) -> Result<pb::Resource, Error> {
         let scope = caller.scope()?;
         let mut tx = self.db.begin().await?;
-        self.resource(&mut tx, &scope, resource_id, Lock::ForUpdate)
+        let resource = self
+            .resource(&mut tx, &scope, resource_id, Lock::ForUpdate)
             .await?;
         if !store::resources::remove_blackout(&mut tx, resource_id, blackout_id).await? {
             return Err(Error::not_found("blackout", blackout_id));
+        }
+        // The blackout's window goes to the waitlist's matcher.
+        if let Some(blackout) = resource.blackouts.iter().find(|b| b.id == blackout_id) {
+            let place = (resource.tenant_id.as_str(), resource.location_id.as_str());
+            let now = to_micros(self.clock.now());
+            crate::offers::record_freed(&mut tx, place, (blackout.start, blackout.end), now)
+                .await?;
         }
         let updated = self
             .resource(&mut tx, &scope, resource_id, Lock::Read)
             .await?;
         tx.commit().await?;
+        self.outbox.wake();
         tracing::info!(resource_id, blackout_id, "blackout removed");
         Ok(updated.to_wire())
     }

@@ -1,4 +1,5 @@
-//! `WatchSchedule`: a location's day as a snapshot, then every change.
+//! `WatchSchedule`: a location's day as a snapshot, then every change;
+//! slots held by waitlist offers show as held, then released.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -14,10 +15,46 @@ use tonic::Status;
 
 use crate::store::BookingFilter;
 use crate::wire::{self, Watch};
-use crate::{BOOKING_TOPIC, Bookings};
+use crate::{BOOKING_TOPIC, Bookings, OFFER_TOPIC};
 
 /// The stream a watcher reads.
 pub(crate) type ScheduleStream = ReceiverStream<Result<pb::WatchScheduleResponse, Status>>;
+
+/// The slot an offer holds, as the schedule shows it.
+fn held_slot(offer: &pb::WaitlistOffer) -> pb::Hold {
+    pb::Hold {
+        id: offer.hold_id.clone(),
+        location_id: offer.location_id.clone(),
+        treatment_id: offer.treatment_id.clone(),
+        client_id: offer.client_id.clone(),
+        start_time: offer.start_time,
+        end_time: offer.end_time,
+        resources: offer.resources.clone(),
+        expire_time: offer.expire_time,
+        ..Default::default()
+    }
+}
+
+/// Whether `start` lies in `[from, to)`.
+fn within(start: Option<&prost_types::Timestamp>, (from, to): (Timestamp, Timestamp)) -> bool {
+    start
+        .and_then(|t| from_proto(t).ok())
+        .is_some_and(|s| s >= from && s < to)
+}
+
+/// What a watcher is told of an offer of the day: its slot held while it
+/// is open, released once it is not.
+fn offer_change(offer: &pb::WaitlistOffer) -> pb::WatchScheduleResponse {
+    use pb::watch_schedule_response::Event;
+    let slot = held_slot(offer);
+    pb::WatchScheduleResponse {
+        event: Some(if offer.state == pb::OfferState::Open as i32 {
+            Event::Held(slot)
+        } else {
+            Event::Released(slot)
+        }),
+    }
+}
 
 fn changed(booking: pb::Booking) -> pb::WatchScheduleResponse {
     pb::WatchScheduleResponse {
@@ -39,11 +76,19 @@ impl Bookings {
             to,
         };
         let bookings = self.bookings(scope, &filter, None, None, i64::MAX).await?;
+        let holds = self
+            .open_offers(scope, location_id)
+            .await?
+            .iter()
+            .filter(|o| within(o.start_time.as_ref(), (from, to)))
+            .map(held_slot)
+            .collect();
         Ok(pb::WatchScheduleResponse {
             event: Some(pb::watch_schedule_response::Event::Snapshot(
                 pb::ScheduleSnapshot {
                     bookings,
                     day: day.to_owned(),
+                    holds,
                 },
             )),
         })
@@ -71,6 +116,9 @@ impl Bookings {
             location.tenant_id.clone(),
             location.id.clone(),
         );
+        let mut offers =
+            self.bus
+                .subscribe(OFFER_TOPIC, location.tenant_id.clone(), location.id.clone());
         let first = self
             .day_snapshot(&scope, &location.id, &day, (from, to))
             .await?;
@@ -90,6 +138,24 @@ impl Bookings {
                     () = shutdown.wait() => break,
                     () = tx.closed() => break,
                     event = events.next() => event,
+                    offer = offers.next() => match offer {
+                        Ok(event) => {
+                            let Ok(offer) = <pb::WaitlistOffer as prost::Message>::decode(
+                                event.payload.as_slice(),
+                            ) else {
+                                continue;
+                            };
+                            if !within(offer.start_time.as_ref(), (from, to)) {
+                                continue;
+                            }
+                            if tx.send(Ok(offer_change(&offer))).await.is_err() {
+                                break;
+                            }
+                            continue;
+                        }
+                        // Lagged: the snapshot below carries the holds too.
+                        Err(missed) => Err(missed),
+                    },
                 };
                 let message = match event {
                     Ok(event) => {

@@ -6,6 +6,7 @@
 mod calendar;
 mod catalog;
 mod plans;
+mod waitlist;
 
 pub(crate) use calendar::{
     AvailabilityQuery, BookingQuery, BookingSource, BookingsOf, Cancellation, Completion,
@@ -16,6 +17,7 @@ pub(crate) use catalog::{
     TreatmentsQuery, blackout_ref,
 };
 pub(crate) use plans::{MAX_SUGGEST_RANGE, NewPlan, Offer, SuggestQuery};
+pub(crate) use waitlist::{Acceptance, EntriesQuery, NewEntry};
 
 use jiff::civil::{Date, Time, Weekday};
 use jiff::{SignedDuration, Timestamp};

@@ -271,6 +271,122 @@ async fn the_booking_binary_runs_apart_from_tenancy_protocols_and_fleet() {
     );
     assert!(booked.recommended_duration.is_some());
 
+    // The waitlist apart: Cy waits for Bo's slot; Bo cancels; the relay
+    // hands the freed slot to the matcher, which asks protocols' rules over
+    // gRPC and offers it to Cy; the desk accepts it.
+    let mut ready = Vec::new();
+    for name in ["Bo", "Cy"] {
+        let id = people
+            .create_client(protocols_pb::CreateClientRequest {
+                client: Some(protocols_pb::Client {
+                    given_name: name.into(),
+                    family_name: "Apart".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .client
+            .unwrap()
+            .id;
+        people
+            .record_screening(protocols_pb::RecordScreeningRequest {
+                screening: Some(protocols_pb::Screening {
+                    client_id: id.clone(),
+                    questionnaire_version: "2026-01".into(),
+                    answers: vec![protocols_pb::ScreeningAnswer {
+                        condition: protocols_pb::Condition::Pregnancy as i32,
+                        present: false,
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            })
+            .await
+            .unwrap();
+        people
+            .sign_waiver(protocols_pb::SignWaiverRequest {
+                waiver: Some(protocols_pb::Waiver {
+                    client_id: id.clone(),
+                    version: "v1".into(),
+                    signer_name: name.into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            })
+            .await
+            .unwrap();
+        ready.push(id);
+    }
+    // An hour after the first slot: no hurry before it starts.
+    let later = slots.get(20).expect("an hour of slots");
+    let bos = desk
+        .create_booking(pb::CreateBookingRequest {
+            client_id: ready[0].clone(),
+            start_time: later.start_time,
+            ..request.clone()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .booking
+        .unwrap();
+    let entry = desk
+        .join_waitlist(pb::JoinWaitlistRequest {
+            location_id: studio.location_id.clone(),
+            treatment_id: request.treatment_id.clone(),
+            client_id: ready[1].clone(),
+            start_time: later.start_time,
+            end_time: later.end_time,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entry
+        .unwrap();
+    desk.cancel_booking(pb::CancelBookingRequest {
+        id: bos.id.clone(),
+        reason: String::new(),
+    })
+    .await
+    .unwrap();
+    let waited = std::time::Instant::now();
+    let offer = loop {
+        let seen = desk
+            .get_waitlist_entry(pb::GetWaitlistEntryRequest {
+                id: entry.id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .entry
+            .unwrap();
+        if let Some(offer) = seen.offer {
+            break offer;
+        }
+        assert!(
+            waited.elapsed() < std::time::Duration::from_secs(5),
+            "no offer 5 s after the cancellation"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let accepted = desk
+        .accept_offer(pb::AcceptOfferRequest {
+            id: offer.id,
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .booking
+        .unwrap();
+    assert_eq!(accepted.client_id, ready[1]);
+    assert_eq!(accepted.start_time, later.start_time);
+
     // Protocols and fleet go away (with tenancy, whose answer about the
     // desk's key booking still has cached): a booking is refused
     // UNAVAILABLE within the call's deadline, never a hang, and nothing is

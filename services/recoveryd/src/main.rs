@@ -32,6 +32,7 @@ struct Args {
 
     #[command(flatten)]
     relay: recovery_kit::config::RelayArgs,
+    waitlist: recovery_booking::WaitlistConfig,
 
     /// Seed a demo studio (one tenant, one location with opening hours, two
     /// cryo chambers and a whole-body cryo treatment) and print a fresh
@@ -46,10 +47,12 @@ async fn main() -> anyhow::Result<()> {
     let _telemetry = telemetry::init("recoveryd", args.server.otlp_endpoint.as_deref())?;
     let db = args.server.open_database().await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    // Tablets watch the schedule and the device board, and every replica
-    // drops a key another revoked: with Redis, those follow every replica.
+    // Tablets watch the schedule, the waitlist's offers and the device
+    // board, and every replica drops a key another revoked: with Redis,
+    // those follow every replica.
     let bus = args.server.bus(&[
         recovery_booking::BOOKING_TOPIC,
+        recovery_booking::OFFER_TOPIC,
         recovery_fleet::DEVICE_TOPIC,
         recovery_tenancy::KEY_REVOKED_TOPIC,
     ])?;
@@ -85,6 +88,7 @@ async fn main() -> anyhow::Result<()> {
         devices: fleet.clone(),
     };
     let bookings = Bookings::start(db, clock, bus.clone(), directory, peers).await?;
+    bookings.configure_waitlist(&args.waitlist);
     protocols.on_erasure(bookings.clone());
     args.relay.apply(&[bookings.outbox(), protocols.outbox()]);
     protocols.suggest_with(bookings.clone());

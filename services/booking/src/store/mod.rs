@@ -8,6 +8,7 @@ pub(crate) mod allocations;
 pub(crate) mod bookings;
 pub(crate) mod resources;
 pub(crate) mod treatments;
+pub(crate) mod waitlist;
 pub(crate) mod workflow;
 
 pub(crate) use allocations::{Allocation, Held, Hold};

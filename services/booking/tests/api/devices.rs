@@ -133,7 +133,8 @@ async fn a_gun_comes_with_the_booking_and_goes_with_cancel_no_show_and_moves(db:
     })
     .await
     .unwrap();
-    assert_eq!(studio.bookings.outbox().pass().await.unwrap().delivered, 1);
+    // The release, and the freed slot for the waitlist.
+    assert_eq!(studio.bookings.outbox().pass().await.unwrap().delivered, 2);
     assert!(studio.held_for(&booking.id).await.is_empty());
 
     // No-show: released too.

@@ -18,4 +18,5 @@ mod lifecycle;
 mod rpcs;
 mod suggestions;
 mod support;
+mod waitlist;
 mod watch;

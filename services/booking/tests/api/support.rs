@@ -44,6 +44,8 @@ pub(crate) struct Studio {
     pub(crate) bookings: Arc<Bookings>,
     pub(crate) protocols: Arc<Protocols>,
     pub(crate) fleet: Arc<Fleet>,
+    /// Tenancy's locations, for a second booking service on the database.
+    pub(crate) directory: Arc<dyn recovery_tenancy::Directory>,
     pub(crate) tenant_id: String,
     pub(crate) hub: String,
     /// Protocols client ids by the names tests call them.
@@ -133,6 +135,7 @@ pub(crate) async fn start(db: TestDb) -> Studio {
         bookings,
         protocols,
         fleet,
+        directory: platform.directory(),
         tenant_id: tenant.tenant_id.clone(),
         hub: tenant.key(Role::Device).to_owned(),
         people: Mutex::new(HashMap::new()),
@@ -167,6 +170,9 @@ pub(crate) async fn start(db: TestDb) -> Studio {
         .treatment
         .unwrap()
         .id;
+    // The new chamber's freed windows (for the waitlist) are handed on, so
+    // tests start with an empty outbox.
+    studio.bookings.outbox().pass().await.unwrap();
     studio
 }
 
