@@ -28,6 +28,8 @@ struct Args {
 
     #[command(flatten)]
     relay: recovery_kit::config::RelayArgs,
+
+    #[command(flatten)]
     waitlist: recovery_booking::WaitlistConfig,
 }
 

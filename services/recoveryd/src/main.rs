@@ -32,6 +32,8 @@ struct Args {
 
     #[command(flatten)]
     relay: recovery_kit::config::RelayArgs,
+
+    #[command(flatten)]
     waitlist: recovery_booking::WaitlistConfig,
 
     /// Seed a demo studio (one tenant, one location with opening hours, two
