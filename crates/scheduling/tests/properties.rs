@@ -131,6 +131,7 @@ fn case(earliest: i64) -> impl Strategy<Value = Case> {
                                 duration: mins(duration),
                             }),
                             blackouts: blackouts.into_iter().map(|s| span(base, s)).collect(),
+                            cold_until: None,
                         },
                     )
                     .collect();

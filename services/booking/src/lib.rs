@@ -8,11 +8,13 @@
 
 mod availability;
 mod bookings;
+mod devices;
 mod erasure;
 mod gates;
 mod grpc;
 mod holds;
 mod lifecycle;
+mod reassign;
 mod relay;
 mod reschedule;
 mod resources;

@@ -82,6 +82,9 @@ async fn main() -> anyhow::Result<()> {
     };
     let bookings = Bookings::start(db, clock, bus.clone(), directory, peers).await?;
     protocols.on_erasure(bookings.clone());
+    // Fleet tells booking about the chambers and compression systems it
+    // offers as resources.
+    fleet.on_device_links(bookings.clone());
     let bootstrap_key = std::env::var("RECOVERY_BOOTSTRAP_KEY").ok();
     if let Bootstrap::Generated(key) = tenancy.bootstrap(bootstrap_key.as_deref()).await? {
         eprintln!("bootstrap operator key (shown once): {key}");
@@ -109,6 +112,7 @@ async fn main() -> anyhow::Result<()> {
     fleet.mount(&mut services);
     bus.spawn_reader(services.shutdown());
     fleet.spawn_sweeper(Duration::from_secs(15), services.shutdown());
+    fleet.spawn_relay(services.shutdown());
     bookings.spawn_workers(services.shutdown());
     let mut shutdown = services.shutdown();
     protocols.spawn_relay(async move { shutdown.wait().await });

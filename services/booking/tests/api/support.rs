@@ -113,6 +113,7 @@ pub(crate) async fn start(db: TestDb) -> Studio {
     .await
     .unwrap();
     protocols.on_erasure(bookings.clone());
+    fleet.on_device_links(bookings.clone());
     let mut services = platform.services();
     bookings.mount(&mut services);
     protocols.mount(&mut services);
