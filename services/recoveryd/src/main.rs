@@ -31,8 +31,8 @@ struct Args {
     fleet: recovery_fleet::Config,
 
     /// Seed a demo studio (one tenant, one location with opening hours, two
-    /// cryo chambers and a whole-body cryo treatment) and print a fresh
-    /// manager key for it.
+    /// cryo chambers registered in fleet and a whole-body cryo treatment)
+    /// and print a fresh manager key for it.
     #[arg(long, env = "RECOVERY_DEMO")]
     demo: bool,
 }
@@ -99,7 +99,6 @@ async fn main() -> anyhow::Result<()> {
             location_id: demo.location_id,
             manager_key: demo.manager_key,
             cryo_treatment_id: catalog.cryo_treatment_id,
-            chamber_ids: catalog.chamber_ids,
         })
     } else {
         None
