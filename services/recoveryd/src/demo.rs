@@ -202,10 +202,9 @@ async fn catalog(channel: &Channel, key: &str, location: &str) -> anyhow::Result
     Ok((stretch.id, compression.id))
 }
 
-/// Fleet: two guns and a compression system (their ids, in that order), and
-/// their hub's battery readings.
-async fn devices(channel: &Channel, key: &str, location: &str) -> anyhow::Result<Vec<String>> {
-    let mut floor = FleetServiceClient::new(channel.clone());
+/// The demo's devices with their request ids: two chambers, two guns and a
+/// compression system.
+fn demo_devices(location: &str) -> Vec<(&'static str, fleet::Device)> {
     let gun = |n: u32| fleet::Device {
         location_id: location.to_owned(),
         kind: fleet::DeviceKind::PercussionMassager as i32,
@@ -247,15 +246,23 @@ async fn devices(channel: &Channel, key: &str, location: &str) -> anyhow::Result
         })),
         ..Default::default()
     };
-    let mut device_ids = Vec::new();
-    let mut chamber_devices = Vec::new();
-    for (request_id, device) in [
+    vec![
         ("demo-chamber-1", chamber(1)),
         ("demo-chamber-2", chamber(2)),
         ("demo-gun-1", gun(1)),
         ("demo-gun-2", gun(2)),
         ("demo-boots", boots),
-    ] {
+    ]
+}
+
+/// Fleet: two chambers, two guns and a compression system (the ids of the
+/// guns and the compression system, in that order), their hub's first
+/// readings, and the demo hub that keeps reporting.
+async fn devices(channel: &Channel, key: &str, location: &str) -> anyhow::Result<Vec<String>> {
+    let mut floor = FleetServiceClient::new(channel.clone());
+    let mut device_ids = Vec::new();
+    let mut chamber_devices = Vec::new();
+    for (request_id, device) in demo_devices(location) {
         let name = device.display_name.clone();
         let registered = floor
             .register_device(signed(
