@@ -364,6 +364,7 @@ impl Bookings {
             )
             .into());
         }
+        crate::devices::check_in_service(tx, fresh.id).await?;
         self.reload(tx, fresh.id).await
     }
 

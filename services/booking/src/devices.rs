@@ -190,6 +190,31 @@ pub(crate) fn unavailable(
     }
 }
 
+/// Refuses what `owner_id` holds when a resource of it is a device out of
+/// service (a hold made before its chamber went into maintenance does not
+/// become a booking): `SLOT_UNAVAILABLE`, cause `DEVICE_NOT_READY`.
+pub(crate) async fn check_in_service(
+    conn: &mut sqlx::AnyConnection,
+    owner_id: &str,
+) -> Result<(), Error> {
+    match store::devices::risk(conn, owner_id).await? {
+        None => Ok(()),
+        Some(risk) => Err(Error::refuse(
+            reason::SLOT_UNAVAILABLE,
+            format!(
+                "the held chamber is {}: search availability again",
+                risk.device_state.as_str()
+            ),
+            &[
+                ("cause", "DEVICE_NOT_READY"),
+                ("resource_id", &risk.resource_id),
+                ("device_id", &risk.device_id),
+                ("device_state", risk.device_state.as_str()),
+            ],
+        )),
+    }
+}
+
 /// A device status from fleet, checked.
 struct Told {
     device_id: String,

@@ -298,6 +298,43 @@ async fn a_chamber_not_ready_is_never_offered_or_booked_and_is_again_once_ready(
     refused(hold, "SLOT_UNAVAILABLE");
     maintenance(&studio, &device, false).await;
     relay(&studio).await;
+    // A hold made before the chamber goes into maintenance is not booked
+    // after.
+    let hold = studio
+        .client(&studio.desk)
+        .await
+        .hold_slot(pb::HoldSlotRequest {
+            location_id: studio.location_id.clone(),
+            treatment_id: studio.cryo_id.clone(),
+            client_id: studio.person("ana").await,
+            start_time: t(TEN_AM),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .hold
+        .unwrap();
+    maintenance(&studio, &device, true).await;
+    relay(&studio).await;
+    let status = studio
+        .client(&studio.desk)
+        .await
+        .create_booking(pb::CreateBookingRequest {
+            hold_id: hold.id,
+            ..Default::default()
+        })
+        .await
+        .expect_err("refused");
+    assert_eq!(reason(&status), "SLOT_UNAVAILABLE");
+    assert_eq!(fact(&status, "cause").as_deref(), Some("DEVICE_NOT_READY"));
+    assert_eq!(
+        fact(&status, "device_state").as_deref(),
+        Some("maintenance")
+    );
+    assert!(studio.bookings_of("ana").await.is_empty(), "nothing booked");
+    maintenance(&studio, &device, false).await;
+    relay(&studio).await;
     assert!(
         !offered(&studio, day.0, day.1).await.is_empty(),
         "offered again"
