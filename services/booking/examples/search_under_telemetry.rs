@@ -5,8 +5,9 @@
 //! chambers registered in fleet (booking's resources through `SyncDevice`)
 //! and `BOOKINGS` bookings on one Monday. Concurrent clients search that day
 //! three times: quiet (the baseline), while a hub streams readings of the
-//! four chambers as fast as fleet takes them (a steady, cold temperature:
-//! nothing booking must hear), and quiet again. The ratio is the latency
+//! four chambers as fast as fleet takes them, or at `RATE` readings a
+//! second (a steady, cold temperature: nothing booking must hear), and
+//! quiet again. The ratio is the latency
 //! under the burst over the quiet runs', measured in the same run.
 //!
 //!     cargo run --release -p recovery-booking --example search_under_telemetry
@@ -30,7 +31,9 @@ use recovery_proto::tenancy::v1 as tenancy_pb;
 use recovery_proto::tenancy::v1::tenancy_service_client::TenancyServiceClient;
 use recovery_tenancy::testing::Platform;
 
-/// Environment overrides: `CLIENTS`, `CALLS`, `BOOKINGS`.
+/// Environment overrides: `CLIENTS`, `CALLS`, `BOOKINGS`, and `RATE`
+/// (readings a second the hub sends at most; 0, the default: as fast as
+/// fleet takes them).
 fn setting(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
@@ -44,10 +47,11 @@ const BATCH: usize = 500;
 #[tokio::main]
 #[allow(clippy::too_many_lines)] // one straight-line scenario reads best in one place
 async fn main() -> anyhow::Result<()> {
-    let (clients, calls, bookings_wanted) = (
+    let (clients, calls, bookings_wanted, rate) = (
         setting("CLIENTS", 4),
         setting("CALLS", 200),
         setting("BOOKINGS", 300),
+        setting("RATE", 0),
     );
     let db = TestDb::sqlite().await;
     // Monday 2026-12-07, 05:00 in New York: the demo studio opens at 06:00.
@@ -236,8 +240,15 @@ async fn main() -> anyhow::Result<()> {
         let (streaming, readings) = (Arc::clone(&streaming), Arc::clone(&readings));
         async move {
             while streaming.load(Ordering::Relaxed) {
+                let began = Instant::now();
                 let sent = send_readings(&channel, &hub_key, &chambers, BATCH / 4).await?;
                 readings.fetch_add(sent, Ordering::Relaxed);
+                // At most `RATE` readings a second when set.
+                if rate > 0 {
+                    #[allow(clippy::cast_precision_loss)]
+                    let due = Duration::from_secs_f64(sent as f64 / rate as f64);
+                    tokio::time::sleep(due.saturating_sub(began.elapsed())).await;
+                }
             }
             Ok::<_, anyhow::Error>(())
         }
