@@ -266,6 +266,47 @@ async fn a_chamber_registered_once_in_fleet_is_a_bookable_resource(db: TestDb) {
         .unwrap();
     relay(&studio).await;
     assert_eq!(linked(&studio, &device).await.display_name, "Arctic North");
+
+    // The same holds for a compression system: a compression station.
+    let boots = studio
+        .fleet_client(&studio.manager)
+        .await
+        .register_device(fleet_pb::RegisterDeviceRequest {
+            device: Some(fleet_pb::Device {
+                location_id: studio.location_id.clone(),
+                kind: fleet_pb::DeviceKind::CompressionSystem as i32,
+                display_name: "Boots".into(),
+                serial_number: "NT-1".into(),
+                spec: Some(fleet_pb::device::Spec::Compression(
+                    fleet_pb::CompressionSpec {
+                        pressure_levels: 7,
+                        attachments: vec![fleet_pb::Attachment::Legs as i32],
+                        zones: 5,
+                    },
+                )),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .device
+        .unwrap();
+    relay(&studio).await;
+    let station = linked(&studio, &boots.id).await;
+    assert_eq!(station.kind(), pb::ResourceKind::CompressionStation);
+    assert!(station.precool.is_none());
+    maintenance(&studio, &boots.id, true).await;
+    relay(&studio).await;
+    assert_eq!(
+        linked(&studio, &boots.id).await.device_state(),
+        fleet_pb::DeviceState::Maintenance
+    );
+    // A massage gun is no resource.
+    let gun = studio.gun("G-1").await;
+    relay(&studio).await;
+    assert!(resources(&studio).await.iter().all(|r| r.device_id != gun));
 }
 
 async fn a_chamber_not_ready_is_never_offered_or_booked_and_is_again_once_ready(db: TestDb) {
