@@ -258,7 +258,7 @@ fn the_router_gives_the_four_binaries_one_address() {
         )
     };
     let booking_url = format!("http://127.0.0.1:{router_port}");
-    let fleet = apart("fleet", &[]);
+    let fleet = apart("fleet", &["--booking-url", &booking_url]);
     let protocols = apart("protocols", &["--booking-url", &booking_url]);
     let (protocols_url, fleet_url) = (
         format!("http://{}", protocols.addr),

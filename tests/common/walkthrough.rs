@@ -126,6 +126,11 @@ fn check(walkthrough: &Output) {
         "\"sorenessBefore\": 6",
         "\"sorenessAfter\": 3",
         "\"notes\": \"head replaced\"",
+        // One chamber, one record: registered in the fleet, offered by
+        // booking; in maintenance, Ana's booking on it is at risk and moved.
+        "\"deviceId\"",
+        "'deviceState': 'DEVICE_STATE_MAINTENANCE'",
+        "\"seal replaced\"",
         // Protocols' thresholds: the defaults, then the manager's window.
         "\"isDefault\": true",
         "\"cryoWindow\": \"14400s\"",

@@ -1,7 +1,8 @@
 //! How the services reach each other in the studio's day: booking asks
 //! protocols about the client and the rules, reserves devices from fleet,
 //! and hands completed sessions to protocols' history; protocols hands
-//! erasures to booking.
+//! erasures to booking; fleet tells booking what it must know about the
+//! devices booking offers as resources.
 //!
 //! Each peer is one trait. In `recoveryd` the service value itself answers
 //! (in process); a service run apart uses the `remote` implementation, a
@@ -16,7 +17,7 @@ use std::collections::BTreeMap;
 use jiff::{SignedDuration, Timestamp};
 use recovery_kit::Error;
 use recovery_kit::auth::BoxFuture;
-pub use recovery_proto::fleet::v1::{Attachment, DeviceKind};
+pub use recovery_proto::fleet::v1::{Attachment, DeviceKind, DeviceState};
 pub use recovery_rules::Modality;
 
 pub mod remote;
@@ -362,4 +363,35 @@ pub fn suggested_slot(s: recovery_proto::booking::v1::Suggestion) -> Option<Sugg
             .as_ref()
             .and_then(|d| recovery_kit::wire::signed_duration(d).ok()),
     })
+}
+
+/// What booking must know about a device it offers as a resource (a cryo
+/// chamber, a compression system): fleet sends it when any of it changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceStatus {
+    /// The fleet device.
+    pub device_id: String,
+    /// Where it is.
+    pub location_id: String,
+    /// What it is.
+    pub kind: DeviceKind,
+    /// Its name, which the resource takes.
+    pub display_name: String,
+    /// `Available` (also when in use, reserved or charging),
+    /// `Maintenance`, `Offline` or `Retired`.
+    pub state: DeviceState,
+    /// Chambers: whether the latest reading was at or below the ready
+    /// threshold; `None` before the first temperature, and for others.
+    pub cold: Option<bool>,
+}
+
+/// Booking's side of the fleet: the resources that are devices.
+pub trait DeviceLinks: Send + Sync + 'static {
+    /// Makes or updates the resource linked to `status.device_id`.
+    /// Idempotent: the same status again changes nothing.
+    fn sync_device<'a>(
+        &'a self,
+        tenant_id: &'a str,
+        status: &'a DeviceStatus,
+    ) -> BoxFuture<'a, Result<(), Error>>;
 }

@@ -19,9 +19,9 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use crate::{
-    Batch, Clients, CompletedSession, DeviceNeed, Devices, Erasure, Finding, Follows, History,
-    Judged, Proposal, Reserved, SlotQuery, Slots, Standing, SuggestedSlot, TENANT_HEADER, Usage,
-    Verdict,
+    Batch, Clients, CompletedSession, DeviceLinks, DeviceNeed, DeviceStatus, Devices, Erasure, Finding,
+    Follows, History, Judged, Proposal, Reserved, SlotQuery, Slots, Standing, SuggestedSlot,
+    TENANT_HEADER, Usage, Verdict,
 };
 
 /// How long a call to a peer may take.
@@ -400,7 +400,7 @@ pub fn settings_map(settings: Option<&fleet::UsageSettings>) -> BTreeMap<String,
     map
 }
 
-/// Booking over gRPC: erasures.
+/// Booking over gRPC: erasures, and the devices it offers as resources.
 #[derive(Debug, Clone)]
 pub struct RemoteBooking(pub Peer);
 
@@ -445,5 +445,47 @@ impl Slots for RemoteBooking {
                 .filter_map(crate::suggested_slot)
                 .collect())
         })
+    }
+}
+
+impl DeviceLinks for RemoteBooking {
+    fn sync_device<'a>(
+        &'a self,
+        tenant_id: &'a str,
+        status: &'a DeviceStatus,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let request = self.0.request(tenant_id, sync_request(status))?;
+            BookingServiceClient::new(self.0.channel.clone())
+                .sync_device(request)
+                .await
+                .map_err(|s| self.0.failed(s))?;
+            Ok(())
+        })
+    }
+}
+
+/// A device's status as `SyncDevice` carries it (and fleet's outbox).
+pub fn sync_request(status: &DeviceStatus) -> booking::SyncDeviceRequest {
+    booking::SyncDeviceRequest {
+        device_id: status.device_id.clone(),
+        location_id: status.location_id.clone(),
+        kind: status.kind as i32,
+        display_name: status.display_name.clone(),
+        state: status.state as i32,
+        cold: status.cold,
+    }
+}
+
+/// The status a `SyncDevice` request carries; unknown enum numbers (a
+/// newer sender) read as unspecified.
+pub fn sync_status(request: &booking::SyncDeviceRequest) -> DeviceStatus {
+    DeviceStatus {
+        device_id: request.device_id.clone(),
+        location_id: request.location_id.clone(),
+        kind: fleet::DeviceKind::try_from(request.kind).unwrap_or_default(),
+        display_name: request.display_name.clone(),
+        state: fleet::DeviceState::try_from(request.state).unwrap_or_default(),
+        cold: request.cold,
     }
 }

@@ -121,7 +121,8 @@ impl Track {
                     .ends
                     .last_until(start)
                     .is_some_and(|last| last >= open.max(start - after));
-                if warm { 0 } else { duration }
+                let cold = lane.cold_until.is_some_and(|until| start <= until);
+                if warm || cold { 0 } else { duration }
             }
             None => 0,
         };

@@ -72,8 +72,10 @@
 //!   `[start - precool.duration, start)` free, inside the opening range and
 //!   the shift. At opening every chamber is idle, so with the defaults the
 //!   first cryo slot of a day is `open + 10 min` (on the grid: the first grid
-//!   point at or after it). Existing bookings' own precool time is not
-//!   re-checked.
+//!   point at or after it). A resource measured cold (`cold_until`, a
+//!   chamber whose hub reports it at its ready temperature) needs no
+//!   pre-cool for a session starting at or before that instant. Existing
+//!   bookings' own precool time is not re-checked.
 //! - **Kinds and preference.** A slot is open when, for every kind the
 //!   treatment needs, at least `count` resources of that kind are free. A
 //!   preferred resource is a hard filter: only slots where it is free are

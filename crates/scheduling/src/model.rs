@@ -94,6 +94,10 @@ pub struct Resource {
     pub precool: Option<Precool>,
     /// Times the resource cannot be used (maintenance and the like).
     pub blackouts: Vec<Interval>,
+    /// Measured cold (a chamber whose hub reports it at its ready
+    /// temperature): a session starting at or before this instant needs no
+    /// pre-cool, whatever the idle rule says. `None`: the idle rule decides.
+    pub cold_until: Option<Timestamp>,
 }
 
 impl Resource {
@@ -108,6 +112,7 @@ impl Resource {
             turnover: SignedDuration::ZERO,
             precool: None,
             blackouts: Vec::new(),
+            cold_until: None,
         }
     }
 }

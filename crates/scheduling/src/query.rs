@@ -33,6 +33,8 @@ pub(crate) struct Lane<'a> {
     pub(crate) turnover: Nanos,
     /// `(after, duration)` of the precool.
     pub(crate) precool: Option<(Nanos, Nanos)>,
+    /// Sessions starting at or before this need no pre-cool (measured cold).
+    pub(crate) cold_until: Option<Nanos>,
     /// The shifts sorted by weekday and start, if the resource has shifts.
     pub(crate) shifts: Option<Vec<OpeningHours>>,
 }
@@ -110,6 +112,7 @@ impl<'a> Query<'a> {
                     precool: resource
                         .precool
                         .map(|p| (nanos(p.after), nanos(p.duration))),
+                    cold_until: resource.cold_until.map(Timestamp::as_nanosecond),
                     shifts: resource.shifts.as_deref().map(calendar::sorted),
                 }
             }));

@@ -58,7 +58,8 @@ fn is_free(
         Some((after, duration)) => {
             let last = mine().map(|(_, e)| e).filter(|&e| e <= start).max();
             let warm = last.is_some_and(|last| last >= range.open.max(start - after));
-            if warm { 0 } else { duration }
+            let cold = lane.cold_until.is_some_and(|until| start <= until);
+            if warm || cold { 0 } else { duration }
         }
         None => 0,
     };

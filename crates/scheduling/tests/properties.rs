@@ -131,6 +131,10 @@ fn case(earliest: i64) -> impl Strategy<Value = Case> {
                                 duration: mins(duration),
                             }),
                             blackouts: blackouts.into_iter().map(|s| span(base, s)).collect(),
+                            // Every other resource measured cold for a
+                            // while: the sweep and the scan must agree.
+                            cold_until: (i % 2 == 0)
+                                .then(|| base + mins(i64::try_from(i).unwrap_or(0) * 97 % HORIZON)),
                         },
                     )
                     .collect();

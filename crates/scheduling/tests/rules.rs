@@ -356,6 +356,30 @@ fn precool_after_opening() {
 }
 
 #[test]
+fn a_chamber_measured_cold_needs_no_precool_at_opening() {
+    let loc = utc((6, 0), (22, 0));
+    let cold = Resource {
+        cold_until: Some(ts("2026-06-01T06:30:00Z")),
+        ..chamber("c1")
+    };
+    for (resources, first) in [
+        ([cold.clone()], "2026-06-01T06:00:00Z"),
+        ([chamber("c1")], "2026-06-01T06:12:00Z"),
+    ] {
+        let slots = search(
+            &loc,
+            &resources,
+            &single("cryo_chamber", 3),
+            &[],
+            window(DAY.0, DAY.1),
+            None,
+        )
+        .unwrap();
+        assert_eq!(slots[0].start, ts(first));
+    }
+}
+
+#[test]
 fn session_before_opening_does_not_warm_the_chamber() {
     let loc = utc((6, 0), (22, 0));
     let resources = [chamber("c1")];

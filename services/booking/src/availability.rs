@@ -195,7 +195,9 @@ impl Bookings {
     }
 
     /// The location's resources and what occupies them around
-    /// `[start, end)`.
+    /// `[start, end)`, with what each linked device's state means now
+    /// (`devices::apply_readiness`): every search, hold, booking and move
+    /// reads the calendar here.
     pub(crate) async fn calendar(
         &self,
         conn: &mut AnyConnection,
@@ -207,7 +209,9 @@ impl Bookings {
         let scope = place.scope();
         let from = start.saturating_sub(MARGIN).unwrap_or(start);
         let id = &place.location.id;
-        let resources = store::resources::at_location(conn, &scope, id, from).await?;
+        let mut resources = store::resources::at_location(conn, &scope, id, from).await?;
+        let to = end.saturating_add(MARGIN).unwrap_or(end);
+        crate::devices::apply_readiness(&mut resources, now, from, to);
         let busy = store::allocations::busy(conn, &scope, id, start, end, now).await?;
         Ok((resources, busy))
     }
@@ -282,7 +286,17 @@ impl Bookings {
             start,
             session.preference,
         )
-        .map_err(|e| sched_error(&e))?;
+        .map_err(|e| match e {
+            sched::Error::SlotUnavailable => crate::devices::unavailable(
+                place,
+                &resources,
+                treatment,
+                &busy,
+                start,
+                session.preference,
+            ),
+            other => sched_error(&other),
+        })?;
         let occupied = end.saturating_add(treatment.terms.turnover).unwrap_or(end);
         let allocations: Vec<Allocation<'_>> = assignments
             .iter()

@@ -414,4 +414,54 @@ impl BookingService for Bookings {
             this.watch_offers(&caller, &location_id).await?,
         ))
     }
+
+    async fn reassign_booking(
+        &self,
+        request: Request<pb::ReassignBookingRequest>,
+    ) -> Answer<pb::ReassignBookingResponse> {
+        let caller = authorize(&request, DESK)?;
+        let reassign = wire::Reassign::parse(request.get_ref())?;
+        let booking = self
+            .reassign_booking(caller, &reassign.id, reassign.resource_id.as_deref())
+            .await?;
+        Ok(Response::new(pb::ReassignBookingResponse {
+            booking: Some(booking),
+        }))
+    }
+
+    async fn sync_device(
+        &self,
+        request: Request<pb::SyncDeviceRequest>,
+    ) -> Answer<pb::SyncDeviceResponse> {
+        let caller = authorize(&request, SERVICES)?;
+        let status = recovery_peers::remote::sync_status(request.get_ref());
+        let resource = self.sync_device_for(caller, &status).await?;
+        Ok(Response::new(pb::SyncDeviceResponse { resource }))
+    }
+
+    async fn get_location_settings(
+        &self,
+        request: Request<pb::GetLocationSettingsRequest>,
+    ) -> Answer<pb::GetLocationSettingsResponse> {
+        let caller = authorize(&request, ANYONE)?;
+        let location_id = wire::id(&request.get_ref().location_id, "location_id")?;
+        let settings = self.location_settings(caller, &location_id).await?;
+        Ok(Response::new(pb::GetLocationSettingsResponse {
+            settings: Some(settings),
+        }))
+    }
+
+    async fn update_location_settings(
+        &self,
+        request: Request<pb::UpdateLocationSettingsRequest>,
+    ) -> Answer<pb::UpdateLocationSettingsResponse> {
+        let caller = authorize(&request, MANAGERS)?;
+        let update = wire::SettingsUpdate::parse(request.get_ref())?;
+        let settings = self
+            .update_location_settings(caller, &update.location_id, update.auto_reassign)
+            .await?;
+        Ok(Response::new(pb::UpdateLocationSettingsResponse {
+            settings: Some(settings),
+        }))
+    }
 }

@@ -8,6 +8,7 @@
 
 mod availability;
 mod bookings;
+mod devices;
 mod erasure;
 mod gates;
 mod grpc;
@@ -16,6 +17,7 @@ mod lifecycle;
 mod plans;
 mod offer_watch;
 mod offers;
+mod reassign;
 mod relay;
 mod reschedule;
 mod resources;
@@ -226,8 +228,8 @@ pub struct Demo {
 }
 
 impl Bookings {
-    /// Gives the demo location two cryo chambers and a whole-body cryo
-    /// treatment, once.
+    /// Gives the demo location a whole-body cryo treatment, once, and lists
+    /// the chambers it knows (fleet registers them).
     pub async fn seed_demo(&self, tenant_id: &str, location_id: &str) -> anyhow::Result<Demo> {
         use recovery_proto::booking::v1 as pb;
         let seeder = recovery_kit::Caller {
@@ -235,33 +237,18 @@ impl Bookings {
             role: Role::Manager,
             key_id: "demo".into(),
         };
-        let scope = seeder.scope()?;
         let page = wire::page(0, "")?;
         let existing = self
             .list_resources(&seeder, location_id, page)
             .await?
             .resources;
-        let mut chamber_ids: Vec<String> = existing
+        // Chambers are registered in fleet, which tells booking (one
+        // chamber, one record); here only those already known are listed.
+        let chamber_ids: Vec<String> = existing
             .into_iter()
             .filter(|r| r.kind == pb::ResourceKind::CryoChamber as i32)
             .map(|r| r.id)
             .collect();
-        if chamber_ids.is_empty() {
-            for name in ["Chamber 1", "Chamber 2"] {
-                let request = pb::CreateResourceRequest {
-                    resource: Some(pb::Resource {
-                        location_id: location_id.to_owned(),
-                        display_name: name.into(),
-                        kind: pb::ResourceKind::CryoChamber as i32,
-                        ..Default::default()
-                    }),
-                    request_id: String::new(),
-                };
-                let new = wire::NewResource::parse(&request, &scope)?;
-                let chamber = self.create_resource(&seeder, new).await?;
-                chamber_ids.push(chamber.id);
-            }
-        }
         let query = wire::TreatmentsQuery::parse(&pb::ListTreatmentsRequest::default())?;
         let treatments = self.list_treatments(&seeder, query).await?.treatments;
         let cryo_treatment_id = if let Some(t) = treatments.into_iter().next() {

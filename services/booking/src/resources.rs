@@ -36,8 +36,19 @@ pub(crate) fn default_precool(kind: ResourceKind) -> Option<sched::Precool> {
 }
 
 impl Resource {
-    /// The resource as the scheduler sees it.
+    /// The resource as the scheduler sees it, with what its device's state
+    /// means now (when the calendar applied it).
     pub(crate) fn to_sched(&self) -> sched::Resource {
+        self.sched(true)
+    }
+
+    /// The resource as if its device were ready: what a refusal is
+    /// explained with.
+    pub(crate) fn to_sched_if_ready(&self) -> sched::Resource {
+        self.sched(false)
+    }
+
+    fn sched(&self, with_readiness: bool) -> sched::Resource {
         // Stored shifts were checked when written.
         let shifts = wire::weekly(&self.shifts, "shifts", &mut Violations::new());
         sched::Resource {
@@ -48,7 +59,9 @@ impl Resource {
                 .blackouts
                 .iter()
                 .map(|b| sched::Interval::new(from_micros(b.start), from_micros(b.end)))
+                .chain(self.readiness.blocked.filter(|_| with_readiness))
                 .collect(),
+            cold_until: self.readiness.cold_until,
             ..sched::Resource::new(self.id.clone(), self.kind.as_str())
         }
     }
@@ -90,6 +103,8 @@ impl Bookings {
             blackouts: Vec::new(),
             create_time: now,
             update_time: now,
+            device: None,
+            readiness: crate::devices::Readiness::default(),
         };
         let input = (&resource, caller.key_id.as_str());
         let (created, _) = idempotency::create(

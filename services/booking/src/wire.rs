@@ -7,6 +7,7 @@ mod calendar;
 mod catalog;
 mod plans;
 mod waitlist;
+mod devices;
 
 pub(crate) use calendar::{
     AvailabilityQuery, BookingQuery, BookingSource, BookingsOf, Cancellation, Completion,
@@ -18,6 +19,7 @@ pub(crate) use catalog::{
 };
 pub(crate) use plans::{MAX_SUGGEST_RANGE, NewPlan, Offer, SuggestQuery};
 pub(crate) use waitlist::{Acceptance, EntriesQuery, NewEntry};
+pub(crate) use devices::{Reassign, SettingsUpdate};
 
 use jiff::civil::{Date, Time, Weekday};
 use jiff::{SignedDuration, Timestamp};
@@ -363,6 +365,13 @@ impl Resource {
                 .collect(),
             create_time: stored_timestamp(self.create_time),
             update_time: stored_timestamp(self.update_time),
+            device_id: self
+                .device
+                .as_ref()
+                .map(|d| d.device_id.clone())
+                .unwrap_or_default(),
+            device_state: self.device.as_ref().map_or(0, |d| d.state.wire()),
+            device_cold: self.device.as_ref().and_then(|d| d.cold),
         }
     }
 }
@@ -420,6 +429,11 @@ impl Booking {
             soreness_before: soreness(self.soreness_before),
             soreness_after: soreness(self.soreness_after),
             session_notes: self.session_notes.clone(),
+            at_risk: details
+                .at_risk
+                .as_ref()
+                .filter(|_| matches!(self.status, Status::Booked | Status::CheckedIn))
+                .map(crate::devices::risk_to_wire),
         }
     }
 }

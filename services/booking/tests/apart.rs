@@ -419,3 +419,209 @@ async fn the_booking_binary_runs_apart_from_tenancy_protocols_and_fleet() {
     assert!(status.success(), "booking exited with {status}");
     assert!(said.iter().any(|l| l.contains("shutting down")));
 }
+
+/// One chamber, one record, with the services apart: fleet (in the test's
+/// server) tells the real `booking` binary about a chamber over gRPC
+/// (`SyncDevice` with the service key, from fleet's outbox); booking makes
+/// the resource, stops offering it while it is in maintenance and offers
+/// it again after; a key that is not the service's is refused.
+async fn a_chamber_registered_in_fleet_reaches_booking_run_apart(db: TestDb) {
+    use recovery_peers::remote::{Peer, RemoteBooking};
+    use recovery_proto::fleet::v1 as fleet_pb;
+    use recovery_proto::fleet::v1::fleet_service_client::FleetServiceClient;
+
+    let clock = Arc::new(SystemClock);
+    let platform = Platform::start(&db.db, clock.clone()).await;
+    let fleet = recovery_fleet::Fleet::start(
+        db.db.clone(),
+        clock,
+        Bus::default(),
+        platform.directory(),
+        recovery_fleet::Config::default(),
+    )
+    .await
+    .unwrap();
+    let mut services = platform.services();
+    fleet.mount(&mut services);
+    let server = TestServer::start(services).await;
+    let service_key = TenancyServiceClient::with_interceptor(
+        server.channel().await,
+        Bearer::new(&platform.operator),
+    )
+    .create_api_key(tenancy_pb::CreateApiKeyRequest {
+        tenant_id: String::new(),
+        role: tenancy_pb::Role::Service as i32,
+        display_name: "fleet and booking".into(),
+        request_id: String::new(),
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .secret;
+    let studio = Studio::create(
+        server.channel().await,
+        &platform.operator,
+        "Apart",
+        "Europe/Berlin",
+        &[Role::Manager, Role::FrontDesk],
+    )
+    .await;
+    // Booking's own database: PostgreSQL when the test runs there.
+    let own = match db.engine() {
+        recovery_kit::Engine::Sqlite => None,
+        recovery_kit::Engine::Postgres => TestDb::postgres().await,
+    };
+    let url = format!("http://{}", server.addr);
+    let mut args = vec![
+        "--tenancy-url",
+        &url,
+        "--protocols-url",
+        &url,
+        "--fleet-url",
+        &url,
+    ];
+    if let Some(own) = &own {
+        args.extend(["--database-url", own.url()]);
+    }
+    let booking = Daemon::start(
+        env!("CARGO_BIN_EXE_booking"),
+        &args,
+        &[("RECOVERY_SERVICE_KEY", service_key.as_str())],
+    );
+    let booking_url = format!("http://{}", booking.addr);
+    fleet.on_device_links(Arc::new(RemoteBooking(
+        Peer::new("booking", &booking_url, &service_key).unwrap(),
+    )));
+    let channel = tonic::transport::Channel::from_shared(booking_url)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut manager = BookingServiceClient::with_interceptor(
+        channel.clone(),
+        Bearer::new(studio.key(Role::Manager)),
+    );
+    let mut machines = FleetServiceClient::with_interceptor(
+        server.channel().await,
+        Bearer::new(studio.key(Role::Manager)),
+    );
+
+    let device = machines
+        .register_device(fleet_pb::RegisterDeviceRequest {
+            device: Some(fleet_pb::Device {
+                location_id: studio.location_id.clone(),
+                kind: fleet_pb::DeviceKind::CryoChamber as i32,
+                display_name: "Arctic".into(),
+                serial_number: "CH-APART".into(),
+                spec: Some(fleet_pb::device::Spec::CryoChamber(
+                    fleet_pb::CryoChamberSpec {
+                        target_temperature_celsius: -110.0,
+                        ready_threshold_celsius: -90.0,
+                    },
+                )),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .device
+        .unwrap();
+    let relay = || async {
+        let pass = fleet.outbox().pass().await.unwrap();
+        assert!(!pass.stalled, "booking took the event");
+    };
+    relay().await;
+    let resources = manager
+        .list_resources(pb::ListResourcesRequest {
+            location_id: studio.location_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .resources;
+    assert_eq!(resources.len(), 1, "registered once, bookable");
+    assert_eq!(resources[0].device_id, device.id);
+    assert_eq!(resources[0].display_name, "Arctic");
+    let cryo = manager
+        .create_treatment(pb::CreateTreatmentRequest {
+            treatment: Some(pb::Treatment {
+                display_name: "Cryo".into(),
+                modality: pb::Modality::WholeBodyCryotherapy as i32,
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .treatment
+        .unwrap();
+    let now = jiff::Timestamp::now();
+    let search = pb::SearchAvailabilityRequest {
+        location_id: studio.location_id.clone(),
+        treatment_id: cryo.id.clone(),
+        start_time: Some(to_proto(now + jiff::SignedDuration::from_hours(2))),
+        end_time: Some(to_proto(now + jiff::SignedDuration::from_hours(50))),
+        resource_id: String::new(),
+    };
+    let slots = |request: pb::SearchAvailabilityRequest| {
+        let mut desk = BookingServiceClient::with_interceptor(
+            channel.clone(),
+            Bearer::new(studio.key(Role::FrontDesk)),
+        );
+        async move {
+            desk.search_availability(request)
+                .await
+                .unwrap()
+                .into_inner()
+                .slots
+                .len()
+        }
+    };
+    assert!(slots(search.clone()).await > 0);
+    machines
+        .start_maintenance(fleet_pb::StartMaintenanceRequest {
+            device_id: device.id.clone(),
+            reason: "door seal".into(),
+            notes: String::new(),
+        })
+        .await
+        .unwrap();
+    relay().await;
+    assert_eq!(
+        slots(search.clone()).await,
+        0,
+        "in maintenance: not offered"
+    );
+    machines
+        .end_maintenance(fleet_pb::EndMaintenanceRequest {
+            device_id: device.id.clone(),
+            notes: String::new(),
+        })
+        .await
+        .unwrap();
+    relay().await;
+    assert!(slots(search).await > 0, "offered again");
+
+    // Only the platform's services sync devices.
+    let denied = manager
+        .sync_device(pb::SyncDeviceRequest {
+            device_id: device.id.clone(),
+            location_id: studio.location_id.clone(),
+            kind: fleet_pb::DeviceKind::CryoChamber as i32,
+            display_name: "Fake".into(),
+            state: fleet_pb::DeviceState::Retired as i32,
+            cold: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+
+    let (status, _) = booking.terminate();
+    assert!(status.success(), "booking exited with {status}");
+}
+
+recovery_kit::engine_tests!(a_chamber_registered_in_fleet_reaches_booking_run_apart);

@@ -220,6 +220,7 @@ impl Fleet {
                         .await
                         .map_err(|e| or_serial_taken(e, &fields.serial_number))?;
                     let device = store::device(&mut **tx, times, &Scope::All, &id).await?;
+                    fleet.tell(tx, &device, times.now).await?;
                     Ok(wire::device(&device))
                 })
             },
@@ -228,6 +229,7 @@ impl Fleet {
         // A replay changed nothing: the board hears nothing (the stored
         // answer is the device as it was then, not as it is now).
         if fresh {
+            self.outbox.wake();
             tracing::info!(device_id = %device.id, kind = fields.kind.as_str(), "device registered");
             self.publish_wire(&device.location_id, &device);
         }

@@ -9,6 +9,7 @@ mod names;
 
 mod devices;
 mod grpc;
+mod links;
 mod maintenance;
 mod peer;
 mod reservations;
@@ -24,6 +25,7 @@ use std::time::Duration;
 use jiff::SignedDuration;
 use prost::Message as _;
 use recovery_kit::events::{Bus, Event};
+use recovery_kit::outbox::Outbox;
 use recovery_kit::server::{Services, Shutdown};
 use recovery_kit::time::{Clock, to_micros};
 use recovery_kit::{Db, Engine, Error, Scope};
@@ -42,6 +44,14 @@ const IDEMPOTENCY_TABLE: &str = "fleet_idempotency";
 /// The topic of device changes on the bus; the scope is the location id
 /// and the payload an encoded `recovery.fleet.v1.Device`.
 pub const DEVICE_TOPIC: &str = "fleet.device";
+
+/// What booking must know about a device it offers as a resource changed
+/// (written to fleet's outbox, handed to booking's `SyncDevice`); the scope
+/// is the location id, the payload a `recovery.booking.v1.SyncDeviceRequest`.
+pub const LINK_TOPIC: &str = "fleet.device_link";
+
+/// Fleet's outbox: events handed on after their transaction commits.
+const OUTBOX_TABLE: &str = "fleet_outbox";
 
 /// How the fleet behaves.
 #[derive(Debug, Clone, clap::Args)]
@@ -94,6 +104,8 @@ pub struct Fleet {
     bus: Bus,
     directory: Arc<dyn Directory>,
     config: Config,
+    /// Device links for booking (`links.rs`).
+    outbox: Outbox,
     shutdown: OnceLock<Shutdown>,
     /// When [`Fleet::sweep_windows`] last looked, in micros.
     last_sweep: Mutex<i64>,
@@ -123,7 +135,9 @@ impl Fleet {
         );
         db.migrate(Self::migrator(db.engine())).await?;
         let last_sweep = Mutex::new(to_micros(clock.now()));
+        let outbox = Outbox::new(db.clone(), OUTBOX_TABLE, &[LINK_TOPIC], bus.clone());
         Ok(Arc::new(Self {
+            outbox,
             db,
             clock,
             bus,
@@ -132,6 +146,27 @@ impl Fleet {
             shutdown: OnceLock::new(),
             last_sweep,
         }))
+    }
+
+    /// Hands every change of what booking must know about a bookable
+    /// device (`links.rs`) to `links`: at least once, in order, retried
+    /// with backoff; events written before the call and still waiting
+    /// reach it too.
+    pub fn on_device_links(&self, links: Arc<dyn recovery_peers::DeviceLinks>) {
+        self.outbox
+            .add_consumer(Arc::new(links::TellBooking(links)));
+    }
+
+    /// Runs the outbox relay until `shutdown`: device links to booking.
+    pub fn spawn_relay(&self, mut shutdown: Shutdown) {
+        self.outbox
+            .spawn_relay(async move { shutdown.wait().await });
+    }
+
+    /// The outbox, e.g. to drive the relay by hand in tests
+    /// (`outbox().pass()`) or to watch its backlog.
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
     }
 
     /// Mounts the gRPC service and its descriptors.
@@ -186,7 +221,11 @@ impl Fleet {
         id: &str,
     ) -> Result<DeviceRow, Error> {
         let device = store::device(&mut *tx, times, &Scope::All, id).await?;
+        let told = self.tell(&mut tx, &device, times.now).await?;
         tx.commit().await?;
+        if told {
+            self.outbox.wake();
+        }
         self.publish(&device);
         Ok(device)
     }

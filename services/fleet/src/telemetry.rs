@@ -123,10 +123,18 @@ impl Fleet {
         }
         let mut tx = self.db.begin().await?;
         store::store_readings(&mut tx, tenant_id, batch, now).await?;
+        let times = self.times();
+        let mut told = false;
         for reading in latest.values() {
             store::record_latest(&mut tx, reading, now, self.config.history).await?;
+            // Only a change booking sees travels (back online, cold, warm).
+            let device = store::device(&mut *tx, times, &Scope::All, &reading.device_id).await?;
+            told |= self.tell(&mut tx, &device, now).await?;
         }
         tx.commit().await?;
+        if told {
+            self.outbox.wake();
+        }
         let ids: Vec<String> = latest.keys().map(|id| (*id).to_owned()).collect();
         recovery_kit::metrics::readings_ingested(batch.len() as u64);
         let stored = i64::try_from(batch.len()).unwrap_or(i64::MAX);

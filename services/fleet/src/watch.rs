@@ -134,10 +134,17 @@ impl Fleet {
         let times = self.times();
         let mut tx = self.db.begin().await?;
         let ids = store::silent_devices(&mut tx, times).await?;
+        let mut told = false;
         for id in &ids {
             store::mark_offline(&mut tx, id, times).await?;
+            // Booking stops offering it (a chamber, a compression system).
+            let device = store::device(&mut *tx, times, &Scope::All, id).await?;
+            told |= self.tell(&mut tx, &device, times.now).await?;
         }
         tx.commit().await?;
+        if told {
+            self.outbox.wake();
+        }
         for id in &ids {
             tracing::info!(device_id = %id, "device offline");
         }

@@ -1,12 +1,15 @@
 //! `--demo`: a studio to try the day on. Tenancy and booking seed their
-//! base in process (the tenant, its location, a manager key, two chambers
-//! and a cryo treatment); the rest is made the way a studio would make it,
-//! through the server's own gRPC API as the demo manager: a stretch room, a
-//! therapist and a compression station, a stretch treatment that needs a
-//! massage gun with the fork head, a compression treatment, two guns and a
-//! compression system with their hub's battery readings, and one screened
-//! client with a signed waiver. Every create carries a request id, so a
-//! restart finds what it made before.
+//! base in process (the tenant, its location, a manager key and a cryo
+//! treatment); the rest is made the way a studio would make it, through the
+//! server's own gRPC API as the demo manager: a stretch room and a
+//! therapist, a stretch treatment that needs a massage gun with the fork
+//! head, a compression treatment, and in fleet two cryo chambers, two guns
+//! and a compression system (registered once: fleet tells booking, which
+//! offers the chambers and the compression system as resources), and one
+//! screened client with a signed waiver. A demo hub reports the chambers'
+//! temperature and the batteries every 60 s, so the devices stay online.
+//! Every create carries a request id, so a restart finds what it made
+//! before.
 
 use std::net::SocketAddr;
 
@@ -44,6 +47,7 @@ impl Studio {
              demo stretch treatment {} (needs a gun with the fork head) guns {}\n\
              demo compression treatment {} compression system {}\n\
              demo client {} (screened, waiver signed)\n\
+             a demo hub reports the chambers' temperature and the batteries every 60 s\n\
              demo manager key: {}",
             self.tenant_id,
             self.location_id,
@@ -74,7 +78,6 @@ pub(crate) struct Base {
     pub(crate) location_id: String,
     pub(crate) manager_key: String,
     pub(crate) cryo_treatment_id: String,
-    pub(crate) chamber_ids: Vec<String>,
 }
 
 /// Seeds the rest through the server at `addr`.
@@ -88,13 +91,14 @@ pub(crate) async fn seed(addr: SocketAddr, base: Base) -> anyhow::Result<Studio>
     let (stretch, compression) = catalog(&channel, key, location).await?;
     let mut gun_ids = devices(&channel, key, location).await?;
     let compression_system_id = gun_ids.pop().unwrap_or_default();
+    let chamber_ids = chambers(&channel, key, location).await?;
     let client_id = client(channel, key).await?;
     Ok(Studio {
         tenant_id: base.tenant_id,
         location_id: base.location_id,
         manager_key: base.manager_key,
         cryo_treatment_id: base.cryo_treatment_id,
-        chamber_ids: base.chamber_ids,
+        chamber_ids,
         stretch_treatment_id: stretch,
         compression_treatment_id: compression,
         gun_ids,
@@ -117,11 +121,6 @@ async fn catalog(channel: &Channel, key: &str, location: &str) -> anyhow::Result
             "demo-therapist",
             "Mia (therapist)",
             booking::ResourceKind::Therapist,
-        ),
-        (
-            "demo-compression-station",
-            "Compression chair",
-            booking::ResourceKind::CompressionStation,
         ),
     ] {
         desk.create_resource(signed(
@@ -203,10 +202,9 @@ async fn catalog(channel: &Channel, key: &str, location: &str) -> anyhow::Result
     Ok((stretch.id, compression.id))
 }
 
-/// Fleet: two guns and a compression system (their ids, in that order), and
-/// their hub's battery readings.
-async fn devices(channel: &Channel, key: &str, location: &str) -> anyhow::Result<Vec<String>> {
-    let mut floor = FleetServiceClient::new(channel.clone());
+/// The demo's devices with their request ids: two chambers, two guns and a
+/// compression system.
+fn demo_devices(location: &str) -> Vec<(&'static str, fleet::Device)> {
     let gun = |n: u32| fleet::Device {
         location_id: location.to_owned(),
         kind: fleet::DeviceKind::PercussionMassager as i32,
@@ -236,12 +234,35 @@ async fn devices(channel: &Channel, key: &str, location: &str) -> anyhow::Result
         })),
         ..Default::default()
     };
-    let mut device_ids = Vec::new();
-    for (request_id, device) in [
+    let chamber = |n: u32| fleet::Device {
+        location_id: location.to_owned(),
+        kind: fleet::DeviceKind::CryoChamber as i32,
+        display_name: format!("Chamber {n}"),
+        serial_number: format!("DEMO-CH-{n:04}"),
+        model: "Arctic 3".into(),
+        spec: Some(fleet::device::Spec::CryoChamber(fleet::CryoChamberSpec {
+            target_temperature_celsius: -110.0,
+            ready_threshold_celsius: -90.0,
+        })),
+        ..Default::default()
+    };
+    vec![
+        ("demo-chamber-1", chamber(1)),
+        ("demo-chamber-2", chamber(2)),
         ("demo-gun-1", gun(1)),
         ("demo-gun-2", gun(2)),
         ("demo-boots", boots),
-    ] {
+    ]
+}
+
+/// Fleet: two chambers, two guns and a compression system (the ids of the
+/// guns and the compression system, in that order), their hub's first
+/// readings, and the demo hub that keeps reporting.
+async fn devices(channel: &Channel, key: &str, location: &str) -> anyhow::Result<Vec<String>> {
+    let mut floor = FleetServiceClient::new(channel.clone());
+    let mut device_ids = Vec::new();
+    let mut chamber_devices = Vec::new();
+    for (request_id, device) in demo_devices(location) {
         let name = device.display_name.clone();
         let registered = floor
             .register_device(signed(
@@ -256,7 +277,11 @@ async fn devices(channel: &Channel, key: &str, location: &str) -> anyhow::Result
             .into_inner()
             .device
             .unwrap_or_default();
-        device_ids.push(registered.id);
+        if registered.kind == fleet::DeviceKind::CryoChamber as i32 {
+            chamber_devices.push(registered.id);
+        } else {
+            device_ids.push(registered.id);
+        }
     }
     let hub_key = TenancyServiceClient::new(channel.clone())
         .create_api_key(signed(
@@ -273,19 +298,83 @@ async fn devices(channel: &Channel, key: &str, location: &str) -> anyhow::Result
         .secret;
     let readings: Vec<fleet::ReportTelemetryRequest> = device_ids
         .iter()
-        .map(|id| fleet::ReportTelemetryRequest {
-            reading: Some(fleet::TelemetryReading {
-                device_id: id.clone(),
-                battery_percent: Some(90),
-                ..Default::default()
-            }),
+        .map(|id| fleet::TelemetryReading {
+            device_id: id.clone(),
+            battery_percent: Some(90),
+            ..Default::default()
+        })
+        .chain(chamber_devices.iter().map(|id| fleet::TelemetryReading {
+            device_id: id.clone(),
+            temperature_celsius: Some(-110.0),
+            ..Default::default()
+        }))
+        .map(|reading| fleet::ReportTelemetryRequest {
+            reading: Some(reading),
         })
         .collect();
     floor
-        .report_telemetry(signed(&hub_key, tokio_stream::iter(readings))?)
+        .report_telemetry(signed(&hub_key, tokio_stream::iter(readings.clone()))?)
         .await
-        .context("demo battery readings")?;
+        .context("demo hub readings")?;
+    tokio::spawn(hub(floor, hub_key, readings));
     Ok(device_ids)
+}
+
+/// The demo hub: the same readings every 60 s, so no device of the demo
+/// goes offline for want of a heartbeat.
+async fn hub(
+    mut floor: FleetServiceClient<Channel>,
+    key: String,
+    readings: Vec<fleet::ReportTelemetryRequest>,
+) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let sent = match signed(&key, tokio_stream::iter(readings.clone())) {
+            Ok(request) => floor.report_telemetry(request).await.map(|_| ()),
+            Err(error) => {
+                tracing::warn!(error = %error, "demo hub key unusable");
+                return;
+            }
+        };
+        if let Err(status) = sent {
+            tracing::warn!(code = ?status.code(), "demo hub reading refused");
+        }
+    }
+}
+
+/// The chambers booking offers once fleet told it about them (fleet's
+/// outbox relay runs in the background): their resource ids, waited for
+/// up to 10 s.
+async fn chambers(channel: &Channel, key: &str, location: &str) -> anyhow::Result<Vec<String>> {
+    let mut desk = BookingServiceClient::new(channel.clone());
+    for _ in 0..100 {
+        let resources = desk
+            .list_resources(signed(
+                key,
+                booking::ListResourcesRequest {
+                    location_id: location.to_owned(),
+                    ..Default::default()
+                },
+            )?)
+            .await
+            .context("demo chambers")?
+            .into_inner()
+            .resources;
+        let chambers: Vec<String> = resources
+            .into_iter()
+            .filter(|r| {
+                r.kind == booking::ResourceKind::CryoChamber as i32 && !r.device_id.is_empty()
+            })
+            .map(|r| r.id)
+            .collect();
+        if chambers.len() >= 2 {
+            return Ok(chambers);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("booking did not hear of the demo chambers from fleet within 10 s")
 }
 
 /// Protocols: one client ready to book: screened, waiver signed.

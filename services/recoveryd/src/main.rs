@@ -37,8 +37,8 @@ struct Args {
     waitlist: recovery_booking::WaitlistConfig,
 
     /// Seed a demo studio (one tenant, one location with opening hours, two
-    /// cryo chambers and a whole-body cryo treatment) and print a fresh
-    /// manager key for it.
+    /// cryo chambers registered in fleet and a whole-body cryo treatment)
+    /// and print a fresh manager key for it.
     #[arg(long, env = "RECOVERY_DEMO")]
     demo: bool,
 }
@@ -94,6 +94,9 @@ async fn main() -> anyhow::Result<()> {
     protocols.on_erasure(bookings.clone());
     args.relay.apply(&[bookings.outbox(), protocols.outbox()]);
     protocols.suggest_with(bookings.clone());
+    // Fleet tells booking about the chambers and compression systems it
+    // offers as resources.
+    fleet.on_device_links(bookings.clone());
     let bootstrap_key = std::env::var("RECOVERY_BOOTSTRAP_KEY").ok();
     if let Bootstrap::Generated(key) = tenancy.bootstrap(bootstrap_key.as_deref()).await? {
         eprintln!("bootstrap operator key (shown once): {key}");
@@ -108,7 +111,6 @@ async fn main() -> anyhow::Result<()> {
             location_id: demo.location_id,
             manager_key: demo.manager_key,
             cryo_treatment_id: catalog.cryo_treatment_id,
-            chamber_ids: catalog.chamber_ids,
         })
     } else {
         None
@@ -122,6 +124,7 @@ async fn main() -> anyhow::Result<()> {
     tenancy.share_revocations(&bus, services.shutdown());
     bus.spawn_reader(services.shutdown());
     fleet.spawn_sweeper(Duration::from_secs(15), services.shutdown());
+    fleet.spawn_relay(services.shutdown());
     bookings.spawn_workers(services.shutdown());
     let mut shutdown = services.shutdown();
     protocols.spawn_relay(async move { shutdown.wait().await });

@@ -6,6 +6,7 @@
 
 pub(crate) mod allocations;
 pub(crate) mod bookings;
+pub(crate) mod devices;
 pub(crate) mod resources;
 pub(crate) mod treatments;
 pub(crate) mod waitlist;
@@ -54,6 +55,8 @@ pub(crate) struct Details {
     pub(crate) held: Vec<Held>,
     pub(crate) warnings: Vec<Finding>,
     pub(crate) devices: Vec<Reserved>,
+    /// A resource it holds whose device is out of service.
+    pub(crate) at_risk: Option<devices::Risk>,
 }
 
 /// The details of the booking or hold `owner_id`.
@@ -65,5 +68,6 @@ pub(crate) async fn details(
         held: allocations::held(conn, owner_id).await?,
         warnings: workflow::findings(conn, owner_id).await?,
         devices: workflow::devices(conn, owner_id).await?,
+        at_risk: devices::risk(conn, owner_id).await?,
     })
 }

@@ -9,6 +9,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row as _};
 
 use super::secs;
+use crate::devices::{DeviceLink, Readiness};
 use crate::resources::ResourceKind;
 use crate::wire::{Named as _, stored};
 
@@ -26,6 +27,11 @@ pub(crate) struct Resource {
     pub(crate) blackouts: Vec<Blackout>,
     pub(crate) create_time: i64,
     pub(crate) update_time: i64,
+    /// The fleet device it is, with what fleet last told about it.
+    pub(crate) device: Option<DeviceLink>,
+    /// What the device's state means for scheduling now (set for the
+    /// calendar only: `devices::apply_readiness`).
+    pub(crate) readiness: Readiness,
 }
 
 /// A time a resource is out of service; instants in microseconds.
@@ -37,8 +43,9 @@ pub(crate) struct Blackout {
     pub(crate) reason: String,
 }
 
-const COLUMNS: &str = "id, tenant_id, location_id, display_name, kind, turnover_s, \
-     precool_after_s, precool_s, shifts, create_time, update_time";
+pub(super) const COLUMNS: &str = "id, tenant_id, location_id, display_name, kind, turnover_s, \
+     precool_after_s, precool_s, shifts, create_time, update_time, device_id, device_state, \
+     device_cold, device_since";
 
 /// Shifts: `day open close` joined by `;`.
 fn shifts_to_db(shifts: &[tenancy::OpeningHours]) -> String {
@@ -63,8 +70,21 @@ fn shifts_from_db(text: &str) -> Vec<tenancy::OpeningHours> {
 }
 
 impl Resource {
-    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+    pub(super) fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
         let after: Option<i64> = row.try_get("precool_after_s")?;
+        let device_id: Option<String> = row.try_get("device_id")?;
+        let device_state: Option<String> = row.try_get("device_state")?;
+        let device = match (device_id, device_state) {
+            (Some(device_id), Some(state)) => Some(DeviceLink {
+                device_id,
+                state: stored(&state)?,
+                cold: row
+                    .try_get::<Option<i64>, _>("device_cold")?
+                    .map(|c| c != 0),
+                since: row.try_get::<Option<i64>, _>("device_since")?.unwrap_or(0),
+            }),
+            _ => None,
+        };
         let duration: Option<i64> = row.try_get("precool_s")?;
         Ok(Self {
             id: row.try_get("id")?,
@@ -81,6 +101,8 @@ impl Resource {
             blackouts: Vec::new(),
             create_time: row.try_get("create_time")?,
             update_time: row.try_get("update_time")?,
+            device,
+            readiness: Readiness::default(),
         })
     }
 }

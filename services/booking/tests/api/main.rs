@@ -8,6 +8,7 @@
 mod availability;
 mod bookings;
 mod catalog;
+mod chambers;
 mod contention;
 mod day;
 mod devices;

@@ -116,6 +116,7 @@ pub(crate) async fn start(db: TestDb) -> Studio {
     .unwrap();
     protocols.on_erasure(bookings.clone());
     protocols.suggest_with(bookings.clone());
+    fleet.on_device_links(bookings.clone());
     let mut services = platform.services();
     bookings.mount(&mut services);
     protocols.mount(&mut services);

@@ -7,6 +7,7 @@
 //! [`Lock`]: recovery_kit::Lock
 
 mod devices;
+mod links;
 mod maintenance;
 mod reservations;
 mod telemetry;
@@ -19,6 +20,7 @@ pub(crate) use devices::{
     Also, DeviceFilter, DeviceRow, DueFilter, board, candidates, device, devices, due_for_service,
     insert_device, lock_device, mark_offline, set_state, silent_devices, update_device,
 };
+pub(crate) use links::{set_told, told};
 pub(crate) use maintenance::{
     MaintenanceRow, close_maintenance, insert_maintenance, maintenance, maintenance_records,
     open_maintenance,
