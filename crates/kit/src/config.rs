@@ -85,11 +85,12 @@ pub struct ServerArgs {
 /// protocols); flatten into its `clap::Parser`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RelayArgs {
-    /// Keep every event in the outbox tables and hand nothing on (no
-    /// append to Redis, no consumer call) until the process is started
-    /// without it; the calls themselves work as usual. For maintenance
-    /// (Redis being moved) and for testing a crash between commit and
-    /// publish.
+    /// Keep every event this process writes in its outbox tables and hand
+    /// nothing of them on (no append to Redis; without Redis, no consumer
+    /// call) until the process is started without it; the calls themselves
+    /// work as usual, and with Redis entries other replicas appended are
+    /// still consumed. For maintenance (Redis being moved) and for testing
+    /// a crash between commit and publish.
     #[arg(long, env = "RECOVERY_PAUSE_OUTBOX_RELAY")]
     pub pause_outbox_relay: bool,
 }
