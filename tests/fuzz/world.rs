@@ -13,8 +13,14 @@ use recovery_kit::Role;
 use recovery_kit::events::Bus;
 use recovery_kit::limits::{Admission, Limits};
 use recovery_kit::server::Services;
-use recovery_kit::testing::{TestDb, TestServer};
+use recovery_kit::testing::{Bearer, TestDb, TestServer};
 use recovery_kit::time::ManualClock;
+use recovery_proto::booking::v1 as bk;
+use recovery_proto::booking::v1::booking_service_client::BookingServiceClient;
+use recovery_proto::fleet::v1 as fl;
+use recovery_proto::fleet::v1::fleet_service_client::FleetServiceClient;
+use recovery_proto::protocols::v1 as pr;
+use recovery_proto::protocols::v1::protocol_service_client::ProtocolServiceClient;
 use recovery_protocols::Protocols;
 use recovery_tenancy::testing::{Platform, Studio};
 use sqlx::{AnyConnection, Connection as _, Row as _};
@@ -130,7 +136,165 @@ impl World {
         )
         .await;
         let ids = vec![studio.tenant_id.clone(), studio.location_id.clone()];
-        Tenant { studio, ids }
+        let mut tenant = Tenant { studio, ids };
+        self.furnish(&mut tenant).await;
+        tenant
+    }
+
+    /// What a studio's first day makes, through the typed clients: a
+    /// chamber, a cryo treatment, a massage gun, a screened client with a
+    /// waiver, a hold and a booking, so every kind of id is at hand.
+    async fn furnish(&self, tenant: &mut Tenant) {
+        let studio = &tenant.studio;
+        let manager = Bearer::new(studio.key(Role::Manager));
+        let mut booking =
+            BookingServiceClient::with_interceptor(self.channel.clone(), manager.clone());
+        let mut protocols =
+            ProtocolServiceClient::with_interceptor(self.channel.clone(), manager.clone());
+        let mut fleet = FleetServiceClient::with_interceptor(self.channel.clone(), manager);
+        let chamber = booking
+            .create_resource(bk::CreateResourceRequest {
+                resource: Some(bk::Resource {
+                    location_id: studio.location_id.clone(),
+                    display_name: "Chamber 1".into(),
+                    kind: bk::ResourceKind::CryoChamber as i32,
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            })
+            .await
+            .expect("create a chamber")
+            .into_inner()
+            .resource
+            .unwrap()
+            .id;
+        let cryo = booking
+            .create_treatment(bk::CreateTreatmentRequest {
+                treatment: Some(bk::Treatment {
+                    display_name: "Whole-body cryo".into(),
+                    modality: bk::Modality::WholeBodyCryotherapy as i32,
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            })
+            .await
+            .expect("create a treatment")
+            .into_inner()
+            .treatment
+            .unwrap()
+            .id;
+        let gun = fleet
+            .register_device(fl::RegisterDeviceRequest {
+                device: Some(fl::Device {
+                    location_id: studio.location_id.clone(),
+                    kind: fl::DeviceKind::PercussionMassager as i32,
+                    display_name: "Gun 1".into(),
+                    serial_number: format!("SN-{}", studio.tenant_id),
+                    model: "Hypervolt 2 Pro".into(),
+                    spec: Some(fl::device::Spec::Percussion(fl::PercussionSpec {
+                        speed_levels: 3,
+                        attachments: vec![fl::Attachment::Fork as i32],
+                    })),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            })
+            .await
+            .expect("register a gun")
+            .into_inner()
+            .device
+            .unwrap()
+            .id;
+        let mut clients = Vec::new();
+        for name in ["Ada", "Ben"] {
+            let id = protocols
+                .create_client(pr::CreateClientRequest {
+                    client: Some(pr::Client {
+                        given_name: name.into(),
+                        family_name: "Tester".into(),
+                        date_of_birth: "1990-05-01".into(),
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                })
+                .await
+                .expect("create a client")
+                .into_inner()
+                .client
+                .unwrap()
+                .id;
+            protocols
+                .record_screening(pr::RecordScreeningRequest {
+                    screening: Some(pr::Screening {
+                        client_id: id.clone(),
+                        questionnaire_version: "2026-01".into(),
+                        answers: [pr::Condition::Pregnancy, pr::Condition::Pacemaker]
+                            .iter()
+                            .map(|c| pr::ScreeningAnswer {
+                                condition: *c as i32,
+                                present: false,
+                                ..Default::default()
+                            })
+                            .collect(),
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                })
+                .await
+                .expect("screen a client");
+            protocols
+                .sign_waiver(pr::SignWaiverRequest {
+                    waiver: Some(pr::Waiver {
+                        client_id: id.clone(),
+                        version: "v1".into(),
+                        signer_name: "The Client".into(),
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                })
+                .await
+                .expect("sign a waiver");
+            clients.push(id);
+        }
+        let tomorrow = |hour: i64| {
+            Some(prost_types::Timestamp {
+                seconds: self.now + 86_400 + hour * 3600,
+                nanos: 0,
+            })
+        };
+        let booked = booking
+            .create_booking(bk::CreateBookingRequest {
+                location_id: studio.location_id.clone(),
+                treatment_id: cryo.clone(),
+                client_id: clients[0].clone(),
+                start_time: tomorrow(5),
+                ..Default::default()
+            })
+            .await
+            .expect("book")
+            .into_inner()
+            .booking
+            .unwrap()
+            .id;
+        let held = booking
+            .hold_slot(bk::HoldSlotRequest {
+                location_id: studio.location_id.clone(),
+                treatment_id: cryo.clone(),
+                client_id: clients[1].clone(),
+                start_time: tomorrow(6),
+                ..Default::default()
+            })
+            .await
+            .expect("hold")
+            .into_inner()
+            .hold
+            .unwrap()
+            .id;
+        tenant.ids.extend(
+            [chamber, cryo, gun, booked, held]
+                .into_iter()
+                .chain(clients),
+        );
     }
 
     /// Every unary method of every recovery service.
