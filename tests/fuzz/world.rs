@@ -144,6 +144,7 @@ impl World {
     /// What a studio's first day makes, through the typed clients: a
     /// chamber, a cryo treatment, a massage gun, a screened client with a
     /// waiver, a hold and a booking, so every kind of id is at hand.
+    #[allow(clippy::too_many_lines)] // one studio's first day, in order
     async fn furnish(&self, tenant: &mut Tenant) {
         let studio = &tenant.studio;
         let manager = Bearer::new(studio.key(Role::Manager));
