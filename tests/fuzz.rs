@@ -386,4 +386,69 @@ async fn cross_tenant_sweep(db: TestDb) {
     failures.assert_none(calls);
 }
 
-recovery_kit::engine_tests!(every_rpc_under_every_role, cross_tenant_sweep);
+/// A `ListBookings` page token is a cursor: one made by another tenant's
+/// list must not position this tenant's page (it would tell when the other
+/// tenant's booking is). Alpha's token comes after its booking of the day
+/// after tomorrow at 14:00; Bravo's client has bookings at 13:00 that day
+/// and the day after: with Alpha's token Bravo reads nothing, or is
+/// refused, but never just the later one.
+async fn a_cursor_from_another_tenant_positions_nothing(db: TestDb) {
+    use recovery_proto::booking::v1 as bk;
+    use recovery_proto::booking::v1::booking_service_client::BookingServiceClient;
+    let world = World::start(db).await;
+    let alpha = world.studio("Alpha").await;
+    let bravo = world.studio("Bravo").await;
+    let day = |n: i64, hour: i64| world.now - world.now % 86_400 + n * 86_400 + hour * 3600;
+    for n in [2, 3] {
+        alpha
+            .book(&world.channel, &alpha.clients[0], day(n, 14))
+            .await;
+        bravo
+            .book(&world.channel, &bravo.clients[0], day(n, 13))
+            .await;
+    }
+    let list = |tenant: &Tenant, page_size, page_token: String| {
+        let channel = world.channel.clone();
+        let key = tenant.studio.key(Role::FrontDesk).to_owned();
+        let client_id = tenant.clients[0].clone();
+        async move {
+            BookingServiceClient::with_interceptor(
+                channel,
+                recovery_kit::testing::Bearer::new(&key),
+            )
+            .list_bookings(bk::ListBookingsRequest {
+                client_id,
+                page_size,
+                page_token,
+                ..Default::default()
+            })
+            .await
+        }
+    };
+    let first = list(&alpha, 2, String::new()).await.unwrap().into_inner();
+    assert_eq!(first.bookings.len(), 2);
+    assert!(!first.next_page_token.is_empty());
+    let own = list(&bravo, 0, String::new()).await.unwrap().into_inner();
+    assert_eq!(own.bookings.len(), 3, "Bravo's client has three bookings");
+    match list(&bravo, 0, first.next_page_token).await {
+        Ok(page) => {
+            let starts: Vec<i64> = page
+                .into_inner()
+                .bookings
+                .iter()
+                .map(|b| b.start_time.unwrap_or_default().seconds)
+                .collect();
+            assert!(
+                starts.is_empty(),
+                "Alpha's cursor positioned Bravo's page: {starts:?}"
+            );
+        }
+        Err(status) => assert_eq!(status.code(), Code::InvalidArgument, "{status:?}"),
+    }
+}
+
+recovery_kit::engine_tests!(
+    every_rpc_under_every_role,
+    cross_tenant_sweep,
+    a_cursor_from_another_tenant_positions_nothing,
+);

@@ -51,11 +51,41 @@ pub(crate) struct World {
 /// One studio of the world, with what it holds.
 pub(crate) struct Tenant {
     pub(crate) studio: Studio,
+    /// Its cryo treatment.
+    pub(crate) cryo: String,
+    /// Its two screened clients with waivers; the first is booked
+    /// tomorrow at 15:00 UTC, the second holds tomorrow's 16:00.
+    pub(crate) clients: Vec<String>,
     /// Ids this tenant's keys have seen.
     pub(crate) ids: Vec<String>,
 }
 
 impl Tenant {
+    /// Books cryo for `client_id` at `seconds` since the epoch.
+    pub(crate) async fn book(
+        &self,
+        channel: &Channel,
+        client_id: &str,
+        seconds: i64,
+    ) -> bk::Booking {
+        BookingServiceClient::with_interceptor(
+            channel.clone(),
+            Bearer::new(self.studio.key(Role::FrontDesk)),
+        )
+        .create_booking(bk::CreateBookingRequest {
+            location_id: self.studio.location_id.clone(),
+            treatment_id: self.cryo.clone(),
+            client_id: client_id.to_owned(),
+            start_time: Some(prost_types::Timestamp { seconds, nanos: 0 }),
+            ..Default::default()
+        })
+        .await
+        .expect("book")
+        .into_inner()
+        .booking
+        .unwrap()
+    }
+
     pub(crate) fn keys(&self) -> Vec<(Role, String)> {
         TENANT_ROLES
             .iter()
@@ -136,7 +166,12 @@ impl World {
         )
         .await;
         let ids = vec![studio.tenant_id.clone(), studio.location_id.clone()];
-        let mut tenant = Tenant { studio, ids };
+        let mut tenant = Tenant {
+            studio,
+            cryo: String::new(),
+            clients: Vec::new(),
+            ids,
+        };
         self.furnish(&mut tenant).await;
         tenant
     }
@@ -292,10 +327,12 @@ impl World {
             .unwrap()
             .id;
         tenant.ids.extend(
-            [chamber, cryo, gun, booked, held]
+            [chamber, cryo.clone(), gun, booked, held]
                 .into_iter()
-                .chain(clients),
+                .chain(clients.iter().cloned()),
         );
+        tenant.cryo = cryo;
+        tenant.clients = clients;
     }
 
     /// Every unary method of every recovery service.
