@@ -127,11 +127,13 @@ impl Bookings {
     /// Runs booking's background work until `shutdown`: the outbox relay
     /// (device releases and completed sessions to fleet and protocols) and
     /// the saga sweeper (at start, then every 30 s: releases devices
-    /// reserved for bookings that never committed).
+    /// reserved for bookings that never committed) and the hold pruner (at
+    /// start, then every 5 minutes: expired holds, `Bookings::prune_holds`).
     pub fn spawn_workers(self: &Arc<Self>, shutdown: Shutdown) {
         let mut relay_shutdown = shutdown.clone();
         self.outbox
             .spawn_relay(async move { relay_shutdown.wait().await });
+        self.spawn_hold_pruner(holds::PRUNE_EVERY, shutdown.clone());
         self.spawn_sweeper(saga::SWEEP_EVERY, shutdown);
     }
 
