@@ -286,8 +286,11 @@ where
                         span.record("recovery.tenant.id", tenant);
                     }
                     span.record("recovery.caller.role", caller.role.as_str());
+                    // PostgreSQL's row-level security sees the caller's
+                    // rows only (crate::db::confined).
+                    let scope = caller.scope().ok();
                     request.extensions_mut().insert(caller);
-                    inner.call(request).await
+                    crate::db::confined(scope, inner.call(request)).await
                 }
                 Ok(None) => Ok(reject(Error::Unauthenticated("unknown or revoked api key"))),
                 Err(error) => Ok(reject(error)),

@@ -7,7 +7,8 @@
 //! that reads before it writes never loses a race; reads use a pool (WAL).
 
 use std::future::Future;
-use std::sync::Once;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -23,6 +24,52 @@ use crate::Error;
 /// SQLite's one writer keeps 10 s: it is a queue by design, every write
 /// waits its turn there.
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The PostgreSQL role the services' queries run as: made by the
+/// migrations, without `BYPASSRLS`, so row-level security holds for it.
+pub const ROW_ROLE: &str = "recovery_app";
+
+/// The PostgreSQL setting that names whose rows a connection may see: a
+/// tenant id, or `*` for every tenant.
+pub const TENANT_SETTING: &str = "recovery.tenant";
+
+tokio::task_local! {
+    /// Whose rows the current call's queries may see; unset outside calls.
+    static CONFINED: Option<crate::Scope>;
+}
+
+/// Runs `call` with its PostgreSQL queries confined by row-level security
+/// to the rows of `scope` (`None`: no tenant's rows at all). Queries made
+/// outside any `confined` (start-up, sweeps, relays, tasks a call spawns)
+/// see every tenant, as the service's own work must.
+pub async fn confined<F: Future>(scope: Option<crate::Scope>, call: F) -> F::Output {
+    CONFINED.scope(scope, call).await
+}
+
+/// The value of [`TENANT_SETTING`] for the current task.
+fn tenant_setting() -> String {
+    match CONFINED.try_with(Clone::clone) {
+        Err(_) | Ok(Some(crate::Scope::All)) => "*".to_owned(),
+        Ok(Some(crate::Scope::Tenant(tenant))) => tenant,
+        Ok(None) => String::new(),
+    }
+}
+
+/// Puts a PostgreSQL connection, as it is taken from the pool, under the
+/// current task's tenant and, once the migrations made it, [`ROW_ROLE`].
+async fn confine(
+    conn: &mut AnyConnection,
+    tenant: String,
+    as_role: bool,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT set_config('role', $1, false), set_config($2, $3, false)")
+        .bind(if as_role { ROW_ROLE } else { "none" })
+        .bind(TENANT_SETTING)
+        .bind(tenant)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
 
 /// The database engine behind a [`Db`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +99,9 @@ pub struct Db {
     read: AnyPool,
     write: AnyPool,
     engine: Engine,
+    /// PostgreSQL: whether connections act as [`ROW_ROLE`], which
+    /// [`Db::migrate`] turns on once the migrations made it.
+    as_role: Arc<AtomicBool>,
 }
 
 pub(crate) static DRIVERS: Once = Once::new();
@@ -63,6 +113,7 @@ impl Db {
         let engine = Engine::of_url(url)?;
         crate::telemetry::note_engine(engine);
         let options: AnyConnectOptions = url.parse().context("database url")?;
+        let as_role = Arc::new(AtomicBool::new(false));
         let db = match engine {
             Engine::Sqlite => {
                 let pool = || {
@@ -92,12 +143,26 @@ impl Db {
                     read,
                     write,
                     engine,
+                    as_role,
                 }
             }
             Engine::Postgres => {
+                // The hooks run in the task that takes the connection, so
+                // they read its call's tenant.
+                let (on_connect, on_acquire) = (Arc::clone(&as_role), Arc::clone(&as_role));
                 let pool = AnyPoolOptions::new()
                     .max_connections(20)
                     .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .after_connect(move |conn, _meta| {
+                        let (tenant, as_role) =
+                            (tenant_setting(), on_connect.load(Ordering::Relaxed));
+                        Box::pin(confine(conn, tenant, as_role))
+                    })
+                    .before_acquire(move |conn, _meta| {
+                        let (tenant, as_role) =
+                            (tenant_setting(), on_acquire.load(Ordering::Relaxed));
+                        Box::pin(async move { confine(conn, tenant, as_role).await.map(|()| true) })
+                    })
                     .connect_with(options)
                     .await
                     .context("connect to postgres")?;
@@ -105,6 +170,7 @@ impl Db {
                     read: pool.clone(),
                     write: pool,
                     engine,
+                    as_role,
                 }
             }
         };
@@ -129,9 +195,27 @@ impl Db {
     /// Runs a service's migrations. Every service shares the one migrations
     /// table, so each set ignores versions it does not know (the others'):
     /// services number their migrations in their own range.
+    /// On PostgreSQL they run as the connecting user (who owns the
+    /// tables), not as [`ROW_ROLE`].
     pub async fn migrate(&self, mut migrator: Migrator) -> anyhow::Result<()> {
         migrator.set_ignore_missing(true);
-        migrator.run(&self.write).await.context("run migrations")?;
+        let mut conn = self.write.acquire().await.context("run migrations")?;
+        if self.engine == Engine::Postgres {
+            conn.execute("RESET ROLE").await.context("run migrations")?;
+        }
+        migrator.run(&mut *conn).await.context("run migrations")?;
+        if self.engine == Engine::Postgres {
+            let usable: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1 \
+                 AND pg_has_role(rolname, 'MEMBER'))",
+            )
+            .bind(ROW_ROLE)
+            .fetch_one(&mut *conn)
+            .await
+            .context("find the row-level security role")?;
+            // From the next connection taken on, queries act as the role.
+            self.as_role.store(usable, Ordering::Relaxed);
+        }
         Ok(())
     }
 

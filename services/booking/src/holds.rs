@@ -1,7 +1,13 @@
 //! Holds: a slot kept for a client for a few minutes while they decide.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::SignedDuration;
+use recovery_kit::Scope;
 use recovery_kit::db::{MAX_ATTEMPTS, retry};
 use recovery_kit::ids::new_id;
+use recovery_kit::server::Shutdown;
 use recovery_kit::time::to_micros;
 use recovery_kit::{Caller, Error};
 use recovery_proto::booking::v1 as pb;
@@ -12,7 +18,53 @@ use crate::store::{self, Hold};
 use crate::vetting::Candidate;
 use crate::wire::NewHold;
 
+/// How often expired holds are pruned.
+pub(crate) const PRUNE_EVERY: Duration = Duration::from_secs(300);
+
+/// How long an expired hold that was never booked is kept, so that booking
+/// it answers `HOLD_EXPIRED` rather than `NOT_FOUND`: a day, as long as
+/// the `request_id` that made it is remembered.
+const KEEP_EXPIRED: SignedDuration = SignedDuration::from_hours(24);
+
 impl Bookings {
+    /// Prunes expired holds of every tenant: their allocations at once,
+    /// the holds themselves a day after they expired (by the injected
+    /// clock). Returns the rows deleted. Runs every few minutes; tests call
+    /// it.
+    pub async fn prune_holds(&self) -> Result<u64, Error> {
+        let now = self.clock.now();
+        let forget_before = now.saturating_sub(KEEP_EXPIRED).unwrap_or(now);
+        let mut tx = self.db.begin().await?;
+        let pruned = store::allocations::prune_expired_holds(
+            &mut tx,
+            &Scope::All,
+            to_micros(now),
+            to_micros(forget_before),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(pruned)
+    }
+
+    /// Prunes expired holds every `every`, until `shutdown`.
+    pub(crate) fn spawn_hold_pruner(self: &Arc<Self>, every: Duration, mut shutdown: Shutdown) {
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = shutdown.wait() => break,
+                    _ = tick.tick() => match this.prune_holds().await {
+                        Ok(0) => {}
+                        Ok(pruned) => tracing::info!(pruned, "expired holds pruned"),
+                        Err(error) => tracing::warn!(error = %error, "pruning holds failed"),
+                    },
+                }
+            }
+        });
+    }
+
     pub(crate) async fn hold_slot(&self, caller: &Caller, new: NewHold) -> Result<pb::Hold, Error> {
         let place = self.place(caller, &new.location_id).await?;
         let slot = &new.slot;

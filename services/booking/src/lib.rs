@@ -162,13 +162,15 @@ impl Bookings {
     /// (device releases and completed sessions to fleet and protocols,
     /// freed slots to the waitlist's matcher), the saga sweeper (at start,
     /// then every 30 s: releases devices reserved for bookings that never
-    /// committed) and the offer sweep (every 5 s: frees lapsed holds and
-    /// offers and passes their slots on).
+    /// committed), the offer sweep (every 5 s: frees lapsed holds and
+    /// offers and passes their slots on) and the hold pruner (at start, then
+    /// every 5 minutes: expired holds, `Bookings::prune_holds`).
     pub fn spawn_workers(self: &Arc<Self>, shutdown: Shutdown) {
         let mut relay_shutdown = shutdown.clone();
         self.outbox
             .spawn_relay(async move { relay_shutdown.wait().await });
         self.spawn_offer_sweeper(offers::SWEEP_EVERY, shutdown.clone());
+        self.spawn_hold_pruner(holds::PRUNE_EVERY, shutdown.clone());
         self.spawn_sweeper(saga::SWEEP_EVERY, shutdown);
     }
 

@@ -264,3 +264,34 @@ pub(crate) async fn hold(
          end_us, expire_us, booking_id, recommended_s";
     super::by_id(conn, ("holds", COLUMNS), scope, id, lock, Hold::from_row).await
 }
+
+/// Deletes what expired holds of `scope` leave: the allocations of holds
+/// expired at `now` (reads ignore them already), and the hold rows, never
+/// booked, expired before `forget_before` (until then booking one answers
+/// `HOLD_EXPIRED`). Returns the rows deleted.
+pub(crate) async fn prune_expired_holds(
+    conn: &mut AnyConnection,
+    scope: &Scope,
+    now: i64,
+    forget_before: i64,
+) -> Result<u64, sqlx::Error> {
+    let allocations = sqlx::query(
+        "DELETE FROM allocations WHERE expire_us IS NOT NULL AND expire_us <= $1 \
+         AND ($2 IS NULL OR tenant_id = $2)",
+    )
+    .bind(now)
+    .bind(scope.tenant())
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    let holds = sqlx::query(
+        "DELETE FROM holds WHERE booking_id IS NULL AND expire_us <= $1 \
+         AND ($2 IS NULL OR tenant_id = $2)",
+    )
+    .bind(forget_before)
+    .bind(scope.tenant())
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(allocations + holds)
+}

@@ -130,7 +130,8 @@ pub(crate) async fn list(
     let rows = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM bookings WHERE ($1 IS NULL OR tenant_id = $1) AND {condition} \
          AND ($5 IS NULL OR status = $5) \
-         AND ($6 IS NULL OR (start_us, id) > (SELECT start_us, id FROM bookings WHERE id = $6)) \
+         AND ($6 IS NULL OR (start_us, id) > (SELECT start_us, id FROM bookings \
+              WHERE id = $6 AND ($1 IS NULL OR tenant_id = $1))) \
          ORDER BY start_us, id LIMIT $7"
     ))
     .bind(scope.tenant())

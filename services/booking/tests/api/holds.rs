@@ -143,7 +143,88 @@ async fn a_hold_whose_slot_was_released_books_nothing(db: TestDb) {
     assert!(listed.is_empty(), "no booking was written: {listed:?}");
 }
 
+/// Rows of `table` owned by `column = id`.
+async fn rows(studio: &crate::support::Studio, table: &str, column: &str, id: &str) -> i64 {
+    sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table} WHERE {column} = $1"))
+        .bind(id)
+        .fetch_one(studio.db.db.reader())
+        .await
+        .unwrap()
+}
+
+/// Holds `TEN_AM` for the client called `name` for `ttl` minutes.
+async fn hold(
+    studio: &crate::support::Studio,
+    desk: &mut crate::support::Client,
+    name: &str,
+    ttl: i64,
+) -> pb::Hold {
+    desk.hold_slot(pb::HoldSlotRequest {
+        location_id: studio.location_id.clone(),
+        treatment_id: studio.cryo_id.clone(),
+        client_id: studio.person(name).await,
+        start_time: t(TEN_AM),
+        ttl: mins(ttl),
+        resource_id: String::new(),
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .hold
+    .unwrap()
+}
+
+async fn expired_holds_are_pruned(db: TestDb) {
+    let studio = start(db).await;
+    studio.chamber("Chamber 2").await;
+    let mut desk = studio.client(&studio.desk).await;
+    let short = hold(&studio, &mut desk, "ana", 5).await;
+    let long = hold(&studio, &mut desk, "bo", 15).await;
+    studio.clock.advance(SignedDuration::from_mins(6));
+    studio.bookings.prune_holds().await.unwrap();
+    // Ana's hold no longer occupies anything; it still answers HOLD_EXPIRED.
+    assert_eq!(rows(&studio, "allocations", "owner_id", &short.id).await, 0);
+    assert_eq!(rows(&studio, "allocations", "owner_id", &long.id).await, 1);
+    let late = desk
+        .create_booking(pb::CreateBookingRequest {
+            hold_id: short.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&late), "HOLD_EXPIRED");
+    // Bo books his live hold: the booking keeps the chamber.
+    let booked = desk
+        .create_booking(pb::CreateBookingRequest {
+            hold_id: long.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .booking
+        .unwrap();
+    // A day later both holds are gone unless booked; the booking stays.
+    studio.clock.advance(SignedDuration::from_hours(24));
+    studio.bookings.prune_holds().await.unwrap();
+    assert_eq!(rows(&studio, "holds", "id", &short.id).await, 0);
+    assert_eq!(rows(&studio, "holds", "id", &long.id).await, 1);
+    assert_eq!(
+        rows(&studio, "allocations", "owner_id", &booked.id).await,
+        1
+    );
+    let forgotten = desk
+        .create_booking(pb::CreateBookingRequest {
+            hold_id: short.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(forgotten.code(), tonic::Code::NotFound, "{forgotten:?}");
+}
+
 recovery_kit::engine_tests!(
+    expired_holds_are_pruned,
     an_expired_hold_frees_itself,
     a_hold_whose_slot_was_released_books_nothing,
 );

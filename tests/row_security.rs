@@ -1,0 +1,155 @@
+//! PostgreSQL itself refuses cross-tenant reads: every service's tables
+//! under row-level security, queries run as a role without `BYPASSRLS`,
+//! and a query that forgot its tenant filter, run for tenant A, sees none
+//! of tenant B's rows (and cannot touch them). Two furnished studios, made
+//! through the API; PostgreSQL only (SQLite has no row-level security).
+
+// Shared with the fuzz suite: the server and the furnished studios.
+#[allow(dead_code)]
+#[path = "fuzz/world.rs"]
+mod world;
+
+use recovery_kit::Scope;
+use recovery_kit::db::{ROW_ROLE, confined};
+use recovery_kit::testing::TestDb;
+use sqlx::Row as _;
+use world::World;
+
+/// Every table of the services, and the column that names its tenant.
+async fn tables(world: &World) -> Vec<(String, Option<String>)> {
+    let mut conn = world.connect().await;
+    sqlx::query(
+        "SELECT c.relname::text, \
+         (SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = c.oid \
+          AND a.attname = 'tenant_id' AND NOT a.attisdropped) \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relname <> '_sqlx_migrations' \
+         ORDER BY 1",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::too_many_lines)] // one scenario, told in order
+async fn a_query_without_its_tenant_filter_sees_only_its_tenant() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let world = World::start(db).await;
+    let alpha = world.studio("Alpha").await;
+    let bravo = world.studio("Bravo").await;
+    let a = alpha.studio.tenant_id.clone();
+    let b = bravo.studio.tenant_id.clone();
+    let pool = world.db.db.reader().clone();
+
+    // Every table: RLS enabled and forced, with a policy.
+    let mut conn = world.connect().await;
+    let unguarded: Vec<String> = sqlx::query(
+        "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relname <> '_sqlx_migrations' \
+         AND NOT (c.relrowsecurity AND c.relforcerowsecurity \
+                  AND EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid)) ORDER BY 1",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect();
+    assert!(
+        unguarded.is_empty(),
+        "tables without forced row-level security: {unguarded:?}"
+    );
+
+    // The services' queries run as the role, which cannot bypass RLS.
+    let (user, bypass): (String, bool) = confined(Some(Scope::tenant_of(&a)), async {
+        let row = sqlx::query(
+            "SELECT current_user::text, (SELECT rolbypassrls FROM pg_roles WHERE rolname = current_user)",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        (row.get(0), row.get(1))
+    })
+    .await;
+    assert_eq!(user, ROW_ROLE);
+    assert!(!bypass, "{ROW_ROLE} must not bypass row-level security");
+
+    // As tenant A, every tenant-owned table read with no filter at all
+    // holds A's rows only; the same reads for the service's own work see
+    // both studios.
+    let mut seen_a = 0;
+    for (table, column) in tables(&world).await {
+        let column = column.unwrap_or_else(|| match table.as_str() {
+            "tenants" => "id".to_owned(),
+            // No tenant column: every row must belong to a row A sees.
+            _ => "NULL".to_owned(),
+        });
+        let sql = format!("SELECT {column}::text FROM {table}");
+        let rows: Vec<Option<String>> = confined(Some(Scope::tenant_of(&a)), async {
+            sqlx::query(&sql)
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get(0))
+                .collect()
+        })
+        .await;
+        let others: Vec<&Option<String>> = rows
+            .iter()
+            .filter(|t| t.is_some() && t.as_deref() != Some(a.as_str()))
+            .collect();
+        assert!(others.is_empty(), "{table}: tenant A sees {others:?}");
+        seen_a += rows.len();
+        if table == "resources" || table == "bookings" || table == "protocols_clients" {
+            let all: Vec<Option<String>> = sqlx::query(&sql)
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            assert!(
+                all.contains(&Some(b.clone())) && all.contains(&Some(a.clone())),
+                "{table}: the service's own work sees both tenants"
+            );
+        }
+        // A caller that belongs to no tenant sees nothing.
+        let none: usize = confined(None, async {
+            sqlx::query(&sql).fetch_all(&pool).await.unwrap().len()
+        })
+        .await;
+        assert_eq!(none, 0, "{table}: a caller of no tenant sees rows");
+    }
+    assert!(seen_a > 20, "tenant A sees its own rows ({seen_a})");
+
+    // Nor can A change B's rows, or write rows in B's name.
+    let changed = confined(Some(Scope::tenant_of(&a)), async {
+        sqlx::query("UPDATE resources SET display_name = 'taken' WHERE tenant_id = $1")
+            .bind(&b)
+            .execute(&pool)
+            .await
+            .unwrap()
+            .rows_affected()
+    })
+    .await;
+    assert_eq!(changed, 0, "tenant A changed B's resources");
+    let planted = confined(Some(Scope::tenant_of(&a)), async {
+        sqlx::query("UPDATE resources SET tenant_id = $1 WHERE tenant_id = $2")
+            .bind(&b)
+            .bind(&a)
+            .execute(&pool)
+            .await
+    })
+    .await;
+    assert!(
+        planted.is_err(),
+        "moving A's rows into B's name must break the policy: {planted:?}"
+    );
+}
