@@ -19,9 +19,9 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use crate::{
-    Batch, Clients, CompletedSession, DeviceLinks, DeviceNeed, DeviceStatus, Devices, Erasure, Finding,
-    Follows, History, Judged, Proposal, Reserved, SlotQuery, Slots, Standing, SuggestedSlot,
-    TENANT_HEADER, Usage, Verdict,
+    Batch, Clients, CompletedSession, DeviceLinks, DeviceNeed, DeviceStatus, Devices, Erasure,
+    Finding, Follows, History, Judged, Proposal, Reserved, SlotQuery, Slots, Standing,
+    SuggestedSlot, TENANT_HEADER, Usage, Verdict,
 };
 
 /// How long a call to a peer may take.

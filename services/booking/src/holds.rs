@@ -26,19 +26,27 @@ pub(crate) const PRUNE_EVERY: Duration = Duration::from_secs(300);
 /// the `request_id` that made it is remembered.
 const KEEP_EXPIRED: SignedDuration = SignedDuration::from_hours(24);
 
+/// How long a lapsed hold's allocations are left to the offer sweep (every
+/// few seconds), which frees them and hands their slot to the waitlist:
+/// the pruner only clears what that sweep left behind, so it never frees a
+/// slot the waitlist did not hear of.
+const LEAVE_TO_SWEEP: SignedDuration = SignedDuration::from_mins(10);
+
 impl Bookings {
-    /// Prunes expired holds of every tenant: their allocations at once,
-    /// the holds themselves a day after they expired (by the injected
-    /// clock). Returns the rows deleted. Runs every few minutes; tests call
+    /// Prunes expired holds of every tenant: their allocations ten minutes
+    /// after they lapsed (the offer sweep frees them first, telling the
+    /// waitlist), the holds themselves a day after they expired (by the
+    /// injected clock). Returns the rows deleted. Runs every few minutes; tests call
     /// it.
     pub async fn prune_holds(&self) -> Result<u64, Error> {
         let now = self.clock.now();
         let forget_before = now.saturating_sub(KEEP_EXPIRED).unwrap_or(now);
+        let lapsed_before = now.saturating_sub(LEAVE_TO_SWEEP).unwrap_or(now);
         let mut tx = self.db.begin().await?;
         let pruned = store::allocations::prune_expired_holds(
             &mut tx,
             &Scope::All,
-            to_micros(now),
+            to_micros(lapsed_before),
             to_micros(forget_before),
         )
         .await?;

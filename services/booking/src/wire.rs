@@ -5,9 +5,9 @@
 
 mod calendar;
 mod catalog;
+mod devices;
 mod plans;
 mod waitlist;
-mod devices;
 
 pub(crate) use calendar::{
     AvailabilityQuery, BookingQuery, BookingSource, BookingsOf, Cancellation, Completion,
@@ -17,9 +17,9 @@ pub(crate) use catalog::{
     NewBlackout, NewResource, NewTreatment, PrecoolSetting, ResourcePatch, TreatmentPatch,
     TreatmentsQuery, blackout_ref,
 };
+pub(crate) use devices::{Reassign, SettingsUpdate};
 pub(crate) use plans::{MAX_SUGGEST_RANGE, NewPlan, Offer, SuggestQuery};
 pub(crate) use waitlist::{Acceptance, EntriesQuery, NewEntry};
-pub(crate) use devices::{Reassign, SettingsUpdate};
 
 use jiff::civil::{Date, Time, Weekday};
 use jiff::{SignedDuration, Timestamp};

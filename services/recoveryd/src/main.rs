@@ -92,7 +92,8 @@ async fn main() -> anyhow::Result<()> {
     let bookings = Bookings::start(db, clock, bus.clone(), directory, peers).await?;
     bookings.configure_waitlist(&args.waitlist);
     protocols.on_erasure(bookings.clone());
-    args.relay.apply(&[bookings.outbox(), protocols.outbox(), fleet.outbox()]);
+    args.relay
+        .apply(&[bookings.outbox(), protocols.outbox(), fleet.outbox()]);
     protocols.suggest_with(bookings.clone());
     // Fleet tells booking about the chambers and compression systems it
     // offers as resources.

@@ -178,9 +178,14 @@ async fn expired_holds_are_pruned(db: TestDb) {
     let studio = start(db).await;
     studio.chamber("Chamber 2").await;
     let mut desk = studio.client(&studio.desk).await;
-    let short = hold(&studio, &mut desk, "ana", 5).await;
+    let short = hold(&studio, &mut desk, "ana", 1).await;
     let long = hold(&studio, &mut desk, "bo", 15).await;
-    studio.clock.advance(SignedDuration::from_mins(6));
+    // Just lapsed: left to the offer sweep, which tells the waitlist.
+    studio.clock.advance(SignedDuration::from_mins(2));
+    studio.bookings.prune_holds().await.unwrap();
+    assert_eq!(rows(&studio, "allocations", "owner_id", &short.id).await, 1);
+    // What the sweep left behind ten minutes on is cleared.
+    studio.clock.advance(SignedDuration::from_mins(10));
     studio.bookings.prune_holds().await.unwrap();
     // Ana's hold no longer occupies anything; it still answers HOLD_EXPIRED.
     assert_eq!(rows(&studio, "allocations", "owner_id", &short.id).await, 0);
