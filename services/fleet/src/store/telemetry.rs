@@ -59,7 +59,7 @@ pub(crate) async fn store_readings(
         }
         let _ = write!(
             sql,
-            "($1, ${}, ${}, ${}, ${}, ${}, ${}, $2)",
+            "($1, ${}, ${}, ${}, ${}, CAST(${} AS DOUBLE PRECISION), ${}, $2)",
             b + 3,
             b + 4,
             b + 5,
@@ -75,7 +75,7 @@ pub(crate) async fn store_readings(
             .bind(to_micros(r.time))
             .bind(r.battery_percent.map(i64::from))
             .bind(i64::from(r.charging))
-            .bind(r.temperature_c)
+            .bind(as_text(r.temperature_c))
             .bind(&r.firmware_version);
     }
     insert.execute(&mut *tx).await?;
@@ -92,14 +92,15 @@ pub(crate) async fn record_latest(
     history: u32,
 ) -> Result<(), Error> {
     sqlx::query(
-        "UPDATE devices SET battery_percent = $1, charging = $2, temperature_c = $3, \
+        "UPDATE devices SET battery_percent = $1, charging = $2, \
+         temperature_c = CAST($3 AS DOUBLE PRECISION), \
          reading_time = $4, \
          firmware_version = CASE WHEN $5 = '' THEN firmware_version ELSE $5 END \
          WHERE id = $6 AND (reading_time IS NULL OR reading_time <= $4)",
     )
     .bind(latest.battery_percent.map(i64::from))
     .bind(i64::from(latest.charging))
-    .bind(latest.temperature_c)
+    .bind(as_text(latest.temperature_c))
     .bind(to_micros(latest.time))
     .bind(&latest.firmware_version)
     .bind(&latest.device_id)
@@ -163,4 +164,14 @@ pub(crate) async fn readings<'e>(
             })
         })
         .collect()
+}
+
+/// An optional temperature as SQL receives it: text, cast back to a double
+/// in the statement. sqlx 0.8's `Any` driver declares a NULL `f64` as a
+/// `real` (4 bytes) on PostgreSQL, and the prepared statement keeps that
+/// type, so the next reading with a temperature on the same connection
+/// (8 bytes) was refused: "incorrect binary data format". Text has one
+/// format, NULL or not; Rust prints an `f64` so it reads back the same.
+fn as_text(value: Option<f64>) -> Option<String> {
+    value.map(|v| v.to_string())
 }

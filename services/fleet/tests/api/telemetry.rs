@@ -161,7 +161,36 @@ async fn telemetry_pages_hold_still_while_readings_arrive(db: TestDb) {
     assert_eq!(fields(&bad), ["page_token"]);
 }
 
+/// Readings with and without a temperature, in turn, many times: on
+/// PostgreSQL the statements are prepared once per connection, and a first
+/// reading without a temperature must not make every later one with a
+/// temperature fail (the demo hub's guns and chambers did).
+async fn readings_with_and_without_a_temperature_take_turns(db: TestDb) {
+    let env = env(db).await;
+    let (mut manager, mut staff, mut hub) = env.crew().await;
+    let g = env.ball_gun(&mut manager, "TEL-2").await;
+    for round in 0..12u32 {
+        let temperature = (round % 2 == 1).then(|| -110.5 - f64::from(round));
+        let one = pb::ReportTelemetryRequest {
+            reading: Some(pb::TelemetryReading {
+                device_id: g.id.clone(),
+                battery_percent: Some(90),
+                temperature_celsius: temperature,
+                ..Default::default()
+            }),
+        };
+        assert_eq!(
+            report(&mut hub, vec![one.clone(), one]).await.unwrap(),
+            2,
+            "round {round}"
+        );
+        let latest = device(&mut staff, &g.id).await.last_reading.unwrap();
+        assert_eq!(latest.temperature_celsius, temperature, "round {round}");
+    }
+}
+
 recovery_kit::engine_tests!(
+    readings_with_and_without_a_temperature_take_turns,
     ten_thousand_readings_are_stored_and_bounded,
     telemetry_pages_hold_still_while_readings_arrive,
 );
