@@ -322,6 +322,16 @@ pub enum Attempt {
 }
 
 impl Attempt {
+    /// The same attempt, its error given one more fact (see
+    /// [`Error::with_fact`]).
+    #[must_use]
+    pub fn with_fact(self, key: &str, value: impl Into<String>) -> Self {
+        match self {
+            Self::Again(error) => Self::Again(error.with_fact(key, value)),
+            Self::Stop(error) => Self::Stop(error.with_fact(key, value)),
+        }
+    }
+
     /// `conflict` when `error` is an exclusion violation (another
     /// transaction took the same resource first: the next attempt sees it),
     /// otherwise what `From<sqlx::Error>` says.

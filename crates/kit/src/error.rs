@@ -173,6 +173,16 @@ impl Error {
         }
     }
 
+    /// The same refusal with one more fact for machines (e.g. which item of
+    /// a batch it is about); other errors are returned unchanged.
+    #[must_use]
+    pub fn with_fact(mut self, key: &str, value: impl Into<String>) -> Self {
+        if let Self::FailedPrecondition { metadata, .. } = &mut self {
+            metadata.insert(key.to_owned(), value.into());
+        }
+        self
+    }
+
     /// The `ErrorInfo` reason this error carries, if any.
     pub fn reason(&self) -> Option<&str> {
         match self {

@@ -58,7 +58,8 @@ impl Bookings {
         let mut places: Vec<Place> = Vec::new();
         let mut place_of: HashMap<String, usize> = HashMap::new();
         let mut items = Vec::with_capacity(plan.sessions.len());
-        for session in &plan.sessions {
+        for (index, session) in plan.sessions.iter().enumerate() {
+            let at = |e: Error| e.with_fact("session", index.to_string());
             let p = if let Some(p) = place_of.get(&session.location_id) {
                 *p
             } else {
@@ -69,9 +70,10 @@ impl Bookings {
             let treatment = {
                 let mut conn = self.db.reader().acquire().await?;
                 self.bookable(&mut conn, caller, &places[p], &session.slot.treatment_id)
-                    .await?
+                    .await
+                    .map_err(at)?
             };
-            check_policy(&treatment, session.slot.start, now, true)?;
+            check_policy(&treatment, session.slot.start, now, true).map_err(at)?;
             items.push(Item {
                 place: p,
                 treatment,
@@ -151,10 +153,12 @@ impl Bookings {
             follows: Follows::Nothing,
         };
         let judged = self.peers.clients.evaluate_many(tenant_id, &batch).await?;
-        for (item, verdict) in items.iter_mut().zip(judged.verdicts) {
+        for (index, (item, verdict)) in items.iter_mut().zip(judged.verdicts).enumerate() {
             if let Some(refusal) = verdict.refusals.first() {
                 tracing::info!(reason = %refusal.reason, "the rules refused a plan's session");
-                return Err(refused(refusal, &plan.client_id));
+                return Err(
+                    refused(refusal, &plan.client_id).with_fact("session", index.to_string())
+                );
             }
             item.vetted = Vetted {
                 warnings: verdict.warnings,
@@ -261,7 +265,8 @@ impl Bookings {
                         now,
                         &fresh,
                     )
-                    .await?;
+                    .await
+                    .map_err(|e| e.with_fact("session", i.to_string()))?;
                 bookings[i] = Some(booking);
             }
             let answer = pb::BookPlanResponse {

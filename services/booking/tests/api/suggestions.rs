@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use recovery_kit::testing::Bearer;
 use recovery_kit::testing::TestDb;
-use recovery_kit::testing::answers::code;
+use recovery_kit::testing::answers::{code, fact};
 use recovery_kit::time::from_proto;
 use recovery_proto::booking::v1 as pb;
 use recovery_proto::protocols::v1 as protocols_pb;
@@ -673,6 +673,8 @@ async fn a_plan_is_booked_whole_or_not_at_all_under_a_race(db: TestDb) {
         .await
         .unwrap_err();
     assert_eq!(reason(&lost), "SLOT_UNAVAILABLE");
+    // The refusal names the session that lost: the second.
+    assert_eq!(fact(&lost, "session").as_deref(), Some("1"));
     assert_eq!(studio.rows("bookings").await, before);
     assert!(studio.bookings_of("late").await.is_empty());
     let free = studio
@@ -711,6 +713,7 @@ async fn a_refused_plan_writes_nothing(db: TestDb) {
         .unwrap_err();
     assert_eq!(refused.code(), Code::FailedPrecondition);
     assert_eq!(reason(&refused), "DAILY_LIMIT_REACHED");
+    assert!(fact(&refused, "session").is_some(), "{refused:?}");
     assert_eq!(studio.rows("bookings").await, 0);
     let empty = studio
         .client(&studio.desk)
