@@ -370,7 +370,10 @@ async fn every_state_move_legal_and_illegal(db: TestDb) {
     .await
     .reservation
     .unwrap();
-    let m = manager
+    // A hub cannot take it out of service; staff on the floor can.
+    let hub_try = hub.start_maintenance(start_m(&g.id)).await.unwrap_err();
+    assert_eq!(hub_try.code(), Code::PermissionDenied, "{hub_try:?}");
+    let m = staff
         .start_maintenance(start_m(&g.id))
         .await
         .unwrap()
