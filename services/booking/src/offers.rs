@@ -121,6 +121,13 @@ async fn lapse(
     Ok(true)
 }
 
+/// A location's resources and what occupied them when a matching pass
+/// began, plus the holds the pass made.
+struct Calendar {
+    resources: Vec<sched::Resource>,
+    busy: Vec<sched::Busy>,
+}
+
 /// What the matcher found for an entry: a slot and the treatment.
 struct Found {
     treatment: Treatment,
@@ -194,17 +201,39 @@ impl Bookings {
             Err(Error::NotFound { .. }) => return Ok(0),
             Err(error) => return Err(error),
         };
-        let now = to_micros(self.clock.now());
-        let entries = {
+        let now = self.clock.now();
+        // The window as it is now, once for the whole pass: a slot freed
+        // while the pass runs is left to its own event's pass, which starts
+        // again from the first entry, so join order holds.
+        let (entries, mut calendar) = {
             let mut conn = self.db.reader().acquire().await?;
-            let window = (to_micros(window.0), to_micros(window.1));
-            store::waitlist::waiting(&mut conn, tenant_id, location_id, window, now, BATCH).await?
+            let micros = (to_micros(window.0), to_micros(window.1));
+            let entries = store::waitlist::waiting(
+                &mut conn,
+                tenant_id,
+                location_id,
+                micros,
+                to_micros(now),
+                BATCH,
+            )
+            .await?;
+            let (resources, busy) = self
+                .calendar(&mut conn, &place, window.0, window.1, now)
+                .await?;
+            let resources = resources.iter().map(Resource::to_sched).collect();
+            (entries, Calendar { resources, busy })
         };
         let mut offered = 0;
         for entry in &entries {
-            match self.offer_to(&caller, &place, entry, window).await {
-                Ok(true) => offered += 1,
-                Ok(false) => {}
+            match self
+                .offer_to(&caller, &place, entry, window, &calendar)
+                .await
+            {
+                Ok(Some(taken)) => {
+                    offered += 1;
+                    calendar.busy.extend(taken);
+                }
+                Ok(None) => {}
                 Err(error) if is_final(&error) => {
                     tracing::info!(
                         entry_id = %entry.id,
@@ -227,6 +256,7 @@ impl Bookings {
         place: &Place,
         entry: &store::waitlist::Entry,
         window: (Timestamp, Timestamp),
+        calendar: &Calendar,
     ) -> Result<Option<Found>, Error> {
         let now = self.clock.now();
         let mut conn = self.db.reader().acquire().await?;
@@ -249,15 +279,12 @@ impl Bookings {
             return Ok(None);
         }
         let offered = store::waitlist::offered_starts(&mut conn, &entry.id).await?;
-        let (resources, busy) = self.calendar(&mut conn, place, from, to, now).await?;
         drop(conn);
-        let sched_resources: Vec<sched::Resource> =
-            resources.iter().map(Resource::to_sched).collect();
         let Ok(slots) = sched::search(
             &place.schedule,
-            &sched_resources,
+            &calendar.resources,
             &treatment.to_sched(),
-            &busy,
+            &calendar.busy,
             sched::Interval::new(from, to),
             entry.resource_id.as_deref(),
         ) else {
@@ -274,17 +301,22 @@ impl Bookings {
         Ok(start.map(|start| Found { treatment, start }))
     }
 
-    /// Offers the entry a slot freed in `window`, if one fits and the rules
-    /// let its client have it; true when an offer was made.
+    /// Offers the entry a slot freed in `window` (as `calendar` saw it), if
+    /// one fits and the rules let its client have it; what the offer's hold
+    /// occupies when one was made.
     async fn offer_to(
         &self,
         caller: &Caller,
         place: &Place,
         entry: &store::waitlist::Entry,
         window: (Timestamp, Timestamp),
-    ) -> Result<bool, Error> {
-        let Some(found) = self.find_slot(caller, place, entry, window).await? else {
-            return Ok(false);
+        calendar: &Calendar,
+    ) -> Result<Option<Vec<sched::Busy>>, Error> {
+        let Some(found) = self
+            .find_slot(caller, place, entry, window, calendar)
+            .await?
+        else {
+            return Ok(None);
         };
         // The rules run again now, outside any transaction.
         let vetted = self
@@ -340,10 +372,24 @@ impl Bookings {
                 }
                 tracing::info!(offer_id = %offer.id, entry_id = %offer.entry_id, "waitlist offer made");
                 self.publish_offer_id(&offer.id).await;
-                Ok(true)
+                // What the hold occupies, for the rest of the pass.
+                let held = {
+                    let mut conn = self.db.reader().acquire().await?;
+                    store::allocations::held(&mut conn, &offer.hold_id).await?
+                };
+                let start = from_micros(offer.start);
+                let end = from_micros(offer.end);
+                let occupied = end
+                    .saturating_add(found.treatment.terms.turnover)
+                    .unwrap_or(end);
+                Ok(Some(
+                    held.into_iter()
+                        .map(|h| sched::Busy::new(h.resource_id, start, occupied))
+                        .collect(),
+                ))
             }
-            Ok(None) => Ok(false),
-            Err(error) if error.reason() == Some(reason::SLOT_UNAVAILABLE) => Ok(false),
+            Ok(None) => Ok(None),
+            Err(error) if error.reason() == Some(reason::SLOT_UNAVAILABLE) => Ok(None),
             Err(error) => Err(error),
         }
     }
