@@ -574,6 +574,7 @@ fn a_booking_is_one_trace_with_rpc_and_database_spans_and_metrics() {
         .iter()
         .filter(|s| s.attributes.contains_key("db.system.name"))
         .collect();
+    assert!(!db.is_empty(), "the trace has database spans");
     assert!(
         db.iter().all(|s| s.kind == SpanKind::Client
             && attr(s, "db.system.name") == "sqlite"
