@@ -309,6 +309,18 @@ pub fn engine_of(conn: &AnyConnection) -> Engine {
     }
 }
 
+/// An optional double as a statement parameter: text, which the statement
+/// casts back (`CAST($n AS DOUBLE PRECISION)`, on both engines). sqlx 0.8's
+/// `Any` driver declares a NULL `f64` as a 4-byte `real` on PostgreSQL, and
+/// a prepared statement keeps its parameters' types, so after a NULL the
+/// next statement with a value on that connection was refused ("incorrect
+/// binary data format"). Text has one format, NULL or not, and Rust prints
+/// an `f64` so that it reads back the same.
+#[must_use]
+pub fn double(value: Option<f64>) -> Option<String> {
+    value.map(|v| v.to_string())
+}
+
 /// How one attempt of a transaction that [`retry`] runs ended, when it did
 /// not give its answer.
 #[derive(Debug)]

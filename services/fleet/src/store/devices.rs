@@ -317,8 +317,8 @@ fn bind_fields<'q>(query: Statement<'q>, fields: &'q DeviceFields) -> Statement<
         .bind(attachments_to_db(&spec.attachments))
         .bind(spec.pressure_levels.map(i64::from))
         .bind(spec.zones.map(i64::from))
-        .bind(spec.target_temp_c)
-        .bind(spec.ready_threshold_c)
+        .bind(recovery_kit::db::double(spec.target_temp_c))
+        .bind(recovery_kit::db::double(spec.ready_threshold_c))
 }
 
 /// Inserts a registered device, available and unused. A serial number
@@ -335,7 +335,8 @@ pub(crate) async fn insert_device(
     let sql = format!(
         "INSERT INTO devices ({}, state, id, tenant_id, create_time, update_time, created_by, \
          updated_by, charging, usage_seconds, usage_since_service) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+         CAST($12 AS DOUBLE PRECISION), CAST($13 AS DOUBLE PRECISION), \
          $14, $15, $16, $17, $17, $18, $18, 0, 0, 0)",
         FIELD_COLUMNS.join(", ")
     );
@@ -362,7 +363,14 @@ pub(crate) async fn update_device(
     let set: Vec<String> = FIELD_COLUMNS
         .iter()
         .enumerate()
-        .map(|(i, column)| format!("{column} = ${}", i + 1))
+        .map(|(i, column)| {
+            if matches!(*column, "target_temp_c" | "ready_threshold_c") {
+                // Doubles go through as text (`kit::db::double`).
+                format!("{column} = CAST(${} AS DOUBLE PRECISION)", i + 1)
+            } else {
+                format!("{column} = ${}", i + 1)
+            }
+        })
         .collect();
     let sql = format!(
         "UPDATE devices SET {}, update_time = $14, updated_by = $15 WHERE id = $16",

@@ -75,7 +75,7 @@ pub(crate) async fn store_readings(
             .bind(to_micros(r.time))
             .bind(r.battery_percent.map(i64::from))
             .bind(i64::from(r.charging))
-            .bind(as_text(r.temperature_c))
+            .bind(recovery_kit::db::double(r.temperature_c))
             .bind(&r.firmware_version);
     }
     insert.execute(&mut *tx).await?;
@@ -100,7 +100,7 @@ pub(crate) async fn record_latest(
     )
     .bind(latest.battery_percent.map(i64::from))
     .bind(i64::from(latest.charging))
-    .bind(as_text(latest.temperature_c))
+    .bind(recovery_kit::db::double(latest.temperature_c))
     .bind(to_micros(latest.time))
     .bind(&latest.firmware_version)
     .bind(&latest.device_id)
@@ -164,14 +164,4 @@ pub(crate) async fn readings<'e>(
             })
         })
         .collect()
-}
-
-/// An optional temperature as SQL receives it: text, cast back to a double
-/// in the statement. sqlx 0.8's `Any` driver declares a NULL `f64` as a
-/// `real` (4 bytes) on PostgreSQL, and the prepared statement keeps that
-/// type, so the next reading with a temperature on the same connection
-/// (8 bytes) was refused: "incorrect binary data format". Text has one
-/// format, NULL or not; Rust prints an `f64` so it reads back the same.
-fn as_text(value: Option<f64>) -> Option<String> {
-    value.map(|v| v.to_string())
 }

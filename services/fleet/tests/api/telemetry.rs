@@ -189,7 +189,50 @@ async fn readings_with_and_without_a_temperature_take_turns(db: TestDb) {
     }
 }
 
+/// Guns (no temperatures) and chambers (target and ready temperatures)
+/// registered and updated in turn: the same statements with and without
+/// their doubles (the walkthrough on PostgreSQL registered a gun, then a
+/// chamber, and was answered INTERNAL).
+async fn devices_with_and_without_temperatures_take_turns(db: TestDb) {
+    let env = env(db).await;
+    let (mut manager, mut staff, _hub) = env.crew().await;
+    for round in 0..6u32 {
+        let gun = register(
+            &mut manager,
+            gun(&env.a.location, &format!("G-{round}"), &[]),
+        )
+        .await;
+        assert_eq!(gun.kind, pb::DeviceKind::PercussionMassager as i32);
+        let target = -110.0 - f64::from(round) / 4.0;
+        let chamber = register(
+            &mut manager,
+            pb::Device {
+                location_id: env.a.location.clone(),
+                kind: pb::DeviceKind::CryoChamber as i32,
+                display_name: format!("Chamber {round}"),
+                serial_number: format!("C-{round}"),
+                spec: Some(pb::device::Spec::CryoChamber(pb::CryoChamberSpec {
+                    target_temperature_celsius: target,
+                    ready_threshold_celsius: -90.0,
+                })),
+                ..Default::default()
+            },
+        )
+        .await;
+        let read = device(&mut staff, &chamber.id).await;
+        assert_eq!(
+            read.spec,
+            Some(pb::device::Spec::CryoChamber(pb::CryoChamberSpec {
+                target_temperature_celsius: target,
+                ready_threshold_celsius: -90.0,
+            })),
+            "round {round}"
+        );
+    }
+}
+
 recovery_kit::engine_tests!(
+    devices_with_and_without_temperatures_take_turns,
     readings_with_and_without_a_temperature_take_turns,
     ten_thousand_readings_are_stored_and_bounded,
     telemetry_pages_hold_still_while_readings_arrive,
