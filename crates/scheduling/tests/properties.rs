@@ -247,7 +247,9 @@ proptest! {
                     }
                     if let Some(p) = r.precool {
                         let warm = mine.iter().any(|b| b.interval.end <= slot.start && b.interval.end >= slot.start - p.after);
-                        if !warm {
+                        // A chamber measured cold needs no cool-down.
+                        let cold = r.cold_until.is_some_and(|until| slot.start <= until);
+                        if !warm && !cold {
                             let cool = (slot.start - p.duration, slot.start);
                             prop_assert!(within(tz, &c.location.weekly_hours, cool.0, slot.end) || p.duration.is_zero());
                             for b in &mine {

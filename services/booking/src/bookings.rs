@@ -379,7 +379,7 @@ impl Bookings {
         }
         // A waitlist offer's hold: the offer is accepted with the booking.
         store::waitlist::accept_by_hold(tx, hold_id, fresh.id, to_micros(now)).await?;
-        crate::devices::check_in_service(tx, fresh.id).await?;
+        crate::devices::check_in_service(tx, fresh.id, now).await?;
         self.reload(tx, fresh.id).await
     }
 

@@ -196,7 +196,26 @@ pub(crate) fn unavailable(
 pub(crate) async fn check_in_service(
     conn: &mut sqlx::AnyConnection,
     owner_id: &str,
+    now: Timestamp,
 ) -> Result<(), Error> {
+    // A chamber that warmed up since the hold was taken cannot take a
+    // session within the hour, as a search would not offer it.
+    let horizon = now.saturating_add(TEMPERATURE_HORIZON).unwrap_or(now);
+    if let Some((resource_id, device_id)) =
+        store::devices::warm_before(conn, owner_id, to_micros(horizon)).await?
+    {
+        return Err(Error::refuse(
+            reason::SLOT_UNAVAILABLE,
+            "the held chamber is not at its ready temperature: search availability again",
+            &[
+                ("cause", "DEVICE_NOT_READY"),
+                ("resource_id", &resource_id),
+                ("device_id", &device_id),
+                ("device_state", DeviceState::Available.as_str()),
+                ("cold", "false"),
+            ],
+        ));
+    }
     match store::devices::risk(conn, owner_id).await? {
         None => Ok(()),
         Some(risk) => Err(Error::refuse(

@@ -118,6 +118,28 @@ pub(crate) async fn risk(
     .transpose()
 }
 
+/// The first resource of `owner_id`'s allocations that is a chamber last
+/// reported warm (above its ready temperature) and whose session starts
+/// before `before` (microseconds): `(resource id, device id)`.
+pub(crate) async fn warm_before(
+    conn: &mut AnyConnection,
+    owner_id: &str,
+    before: i64,
+) -> Result<Option<(String, String)>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT r.id, r.device_id FROM allocations a \
+         JOIN resources r ON r.id = a.resource_id \
+         WHERE a.owner_id = $1 AND r.device_cold = 0 AND a.start_us < $2 \
+         ORDER BY r.id LIMIT 1",
+    )
+    .bind(owner_id)
+    .bind(before)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|row| Ok((row.try_get("id")?, row.try_get("device_id")?)))
+        .transpose()
+}
+
 /// A location's booking settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Settings {

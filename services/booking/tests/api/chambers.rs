@@ -424,10 +424,43 @@ async fn a_chamber_not_ready_is_never_offered_or_booked_and_is_again_once_ready(
     refused_not_ready(&studio, "bea", &soon, "available", "false").await;
     report(&studio, &device, &[-95.0]).await;
     relay(&studio).await;
-    assert!(
-        !offered(&studio, &soon, &later).await.is_empty(),
-        "cold: offered again"
-    );
+    let cold_slots = offered(&studio, &soon, &later).await;
+    assert!(!cold_slots.is_empty(), "cold: offered again");
+    // A hold taken while the chamber is cold is not booked once it warmed
+    // up, for a session within the hour.
+    let cy_start = cold_slots.get(1).expect("a second slot").0.to_string();
+    let hold = studio
+        .client(&studio.desk)
+        .await
+        .hold_slot(pb::HoldSlotRequest {
+            location_id: studio.location_id.clone(),
+            treatment_id: studio.cryo_id.clone(),
+            client_id: studio.person("cy").await,
+            start_time: t(&cy_start),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .hold
+        .unwrap();
+    report(&studio, &device, &[-40.0]).await;
+    relay(&studio).await;
+    let warm = studio
+        .client(&studio.desk)
+        .await
+        .create_booking(pb::CreateBookingRequest {
+            hold_id: hold.id,
+            ..Default::default()
+        })
+        .await
+        .expect_err("refused");
+    assert_eq!(reason(&warm), "SLOT_UNAVAILABLE");
+    assert_eq!(fact(&warm, "cause").as_deref(), Some("DEVICE_NOT_READY"));
+    assert_eq!(fact(&warm, "cold").as_deref(), Some("false"));
+    assert!(studio.bookings_of("cy").await.is_empty(), "nothing booked");
+    report(&studio, &device, &[-95.0]).await;
+    relay(&studio).await;
     studio.book("bea", &soon).await.unwrap();
 
     // Retired: gone for good, and the resource says so.
