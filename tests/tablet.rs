@@ -26,6 +26,8 @@ use recovery_kit::testing::answers::ok;
 use recovery_kit::testing::{Bearer, Daemon};
 use recovery_proto::booking::v1 as booking;
 use recovery_proto::booking::v1::booking_service_client::BookingServiceClient;
+use recovery_proto::fleet::v1 as fleet;
+use recovery_proto::fleet::v1::fleet_service_client::FleetServiceClient;
 use recovery_proto::protocols::v1 as protocols;
 use recovery_proto::protocols::v1::protocol_service_client::ProtocolServiceClient;
 use recovery_proto::tenancy::v1 as tenancy;
@@ -137,6 +139,8 @@ struct Studio {
     treatment: String,
     desk_key: String,
     staff_key: String,
+    /// The chamber, registered once in fleet (booking offers it).
+    chamber: String,
     /// Booked by the page.
     ana: String,
     /// Booked by this test while the page watches.
@@ -199,20 +203,49 @@ async fn set_up(channel: Channel) -> Studio {
         .await)
     .secret;
 
-    // The manager's catalog: one chamber and whole-body cryo (3 minutes).
+    // The manager's catalog: one chamber, registered once in fleet (which
+    // tells booking), and whole-body cryo (3 minutes).
+    let chamber = ok(FleetServiceClient::with_interceptor(
+        channel.clone(),
+        Bearer::new(&manager_key),
+    )
+    .register_device(fleet::RegisterDeviceRequest {
+        device: Some(fleet::Device {
+            location_id: location.clone(),
+            kind: fleet::DeviceKind::CryoChamber as i32,
+            display_name: "Chamber 1".into(),
+            serial_number: "TAB-CH-1".into(),
+            spec: Some(fleet::device::Spec::CryoChamber(fleet::CryoChamberSpec {
+                target_temperature_celsius: -110.0,
+                ready_threshold_celsius: -90.0,
+            })),
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    })
+    .await)
+    .device
+    .expect("chamber")
+    .id;
     let mut manager =
         BookingServiceClient::with_interceptor(channel.clone(), Bearer::new(&manager_key));
-    ok(manager
-        .create_resource(booking::CreateResourceRequest {
-            resource: Some(booking::Resource {
-                location_id: location.clone(),
-                display_name: "Chamber 1".into(),
-                kind: booking::ResourceKind::CryoChamber as i32,
-                ..Default::default()
-            }),
-            request_id: String::new(),
+    let offered = Instant::now();
+    while !ok(manager
+        .list_resources(booking::ListResourcesRequest {
+            location_id: location.clone(),
+            ..Default::default()
         })
-        .await);
+        .await)
+    .resources
+    .iter()
+    .any(|r| r.device_id == chamber)
+    {
+        assert!(
+            offered.elapsed() < Duration::from_secs(10),
+            "booking never offered the chamber fleet registered"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let treatment = ok(manager
         .create_treatment(booking::CreateTreatmentRequest {
             treatment: Some(booking::Treatment {
@@ -293,6 +326,7 @@ async fn set_up(channel: Channel) -> Studio {
         treatment,
         desk_key,
         staff_key,
+        chamber,
         ana,
         ben,
     }
@@ -363,6 +397,7 @@ fn a_tablet_page_in_chromium_books_watches_live_and_shows_field_violations_over_
         .date()
         .tomorrow()
         .expect("tomorrow");
+    let channel_for_staff = channel.clone();
     let mut desk = BookingServiceClient::with_interceptor(channel, Bearer::new(&studio.desk_key));
 
     let out = std::env::temp_dir().join(format!("tablet-test-{}", std::process::id()));
@@ -429,6 +464,26 @@ fn a_tablet_page_in_chromium_books_watches_live_and_shows_field_violations_over_
             to_page.flush().expect("flush");
             ben_booked = Some((ben, sent_at));
         }
+        if name == "live" {
+            // Staff take the chamber out of service: both bookings on it
+            // are at risk, on the page too.
+            let mut floor = FleetServiceClient::with_interceptor(
+                channel_for_staff.clone(),
+                Bearer::new(&studio.staff_key),
+            );
+            runtime
+                .block_on(floor.start_maintenance(fleet::StartMaintenanceRequest {
+                    device_id: studio.chamber.clone(),
+                    reason: "door seal leaks".into(),
+                    notes: String::new(),
+                }))
+                .expect("staff start maintenance");
+            let page_booking = steps["booked"]["id"].as_str().expect("the page's booking");
+            let ben = &ben_booked.as_ref().expect("Ben is booked").0.id;
+            writeln!(to_page, "{}", json!({ "at_risk": [page_booking, ben] }))
+                .expect("tell run.mjs");
+            to_page.flush().expect("flush");
+        }
         steps.insert(name.clone(), step);
         if name == "done" {
             break;
@@ -476,6 +531,12 @@ fn a_tablet_page_in_chromium_books_watches_live_and_shows_field_violations_over_
     assert!(
         latency < 1000,
         "the live booking took {latency} ms to reach the page"
+    );
+
+    // Maintenance reached the page: both bookings marked at risk.
+    assert_eq!(
+        steps["at_risk"]["booking_ids"].as_array().map(Vec::len),
+        Some(2)
     );
 
     // The bad request showed the server's field violation.

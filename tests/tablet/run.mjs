@@ -146,6 +146,17 @@ try {
     waited_ms: Date.now() - told,
   });
 
+  // Staff put the chamber into maintenance (the test, over gRPC): the day's
+  // bookings on it come again, marked at risk, within a second.
+  const risky = await within(60_000, stdin.next(), "the test's maintenance");
+  check(!risky.done, "the test put the chamber into maintenance");
+  const atRisk = JSON.parse(risky.value).at_risk;
+  const maintained = Date.now();
+  for (const id of atRisk) {
+    await waitFor(page, `#schedule tr[data-booking-id="${id}"][data-at-risk=MAINTENANCE]`, 1_000);
+  }
+  say({ step: "at_risk", booking_ids: atRisk, waited_ms: Date.now() - maintained });
+
   // A bad request: the server's field violation, decoded from the error details.
   await page.click("#bad");
   await waitFor(page, "#violations li", 10_000);

@@ -12,6 +12,7 @@ import { Code, ConnectError, createClient, type Client } from "@connectrpc/conne
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { BadRequestSchema } from "./gen/google/rpc/error_details_pb";
+import { DeviceState } from "./gen/recovery/fleet/v1/fleet_pb";
 import {
   type Booking,
   BookingService,
@@ -141,11 +142,22 @@ function showBooking(b: Booking, cameAs: "snapshot" | "changed") {
     rows.append(row);
   }
   row.dataset.status = BookingStatus[b.status];
+  // A booking whose chamber is out of service (maintenance, offline): the
+  // state fleet reported, so staff know to move it.
+  const risk = b.atRisk ? DeviceState[b.atRisk.deviceState] : "";
+  row.dataset.atRisk = risk;
   row.dataset.cameAs = cameAs;
   row.dataset.receivedAt = String(Date.now());
   row.className = cameAs === "changed" ? "live" : "";
   row.replaceChildren(
-    ...[hhmm(b.startTime), `…${short(b.id)}`, `…${short(b.clientId)}`, BookingStatus[b.status], cameAs].map(
+    ...[
+      hhmm(b.startTime),
+      `…${short(b.id)}`,
+      `…${short(b.clientId)}`,
+      BookingStatus[b.status],
+      risk ? `at risk: ${risk.toLowerCase()}` : "",
+      cameAs,
+    ].map(
       (text) => {
         const cell = document.createElement("td");
         cell.textContent = text;
