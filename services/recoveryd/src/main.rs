@@ -92,8 +92,9 @@ async fn main() -> anyhow::Result<()> {
     let bookings = Bookings::start(db, clock, bus.clone(), directory, peers).await?;
     bookings.configure_waitlist(&args.waitlist);
     protocols.on_erasure(bookings.clone());
-    args.relay
-        .apply(&[bookings.outbox(), protocols.outbox(), fleet.outbox()]);
+    // Booking's and protocols' events wait while paused; fleet's device
+    // links keep flowing, so booking still learns of the studio's chambers.
+    args.relay.apply(&[bookings.outbox(), protocols.outbox()]);
     protocols.suggest_with(bookings.clone());
     // Fleet tells booking about the chambers and compression systems it
     // offers as resources.
