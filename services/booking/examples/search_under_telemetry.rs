@@ -25,11 +25,14 @@ use recovery_proto::booking::v1 as pb;
 use recovery_proto::booking::v1::booking_service_client::BookingServiceClient;
 use recovery_proto::fleet::v1 as fleet_pb;
 use recovery_proto::fleet::v1::fleet_service_client::FleetServiceClient;
-use recovery_proto::protocols::v1 as protocols_pb;
 use recovery_proto::protocols::v1::protocol_service_client::ProtocolServiceClient;
 use recovery_proto::tenancy::v1 as tenancy_pb;
 use recovery_proto::tenancy::v1::tenancy_service_client::TenancyServiceClient;
 use recovery_tenancy::testing::Platform;
+
+#[path = "common/mod.rs"]
+mod common;
+use common::screened_client;
 
 /// Environment overrides: `CLIENTS`, `CALLS`, `BOOKINGS`, and `RATE`
 /// (readings a second the hub sends at most; 0, the default: as fast as
@@ -353,55 +356,4 @@ where
     #[allow(clippy::cast_precision_loss)]
     let n = (clients * calls) as f64;
     Ok((n / wall, latency.as_secs_f64() * 1e6 / n))
-}
-
-/// A new protocols client, screened with nothing to declare and with a
-/// signed waiver: one the rules let book cryo.
-async fn screened_client(
-    people: &mut ProtocolServiceClient<
-        tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Bearer>,
-    >,
-    n: usize,
-) -> anyhow::Result<String> {
-    let id = people
-        .create_client(protocols_pb::CreateClientRequest {
-            client: Some(protocols_pb::Client {
-                given_name: format!("Client {n}"),
-                family_name: "Load".into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await?
-        .into_inner()
-        .client
-        .unwrap_or_default()
-        .id;
-    people
-        .record_screening(protocols_pb::RecordScreeningRequest {
-            screening: Some(protocols_pb::Screening {
-                client_id: id.clone(),
-                questionnaire_version: "2026-01".into(),
-                answers: vec![protocols_pb::ScreeningAnswer {
-                    condition: protocols_pb::Condition::Pregnancy as i32,
-                    present: false,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await?;
-    people
-        .sign_waiver(protocols_pb::SignWaiverRequest {
-            waiver: Some(protocols_pb::Waiver {
-                client_id: id.clone(),
-                version: "v1".into(),
-                signer_name: format!("Client {n}"),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await?;
-    Ok(id)
 }

@@ -23,8 +23,10 @@ use recovery_proto::booking::v1::booking_service_client::BookingServiceClient;
 use recovery_proto::protocols::v1 as protocols_pb;
 use recovery_proto::protocols::v1::protocol_service_client::ProtocolServiceClient;
 use recovery_tenancy::testing::Platform;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
+
+#[path = "common/mod.rs"]
+mod common;
+use common::screened_client;
 
 /// Concurrent clients (`CLIENTS` in the environment overrides).
 fn clients() -> usize {
@@ -292,53 +294,4 @@ where
     #[allow(clippy::cast_precision_loss)]
     let n = (clients * calls) as f64;
     Ok((n / wall, latency.as_secs_f64() * 1e6 / n))
-}
-
-/// A new protocols client, screened with nothing to declare and with a
-/// signed waiver: one the rules let book cryo.
-async fn screened_client(
-    people: &mut ProtocolServiceClient<InterceptedService<Channel, Bearer>>,
-    n: usize,
-) -> anyhow::Result<String> {
-    let id = people
-        .create_client(protocols_pb::CreateClientRequest {
-            client: Some(protocols_pb::Client {
-                given_name: format!("Client {n}"),
-                family_name: "Load".into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await?
-        .into_inner()
-        .client
-        .unwrap_or_default()
-        .id;
-    people
-        .record_screening(protocols_pb::RecordScreeningRequest {
-            screening: Some(protocols_pb::Screening {
-                client_id: id.clone(),
-                questionnaire_version: "2026-01".into(),
-                answers: vec![protocols_pb::ScreeningAnswer {
-                    condition: protocols_pb::Condition::Pregnancy as i32,
-                    present: false,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await?;
-    people
-        .sign_waiver(protocols_pb::SignWaiverRequest {
-            waiver: Some(protocols_pb::Waiver {
-                client_id: id.clone(),
-                version: "v1".into(),
-                signer_name: format!("Client {n}"),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await?;
-    Ok(id)
 }
