@@ -295,7 +295,10 @@ impl Reader {
             }
             self.positions = Some(now);
         }
-        let positions = self.positions.as_mut().expect("positioned above");
+        let Some(positions) = self.positions.as_mut() else {
+            // Positioned just above; nothing to read if that ever failed.
+            return Ok(Vec::new());
+        };
         let options = StreamReadOptions::default()
             .block(usize::try_from(BLOCK.as_millis()).unwrap_or(usize::MAX))
             .count(BATCH);
