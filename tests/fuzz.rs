@@ -9,6 +9,10 @@
 //!   id field of every RPC with tenant B's keys: never OK with A's data,
 //!   and A's listings read the same afterwards.
 //!
+//! - `page_tokens_hold_only_where_they_came_from`: a real token of every
+//!   list that pages is refused on every other list, by another tenant and
+//!   with another filter.
+//!
 //! Runs a fixed seed and a random one it prints; `FUZZ_SEED=0x…` replays
 //! one seed alone, `FUZZ_CASES=n` sets the messages per RPC and role
 //! (default 5). Failures are gathered (one per method and code) and
@@ -447,8 +451,191 @@ async fn a_cursor_from_another_tenant_positions_nothing(db: TestDb) {
     }
 }
 
+/// A list that gave a real page token: the method, the key that listed,
+/// the requests it answered (the first made the token), and the token.
+struct Paged {
+    method: MethodDescriptor,
+    key: String,
+    role: Role,
+    requests: Vec<DynamicMessage>,
+    token: String,
+}
+
+/// `message` asking for pages of `size`, after `token`.
+fn paged(message: &DynamicMessage, size: i32, token: &str) -> DynamicMessage {
+    let mut message = message.clone();
+    message.set_field_by_name("page_size", Value::I32(size));
+    message.set_field_by_name("page_token", Value::String(token.to_owned()));
+    message
+}
+
+/// Every list of `tenant` that pages, read with the first key that may:
+/// the empty filter, then each id the tenant holds in every id field,
+/// until one request made a token and another filter was answered.
+async fn tokens(world: &World, tenant: &Tenant) -> Vec<Paged> {
+    let mut keys = vec![(Role::Manager, tenant.studio.key(Role::Manager).to_owned())];
+    keys.push((Role::Operator, world.operator.clone()));
+    let mut out = Vec::new();
+    for method in world.unary_methods() {
+        if method.input().get_field_by_name("page_token").is_none() {
+            continue;
+        }
+        // The empty filter, then each id in each id field alone.
+        let empty = DynamicMessage::new(method.input());
+        let mut candidates = vec![empty.clone()];
+        for id in &tenant.ids {
+            for path in id_paths(&method.input(), 0) {
+                candidates.push(with_id(&empty, &path, id));
+            }
+        }
+        'keys: for (role, key) in &keys {
+            let mut requests: Vec<DynamicMessage> = Vec::new();
+            let mut token = String::new();
+            for candidate in &candidates {
+                let request = paged(candidate, 1, "");
+                match world.call(&method, &request, key).await {
+                    Err(status) if status.code() == Code::PermissionDenied => continue 'keys,
+                    Err(_) => {}
+                    Ok(reply) => {
+                        if requests.contains(&request) {
+                            continue;
+                        }
+                        let next = reply
+                            .get_field_by_name("next_page_token")
+                            .and_then(|v| v.as_str().map(str::to_owned))
+                            .unwrap_or_default();
+                        if token.is_empty() && !next.is_empty() {
+                            token = next;
+                            requests.insert(0, request);
+                        } else {
+                            requests.push(request);
+                        }
+                    }
+                }
+                if !token.is_empty() && requests.len() >= 2 {
+                    break;
+                }
+            }
+            if !token.is_empty() {
+                out.push(Paged {
+                    method: method.clone(),
+                    key: key.clone(),
+                    role: *role,
+                    requests,
+                    token,
+                });
+            }
+            break;
+        }
+    }
+    out
+}
+
+/// Whether `answer` refuses the page token as INVALID_ARGUMENT.
+fn refuses_token(answer: &Result<DynamicMessage, tonic::Status>) -> bool {
+    answer.as_ref().is_err_and(|status| {
+        status.code() == Code::InvalidArgument && status.message().contains("page_token")
+    })
+}
+
+/// Page tokens are bound to the list, the tenant and the filter: real
+/// tokens from every list that pages, used on every other list, by another
+/// tenant's key of the same role and with another filter of the same list,
+/// are refused with INVALID_ARGUMENT on `page_token`; on their own list, at
+/// another page size, they read on. (Before the binding, a token was
+/// `v1:{id}` for every id-ordered list and only a `k1:` token differed.)
+async fn page_tokens_hold_only_where_they_came_from(db: TestDb) {
+    let world = World::start(db).await;
+    let mut alpha = world.studio("Alpha").await;
+    let mut bravo = world.studio("Bravo").await;
+    world.seconds(&mut alpha).await;
+    world.seconds(&mut bravo).await;
+    let lists = tokens(&world, &alpha).await;
+    let named: Vec<&str> = lists.iter().map(|l| l.method.name()).collect();
+    eprintln!("lists with a real token: {named:?}");
+    // The lists a studio fills on its first day, among them every kind of
+    // token (id-ordered and keyset) of every service.
+    for needed in [
+        "ListTenants",
+        "ListLocations",
+        "ListApiKeys",
+        "ListTreatments",
+        "ListResources",
+        "ListBookings",
+        "ListClients",
+        "ListActivities",
+        "ListTimeline",
+        "ListAuditEvents",
+        "ListDevices",
+    ] {
+        assert!(named.contains(&needed), "{needed} made no token: {named:?}");
+    }
+    let theirs = tokens(&world, &bravo).await;
+    let mut failures = Failures::default();
+    let mut calls = 0;
+    for list in &lists {
+        let own = paged(&list.requests[0], 2, &list.token);
+        calls += 1;
+        if let Err(status) = world.call(&list.method, &own, &list.key).await {
+            failures.add(&list.method, "own token refused", cut(status.message()));
+        }
+        for other in lists.iter().filter(|o| o.method != list.method) {
+            let request = paged(&other.requests[0], 1, &list.token);
+            calls += 1;
+            let answer = world.call(&other.method, &request, &other.key).await;
+            if !refuses_token(&answer) {
+                failures.add(
+                    &other.method,
+                    "another list's token not refused",
+                    format!(
+                        "{}'s token: {:?}",
+                        list.method.name(),
+                        answer.map(|r| shown(&r))
+                    ),
+                );
+            }
+        }
+        for filter in &list.requests[1..] {
+            calls += 1;
+            let answer = world
+                .call(&list.method, &paged(filter, 1, &list.token), &list.key)
+                .await;
+            if !refuses_token(&answer) {
+                failures.add(
+                    &list.method,
+                    "token with a changed filter not refused",
+                    format!("{:?}", answer.map(|r| shown(&r))),
+                );
+            }
+        }
+        if list.role != Role::Operator {
+            let request = theirs.iter().find(|t| t.method == list.method).map_or_else(
+                || DynamicMessage::new(list.method.input()),
+                |t| t.requests[0].clone(),
+            );
+            calls += 1;
+            let answer = world
+                .call(
+                    &list.method,
+                    &paged(&request, 1, &list.token),
+                    bravo.studio.key(list.role),
+                )
+                .await;
+            if !refuses_token(&answer) {
+                failures.add(
+                    &list.method,
+                    "another tenant's token not refused",
+                    format!("{:?}", answer.map(|r| shown(&r))),
+                );
+            }
+        }
+    }
+    failures.assert_none(calls);
+}
+
 recovery_kit::engine_tests!(
     every_rpc_under_every_role,
     cross_tenant_sweep,
     a_cursor_from_another_tenant_positions_nothing,
+    page_tokens_hold_only_where_they_came_from,
 );

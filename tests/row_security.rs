@@ -23,7 +23,7 @@ async fn tables(world: &World) -> Vec<(String, Option<String>)> {
          (SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = c.oid \
           AND a.attname = 'tenant_id' AND NOT a.attisdropped) \
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relname <> '_sqlx_migrations' \
+         WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relname NOT IN ('_sqlx_migrations', 'kit_secrets') \
          ORDER BY 1",
     )
     .fetch_all(&mut conn)
@@ -47,11 +47,12 @@ async fn a_query_without_its_tenant_filter_sees_only_its_tenant() {
     let b = bravo.studio.tenant_id.clone();
     let pool = world.db.db.reader().clone();
 
-    // Every table: RLS enabled and forced, with a policy.
+    // Every table: RLS enabled and forced, with a policy; but the page-token
+    // key's, which the services' role may not read at all (below).
     let mut conn = world.connect().await;
     let unguarded: Vec<String> = sqlx::query(
         "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relname <> '_sqlx_migrations' \
+         WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relname NOT IN ('_sqlx_migrations', 'kit_secrets') \
          AND NOT (c.relrowsecurity AND c.relforcerowsecurity \
                   AND EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid)) ORDER BY 1",
     )
@@ -79,6 +80,19 @@ async fn a_query_without_its_tenant_filter_sees_only_its_tenant() {
     .await;
     assert_eq!(user, ROW_ROLE);
     assert!(!bypass, "{ROW_ROLE} must not bypass row-level security");
+    let secret = confined(Some(Scope::All), async {
+        sqlx::query("SELECT value FROM kit_secrets")
+            .fetch_all(&pool)
+            .await
+            .map(|rows| rows.len())
+    })
+    .await;
+    assert!(
+        secret
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("permission denied")),
+        "the services' role reads the page-token key: {secret:?}"
+    );
 
     // As tenant A, every tenant-owned table read with no filter at all
     // holds A's rows only; the same reads for the service's own work see

@@ -21,6 +21,8 @@ use recovery_proto::fleet::v1 as fl;
 use recovery_proto::fleet::v1::fleet_service_client::FleetServiceClient;
 use recovery_proto::protocols::v1 as pr;
 use recovery_proto::protocols::v1::protocol_service_client::ProtocolServiceClient;
+use recovery_proto::tenancy::v1 as tn;
+use recovery_proto::tenancy::v1::tenancy_service_client::TenancyServiceClient;
 use recovery_protocols::Protocols;
 use recovery_tenancy::testing::{Platform, Studio};
 use sqlx::{AnyConnection, Connection as _, Row as _};
@@ -176,6 +178,102 @@ impl World {
         tenant
     }
 
+    /// A second of each thing the first day made, and two activities, so
+    /// that each list of the studio runs to two pages of one.
+    pub(crate) async fn seconds(&self, tenant: &mut Tenant) {
+        let studio = &tenant.studio;
+        let manager = Bearer::new(studio.key(Role::Manager));
+        let mut tenancy =
+            TenancyServiceClient::with_interceptor(self.channel.clone(), manager.clone());
+        let mut booking =
+            BookingServiceClient::with_interceptor(self.channel.clone(), manager.clone());
+        let mut protocols =
+            ProtocolServiceClient::with_interceptor(self.channel.clone(), manager.clone());
+        let mut fleet = FleetServiceClient::with_interceptor(self.channel.clone(), manager);
+        let annex = tenancy
+            .create_location(tn::CreateLocationRequest {
+                location: Some(tn::Location {
+                    display_name: "Annex".into(),
+                    time_zone: "America/New_York".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .expect("create a location")
+            .into_inner();
+        let chamber = booking
+            .create_resource(bk::CreateResourceRequest {
+                resource: Some(bk::Resource {
+                    location_id: studio.location_id.clone(),
+                    display_name: "Chamber 2".into(),
+                    kind: bk::ResourceKind::CryoChamber as i32,
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            })
+            .await
+            .expect("create a chamber")
+            .into_inner();
+        let treatment = booking
+            .create_treatment(bk::CreateTreatmentRequest {
+                treatment: Some(bk::Treatment {
+                    display_name: "Partial-body cryo".into(),
+                    modality: bk::Modality::WholeBodyCryotherapy as i32,
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            })
+            .await
+            .expect("create a treatment")
+            .into_inner();
+        let gun = fleet
+            .register_device(gun(
+                &studio.location_id,
+                "Gun 2",
+                &format!("SN-2-{}", studio.tenant_id),
+            ))
+            .await
+            .expect("register a gun")
+            .into_inner();
+        let booked = tenant
+            .book(
+                &self.channel,
+                &tenant.clients[0],
+                self.now + 2 * 86_400 + 5 * 3600,
+            )
+            .await;
+        for days_ago in [1, 2] {
+            let start = self.now - days_ago * 86_400;
+            protocols
+                .log_activity(pr::LogActivityRequest {
+                    activity: Some(pr::Activity {
+                        client_id: tenant.clients[0].clone(),
+                        kind: pr::ActivityKind::Training as i32,
+                        start_time: Some(prost_types::Timestamp {
+                            seconds: start,
+                            nanos: 0,
+                        }),
+                        end_time: Some(prost_types::Timestamp {
+                            seconds: start + 3600,
+                            nanos: 0,
+                        }),
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                })
+                .await
+                .expect("log an activity");
+        }
+        tenant.ids.extend([
+            annex.location.unwrap_or_default().id,
+            chamber.resource.unwrap_or_default().id,
+            treatment.treatment.unwrap_or_default().id,
+            gun.device.unwrap_or_default().id,
+            booked.id,
+        ]);
+    }
+
     /// What a studio's first day makes, through the typed clients: a
     /// chamber, a cryo treatment, a massage gun, a screened client with a
     /// waiver, a hold and a booking, so every kind of id is at hand.
@@ -220,21 +318,11 @@ impl World {
             .unwrap()
             .id;
         let gun = fleet
-            .register_device(fl::RegisterDeviceRequest {
-                device: Some(fl::Device {
-                    location_id: studio.location_id.clone(),
-                    kind: fl::DeviceKind::PercussionMassager as i32,
-                    display_name: "Gun 1".into(),
-                    serial_number: format!("SN-{}", studio.tenant_id),
-                    model: "Hypervolt 2 Pro".into(),
-                    spec: Some(fl::device::Spec::Percussion(fl::PercussionSpec {
-                        speed_levels: 3,
-                        attachments: vec![fl::Attachment::Fork as i32],
-                    })),
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            })
+            .register_device(gun(
+                &studio.location_id,
+                "Gun 1",
+                &format!("SN-{}", studio.tenant_id),
+            ))
             .await
             .expect("register a gun")
             .into_inner()
@@ -416,6 +504,25 @@ async fn tables(conn: &mut AnyConnection) -> Vec<String> {
 
 /// Codes no input may earn: a bug (INTERNAL, UNKNOWN), a reset stream
 /// (CANCELLED), an answer the client cannot read (`DATA_LOSS`), a hang.
+/// Registering a massage gun.
+fn gun(location_id: &str, name: &str, serial: &str) -> fl::RegisterDeviceRequest {
+    fl::RegisterDeviceRequest {
+        device: Some(fl::Device {
+            location_id: location_id.to_owned(),
+            kind: fl::DeviceKind::PercussionMassager as i32,
+            display_name: name.to_owned(),
+            serial_number: serial.to_owned(),
+            model: "Hypervolt 2 Pro".into(),
+            spec: Some(fl::device::Spec::Percussion(fl::PercussionSpec {
+                speed_levels: 3,
+                attachments: vec![fl::Attachment::Fork as i32],
+            })),
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    }
+}
+
 pub(crate) fn is_bug(code: Code) -> bool {
     matches!(
         code,

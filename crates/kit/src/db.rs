@@ -8,7 +8,7 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Once};
+use std::sync::{Arc, Once, PoisonError, RwLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -17,6 +17,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{Any, AnyConnection, AnyPool, Executor as _, Transaction};
 
 use crate::Error;
+use crate::page::TokenKey;
 
 /// How long a call waits for a PostgreSQL connection before it is answered
 /// UNAVAILABLE (`sqlx::Error::PoolTimedOut`): a pool run dry should tell the
@@ -102,6 +103,8 @@ pub struct Db {
     /// PostgreSQL: whether connections act as [`ROW_ROLE`], which
     /// [`Db::migrate`] turns on once the migrations made it.
     as_role: Arc<AtomicBool>,
+    /// The deployment's page-token key, read by [`Db::migrate`].
+    token_key: Arc<RwLock<Option<TokenKey>>>,
 }
 
 pub(crate) static DRIVERS: Once = Once::new();
@@ -144,6 +147,7 @@ impl Db {
                     write,
                     engine,
                     as_role,
+                    token_key: Arc::default(),
                 }
             }
             Engine::Postgres => {
@@ -171,6 +175,7 @@ impl Db {
                     write: pool,
                     engine,
                     as_role,
+                    token_key: Arc::default(),
                 }
             }
         };
@@ -204,6 +209,13 @@ impl Db {
             conn.execute("RESET ROLE").await.context("run migrations")?;
         }
         migrator.run(&mut *conn).await.context("run migrations")?;
+        let key = token_key(&mut conn, self.engine)
+            .await
+            .context("read the page-token key")?;
+        *self
+            .token_key
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(key);
         if self.engine == Engine::Postgres {
             let usable: bool = sqlx::query_scalar(
                 "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1 \
@@ -219,11 +231,82 @@ impl Db {
         Ok(())
     }
 
+    /// The key that signs page tokens: the deployment's, kept in the
+    /// database (every replica and restart shares it) once [`Db::migrate`]
+    /// ran; a process-lived random key before.
+    pub fn token_key(&self) -> TokenKey {
+        if let Some(key) = &*self
+            .token_key
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+        {
+            return key.clone();
+        }
+        self.token_key
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert_with(TokenKey::random)
+            .clone()
+    }
+
+    /// What a list request's page tokens are bound to: its list, the
+    /// caller's tenant and `unpaged`, the request without its page size
+    /// and token (`recovery_proto::Paged::unpaged`).
+    pub fn pages<M: prost::Message>(
+        &self,
+        caller: &crate::Caller,
+        unpaged: &M,
+    ) -> Result<crate::page::Binding, Error> {
+        Ok(self.token_key().bind(&caller.scope()?, unpaged))
+    }
+
     /// Closes both pools.
     pub async fn close(&self) {
         self.write.close().await;
         self.read.close().await;
     }
+}
+
+/// Reads the deployment's page-token key from `kit_secrets`, making it the
+/// first time. Not tenant data: the table has no row security; the
+/// services' role ([`ROW_ROLE`]) has no right to it at all, only the owner
+/// (who runs migrations) reads it.
+async fn token_key(conn: &mut AnyConnection, engine: Engine) -> Result<TokenKey, sqlx::Error> {
+    let mut fresh = [0_u8; 32];
+    getrandom::fill(&mut fresh).map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+    let mut tx = sqlx::Connection::begin(conn).await?;
+    if engine == Engine::Postgres {
+        // Replicas starting together: one makes the table and the key.
+        sqlx::query("SELECT pg_advisory_xact_lock(7206373911)")
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.execute(
+        "CREATE TABLE IF NOT EXISTS kit_secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    )
+    .await?;
+    if engine == Engine::Postgres {
+        // The services' role gets every new table by default: not this one.
+        tx.execute(
+            "DO $$ BEGIN REVOKE ALL ON kit_secrets FROM recovery_app; \
+             EXCEPTION WHEN undefined_object THEN NULL; END $$",
+        )
+        .await?;
+    }
+    sqlx::query("INSERT INTO kit_secrets (name, value) VALUES ('page_tokens', $1) ON CONFLICT (name) DO NOTHING")
+        .bind(hex::encode(fresh))
+        .execute(&mut *tx)
+        .await?;
+    let stored: String =
+        sqlx::query_scalar("SELECT value FROM kit_secrets WHERE name = 'page_tokens'")
+            .fetch_one(&mut *tx)
+            .await?;
+    tx.commit().await?;
+    let bytes = hex::decode(&stored)
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .ok_or_else(|| sqlx::Error::Decode("kit_secrets.page_tokens is not 32 hex bytes".into()))?;
+    Ok(TokenKey::new(bytes))
 }
 
 /// The row `id` of `table` (its `columns`) if `scope` sees it, read with

@@ -180,7 +180,30 @@ async fn request_ids_are_forgotten_after_a_day(test: TestDb) {
     assert_eq!(count(db, &Scope::All).await, 2);
 }
 
+/// Page tokens outlive a restart and pass between replicas: the key that
+/// signs them is the database's, the same for every `Db` on it once
+/// migrated, and another database's differs.
+async fn the_page_token_key_is_the_databases(test: TestDb) {
+    let none = || sqlx::migrate::Migrator::DEFAULT;
+    let before = test.db.token_key();
+    test.db.migrate(none()).await.unwrap();
+    let first = test.db.token_key();
+    assert_ne!(
+        first, before,
+        "the process's own key gave way to the database's"
+    );
+    let again = crate::Db::connect(test.url()).await.unwrap();
+    again.migrate(none()).await.unwrap();
+    assert_eq!(again.token_key(), first);
+    test.db.migrate(none()).await.unwrap();
+    assert_eq!(test.db.token_key(), first, "a second migration keeps it");
+    let other = TestDb::of(test.engine()).await.unwrap();
+    other.db.migrate(none()).await.unwrap();
+    assert_ne!(other.db.token_key(), first);
+}
+
 crate::engine_tests!(
+    the_page_token_key_is_the_databases,
     creates_happen_once_per_request_id,
     retry_runs_again_only_when_told,
     request_ids_are_forgotten_after_a_day,

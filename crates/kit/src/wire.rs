@@ -5,7 +5,7 @@
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::page::Page;
+use crate::page::{Binding, Page};
 use crate::{Error, Violations, ids::parse_id, time};
 
 /// A required id from a request: INVALID_ARGUMENT on `field` when malformed.
@@ -22,10 +22,11 @@ pub fn optional_id(value: &str, field: &str, v: &mut Violations) -> Option<Strin
     }
 }
 
-/// A list request's page, or INVALID_ARGUMENT.
-pub fn page(page_size: i32, page_token: &str) -> Result<Page, Error> {
+/// A list request's page (its token bound to `binding`), or
+/// INVALID_ARGUMENT.
+pub fn page(page_size: i32, page_token: &str, binding: &Binding) -> Result<Page, Error> {
     let mut v = Violations::new();
-    let page = Page::parse(page_size, page_token, &mut v);
+    let page = Page::parse(page_size, page_token, binding, &mut v);
     v.finish()?;
     Ok(page)
 }

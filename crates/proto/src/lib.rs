@@ -38,3 +38,45 @@ pub mod fleet {
         tonic::include_proto!("recovery.fleet.v1");
     }
 }
+
+/// A list request: a page size, a page token, and a filter (every other
+/// field). A page token is bound to the filter: [`Paged::unpaged`] is what
+/// it is bound to.
+pub trait Paged: prost::Message + Clone {
+    /// The request without its page size and token: the list's filter.
+    fn unpaged(&self) -> Self;
+}
+
+macro_rules! paged {
+    ($($request:ty),* $(,)?) => {
+        $(impl Paged for $request {
+            fn unpaged(&self) -> Self {
+                Self {
+                    page_size: 0,
+                    page_token: String::new(),
+                    ..self.clone()
+                }
+            }
+        })*
+    };
+}
+
+paged!(
+    tenancy::v1::ListTenantsRequest,
+    tenancy::v1::ListLocationsRequest,
+    tenancy::v1::ListApiKeysRequest,
+    booking::v1::ListTreatmentsRequest,
+    booking::v1::ListResourcesRequest,
+    booking::v1::ListBookingsRequest,
+    booking::v1::ListWaitlistEntriesRequest,
+    protocols::v1::ListClientsRequest,
+    protocols::v1::ListActivitiesRequest,
+    protocols::v1::ListTimelineRequest,
+    protocols::v1::ListProtocolTemplatesRequest,
+    protocols::v1::ListAuditEventsRequest,
+    fleet::v1::ListDevicesRequest,
+    fleet::v1::ListReservationsRequest,
+    fleet::v1::ListTelemetryRequest,
+    fleet::v1::ListMaintenanceRecordsRequest,
+    fleet::v1::ListDueForServiceRequest,
+);

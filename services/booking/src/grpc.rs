@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
+use recovery_kit::wire::page;
 use recovery_kit::{Role, authorize};
+use recovery_proto::Paged as _;
 use recovery_proto::booking::v1 as pb;
 use recovery_proto::booking::v1::booking_service_server::BookingService;
 use tonic::{Request, Response, Status};
@@ -70,7 +72,8 @@ impl BookingService for Bookings {
         request: Request<pb::ListTreatmentsRequest>,
     ) -> Answer<pb::ListTreatmentsResponse> {
         let caller = authorize(&request, ANYONE)?;
-        let query = TreatmentsQuery::parse(request.get_ref())?;
+        let req = request.get_ref();
+        let query = TreatmentsQuery::parse(req, &self.db.pages(caller, &req.unpaged())?)?;
         Ok(Response::new(self.list_treatments(caller, query).await?))
     }
 
@@ -128,7 +131,11 @@ impl BookingService for Bookings {
     ) -> Answer<pb::ListResourcesResponse> {
         let caller = authorize(&request, ANYONE)?;
         let req = request.get_ref();
-        let page = wire::page(req.page_size, &req.page_token)?;
+        let page = page(
+            req.page_size,
+            &req.page_token,
+            &self.db.pages(caller, &req.unpaged())?,
+        )?;
         Ok(Response::new(
             self.list_resources(caller, &req.location_id, page).await?,
         ))
@@ -221,7 +228,8 @@ impl BookingService for Bookings {
         request: Request<pb::ListBookingsRequest>,
     ) -> Answer<pb::ListBookingsResponse> {
         let caller = authorize(&request, DESK)?;
-        let query = BookingQuery::parse(request.get_ref())?;
+        let req = request.get_ref();
+        let query = BookingQuery::parse(req, &self.db.pages(caller, &req.unpaged())?)?;
         Ok(Response::new(self.list_bookings(caller, query).await?))
     }
 
@@ -365,7 +373,8 @@ impl BookingService for Bookings {
         request: Request<pb::ListWaitlistEntriesRequest>,
     ) -> Answer<pb::ListWaitlistEntriesResponse> {
         let caller = authorize(&request, DESK)?;
-        let query = EntriesQuery::parse(request.get_ref())?;
+        let req = request.get_ref();
+        let query = EntriesQuery::parse(req, &self.db.pages(caller, &req.unpaged())?)?;
         Ok(Response::new(
             self.list_waitlist_entries(caller, query).await?,
         ))

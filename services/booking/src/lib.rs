@@ -239,7 +239,7 @@ impl Bookings {
             role: Role::Manager,
             key_id: "demo".into(),
         };
-        let page = wire::page(0, "")?;
+        let page = recovery_kit::page::Page::first(recovery_kit::page::MAX_SIZE);
         let existing = self
             .list_resources(&seeder, location_id, page)
             .await?
@@ -251,7 +251,10 @@ impl Bookings {
             .filter(|r| r.kind == pb::ResourceKind::CryoChamber as i32)
             .map(|r| r.id)
             .collect();
-        let query = wire::TreatmentsQuery::parse(&pb::ListTreatmentsRequest::default())?;
+        let query = wire::TreatmentsQuery::parse(
+            &pb::ListTreatmentsRequest::default(),
+            &recovery_kit::page::Binding::internal(),
+        )?;
         let treatments = self.list_treatments(&seeder, query).await?.treatments;
         let cryo_treatment_id = if let Some(t) = treatments.into_iter().next() {
             t.id

@@ -72,14 +72,6 @@ pub(crate) fn id(value: &str, field: &str) -> Result<String, Error> {
     parse_id(value).map_err(|e| Error::invalid(field, e))
 }
 
-/// A validated page request.
-pub(crate) fn page(size: i32, token: &str) -> Result<recovery_kit::page::Page, Error> {
-    let mut v = Violations::new();
-    let page = recovery_kit::page::Page::parse(size, token, &mut v);
-    v.finish()?;
-    Ok(page)
-}
-
 /// An optional id: empty is `None`.
 pub(crate) fn optional_id(value: &str, field: &str, v: &mut Violations) -> Option<String> {
     if value.is_empty() {

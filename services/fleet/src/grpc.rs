@@ -2,6 +2,7 @@
 //! domain values (`wire`), one call into an area, the answer back.
 
 use recovery_kit::{Caller, Error, Role, authorize};
+use recovery_proto::Paged as _;
 use recovery_proto::fleet::v1 as pb;
 use recovery_proto::fleet::v1::fleet_service_server::FleetService;
 use tonic::{Request, Response, Status, Streaming};
@@ -72,7 +73,9 @@ impl FleetService for Fleet {
         request: Request<pb::ListDevicesRequest>,
     ) -> Result<Response<pb::ListDevicesResponse>, Status> {
         let caller = authorize(&request, READERS)?;
-        let (filter, page) = wire::list_devices(request.get_ref(), caller)?;
+        let req = request.get_ref();
+        let (filter, page) =
+            wire::list_devices(req, caller, &self.db.pages(caller, &req.unpaged())?)?;
         let listed = self.devices(caller, filter, page).await?;
         Ok(Response::new(pb::ListDevicesResponse {
             devices: listed.items.iter().map(wire::device).collect(),
@@ -183,7 +186,8 @@ impl FleetService for Fleet {
         request: Request<pb::ListReservationsRequest>,
     ) -> Result<Response<pb::ListReservationsResponse>, Status> {
         let caller = authorize(&request, FLOOR)?;
-        let (query, page) = wire::list_reservations(request.get_ref())?;
+        let req = request.get_ref();
+        let (query, page) = wire::list_reservations(req, &self.db.pages(caller, &req.unpaged())?)?;
         let listed = self.reservations(caller, query, page).await?;
         Ok(Response::new(pb::ListReservationsResponse {
             reservations: listed.items.iter().map(wire::reservation).collect(),
@@ -205,7 +209,8 @@ impl FleetService for Fleet {
         request: Request<pb::ListTelemetryRequest>,
     ) -> Result<Response<pb::ListTelemetryResponse>, Status> {
         let caller = authorize(&request, READERS)?;
-        let (query, page) = wire::list_telemetry(request.get_ref())?;
+        let req = request.get_ref();
+        let (query, page) = wire::list_telemetry(req, &self.db.pages(caller, &req.unpaged())?)?;
         let listed = self.telemetry(caller, query, page).await?;
         Ok(Response::new(pb::ListTelemetryResponse {
             readings: listed.items.iter().map(wire::reading_to_wire).collect(),
@@ -246,7 +251,9 @@ impl FleetService for Fleet {
         request: Request<pb::ListMaintenanceRecordsRequest>,
     ) -> Result<Response<pb::ListMaintenanceRecordsResponse>, Status> {
         let caller = authorize(&request, READERS)?;
-        let (device_id, page) = wire::list_maintenance_records(request.get_ref())?;
+        let req = request.get_ref();
+        let (device_id, page) =
+            wire::list_maintenance_records(req, &self.db.pages(caller, &req.unpaged())?)?;
         let listed = self.maintenance_records(caller, &device_id, page).await?;
         Ok(Response::new(pb::ListMaintenanceRecordsResponse {
             records: listed.items.iter().map(wire::record).collect(),
@@ -259,7 +266,9 @@ impl FleetService for Fleet {
         request: Request<pb::ListDueForServiceRequest>,
     ) -> Result<Response<pb::ListDueForServiceResponse>, Status> {
         let caller = authorize(&request, READERS)?;
-        let (filter, page) = wire::due_for_service(request.get_ref(), caller)?;
+        let req = request.get_ref();
+        let (filter, page) =
+            wire::due_for_service(req, caller, &self.db.pages(caller, &req.unpaged())?)?;
         let listed = self.due_for_service(caller, filter, page).await?;
         Ok(Response::new(pb::ListDueForServiceResponse {
             devices: listed.items.iter().map(wire::device).collect(),

@@ -3,7 +3,9 @@
 //! Client data is the tenant's own: every call acts in the caller's tenant
 //! (`tenant_scope`), and no role table names operators.
 
+use recovery_kit::wire::page;
 use recovery_kit::{Role, authorize};
+use recovery_proto::Paged as _;
 use recovery_proto::protocols::v1 as pb;
 use recovery_proto::protocols::v1::protocol_service_server::ProtocolService;
 use tonic::{Request, Response, Status};
@@ -11,7 +13,7 @@ use tonic::{Request, Response, Status};
 use crate::wire::audit::{AuditQuery, audit_event};
 use crate::wire::clients::{ClientPatch, ClientSearch, NewClient};
 use crate::wire::history::{ActivityList, NewActivity, NewSession, TimelineQuery};
-use crate::wire::plans::{NewAssignment, NewTemplate, RecommendationsQuery, template_page};
+use crate::wire::plans::{NewAssignment, NewTemplate, RecommendationsQuery};
 use crate::wire::rules::{
     RulePatch, SessionBatch, SessionProposal, evaluation_to_wire, rules_to_wire,
 };
@@ -67,7 +69,8 @@ impl ProtocolService for Protocols {
     ) -> Answer<pb::ListClientsResponse> {
         let caller = authorize(&request, STUDIO)?;
         let scope = tenant_scope(caller)?;
-        let search = ClientSearch::parse(request.get_ref())?;
+        let req = request.get_ref();
+        let search = ClientSearch::parse(req, &self.db.pages(caller, &req.unpaged())?)?;
         let page = self.clients(&scope, search).await?;
         Ok(Response::new(pb::ListClientsResponse {
             clients: page.items,
@@ -173,7 +176,8 @@ impl ProtocolService for Protocols {
     ) -> Answer<pb::ListActivitiesResponse> {
         let caller = authorize(&request, STUDIO)?;
         let scope = tenant_scope(caller)?;
-        let list = ActivityList::parse(request.get_ref())?;
+        let req = request.get_ref();
+        let list = ActivityList::parse(req, &self.db.pages(caller, &req.unpaged())?)?;
         let page = self.activities(&scope, list).await?;
         Ok(Response::new(pb::ListActivitiesResponse {
             activities: page.items,
@@ -200,7 +204,8 @@ impl ProtocolService for Protocols {
     ) -> Answer<pb::ListTimelineResponse> {
         let caller = authorize(&request, STUDIO)?;
         let scope = tenant_scope(caller)?;
-        let query = TimelineQuery::parse(request.get_ref())?;
+        let req = request.get_ref();
+        let query = TimelineQuery::parse(req, &self.db.pages(caller, &req.unpaged())?)?;
         let page = self.timeline(&scope, query).await?;
         Ok(Response::new(pb::ListTimelineResponse {
             entries: page.items,
@@ -237,7 +242,12 @@ impl ProtocolService for Protocols {
     ) -> Answer<pb::ListProtocolTemplatesResponse> {
         let caller = authorize(&request, STUDIO)?;
         let scope = tenant_scope(caller)?;
-        let page = template_page(request.get_ref())?;
+        let req = request.get_ref();
+        let page = page(
+            req.page_size,
+            &req.page_token,
+            &self.db.pages(caller, &req.unpaged())?,
+        )?;
         let page = self.templates(&scope, page).await?;
         Ok(Response::new(pb::ListProtocolTemplatesResponse {
             templates: page.items,
@@ -330,7 +340,8 @@ impl ProtocolService for Protocols {
     ) -> Answer<pb::ListAuditEventsResponse> {
         let caller = authorize(&request, MANAGERS)?;
         let scope = tenant_scope(caller)?;
-        let query = AuditQuery::parse(request.get_ref())?;
+        let req = request.get_ref();
+        let query = AuditQuery::parse(req, &self.db.pages(caller, &req.unpaged())?)?;
         let page = self.audit_trail(&scope, query).await?;
         Ok(Response::new(pb::ListAuditEventsResponse {
             events: page.items.into_iter().map(audit_event).collect(),

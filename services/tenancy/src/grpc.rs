@@ -2,7 +2,9 @@
 //! domain values (`wire`), one call into an area, the answer back to the
 //! wire. No SQL and no decisions here.
 
+use recovery_kit::wire::page;
 use recovery_kit::{Role, Scope, authorize};
+use recovery_proto::Paged as _;
 use recovery_proto::tenancy::v1 as pb;
 use recovery_proto::tenancy::v1::tenancy_service_server::TenancyService;
 use tonic::{Request, Response, Status};
@@ -53,9 +55,13 @@ impl TenancyService for Tenancy {
         &self,
         request: Request<pb::ListTenantsRequest>,
     ) -> Result<Response<pb::ListTenantsResponse>, Status> {
-        authorize(&request, OPERATORS)?;
+        let caller = authorize(&request, OPERATORS)?;
         let req = request.get_ref();
-        let page = wire::page(req.page_size, &req.page_token)?;
+        let page = page(
+            req.page_size,
+            &req.page_token,
+            &self.db.pages(caller, &req.unpaged())?,
+        )?;
         let listed = self.tenants(&page).await?;
         Ok(Response::new(pb::ListTenantsResponse {
             tenants: all(listed.items),
@@ -94,7 +100,11 @@ impl TenancyService for Tenancy {
         let caller = authorize(&request, ANYONE)?;
         let req = request.get_ref();
         let tenant_id = caller.tenant_scope(&req.tenant_id, "tenant_id")?;
-        let page = wire::page(req.page_size, &req.page_token)?;
+        let page = page(
+            req.page_size,
+            &req.page_token,
+            &self.db.pages(caller, &req.unpaged())?,
+        )?;
         let listed = self.locations(&Scope::tenant_of(tenant_id), &page).await?;
         Ok(Response::new(pb::ListLocationsResponse {
             locations: all(listed.items),
@@ -133,7 +143,11 @@ impl TenancyService for Tenancy {
     ) -> Result<Response<pb::ListApiKeysResponse>, Status> {
         let caller = authorize(&request, MANAGERS)?;
         let req = request.get_ref();
-        let page = wire::page(req.page_size, &req.page_token)?;
+        let page = page(
+            req.page_size,
+            &req.page_token,
+            &self.db.pages(caller, &req.unpaged())?,
+        )?;
         let listed = self.api_keys(caller, &req.tenant_id, &page).await?;
         Ok(Response::new(pb::ListApiKeysResponse {
             api_keys: all(listed.items),

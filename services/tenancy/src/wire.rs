@@ -6,7 +6,6 @@
 use jiff::civil::Date;
 use recovery_kit::idempotency::{Key, without_request_id};
 use recovery_kit::ids::parse_id;
-use recovery_kit::page::Page;
 use recovery_kit::wire::{stored_timestamp, text, update_paths};
 use recovery_kit::{Caller, Error, Role, Violations};
 use recovery_proto::tenancy::v1 as pb;
@@ -30,14 +29,6 @@ fn display_name(value: &str) -> Result<String, String> {
 /// An id the request names in `field`.
 pub(crate) fn id(value: &str, field: &str) -> Result<String, Error> {
     parse_id(value).map_err(|e| Error::invalid(field, e))
-}
-
-/// A page of a list request.
-pub(crate) fn page(page_size: i32, page_token: &str) -> Result<Page, Error> {
-    let mut v = Violations::new();
-    let page = Page::parse(page_size, page_token, &mut v);
-    v.finish()?;
-    Ok(page)
 }
 
 /// An IANA time zone known to the bundled tz database.

@@ -4,7 +4,7 @@ use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
 use recovery_kit::idempotency::{Key, without_request_id};
 use recovery_kit::ids::parse_id;
-use recovery_kit::page::Page;
+use recovery_kit::page::{Binding, Page};
 use recovery_kit::wire::instant;
 use recovery_kit::{Error, Scope, Violations};
 use recovery_proto::booking::v1 as pb;
@@ -238,9 +238,9 @@ pub(crate) enum BookingsOf {
 }
 
 impl BookingQuery {
-    pub(crate) fn parse(req: &pb::ListBookingsRequest) -> Result<Self, Error> {
+    pub(crate) fn parse(req: &pb::ListBookingsRequest, binding: &Binding) -> Result<Self, Error> {
         let mut v = Violations::new();
-        let page = Page::parse(req.page_size, &req.page_token, &mut v);
+        let page = Page::parse(req.page_size, &req.page_token, binding, &mut v);
         let status = match pb::BookingStatus::try_from(req.status) {
             Ok(pb::BookingStatus::Unspecified) => None,
             Ok(_) => Status::from_wire(req.status),

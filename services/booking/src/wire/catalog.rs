@@ -2,8 +2,8 @@
 
 use jiff::{SignedDuration, Timestamp};
 use recovery_kit::idempotency::{Key, without_request_id};
-use recovery_kit::page::Page;
-use recovery_kit::wire::{instant, update_paths};
+use recovery_kit::page::{Binding, Page};
+use recovery_kit::wire::{instant, page, update_paths};
 use recovery_kit::{Caller, Error, Scope, Violations};
 use recovery_peers::{Attachment, DeviceKind, DeviceNeed};
 use recovery_proto::booking::v1 as pb;
@@ -120,9 +120,9 @@ pub(crate) struct TreatmentsQuery {
 }
 
 impl TreatmentsQuery {
-    pub(crate) fn parse(req: &pb::ListTreatmentsRequest) -> Result<Self, Error> {
+    pub(crate) fn parse(req: &pb::ListTreatmentsRequest, binding: &Binding) -> Result<Self, Error> {
         Ok(Self {
-            page: super::page(req.page_size, &req.page_token)?,
+            page: page(req.page_size, &req.page_token, binding)?,
             include_archived: req.include_archived,
         })
     }

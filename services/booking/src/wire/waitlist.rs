@@ -4,7 +4,7 @@
 use jiff::{SignedDuration, Timestamp};
 use recovery_kit::idempotency::{Key, without_request_id};
 use recovery_kit::ids::parse_id;
-use recovery_kit::page::Page;
+use recovery_kit::page::{Binding, Page};
 use recovery_kit::time::to_micros;
 use recovery_kit::wire::{instant, stored_timestamp};
 use recovery_kit::{Error, Scope, Violations};
@@ -85,9 +85,12 @@ pub(crate) struct EntriesQuery {
 }
 
 impl EntriesQuery {
-    pub(crate) fn parse(req: &pb::ListWaitlistEntriesRequest) -> Result<Self, Error> {
+    pub(crate) fn parse(
+        req: &pb::ListWaitlistEntriesRequest,
+        binding: &Binding,
+    ) -> Result<Self, Error> {
         let mut v = Violations::new();
-        let page = Page::parse(req.page_size, &req.page_token, &mut v);
+        let page = Page::parse(req.page_size, &req.page_token, binding, &mut v);
         if req.location_id.is_empty() {
             v.add("location_id", "required");
         }

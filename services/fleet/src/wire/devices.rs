@@ -3,7 +3,7 @@
 
 use recovery_kit::idempotency::Key;
 use recovery_kit::ids::parse_id;
-use recovery_kit::page::{Keyset, Page};
+use recovery_kit::page::{Binding, Keyset, Page};
 use recovery_kit::wire::{stored_timestamp, update_paths};
 use recovery_kit::{Caller, Error, Scope, Violations};
 use recovery_proto::fleet::v1 as pb;
@@ -317,10 +317,11 @@ pub(crate) fn update_device(req: &pb::UpdateDeviceRequest) -> Result<DevicePatch
 pub(crate) fn list_devices(
     req: &pb::ListDevicesRequest,
     caller: &Caller,
+    binding: &Binding,
 ) -> Result<(DeviceFilter, Page), Error> {
     let tenant_id = caller.tenant_scope(&req.tenant_id, "tenant_id")?;
     let mut v = Violations::new();
-    let page = Page::parse(req.page_size, &req.page_token, &mut v);
+    let page = Page::parse(req.page_size, &req.page_token, binding, &mut v);
     let kind = v.check("kind", Kind::from_wire(req.kind)).flatten();
     let state = v.check("state", State::from_wire(req.state)).flatten();
     let location_id = optional_id(&req.location_id, "location_id", &mut v);
@@ -339,6 +340,7 @@ pub(crate) fn list_devices(
 pub(crate) fn due_for_service(
     req: &pb::ListDueForServiceRequest,
     caller: &Caller,
+    binding: &Binding,
 ) -> Result<(DueFilter, Keyset), Error> {
     let tenant_id = caller.tenant_scope(&req.tenant_id, "tenant_id")?;
     let mut v = Violations::new();
@@ -346,7 +348,7 @@ pub(crate) fn due_for_service(
         v.add("min_usage_hours", "at least 1");
     }
     let location_id = optional_id(&req.location_id, "location_id", &mut v);
-    let page = Keyset::parse(req.page_size, &req.page_token, &mut v);
+    let page = Keyset::parse(req.page_size, &req.page_token, binding, &mut v);
     v.finish()?;
     let filter = DueFilter {
         scope: Scope::tenant_of(tenant_id),

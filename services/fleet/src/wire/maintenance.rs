@@ -2,7 +2,7 @@
 //! the record message.
 
 use recovery_kit::ids::parse_id;
-use recovery_kit::page::Page;
+use recovery_kit::page::{Binding, Page};
 use recovery_kit::wire::stored_timestamp;
 use recovery_kit::{Error, Violations};
 use recovery_proto::fleet::v1 as pb;
@@ -67,10 +67,11 @@ pub(crate) fn end_maintenance(req: &pb::EndMaintenanceRequest) -> Result<(String
 /// `ListMaintenanceRecords`: the device and the page.
 pub(crate) fn list_maintenance_records(
     req: &pb::ListMaintenanceRecordsRequest,
+    binding: &Binding,
 ) -> Result<(String, Page), Error> {
     let mut v = Violations::new();
     let device_id = v.check("device_id", parse_id(&req.device_id));
-    let page = Page::parse(req.page_size, &req.page_token, &mut v);
+    let page = Page::parse(req.page_size, &req.page_token, binding, &mut v);
     Ok((v.finish_with(device_id)?, page))
 }
 

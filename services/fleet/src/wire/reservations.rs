@@ -4,7 +4,7 @@
 use jiff::{SignedDuration, Timestamp};
 use recovery_kit::idempotency::Key;
 use recovery_kit::ids::parse_id;
-use recovery_kit::page::Keyset;
+use recovery_kit::page::{Binding, Keyset};
 use recovery_kit::wire::{instant, optional_instant, signed_duration, stored_timestamp};
 use recovery_kit::{Error, Scope, Violations};
 use recovery_proto::fleet::v1 as pb;
@@ -262,6 +262,7 @@ pub(crate) fn settings(
 /// `ListReservations`: whose, when, which state, and the page.
 pub(crate) fn list_reservations(
     req: &pb::ListReservationsRequest,
+    binding: &Binding,
 ) -> Result<(ReservationQuery, Keyset), Error> {
     let mut v = Violations::new();
     let subject = match (req.device_id.is_empty(), req.location_id.is_empty()) {
@@ -290,7 +291,7 @@ pub(crate) fn list_reservations(
         }
     }
     let state = v.check("state", Phase::from_wire(req.state)).flatten();
-    let page = Keyset::parse(req.page_size, &req.page_token, &mut v);
+    let page = Keyset::parse(req.page_size, &req.page_token, binding, &mut v);
     let (subject, (start, end)) = v.finish_with(subject.zip(start.zip(end)))?;
     let query = ReservationQuery {
         subject,

@@ -2,7 +2,7 @@
 
 use jiff::{SignedDuration, Timestamp};
 use recovery_kit::ids::parse_id;
-use recovery_kit::page::Keyset;
+use recovery_kit::page::{Binding, Keyset};
 use recovery_kit::wire::{optional_instant, stored_timestamp};
 use recovery_kit::{Error, Violations};
 use recovery_proto::fleet::v1 as pb;
@@ -73,10 +73,11 @@ pub(crate) fn reading(
 /// `ListTelemetry`: the device and where the page starts, and the page.
 pub(crate) fn list_telemetry(
     req: &pb::ListTelemetryRequest,
+    binding: &Binding,
 ) -> Result<(ReadingsQuery, Keyset), Error> {
     let mut v = Violations::new();
     let id = v.check("device_id", parse_id(&req.device_id));
-    let page = Keyset::parse(req.page_size, &req.page_token, &mut v);
+    let page = Keyset::parse(req.page_size, &req.page_token, binding, &mut v);
     let after = match &page.after {
         None => None,
         Some((time, key)) => {

@@ -1,7 +1,7 @@
 //! The audit trail, read by managers.
 
 use jiff::Timestamp;
-use recovery_kit::page::Keyset;
+use recovery_kit::page::{Binding, Keyset};
 use recovery_kit::wire::stored_timestamp;
 use recovery_kit::{Error, Violations};
 use recovery_proto::protocols::v1 as pb;
@@ -19,11 +19,14 @@ pub(crate) struct AuditQuery {
 }
 
 impl AuditQuery {
-    pub(crate) fn parse(req: &pb::ListAuditEventsRequest) -> Result<Self, Error> {
+    pub(crate) fn parse(
+        req: &pb::ListAuditEventsRequest,
+        binding: &Binding,
+    ) -> Result<Self, Error> {
         let mut v = Violations::new();
         let client_id = v.check("client_id", optional_id(&req.client_id));
         let (from, to) = period(req.start_time.as_ref(), req.end_time.as_ref(), &mut v);
-        let page = Keyset::parse(req.page_size, &req.page_token, &mut v);
+        let page = Keyset::parse(req.page_size, &req.page_token, binding, &mut v);
         let client_id = v.finish_with(client_id)?;
         Ok(Self {
             client_id,

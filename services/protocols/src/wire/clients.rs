@@ -3,7 +3,7 @@
 use jiff::civil::Date;
 use recovery_kit::idempotency::Key;
 use recovery_kit::ids::parse_id;
-use recovery_kit::page::Page;
+use recovery_kit::page::{Binding, Page};
 use recovery_kit::wire::{optional_text, update_paths};
 use recovery_kit::{Error, Scope, Violations};
 use recovery_proto::protocols::v1 as pb;
@@ -205,9 +205,9 @@ pub(crate) struct ClientSearch {
 }
 
 impl ClientSearch {
-    pub(crate) fn parse(req: &pb::ListClientsRequest) -> Result<Self, Error> {
+    pub(crate) fn parse(req: &pb::ListClientsRequest, binding: &Binding) -> Result<Self, Error> {
         let mut v = Violations::new();
-        let page = Page::parse(req.page_size, &req.page_token, &mut v);
+        let page = Page::parse(req.page_size, &req.page_token, binding, &mut v);
         let text = v
             .check("query", optional_text(&req.query, 200))
             .unwrap_or_default()

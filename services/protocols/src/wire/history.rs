@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use jiff::{SignedDuration, Timestamp};
 use recovery_kit::idempotency::Key;
 use recovery_kit::ids::parse_id;
-use recovery_kit::page::Keyset;
+use recovery_kit::page::{Binding, Keyset};
 use recovery_kit::wire::{instant, timestamp};
 use recovery_kit::{Error, Scope, Violations};
 use recovery_proto::protocols::v1 as pb;
@@ -220,10 +220,10 @@ pub(crate) struct ActivityList {
 }
 
 impl ActivityList {
-    pub(crate) fn parse(req: &pb::ListActivitiesRequest) -> Result<Self, Error> {
+    pub(crate) fn parse(req: &pb::ListActivitiesRequest, binding: &Binding) -> Result<Self, Error> {
         let mut v = Violations::new();
         let client_id = v.check("client_id", parse_id(&req.client_id));
-        let page = Keyset::parse(req.page_size, &req.page_token, &mut v);
+        let page = Keyset::parse(req.page_size, &req.page_token, binding, &mut v);
         let client_id = v.finish_with(client_id)?;
         Ok(Self { client_id, page })
     }
@@ -240,7 +240,7 @@ pub(crate) struct TimelineQuery {
 }
 
 impl TimelineQuery {
-    pub(crate) fn parse(req: &pb::ListTimelineRequest) -> Result<Self, Error> {
+    pub(crate) fn parse(req: &pb::ListTimelineRequest, binding: &Binding) -> Result<Self, Error> {
         let mut v = Violations::new();
         let client_id = v.check("client_id", parse_id(&req.client_id));
         let (from, to) = period(req.start_time.as_ref(), req.end_time.as_ref(), &mut v);
@@ -250,7 +250,7 @@ impl TimelineQuery {
             .enumerate()
             .filter_map(|(i, m)| v.check(&format!("modalities[{i}]"), modality(*m)))
             .collect();
-        let page = Keyset::parse(req.page_size, &req.page_token, &mut v);
+        let page = Keyset::parse(req.page_size, &req.page_token, binding, &mut v);
         let client_id = v.finish_with(client_id)?;
         Ok(Self {
             client_id,

@@ -3,7 +3,6 @@
 use jiff::{SignedDuration, Timestamp};
 use recovery_kit::idempotency::Key;
 use recovery_kit::ids::parse_id;
-use recovery_kit::page::Page;
 use recovery_kit::wire::{optional_instant, signed_duration};
 use recovery_kit::{Error, Scope, Violations};
 use recovery_proto::protocols::v1 as pb;
@@ -163,14 +162,6 @@ pub(crate) fn offsets(
         .ok_or_else(|| "required".to_owned())
         .and_then(signed_duration);
     (start, end)
-}
-
-/// The page a `ListProtocolTemplates` asks for.
-pub(crate) fn template_page(req: &pb::ListProtocolTemplatesRequest) -> Result<Page, Error> {
-    let mut v = Violations::new();
-    let page = Page::parse(req.page_size, &req.page_token, &mut v);
-    v.finish()?;
-    Ok(page)
 }
 
 /// What an assignment is anchored on.
