@@ -4,14 +4,14 @@
 
 use recovery_kit::events::Event;
 use recovery_kit::idempotency::{self, Key};
-use recovery_kit::page::Page;
+use recovery_kit::page::{Listed, Page};
 use recovery_kit::time::to_micros;
 use recovery_kit::{Caller, Error, Lock, Role, Violations};
 use recovery_proto::tenancy::v1 as pb;
 use sqlx::AnyConnection;
 
 use crate::store::keys::{ApiKey, NewKey, Owner};
-use crate::{IDEMPOTENCY_TABLE, Listed, Tenancy, keys, store};
+use crate::{IDEMPOTENCY_TABLE, Tenancy, keys, store};
 
 /// The shortest bootstrap key accepted from the environment.
 const MIN_BOOTSTRAP_KEY: usize = 32;

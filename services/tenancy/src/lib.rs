@@ -20,7 +20,6 @@ use std::time::Duration;
 
 use recovery_kit::auth::Authenticator;
 use recovery_kit::events::{Bus, Missed};
-use recovery_kit::page::Page;
 use recovery_kit::server::{Services, Shutdown};
 use recovery_kit::time::Clock;
 use recovery_kit::{Db, Engine};
@@ -45,23 +44,6 @@ pub struct Tenancy {
     keys: Arc<KeyStore>,
     /// Where revocations are told to other processes, once shared.
     revocations: std::sync::OnceLock<Bus>,
-}
-
-/// One page of a list and the token of the next (empty on the last page).
-pub(crate) struct Listed<T> {
-    pub(crate) items: Vec<T>,
-    pub(crate) next_page_token: String,
-}
-
-impl<T> Listed<T> {
-    /// `rows` fetched for `page` (one more than it holds), cut to the page.
-    fn new(page: &Page, mut rows: Vec<T>, id: impl Fn(&T) -> &str) -> Self {
-        let next_page_token = page.finish(&mut rows, id);
-        Self {
-            items: rows,
-            next_page_token,
-        }
-    }
 }
 
 impl Tenancy {

@@ -3,14 +3,14 @@
 //! tenant and, through [`crate::Directory`], by the other services.
 
 use recovery_kit::idempotency::{self, Key};
-use recovery_kit::page::Page;
+use recovery_kit::page::{Listed, Page};
 use recovery_kit::time::to_micros;
 use recovery_kit::{Caller, Error, Lock, Scope};
 use recovery_proto::tenancy::v1 as pb;
 
 use crate::store::locations::Location;
 use crate::wire::{Hours, Schedule};
-use crate::{IDEMPOTENCY_TABLE, Listed, Tenancy, store};
+use crate::{IDEMPOTENCY_TABLE, Tenancy, store};
 
 /// A location to create, validated.
 pub(crate) struct NewLocation {

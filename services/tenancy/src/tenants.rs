@@ -3,7 +3,7 @@
 
 use anyhow::Context as _;
 use recovery_kit::idempotency::{self, Key};
-use recovery_kit::page::Page;
+use recovery_kit::page::{Listed, Page};
 use recovery_kit::time::to_micros;
 use recovery_kit::{Error, Role, Violations};
 use recovery_proto::tenancy::v1 as pb;
@@ -12,7 +12,7 @@ use crate::api_keys::{self, NewApiKey};
 use crate::locations::NewLocation;
 use crate::store::tenants::Tenant;
 use crate::wire::Schedule;
-use crate::{IDEMPOTENCY_TABLE, Listed, Tenancy, store, wire};
+use crate::{IDEMPOTENCY_TABLE, Tenancy, store, wire};
 
 /// A tenant to create, validated.
 pub(crate) struct NewTenant {
