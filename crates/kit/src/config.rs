@@ -61,6 +61,12 @@ pub struct ServerArgs {
     #[arg(long, env = "RECOVERY_TENANT_IN_FLIGHT", default_value_t = 64)]
     pub tenant_in_flight: usize,
 
+    /// Of a tenant's calls in flight, how many run at once (its share of
+    /// the database pool and the runtime); the others wait their turn in
+    /// the tenant's own queue, at most 3 s, then `TENANT_BUSY`.
+    #[arg(long, env = "RECOVERY_TENANT_RUNNING", default_value_t = crate::limits::DEFAULT_TENANT_RUNNING)]
+    pub tenant_running: usize,
+
     /// Streams (watches, hub uploads) one tenant may have open; past it a
     /// stream is refused `TOO_MANY_WATCHERS`.
     #[arg(long, env = "RECOVERY_TENANT_WATCHERS", default_value_t = 100)]
@@ -122,6 +128,7 @@ impl std::fmt::Debug for ServerArgs {
             .field("max_message_bytes", &self.max_message_bytes)
             .field("max_deadline_secs", &self.max_deadline_secs)
             .field("tenant_in_flight", &self.tenant_in_flight)
+            .field("tenant_running", &self.tenant_running)
             .field("tenant_watchers", &self.tenant_watchers)
             .field("key_rate", &self.key_rate)
             .field("key_burst", &self.key_burst)
@@ -176,6 +183,8 @@ impl ServerArgs {
             max_message_bytes: self.max_message_bytes,
             max_deadline: Duration::from_secs(self.max_deadline_secs.max(1)),
             tenant_in_flight: self.tenant_in_flight,
+            tenant_running: self.tenant_running.max(1),
+            tenant_queue_wait: Limits::default().tenant_queue_wait,
             tenant_streams: self.tenant_watchers,
             key_rate: self.key_rate.max(0.0),
             key_burst: self.key_burst.max(1),

@@ -7,8 +7,18 @@
 //!   has started once its headers are sent, and stays open.
 //! - **Calls in flight per tenant.** Unary calls of one tenant hold a slot
 //!   until their answer is sent; past the cap a call is refused
-//!   `TENANT_BUSY` at once, never queued, so one tenant's burst never makes
-//!   another's call wait.
+//!   `TENANT_BUSY` at once.
+//! - **Calls running per tenant: its share of the server.** Of a tenant's
+//!   calls in flight, at most `tenant_running` run at once; the others wait
+//!   their turn, first come first served, in that tenant's own queue (a
+//!   tokio semaphore per tenant), for at most `tenant_queue_wait` (then
+//!   `TENANT_BUSY`). The share is sized to the database pools (a call holds
+//!   one connection at a time): a tenant with 64 calls in flight holds a
+//!   few connections and a few runtime tasks, so another tenant's call finds
+//!   a connection free and a short run queue instead of waiting behind all
+//!   64. Calls of a `service` key acting for a tenant do not queue: they are
+//!   work of a call already running (a call between services), and waiting
+//!   behind that call's own tenant could deadlock.
 //! - **Streams per tenant.** Streaming calls (watches, hub uploads) do not
 //!   take an in-flight slot (they stay open for hours) but have their own
 //!   cap: `TOO_MANY_WATCHERS`.
@@ -47,8 +57,14 @@ pub struct Limits {
     /// The longest a call may take until its response starts, and the
     /// deadline of a call that names none (`grpc-timeout`).
     pub max_deadline: Duration,
-    /// Unary calls one tenant may have in flight.
+    /// Unary calls one tenant may have in flight (running or queued).
     pub tenant_in_flight: usize,
+    /// Unary calls of one tenant that run at once; the rest of its calls
+    /// in flight wait in the tenant's queue.
+    pub tenant_running: usize,
+    /// The longest a call waits in its tenant's queue before it is refused
+    /// `TENANT_BUSY`.
+    pub tenant_queue_wait: Duration,
     /// Streams one tenant may have open.
     pub tenant_streams: usize,
     /// Calls a second one key may make, sustained.
@@ -63,12 +79,19 @@ impl Default for Limits {
             max_message_bytes: 4 * 1024 * 1024,
             max_deadline: Duration::from_secs(30),
             tenant_in_flight: 64,
+            tenant_running: DEFAULT_TENANT_RUNNING,
+            tenant_queue_wait: Duration::from_secs(3),
             tenant_streams: 100,
             key_rate: 100.0,
             key_burst: 200,
         }
     }
 }
+
+/// Calls of one tenant running at once by default: half of SQLite's eight
+/// reading connections, so two busy tenants cannot take every one, and
+/// twice the cores of a small server (docs/BENCHMARKS.md, noisy neighbour).
+pub const DEFAULT_TENANT_RUNNING: usize = 4;
 
 /// How long a caller refused `TENANT_BUSY` should wait: calls are short.
 const BUSY_RETRY: Duration = Duration::from_millis(200);
@@ -80,6 +103,7 @@ const WATCHERS_RETRY: Duration = Duration::from_secs(5);
 pub struct Admission {
     limits: Limits,
     in_flight: Accounts,
+    running: Accounts,
     streams: Accounts,
     local: Mutex<HashMap<String, Bucket>>,
     redis: Option<RedisBuckets>,
@@ -111,28 +135,45 @@ impl Accounts {
         }
     }
 
+    fn semaphore(&self, account: &str) -> Arc<Semaphore> {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(
+            open.entry(account.to_owned())
+                .or_insert_with(|| Arc::new(Semaphore::new(self.size))),
+        )
+    }
+
     /// A slot of `account`, or `None` when all are taken (never waits).
     fn try_take(&self, account: &str) -> Option<OwnedSemaphorePermit> {
-        let semaphore = {
-            let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-            Arc::clone(
-                open.entry(account.to_owned())
-                    .or_insert_with(|| Arc::new(Semaphore::new(self.size))),
-            )
-        };
-        semaphore.try_acquire_owned().ok()
+        self.semaphore(account).try_acquire_owned().ok()
+    }
+
+    /// A slot of `account`, waiting for one (first come, first served) at
+    /// most `patience`; `None` when none came free in time.
+    async fn take(&self, account: &str, patience: Duration) -> Option<OwnedSemaphorePermit> {
+        let semaphore = self.semaphore(account);
+        match tokio::time::timeout(patience, semaphore.acquire_owned()).await {
+            Ok(Ok(permit)) => Some(permit),
+            // The semaphores are never closed.
+            Ok(Err(_)) | Err(_) => None,
+        }
     }
 }
 
-/// What an admitted call holds until its response ends.
-#[derive(Debug)]
-pub struct Admitted(#[allow(dead_code)] Option<OwnedSemaphorePermit>);
+/// What an admitted call holds until its response ends: its slot in flight
+/// and, once its turn came, its running slot.
+#[derive(Debug, Default)]
+pub struct Admitted {
+    _in_flight: Option<OwnedSemaphorePermit>,
+    _running: Option<OwnedSemaphorePermit>,
+}
 
 impl Admission {
     /// Admission by `limits`, with buckets in this process.
     pub fn new(limits: Limits) -> Self {
         Self {
             in_flight: Accounts::new(limits.tenant_in_flight),
+            running: Accounts::new(limits.tenant_running.max(1)),
             streams: Accounts::new(limits.tenant_streams),
             limits,
             local: Mutex::new(HashMap::new()),
@@ -189,14 +230,18 @@ impl Admission {
             .is_some_and(|paths| paths.contains(path))
     }
 
-    /// Admits a call of `caller` to `path`, or refuses it at once.
+    /// Admits a call of `caller` to `path`: refuses it at once past its
+    /// tenant's caps or its key's rate, else waits for the tenant's turn to
+    /// run (a unary call of anyone but a service), at most
+    /// [`Limits::tenant_queue_wait`].
     pub async fn admit(&self, caller: &Caller, path: &str) -> Result<Admitted, Error> {
         let account = match (caller.role, caller.tenant_id.as_deref()) {
-            (Role::Service, None) => return Ok(Admitted(None)),
+            (Role::Service, None) => return Ok(Admitted::default()),
             (_, Some(tenant)) => format!("tenant:{tenant}"),
             (_, None) => format!("key:{}", caller.key_id),
         };
-        let permit = if self.streams(path) {
+        let streams = self.streams(path);
+        let permit = if streams {
             self.streams
                 .try_take(&account)
                 .ok_or_else(|| Error::ResourceExhausted {
@@ -219,10 +264,35 @@ impl Admission {
                     retry_after: BUSY_RETRY,
                 })?
         };
-        if caller.role != Role::Service {
-            self.take_token(&caller.key_id).await?;
+        if caller.role == Role::Service {
+            return Ok(Admitted {
+                _in_flight: Some(permit),
+                _running: None,
+            });
         }
-        Ok(Admitted(Some(permit)))
+        self.take_token(&caller.key_id).await?;
+        let running = if streams {
+            None
+        } else {
+            let turn = self
+                .running
+                .take(&account, self.limits.tenant_queue_wait)
+                .await
+                .ok_or_else(|| Error::ResourceExhausted {
+                    reason: reason::TENANT_BUSY,
+                    message: format!(
+                        "too many calls in flight: {} of this tenant run at once, and this one waited {} ms for its turn",
+                        self.limits.tenant_running.max(1),
+                        self.limits.tenant_queue_wait.as_millis()
+                    ),
+                    retry_after: BUSY_RETRY,
+                })?;
+            Some(turn)
+        };
+        Ok(Admitted {
+            _in_flight: Some(permit),
+            _running: running,
+        })
     }
 
     async fn take_token(&self, key_id: &str) -> Result<(), Error> {

@@ -293,6 +293,93 @@ async fn a_tenant_over_its_in_flight_cap_is_refused_while_another_is_served() {
 }
 
 #[tokio::test]
+async fn a_tenant_past_its_running_share_waits_its_turn_while_another_runs_at_once() {
+    let mut f = start(
+        Admission::new(Limits {
+            tenant_in_flight: 4,
+            tenant_running: 1,
+            ..limits()
+        }),
+        ServeOptions::default(),
+    )
+    .await;
+    let channel = f.server.channel().await;
+    let first = tokio::spawn(hold(channel.clone(), "a1", 1, None));
+    f.entered.recv().await.unwrap();
+    // Tenant a's share (one call) is taken: its next call queues, in
+    // flight but not running, and is not refused.
+    let queued = tokio::spawn(hold(channel.clone(), "a2", 1, None));
+
+    // Tenant b runs at once, a quick call and a held one, and so does an
+    // operator.
+    at_once(hold(channel.clone(), "b1", 0, None))
+        .await
+        .expect("tenant b is served at once");
+    at_once(hold(channel.clone(), "ops", 0, None))
+        .await
+        .expect("an operator is served at once");
+    let other = tokio::spawn(hold(channel.clone(), "b1", 1, None));
+    at_once(f.entered.recv()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        f.entered.try_recv().is_err(),
+        "tenant a's second call ran beside its first"
+    );
+    assert!(!queued.is_finished(), "the queued call was answered");
+
+    // Once a's first call and b's are answered, a's queued call runs.
+    f.release.add_permits(2);
+    first.await.unwrap().unwrap();
+    other.await.unwrap().unwrap();
+    f.entered.recv().await.unwrap();
+    f.release.add_permits(1);
+    queued
+        .await
+        .unwrap()
+        .expect("the queued call is answered once it ran");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_waiting_past_the_queue_wait_is_refused_busy_and_services_never_queue() {
+    let admission = Admission::new(Limits {
+        tenant_in_flight: 4,
+        tenant_running: 1,
+        tenant_queue_wait: Duration::from_secs(3),
+        ..limits()
+    });
+    let a1 = caller(Some("a"), Role::Manager, "a1");
+    let running = admission.admit(&a1, HOLD).await.expect("first call runs");
+
+    let started = tokio::time::Instant::now();
+    let crate::Error::ResourceExhausted {
+        reason,
+        retry_after,
+        ..
+    } = admission.admit(&a1, HOLD).await.unwrap_err()
+    else {
+        panic!("not a resource refusal")
+    };
+    assert_eq!(reason, "TENANT_BUSY");
+    assert!(retry_after > Duration::ZERO);
+    assert_eq!(started.elapsed(), Duration::from_secs(3), "waited its turn");
+
+    // A service acting for tenant a (a call between services, made by a
+    // call of a that is running) is not queued behind a.
+    let service = caller(Some("a"), Role::Service, "svc");
+    let nested = tokio::time::timeout(Duration::ZERO, admission.admit(&service, HOLD)).await;
+    assert!(matches!(nested, Ok(Ok(_))), "a service call queued");
+    // Nor is another tenant.
+    let b1 = caller(Some("b"), Role::Manager, "b1");
+    let other = tokio::time::timeout(Duration::ZERO, admission.admit(&b1, HOLD)).await;
+    assert!(matches!(other, Ok(Ok(_))), "tenant b queued behind a");
+
+    // Once the first call is answered, the next one runs without waiting.
+    drop(running);
+    let next = tokio::time::timeout(Duration::ZERO, admission.admit(&a1, HOLD)).await;
+    assert!(matches!(next, Ok(Ok(_))), "the freed turn was not taken");
+}
+
+#[tokio::test]
 async fn the_rate_limit_refuses_past_the_burst_per_key() {
     let f = start(
         Admission::new(Limits {
