@@ -42,6 +42,33 @@ pub(crate) async fn lock_location(
     Ok(())
 }
 
+/// The calendar version of a location: bumped by every change to its
+/// resources, their blackouts and its allocations, in the change's own
+/// transaction (migration 20060); 0 before the first.
+pub(crate) async fn calendar_version(
+    conn: &mut AnyConnection,
+    scope: &Scope,
+    location_id: &str,
+) -> Result<i64, sqlx::Error> {
+    let version: Option<i64> = sqlx::query_scalar(
+        "SELECT version FROM calendar_versions WHERE location_id = $1 \
+         AND ($2 IS NULL OR tenant_id = $2)",
+    )
+    .bind(location_id)
+    .bind(scope.tenant())
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(version.unwrap_or(0))
+}
+
+/// An allocation as a calendar holds it: what it occupies, and until when
+/// when it is a hold's.
+#[derive(Debug, Clone)]
+pub(crate) struct Occupied {
+    pub(crate) busy: sched::Busy,
+    pub(crate) expire: Option<Timestamp>,
+}
+
 /// What occupies a location's resources around a window: active bookings
 /// and unexpired holds (expired holds free themselves here).
 pub(crate) async fn busy(
@@ -52,6 +79,23 @@ pub(crate) async fn busy(
     to: Timestamp,
     now: Timestamp,
 ) -> Result<Vec<sched::Busy>, sqlx::Error> {
+    let occupied = occupied(conn, scope, location_id, from, to).await?;
+    Ok(occupied
+        .into_iter()
+        .filter(|o| o.expire.is_none_or(|e| e > now))
+        .map(|o| o.busy)
+        .collect())
+}
+
+/// The allocations of a location's resources around a window, holds with
+/// their expiry (expired or not).
+pub(crate) async fn occupied(
+    conn: &mut AnyConnection,
+    scope: &Scope,
+    location_id: &str,
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<Vec<Occupied>, sqlx::Error> {
     // A day of margin: turnover and pre-cool look at neighbours.
     let margin = SignedDuration::from_hours(24);
     let from = from.saturating_sub(margin).unwrap_or(from);
@@ -59,26 +103,28 @@ pub(crate) async fn busy(
     // start_us) bounds the scan on both sides however long the history.
     let longest = MAX_SESSION + MAX_TURNOVER * 2;
     let rows = sqlx::query(
-        "SELECT a.resource_id, a.start_us, a.end_us FROM allocations a \
+        "SELECT a.resource_id, a.start_us, a.end_us, a.expire_us FROM allocations a \
          JOIN resources r ON r.id = a.resource_id \
          WHERE ($1 IS NULL OR r.tenant_id = $1) AND r.location_id = $2 AND a.start_us < $3 \
-         AND a.until_us > $4 AND a.start_us > $6 AND (a.expire_us IS NULL OR a.expire_us > $5)",
+         AND a.until_us > $4 AND a.start_us > $5",
     )
     .bind(scope.tenant())
     .bind(location_id)
     .bind(to_micros(to.saturating_add(margin).unwrap_or(to)))
     .bind(to_micros(from))
-    .bind(to_micros(now))
     .bind(to_micros(from.saturating_sub(longest).unwrap_or(from)))
     .fetch_all(&mut *conn)
     .await?;
     rows.iter()
         .map(|row| {
-            Ok(sched::Busy::new(
-                row.try_get::<String, _>("resource_id")?,
-                from_micros(row.try_get("start_us")?),
-                from_micros(row.try_get("end_us")?),
-            ))
+            Ok(Occupied {
+                busy: sched::Busy::new(
+                    row.try_get::<String, _>("resource_id")?,
+                    from_micros(row.try_get("start_us")?),
+                    from_micros(row.try_get("end_us")?),
+                ),
+                expire: row.try_get::<Option<i64>, _>("expire_us")?.map(from_micros),
+            })
         })
         .collect()
 }
