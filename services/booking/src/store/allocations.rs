@@ -2,7 +2,9 @@
 //! allocations with an expiry.
 
 use jiff::{SignedDuration, Timestamp};
-use recovery_kit::db::engine_of;
+use std::collections::HashMap;
+
+use recovery_kit::db::{engine_of, placeholders};
 use recovery_kit::ids::new_id;
 use recovery_kit::time::{from_micros, to_micros};
 use recovery_kit::{Engine, Lock, Scope};
@@ -191,20 +193,38 @@ pub(crate) async fn held(
     conn: &mut AnyConnection,
     owner_id: &str,
 ) -> Result<Vec<Held>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT kind, resource_id FROM allocations WHERE owner_id = $1 ORDER BY kind, resource_id",
-    )
-    .bind(owner_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(Held {
-                kind: stored(&row.try_get::<String, _>("kind")?)?,
-                resource_id: row.try_get("resource_id")?,
-            })
-        })
-        .collect()
+    Ok(held_by(conn, &[owner_id])
+        .await?
+        .remove(owner_id)
+        .unwrap_or_default())
+}
+
+/// The resources each of `owners` holds, by kind and id (an owner holding
+/// none is missing).
+pub(crate) async fn held_by(
+    conn: &mut AnyConnection,
+    owners: &[&str],
+) -> Result<HashMap<String, Vec<Held>>, sqlx::Error> {
+    let mut out: HashMap<String, Vec<Held>> = HashMap::new();
+    if owners.is_empty() {
+        return Ok(out);
+    }
+    let sql = format!(
+        "SELECT owner_id, kind, resource_id FROM allocations WHERE owner_id IN ({}) \
+         ORDER BY owner_id, kind, resource_id",
+        placeholders(1, owners.len())
+    );
+    let mut query = sqlx::query(&sql);
+    for owner in owners {
+        query = query.bind(*owner);
+    }
+    for row in query.fetch_all(&mut *conn).await? {
+        out.entry(row.try_get("owner_id")?).or_default().push(Held {
+            kind: stored(&row.try_get::<String, _>("kind")?)?,
+            resource_id: row.try_get("resource_id")?,
+        });
+    }
+    Ok(out)
 }
 
 /// Frees everything `owner_id` holds.
