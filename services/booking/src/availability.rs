@@ -123,6 +123,21 @@ pub(crate) struct Openings {
 }
 
 impl Openings {
+    /// What a search at `now` in `[start, end)` sees of a kept calendar.
+    pub(crate) fn of(
+        calendar: &crate::calendars::Kept,
+        (start, end): (Timestamp, Timestamp),
+        now: Timestamp,
+    ) -> Openings {
+        let from = start.saturating_sub(MARGIN).unwrap_or(start);
+        let to = end.saturating_add(MARGIN).unwrap_or(end);
+        let resources = calendar.resources(now, from, to);
+        Openings {
+            resources: resources.iter().map(Resource::to_sched).collect(),
+            busy: calendar.busy(now),
+        }
+    }
+
     /// The open slots of `treatment` in `[start, end)` that its policy
     /// allows at `now`, optionally on one resource.
     pub(crate) fn slots(
@@ -228,14 +243,38 @@ impl Bookings {
         let treatment = self
             .bookable(&mut conn, caller, &place, &query.treatment_id)
             .await?;
+        if treatment.archive_time.is_some() {
+            return Err(treatment_archived());
+        }
         let now = self.clock.now();
-        let window = (query.start, query.end);
-        let openings = self
-            .openings_on(&mut conn, &place, &treatment, window, now)
-            .await?;
+        let (start, end) = (query.start, query.end);
+        let calendar = self.calendars.read(&mut conn, &place, start, end).await?;
         drop(conn);
-        let slots = openings.slots(&place, &treatment, window, query.preference.as_deref(), now)?;
-        Ok(slots.iter().map(wire::slot).collect())
+        let preference = query.preference.as_deref();
+        let found = calendar.open_slots(
+            &place.location,
+            &treatment.to_sched(),
+            preference,
+            |calendar| {
+                let openings = Openings::of(calendar, (start, end), now);
+                let slots = sched::search(
+                    &place.schedule,
+                    &openings.resources,
+                    &treatment.to_sched(),
+                    &openings.busy,
+                    sched::Interval::new(start, end),
+                    preference,
+                )
+                .map_err(|e| sched_error(&e))?;
+                Ok(slots.iter().map(|s| (s.start, wire::slot(s))).collect())
+            },
+        )?;
+        // The policy depends on the clock: it filters every time.
+        Ok(found
+            .iter()
+            .filter(|(start, _)| check_policy(&treatment, *start, now, true).is_ok())
+            .map(|(_, slot)| slot.clone())
+            .collect())
     }
 
     /// What a search for `treatment` at `place` in `[start, end)` needs to
@@ -268,13 +307,7 @@ impl Bookings {
             return Err(treatment_archived());
         }
         let calendar = self.calendars.read(conn, place, start, end).await?;
-        let from = start.saturating_sub(MARGIN).unwrap_or(start);
-        let to = end.saturating_add(MARGIN).unwrap_or(end);
-        let resources = calendar.resources(now, from, to);
-        Ok(Openings {
-            resources: resources.iter().map(Resource::to_sched).collect(),
-            busy: calendar.busy(now),
-        })
+        Ok(Openings::of(&calendar, (start, end), now))
     }
 
     /// Picks free resources for a session of `treatment` and allocates them,

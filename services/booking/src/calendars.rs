@@ -15,14 +15,21 @@
 //!
 //! What depends on the clock is applied per search, not kept: holds past
 //! their expiry stop occupying, and linked devices' readiness is computed
-//! at `now` (`devices::apply_readiness`). Holds, bookings and moves never
-//! use a kept calendar: they read it inside their transaction, under the
-//! location's lock.
+//! at `now` (`devices::apply_readiness`). Where neither applies (no hold in
+//! the window, no resource linked to a fleet device) the open slots
+//! themselves do not depend on the clock, so a calendar also keeps the
+//! answers searched on it (per location as tenancy gave it, treatment and
+//! preference), and the treatment's policy, which does, filters them per
+//! search. Holds, bookings and moves never use a kept calendar: they read
+//! it inside their transaction, under the location's lock.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use jiff::Timestamp;
+use recovery_kit::Error;
+use recovery_proto::booking::v1 as pb;
+use recovery_proto::tenancy::v1 as tenancy;
 use recovery_scheduling as sched;
 use sqlx::AnyConnection;
 
@@ -42,6 +49,22 @@ pub(crate) struct Kept {
     /// The bookings' part alone, when no hold is among `occupied`: shared
     /// by every search as it is.
     settled: Option<Arc<Vec<sched::Busy>>>,
+    /// Open slots found on this calendar; only when `settled` and no
+    /// resource is a fleet device (then nothing here depends on the clock).
+    answers: Mutex<Vec<Answer>>,
+}
+
+/// Answers kept per calendar at most (treatments and preferences searched
+/// on one location's window).
+const ANSWERS: usize = 16;
+
+/// The open slots of one search on a kept calendar, in wire form, before
+/// the treatment's policy (which depends on the clock) filters them.
+struct Answer {
+    location: tenancy::Location,
+    treatment: sched::Treatment,
+    preference: Option<String>,
+    slots: Arc<Vec<(Timestamp, pb::Slot)>>,
 }
 
 impl Kept {
@@ -59,7 +82,52 @@ impl Kept {
             resources,
             occupied,
             settled,
+            answers: Mutex::default(),
         }
+    }
+
+    /// Whether the open slots found on this calendar do not depend on the
+    /// clock: no hold occupies it and no resource is a fleet device.
+    fn timeless(&self) -> bool {
+        self.settled.is_some() && self.resources.iter().all(|r| r.device.is_none())
+    }
+
+    /// The open slots `search` finds on this calendar for `treatment` at
+    /// `location` (optionally on `preference`): the kept answer when the
+    /// calendar is timeless and it was searched so before.
+    pub(crate) fn open_slots(
+        &self,
+        location: &tenancy::Location,
+        treatment: &sched::Treatment,
+        preference: Option<&str>,
+        search: impl FnOnce(&Self) -> Result<Vec<(Timestamp, pb::Slot)>, Error>,
+    ) -> Result<Arc<Vec<(Timestamp, pb::Slot)>>, Error> {
+        if !self.timeless() {
+            return Ok(Arc::new(search(self)?));
+        }
+        let same = |a: &Answer| {
+            a.treatment == *treatment
+                && a.preference.as_deref() == preference
+                && a.location == *location
+        };
+        {
+            let answers = self.answers.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(answer) = answers.iter().find(|a| same(a)) {
+                return Ok(Arc::clone(&answer.slots));
+            }
+        }
+        let slots = Arc::new(search(self)?);
+        let mut answers = self.answers.lock().unwrap_or_else(PoisonError::into_inner);
+        if answers.len() >= ANSWERS {
+            answers.clear();
+        }
+        answers.push(Answer {
+            location: location.clone(),
+            treatment: treatment.clone(),
+            preference: preference.map(str::to_owned),
+            slots: Arc::clone(&slots),
+        });
+        Ok(slots)
     }
 
     /// The resources as a search at `now` for `[from, to)` sees them.
