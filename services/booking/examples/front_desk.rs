@@ -41,7 +41,7 @@ use tonic_health::pb::health_client::HealthClient;
 
 #[path = "common/mod.rs"]
 mod common;
-use common::{Stack, screened_client};
+use common::{Stack, chambers_and_cryo, screened_client};
 
 const CHAMBERS: usize = 20;
 const BOOKINGS: usize = 1000;
@@ -139,17 +139,6 @@ async fn run(db: TestDb, engine: &'static str) -> anyhow::Result<Vec<Row>> {
     let mut fleet = FleetServiceClient::with_interceptor(channel.clone(), Bearer::new(&key));
     let seeding = Instant::now();
     for n in 1..=CHAMBERS {
-        manager
-            .create_resource(pb::CreateResourceRequest {
-                resource: Some(pb::Resource {
-                    location_id: location.clone(),
-                    display_name: format!("Chamber {n}"),
-                    kind: pb::ResourceKind::CryoChamber as i32,
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            })
-            .await?;
         fleet
             .register_device(fleet_pb::RegisterDeviceRequest {
                 device: Some(fleet_pb::Device {
@@ -169,20 +158,7 @@ async fn run(db: TestDb, engine: &'static str) -> anyhow::Result<Vec<Row>> {
             })
             .await?;
     }
-    let cryo = manager
-        .create_treatment(pb::CreateTreatmentRequest {
-            treatment: Some(pb::Treatment {
-                display_name: "Whole-body cryo".into(),
-                modality: pb::Modality::WholeBodyCryotherapy as i32,
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await?
-        .into_inner()
-        .treatment
-        .unwrap_or_default()
-        .id;
+    let cryo = chambers_and_cryo(&mut manager, &location, CHAMBERS).await?;
     let day = pb::SearchAvailabilityRequest {
         location_id: location.clone(),
         treatment_id: cryo.clone(),

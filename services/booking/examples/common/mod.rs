@@ -14,6 +14,8 @@ use recovery_kit::limits::{Admission, Limits};
 use recovery_kit::server::Services;
 use recovery_kit::testing::{Bearer, TestDb, TestServer};
 use recovery_kit::time::ManualClock;
+use recovery_proto::booking::v1 as pb;
+use recovery_proto::booking::v1::booking_service_client::BookingServiceClient;
 use recovery_proto::protocols::v1 as protocols_pb;
 use recovery_proto::protocols::v1::protocol_service_client::ProtocolServiceClient;
 use recovery_tenancy::testing::Platform;
@@ -135,4 +137,40 @@ impl Stack {
             operator: platform.operator.clone(),
         })
     }
+}
+
+/// Makes `n` cryo chambers at `location_id` and a whole-body cryo
+/// treatment (its defaults: 3 minutes, one chamber); the treatment's id.
+pub(crate) async fn chambers_and_cryo(
+    manager: &mut BookingServiceClient<InterceptedService<Channel, Bearer>>,
+    location_id: &str,
+    n: usize,
+) -> anyhow::Result<String> {
+    for k in 1..=n {
+        manager
+            .create_resource(pb::CreateResourceRequest {
+                resource: Some(pb::Resource {
+                    location_id: location_id.to_owned(),
+                    display_name: format!("Chamber {k}"),
+                    kind: pb::ResourceKind::CryoChamber as i32,
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            })
+            .await?;
+    }
+    Ok(manager
+        .create_treatment(pb::CreateTreatmentRequest {
+            treatment: Some(pb::Treatment {
+                display_name: "Whole-body cryo".into(),
+                modality: pb::Modality::WholeBodyCryotherapy as i32,
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await?
+        .into_inner()
+        .treatment
+        .unwrap_or_default()
+        .id)
 }
