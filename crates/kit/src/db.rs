@@ -330,6 +330,15 @@ pub async fn by_id<T>(
     row.as_ref().map(from_row).transpose()
 }
 
+/// `$first, $first+1, …`: `n` placeholders for an `IN (…)` list, which
+/// both engines take.
+pub fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Whether `error` is a unique-constraint violation on either engine.
 pub fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(e) if e.is_unique_violation())

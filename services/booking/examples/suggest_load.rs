@@ -12,21 +12,16 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use recovery_booking::Bookings;
-use recovery_kit::events::Bus;
-use recovery_kit::limits::{Admission, Limits};
-use recovery_kit::server::Services;
-use recovery_kit::testing::{Bearer, TestDb, TestServer};
+use recovery_kit::testing::{Bearer, TestDb};
 use recovery_kit::time::{ManualClock, to_proto};
 use recovery_proto::booking::v1 as pb;
 use recovery_proto::booking::v1::booking_service_client::BookingServiceClient;
 use recovery_proto::protocols::v1 as protocols_pb;
 use recovery_proto::protocols::v1::protocol_service_client::ProtocolServiceClient;
-use recovery_tenancy::testing::Platform;
 
 #[path = "common/mod.rs"]
 mod common;
-use common::screened_client;
+use common::{Stack, chambers_and_cryo, screened_client};
 
 /// Concurrent clients (`CLIENTS` in the environment overrides).
 fn clients() -> usize {
@@ -49,83 +44,12 @@ async fn main() -> anyhow::Result<()> {
     let db = TestDb::sqlite().await;
     // Monday 2026-12-07, 05:00 in New York: the demo studio opens at 06:00.
     let clock = Arc::new(ManualClock::new("2026-12-07T10:00:00Z".parse()?));
-    let platform = Platform::start(&db.db, clock.clone()).await;
-    let demo = platform.tenancy.seed_demo().await?;
-    let protocols = recovery_protocols::Protocols::start(
-        db.db.clone(),
-        clock.clone(),
-        Bus::default(),
-        platform.directory(),
-    )
-    .await?;
-    let fleet = recovery_fleet::Fleet::start(
-        db.db.clone(),
-        clock.clone(),
-        Bus::default(),
-        platform.directory(),
-        recovery_fleet::Config {
-            offline_after_secs: 600,
-            history: 100,
-            batch: 500,
-        },
-    )
-    .await?;
-    let peers = recovery_booking::Peers {
-        clients: protocols.clone(),
-        history: protocols.clone(),
-        devices: fleet,
-    };
-    let bookings = Bookings::start(
-        db.db.clone(),
-        clock.clone(),
-        Bus::default(),
-        platform.directory(),
-        peers,
-    )
-    .await?;
-    // The per-key rate limit would measure the limiter, not the calls.
-    let admission = Admission::new(Limits {
-        key_rate: 1e9,
-        key_burst: 1_000_000_000,
-        tenant_in_flight: 100_000,
-        ..Limits::default()
-    });
-    let mut services = Services::with_admission(platform.tenancy.authenticator(), admission);
-    platform.tenancy.mount(&mut services);
-    bookings.mount(&mut services);
-    protocols.mount(&mut services);
-    let server = TestServer::start(services).await;
+    let stack = Stack::start(&db, clock.clone()).await?;
+    let (server, demo) = (&stack.server, &stack.demo);
     let channel = server.channel().await;
     let mut manager =
         BookingServiceClient::with_interceptor(channel.clone(), Bearer::new(&demo.manager_key));
-
-    for n in 1..=4 {
-        manager
-            .create_resource(pb::CreateResourceRequest {
-                resource: Some(pb::Resource {
-                    location_id: demo.location_id.clone(),
-                    display_name: format!("Chamber {n}"),
-                    kind: pb::ResourceKind::CryoChamber as i32,
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            })
-            .await?;
-    }
-    let cryo = manager
-        .create_treatment(pb::CreateTreatmentRequest {
-            treatment: Some(pb::Treatment {
-                display_name: "Whole-body cryo".into(),
-                modality: pb::Modality::WholeBodyCryotherapy as i32,
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await?
-        .into_inner()
-        .treatment
-        .unwrap_or_default()
-        .id;
+    let cryo = chambers_and_cryo(&mut manager, &demo.location_id, 4).await?;
     let (day_start, day_end) = (
         to_proto("2026-12-07T11:00:00Z".parse()?),
         to_proto("2026-12-08T03:00:00Z".parse()?),

@@ -2,6 +2,8 @@
 //! the location as the scheduler sees it, the treatment's policy, and
 //! picking and occupying free resources.
 
+use std::sync::Arc;
+
 use jiff::{SignedDuration, Timestamp};
 use recovery_kit::db::Attempt;
 use recovery_kit::{Caller, Error, Lock, Scope, reason};
@@ -15,7 +17,7 @@ use crate::store::{self, Allocation, Resource, Treatment};
 use crate::wire::{self, AvailabilityQuery};
 
 /// How far around a window neighbours matter (turnover, pre-cool).
-const MARGIN: SignedDuration = SignedDuration::from_hours(24);
+pub(crate) const MARGIN: SignedDuration = SignedDuration::from_hours(24);
 
 pub(crate) fn slot_unavailable() -> Error {
     Error::precondition(
@@ -117,10 +119,25 @@ pub(crate) struct Occupancy<'a> {
 /// and the resources a booking would pick come from it, without I/O.
 pub(crate) struct Openings {
     pub(crate) resources: Vec<sched::Resource>,
-    pub(crate) busy: Vec<sched::Busy>,
+    pub(crate) busy: Arc<Vec<sched::Busy>>,
 }
 
 impl Openings {
+    /// What a search at `now` in `[start, end)` sees of a kept calendar.
+    pub(crate) fn of(
+        calendar: &crate::calendars::Kept,
+        (start, end): (Timestamp, Timestamp),
+        now: Timestamp,
+    ) -> Openings {
+        let from = start.saturating_sub(MARGIN).unwrap_or(start);
+        let to = end.saturating_add(MARGIN).unwrap_or(end);
+        let resources = calendar.resources(now, from, to);
+        Openings {
+            resources: resources.iter().map(Resource::to_sched).collect(),
+            busy: calendar.busy(now),
+        }
+    }
+
     /// The open slots of `treatment` in `[start, end)` that its policy
     /// allows at `now`, optionally on one resource.
     pub(crate) fn slots(
@@ -222,23 +239,65 @@ impl Bookings {
         query: AvailabilityQuery,
     ) -> Result<Vec<pb::Slot>, Error> {
         let place = self.place(caller, &query.location_id).await?;
-        let treatment = {
-            let mut conn = self.db.reader().acquire().await?;
-            self.bookable(&mut conn, caller, &place, &query.treatment_id)
-                .await?
-        };
+        let mut conn = self.db.reader().acquire().await?;
+        let treatment = self
+            .bookable(&mut conn, caller, &place, &query.treatment_id)
+            .await?;
+        if treatment.archive_time.is_some() {
+            return Err(treatment_archived());
+        }
         let now = self.clock.now();
-        let window = (query.start, query.end);
-        let openings = self.openings(&place, &treatment, window, now).await?;
-        let slots = openings.slots(&place, &treatment, window, query.preference.as_deref(), now)?;
-        Ok(slots.iter().map(wire::slot).collect())
+        let (start, end) = (query.start, query.end);
+        let calendar = self.calendars.read(&mut conn, &place, start, end).await?;
+        drop(conn);
+        let preference = query.preference.as_deref();
+        let found = calendar.open_slots(
+            &place.location,
+            &treatment.to_sched(),
+            preference,
+            |calendar| {
+                let openings = Openings::of(calendar, (start, end), now);
+                let slots = sched::search(
+                    &place.schedule,
+                    &openings.resources,
+                    &treatment.to_sched(),
+                    &openings.busy,
+                    sched::Interval::new(start, end),
+                    preference,
+                )
+                .map_err(|e| sched_error(&e))?;
+                Ok(slots.iter().map(|s| (s.start, wire::slot(s))).collect())
+            },
+        )?;
+        // The policy depends on the clock: it filters every time.
+        Ok(found
+            .iter()
+            .filter(|(start, _)| check_policy(&treatment, *start, now, true).is_ok())
+            .map(|(_, slot)| slot.clone())
+            .collect())
     }
 
     /// What a search for `treatment` at `place` in `[start, end)` needs to
-    /// know: the location's resources and what occupies them. The one read
-    /// `SearchAvailability` and `SuggestSlots` share.
+    /// know: the location's resources and what occupies them, as committed
+    /// when the call began (`calendars`: kept in memory while the
+    /// location's calendar version stands). The one read `SearchAvailability`
+    /// and `SuggestSlots` share.
     pub(crate) async fn openings(
         &self,
+        place: &Place,
+        treatment: &Treatment,
+        window: (Timestamp, Timestamp),
+        now: Timestamp,
+    ) -> Result<Openings, Error> {
+        let mut conn = self.db.reader().acquire().await?;
+        self.openings_on(&mut conn, place, treatment, window, now)
+            .await
+    }
+
+    /// [`Bookings::openings`] on a connection the caller holds.
+    async fn openings_on(
+        &self,
+        conn: &mut AnyConnection,
         place: &Place,
         treatment: &Treatment,
         (start, end): (Timestamp, Timestamp),
@@ -247,14 +306,8 @@ impl Bookings {
         if treatment.archive_time.is_some() {
             return Err(treatment_archived());
         }
-        let mut conn = self.db.reader().acquire().await?;
-        let (resources, busy) = self.calendar(&mut conn, place, start, end, now).await?;
-        drop(conn);
-        let sched_resources = resources.iter().map(Resource::to_sched).collect();
-        Ok(Openings {
-            resources: sched_resources,
-            busy,
-        })
+        let calendar = self.calendars.read(conn, place, start, end).await?;
+        Ok(Openings::of(&calendar, (start, end), now))
     }
 
     /// Picks free resources for a session of `treatment` and allocates them,

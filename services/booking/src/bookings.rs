@@ -486,12 +486,13 @@ impl Bookings {
     ) -> Result<Vec<pb::Booking>, Error> {
         let mut conn = self.db.reader().acquire().await?;
         let rows = store::bookings::list(&mut conn, scope, filter, status, after, limit).await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for booking in &rows {
-            let details = store::details(&mut conn, &booking.id).await?;
-            out.push(booking.to_wire(&details));
-        }
-        Ok(out)
+        let ids: Vec<&str> = rows.iter().map(|b| b.id.as_str()).collect();
+        let details = store::details_of(&mut conn, &ids).await?;
+        Ok(rows
+            .iter()
+            .zip(&details)
+            .map(|(booking, details)| booking.to_wire(details))
+            .collect())
     }
 
     pub(crate) async fn cancel_booking(

@@ -8,6 +8,7 @@
 
 mod availability;
 mod bookings;
+mod calendars;
 mod devices;
 mod erasure;
 mod gates;
@@ -104,6 +105,8 @@ pub struct Bookings {
     outbox: Outbox,
     /// One allocating transaction per location at a time.
     gates: gates::Gates,
+    /// Calendars kept for searches, under their locations' versions.
+    calendars: Arc<calendars::Calendars>,
     /// The waitlist's offer time.
     waitlist: Arc<offers::Settings>,
     shutdown: Shutdown,
@@ -149,6 +152,7 @@ impl Bookings {
             peers,
             outbox,
             gates: gates::Gates::default(),
+            calendars: Arc::default(),
             waitlist: Arc::default(),
             shutdown: Shutdown::never(),
         });
@@ -190,6 +194,7 @@ impl Bookings {
             peers: self.peers.clone(),
             outbox: self.outbox.clone(),
             gates: self.gates.clone(),
+            calendars: Arc::clone(&self.calendars),
             waitlist: Arc::clone(&self.waitlist),
             shutdown: self.shutdown.clone(),
         }

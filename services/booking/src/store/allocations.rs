@@ -2,7 +2,9 @@
 //! allocations with an expiry.
 
 use jiff::{SignedDuration, Timestamp};
-use recovery_kit::db::engine_of;
+use std::collections::HashMap;
+
+use recovery_kit::db::{engine_of, placeholders};
 use recovery_kit::ids::new_id;
 use recovery_kit::time::{from_micros, to_micros};
 use recovery_kit::{Engine, Lock, Scope};
@@ -42,6 +44,33 @@ pub(crate) async fn lock_location(
     Ok(())
 }
 
+/// The calendar version of a location: bumped by every change to its
+/// resources, their blackouts and its allocations, in the change's own
+/// transaction (migration 20060); 0 before the first.
+pub(crate) async fn calendar_version(
+    conn: &mut AnyConnection,
+    scope: &Scope,
+    location_id: &str,
+) -> Result<i64, sqlx::Error> {
+    let version: Option<i64> = sqlx::query_scalar(
+        "SELECT version FROM calendar_versions WHERE location_id = $1 \
+         AND ($2 IS NULL OR tenant_id = $2)",
+    )
+    .bind(location_id)
+    .bind(scope.tenant())
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(version.unwrap_or(0))
+}
+
+/// An allocation as a calendar holds it: what it occupies, and until when
+/// when it is a hold's.
+#[derive(Debug, Clone)]
+pub(crate) struct Occupied {
+    pub(crate) busy: sched::Busy,
+    pub(crate) expire: Option<Timestamp>,
+}
+
 /// What occupies a location's resources around a window: active bookings
 /// and unexpired holds (expired holds free themselves here).
 pub(crate) async fn busy(
@@ -52,6 +81,23 @@ pub(crate) async fn busy(
     to: Timestamp,
     now: Timestamp,
 ) -> Result<Vec<sched::Busy>, sqlx::Error> {
+    let occupied = occupied(conn, scope, location_id, from, to).await?;
+    Ok(occupied
+        .into_iter()
+        .filter(|o| o.expire.is_none_or(|e| e > now))
+        .map(|o| o.busy)
+        .collect())
+}
+
+/// The allocations of a location's resources around a window, holds with
+/// their expiry (expired or not).
+pub(crate) async fn occupied(
+    conn: &mut AnyConnection,
+    scope: &Scope,
+    location_id: &str,
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<Vec<Occupied>, sqlx::Error> {
     // A day of margin: turnover and pre-cool look at neighbours.
     let margin = SignedDuration::from_hours(24);
     let from = from.saturating_sub(margin).unwrap_or(from);
@@ -59,26 +105,28 @@ pub(crate) async fn busy(
     // start_us) bounds the scan on both sides however long the history.
     let longest = MAX_SESSION + MAX_TURNOVER * 2;
     let rows = sqlx::query(
-        "SELECT a.resource_id, a.start_us, a.end_us FROM allocations a \
+        "SELECT a.resource_id, a.start_us, a.end_us, a.expire_us FROM allocations a \
          JOIN resources r ON r.id = a.resource_id \
          WHERE ($1 IS NULL OR r.tenant_id = $1) AND r.location_id = $2 AND a.start_us < $3 \
-         AND a.until_us > $4 AND a.start_us > $6 AND (a.expire_us IS NULL OR a.expire_us > $5)",
+         AND a.until_us > $4 AND a.start_us > $5",
     )
     .bind(scope.tenant())
     .bind(location_id)
     .bind(to_micros(to.saturating_add(margin).unwrap_or(to)))
     .bind(to_micros(from))
-    .bind(to_micros(now))
     .bind(to_micros(from.saturating_sub(longest).unwrap_or(from)))
     .fetch_all(&mut *conn)
     .await?;
     rows.iter()
         .map(|row| {
-            Ok(sched::Busy::new(
-                row.try_get::<String, _>("resource_id")?,
-                from_micros(row.try_get("start_us")?),
-                from_micros(row.try_get("end_us")?),
-            ))
+            Ok(Occupied {
+                busy: sched::Busy::new(
+                    row.try_get::<String, _>("resource_id")?,
+                    from_micros(row.try_get("start_us")?),
+                    from_micros(row.try_get("end_us")?),
+                ),
+                expire: row.try_get::<Option<i64>, _>("expire_us")?.map(from_micros),
+            })
         })
         .collect()
 }
@@ -145,20 +193,38 @@ pub(crate) async fn held(
     conn: &mut AnyConnection,
     owner_id: &str,
 ) -> Result<Vec<Held>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT kind, resource_id FROM allocations WHERE owner_id = $1 ORDER BY kind, resource_id",
-    )
-    .bind(owner_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(Held {
-                kind: stored(&row.try_get::<String, _>("kind")?)?,
-                resource_id: row.try_get("resource_id")?,
-            })
-        })
-        .collect()
+    Ok(held_by(conn, &[owner_id])
+        .await?
+        .remove(owner_id)
+        .unwrap_or_default())
+}
+
+/// The resources each of `owners` holds, by kind and id (an owner holding
+/// none is missing).
+pub(crate) async fn held_by(
+    conn: &mut AnyConnection,
+    owners: &[&str],
+) -> Result<HashMap<String, Vec<Held>>, sqlx::Error> {
+    let mut out: HashMap<String, Vec<Held>> = HashMap::new();
+    if owners.is_empty() {
+        return Ok(out);
+    }
+    let sql = format!(
+        "SELECT owner_id, kind, resource_id FROM allocations WHERE owner_id IN ({}) \
+         ORDER BY owner_id, kind, resource_id",
+        placeholders(1, owners.len())
+    );
+    let mut query = sqlx::query(&sql);
+    for owner in owners {
+        query = query.bind(*owner);
+    }
+    for row in query.fetch_all(&mut *conn).await? {
+        out.entry(row.try_get("owner_id")?).or_default().push(Held {
+            kind: stored(&row.try_get::<String, _>("kind")?)?,
+            resource_id: row.try_get("resource_id")?,
+        });
+    }
+    Ok(out)
 }
 
 /// Frees everything `owner_id` holds.

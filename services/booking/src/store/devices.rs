@@ -2,7 +2,10 @@
 //! bookings they put at risk, each location's booking settings, and the
 //! audit of bookings moved between resources.
 
+use std::collections::HashMap;
+
 use jiff::Timestamp;
+use recovery_kit::db::placeholders;
 use recovery_kit::time::to_micros;
 use recovery_kit::{Lock, Scope};
 use sqlx::{AnyConnection, Row as _};
@@ -96,26 +99,46 @@ pub(crate) async fn risk(
     conn: &mut AnyConnection,
     owner_id: &str,
 ) -> Result<Option<Risk>, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT r.id, r.device_id, r.device_state, r.device_since FROM allocations a \
+    Ok(risks_of(conn, &[owner_id]).await?.remove(owner_id))
+}
+
+/// For each of `owners` that holds one, the first resource (by id) whose
+/// device is out of service.
+pub(crate) async fn risks_of(
+    conn: &mut AnyConnection,
+    owners: &[&str],
+) -> Result<HashMap<String, Risk>, sqlx::Error> {
+    let mut out = HashMap::new();
+    if owners.is_empty() {
+        return Ok(out);
+    }
+    let sql = format!(
+        "SELECT a.owner_id, r.id, r.device_id, r.device_state, r.device_since FROM allocations a \
          JOIN resources r ON r.id = a.resource_id \
-         WHERE a.owner_id = $1 AND r.device_state IN ($2, $3, $4) ORDER BY r.id LIMIT 1",
-    )
-    .bind(owner_id)
-    .bind(DeviceState::Maintenance.as_str())
-    .bind(DeviceState::Offline.as_str())
-    .bind(DeviceState::Retired.as_str())
-    .fetch_optional(&mut *conn)
-    .await?;
-    row.map(|row| {
-        Ok(Risk {
+         WHERE a.owner_id IN ({}) AND r.device_state IN ($1, $2, $3) ORDER BY a.owner_id, r.id",
+        placeholders(4, owners.len())
+    );
+    let mut query = sqlx::query(&sql)
+        .bind(DeviceState::Maintenance.as_str())
+        .bind(DeviceState::Offline.as_str())
+        .bind(DeviceState::Retired.as_str());
+    for owner in owners {
+        query = query.bind(*owner);
+    }
+    for row in query.fetch_all(&mut *conn).await? {
+        let owner: String = row.try_get("owner_id")?;
+        if out.contains_key(&owner) {
+            continue;
+        }
+        let risk = Risk {
             resource_id: row.try_get("id")?,
             device_id: row.try_get("device_id")?,
             device_state: stored(&row.try_get::<String, _>("device_state")?)?,
             since: row.try_get::<Option<i64>, _>("device_since")?.unwrap_or(0),
-        })
-    })
-    .transpose()
+        };
+        out.insert(owner, risk);
+    }
+    Ok(out)
 }
 
 /// The first resource of `owner_id`'s allocations that is a chamber last

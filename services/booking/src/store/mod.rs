@@ -59,6 +59,27 @@ pub(crate) struct Details {
     pub(crate) at_risk: Option<devices::Risk>,
 }
 
+/// The details of each of `owners` (bookings or holds), read in four
+/// statements whatever their number: a page of a list.
+pub(crate) async fn details_of(
+    conn: &mut AnyConnection,
+    owners: &[&str],
+) -> Result<Vec<Details>, sqlx::Error> {
+    let mut held = allocations::held_by(conn, owners).await?;
+    let mut warnings = workflow::findings_of(conn, owners).await?;
+    let mut devices = workflow::devices_of(conn, owners).await?;
+    let mut risks = devices::risks_of(conn, owners).await?;
+    Ok(owners
+        .iter()
+        .map(|owner| Details {
+            held: held.remove(*owner).unwrap_or_default(),
+            warnings: warnings.remove(*owner).unwrap_or_default(),
+            devices: devices.remove(*owner).unwrap_or_default(),
+            at_risk: risks.remove(*owner),
+        })
+        .collect())
+}
+
 /// The details of the booking or hold `owner_id`.
 pub(crate) async fn details(
     conn: &mut AnyConnection,

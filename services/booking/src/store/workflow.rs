@@ -2,6 +2,9 @@
 //! reservations a booking holds, and the saga rows of bookings whose devices
 //! are being reserved.
 
+use std::collections::HashMap;
+
+use recovery_kit::db::placeholders;
 use recovery_peers::{DeviceKind, Finding, Reserved};
 use sqlx::{AnyConnection, Row as _};
 
@@ -39,20 +42,40 @@ pub(crate) async fn findings(
     conn: &mut AnyConnection,
     owner_id: &str,
 ) -> Result<Vec<Finding>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT reason, message FROM booking_findings WHERE owner_id = $1 ORDER BY position",
-    )
-    .bind(owner_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(Finding {
+    Ok(findings_of(conn, &[owner_id])
+        .await?
+        .remove(owner_id)
+        .unwrap_or_default())
+}
+
+/// The warnings of each of `owners`, in the rules' order (an owner without
+/// any is missing).
+pub(crate) async fn findings_of(
+    conn: &mut AnyConnection,
+    owners: &[&str],
+) -> Result<HashMap<String, Vec<Finding>>, sqlx::Error> {
+    let mut out: HashMap<String, Vec<Finding>> = HashMap::new();
+    if owners.is_empty() {
+        return Ok(out);
+    }
+    let sql = format!(
+        "SELECT owner_id, reason, message FROM booking_findings WHERE owner_id IN ({}) \
+         ORDER BY owner_id, position",
+        placeholders(1, owners.len())
+    );
+    let mut query = sqlx::query(&sql);
+    for owner in owners {
+        query = query.bind(*owner);
+    }
+    for row in query.fetch_all(&mut *conn).await? {
+        out.entry(row.try_get("owner_id")?)
+            .or_default()
+            .push(Finding {
                 reason: row.try_get("reason")?,
                 message: row.try_get("message")?,
-            })
-        })
-        .collect()
+            });
+    }
+    Ok(out)
 }
 
 /// Stores the reservations a booking holds, replacing any.
@@ -88,26 +111,45 @@ pub(crate) async fn devices(
     conn: &mut AnyConnection,
     booking_id: &str,
 ) -> Result<Vec<Reserved>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT reservation_id, device_id, kind FROM booking_devices WHERE booking_id = $1 \
-         ORDER BY position",
-    )
-    .bind(booking_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    rows.iter()
-        .map(|row| {
-            let kind: i64 = row.try_get("kind")?;
-            Ok(Reserved {
+    Ok(devices_of(conn, &[booking_id])
+        .await?
+        .remove(booking_id)
+        .unwrap_or_default())
+}
+
+/// The reservations each of `bookings` holds (a booking without any is
+/// missing).
+pub(crate) async fn devices_of(
+    conn: &mut AnyConnection,
+    bookings: &[&str],
+) -> Result<HashMap<String, Vec<Reserved>>, sqlx::Error> {
+    let mut out: HashMap<String, Vec<Reserved>> = HashMap::new();
+    if bookings.is_empty() {
+        return Ok(out);
+    }
+    let sql = format!(
+        "SELECT booking_id, reservation_id, device_id, kind FROM booking_devices \
+         WHERE booking_id IN ({}) ORDER BY booking_id, position",
+        placeholders(1, bookings.len())
+    );
+    let mut query = sqlx::query(&sql);
+    for booking in bookings {
+        query = query.bind(*booking);
+    }
+    for row in query.fetch_all(&mut *conn).await? {
+        let kind: i64 = row.try_get("kind")?;
+        out.entry(row.try_get("booking_id")?)
+            .or_default()
+            .push(Reserved {
                 reservation_id: row.try_get("reservation_id")?,
                 device_id: row.try_get("device_id")?,
                 kind: i32::try_from(kind)
                     .ok()
                     .and_then(|k| DeviceKind::try_from(k).ok())
                     .ok_or_else(|| unknown_name(&kind.to_string()))?,
-            })
-        })
-        .collect()
+            });
+    }
+    Ok(out)
 }
 
 /// Records that `booking_id` is reserving devices (step 1 of the saga).

@@ -7,6 +7,7 @@
 
 mod availability;
 mod bookings;
+mod calendars;
 mod catalog;
 mod chambers;
 mod contention;

@@ -46,6 +46,8 @@ pub(crate) struct Studio {
     pub(crate) fleet: Arc<Fleet>,
     /// Tenancy's locations, for a second booking service on the database.
     pub(crate) directory: Arc<dyn recovery_tenancy::Directory>,
+    /// Tenancy's key check, for a second server (a replica).
+    pub(crate) authenticator: Arc<dyn recovery_kit::auth::Authenticator>,
     pub(crate) tenant_id: String,
     pub(crate) hub: String,
     /// Protocols client ids by the names tests call them.
@@ -137,6 +139,7 @@ pub(crate) async fn start(db: TestDb) -> Studio {
         protocols,
         fleet,
         directory: platform.directory(),
+        authenticator: platform.tenancy.authenticator(),
         tenant_id: tenant.tenant_id.clone(),
         hub: tenant.key(Role::Device).to_owned(),
         people: Mutex::new(HashMap::new()),

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use jiff::{SignedDuration, Timestamp};
+use recovery_kit::db::placeholders;
 use recovery_kit::page::Keyset;
 use recovery_kit::time::{from_micros, to_micros};
 use recovery_kit::wire::{duration_to_wire, stored_timestamp};
@@ -259,14 +260,6 @@ pub(crate) async fn session_of_booking(
     .as_ref()
     .map(session)
     .transpose()
-}
-
-/// `$1, $2, …` from `first` for `n` values.
-fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// The sessions `ids` in scope, in no particular order.

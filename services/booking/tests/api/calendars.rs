@@ -1,0 +1,285 @@
+//! Searches answer from calendars kept in memory, and never show a slot as
+//! free that a committed booking took: not on the replica that booked, not
+//! on another replica whose kept calendar predates the booking. Two booking
+//! services (replicas) on one database, each behind its own server.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use recovery_booking::{Bookings, Peers};
+use recovery_kit::events::Bus;
+use recovery_kit::server::Services;
+use recovery_kit::testing::{Bearer, TestDb, TestServer};
+use recovery_proto::booking::v1 as pb;
+use recovery_proto::booking::v1::booking_service_client::BookingServiceClient;
+use tokio::sync::Barrier;
+
+use crate::support::{Client, Studio, start, t};
+
+const CHAMBERS: usize = 4;
+/// 10:00-11:00 in New York on Wednesday 2026-12-02: 20 three-minute slots.
+const WINDOW: (&str, &str) = ("2026-12-02T15:00:00Z", "2026-12-02T16:00:00Z");
+
+/// A second booking service on the studio's database, behind its own
+/// server: its own kept calendars, its own bus.
+async fn replica(studio: &Studio) -> (Arc<Bookings>, TestServer) {
+    let peers = Peers {
+        clients: studio.protocols.clone(),
+        history: studio.protocols.clone(),
+        devices: studio.fleet.clone(),
+    };
+    let replica = Bookings::start(
+        studio.db.db.clone(),
+        studio.clock.clone(),
+        Bus::default(),
+        Arc::clone(&studio.directory),
+        peers,
+    )
+    .await
+    .unwrap();
+    let mut services = Services::new(Arc::clone(&studio.authenticator));
+    replica.mount(&mut services);
+    let server = TestServer::start(services).await;
+    (replica, server)
+}
+
+fn window(studio: &Studio) -> pb::SearchAvailabilityRequest {
+    pb::SearchAvailabilityRequest {
+        location_id: studio.location_id.clone(),
+        treatment_id: studio.cryo_id.clone(),
+        start_time: t(WINDOW.0),
+        end_time: t(WINDOW.1),
+        resource_id: String::new(),
+    }
+}
+
+async fn search(client: &mut Client, request: pb::SearchAvailabilityRequest) -> Vec<pb::Slot> {
+    client
+        .search_availability(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .slots
+}
+
+/// The resources `slots` offer at `start`.
+fn free_at(slots: &[pb::Slot], start: Option<prost_types::Timestamp>) -> Vec<String> {
+    slots
+        .iter()
+        .filter(|s| s.start_time == start)
+        .flat_map(|s| s.free.iter().flat_map(|f| f.resource_ids.clone()))
+        .collect()
+}
+
+fn taken(booking: &pb::Booking) -> Vec<String> {
+    booking
+        .resources
+        .iter()
+        .flat_map(|r| r.resource_ids.clone())
+        .collect()
+}
+
+async fn studio_with_chambers(db: TestDb) -> Studio {
+    let studio = start(db).await;
+    for n in 2..=CHAMBERS {
+        studio.chamber(&format!("Chamber {n}")).await;
+    }
+    studio
+}
+
+/// Both replicas searched the window (so both keep its calendar); a
+/// booking on one, then a search on the other: the booked chamber is not
+/// offered at that time, and a cancellation there frees it again.
+async fn a_booking_on_one_replica_is_taken_in_the_others_next_search(db: TestDb) {
+    let studio = studio_with_chambers(db).await;
+    let (_replica, server) = replica(&studio).await;
+    let mut a = studio.client(&studio.manager).await;
+    let mut b = BookingServiceClient::with_interceptor(
+        server.channel().await,
+        Bearer::new(&studio.manager),
+    );
+    let before_a = search(&mut a, window(&studio)).await;
+    let before_b = search(&mut b, window(&studio)).await;
+    assert_eq!(before_a, before_b);
+    assert_eq!(free_at(&before_b, t(WINDOW.0)).len(), CHAMBERS);
+
+    for round in 0..CHAMBERS {
+        let booking = studio
+            .book(&format!("client-{round}"), WINDOW.0)
+            .await
+            .unwrap();
+        let chamber = taken(&booking);
+        assert_eq!(chamber.len(), 1);
+        // B's kept calendar is older than the booking: B must not use it.
+        let free = free_at(&search(&mut b, window(&studio)).await, t(WINDOW.0));
+        assert!(
+            !free.contains(&chamber[0]),
+            "replica B offers {chamber:?} at {} after A booked it (round {round})",
+            WINDOW.0
+        );
+        assert_eq!(free.len(), CHAMBERS - round - 1);
+        // A sees it too.
+        let free = free_at(&search(&mut a, window(&studio)).await, t(WINDOW.0));
+        assert!(!free.contains(&chamber[0]));
+    }
+    // The slot is full, as both replicas see it.
+    assert!(free_at(&search(&mut b, window(&studio)).await, t(WINDOW.0)).is_empty());
+
+    // Booked on B, cancelled on B: A's kept calendar learns both.
+    let later = "2026-12-02T15:30:00Z";
+    let request = studio.booking("client-b", later).await;
+    let booking = b
+        .create_booking(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .booking
+        .unwrap();
+    let free = free_at(&search(&mut a, window(&studio)).await, t(later));
+    assert!(!free.contains(&taken(&booking)[0]));
+    assert_eq!(free.len(), CHAMBERS - 1);
+    b.cancel_booking(pb::CancelBookingRequest {
+        id: booking.id.clone(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let free = free_at(&search(&mut a, window(&studio)).await, t(later));
+    assert_eq!(
+        free.len(),
+        CHAMBERS,
+        "the cancelled chamber is offered again"
+    );
+}
+
+const BOOKERS: usize = 4;
+const BOOKINGS_EACH: usize = 10;
+const SEARCHERS: usize = 4;
+/// Searches per searcher at most (the keys' rate limit stays far away).
+const SEARCHES_EACH: usize = 30;
+
+/// Bookings race searches on two replicas: every slot a search returned
+/// was free when the search began. A search's answer is checked against
+/// every booking whose answer reached its desk before the search was sent
+/// (so committed before the search began): none of its chambers may be
+/// offered at its time.
+async fn bookings_racing_searches_never_show_a_taken_slot_free(db: TestDb) {
+    let studio = studio_with_chambers(db).await;
+    let (_replica, server) = replica(&studio).await;
+    let channels = [studio.server.channel().await, server.channel().await];
+    let mut requests = Vec::new();
+    for booker in 0..BOOKERS {
+        let mut mine = Vec::new();
+        for k in 0..BOOKINGS_EACH {
+            // Slot (k + 5 * booker) mod 20: each slot twice, 2 of 4 chambers.
+            let slot = (k + 5 * booker) % 20;
+            let start: jiff::Timestamp = WINDOW.0.parse().unwrap();
+            let start = start + jiff::SignedDuration::from_mins(3 * i64::try_from(slot).unwrap());
+            mine.push(
+                studio
+                    .booking(&format!("racer-{booker}-{k}"), &start.to_string())
+                    .await,
+            );
+        }
+        requests.push(mine);
+    }
+    // Both replicas keep the empty window's calendar before the race.
+    for channel in &channels {
+        let mut client =
+            BookingServiceClient::with_interceptor(channel.clone(), Bearer::new(&studio.manager));
+        assert_eq!(search(&mut client, window(&studio)).await.len(), 20);
+    }
+
+    let epoch = Instant::now();
+    let gate = Arc::new(Barrier::new(BOOKERS + SEARCHERS));
+    let mut bookers = Vec::new();
+    for (n, mine) in requests.into_iter().enumerate() {
+        let mut desk = BookingServiceClient::with_interceptor(
+            channels[n % 2].clone(),
+            Bearer::new(&studio.desk),
+        );
+        let gate = Arc::clone(&gate);
+        bookers.push(tokio::spawn(async move {
+            gate.wait().await;
+            let mut done = Vec::new();
+            for request in mine {
+                let booking = desk
+                    .create_booking(request)
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .booking
+                    .unwrap();
+                done.push((epoch.elapsed(), booking));
+            }
+            done
+        }));
+    }
+    let mut searchers = Vec::new();
+    for n in 0..SEARCHERS {
+        let mut client = BookingServiceClient::with_interceptor(
+            channels[n % 2].clone(),
+            Bearer::new(&studio.manager),
+        );
+        let request = window(&studio);
+        let gate = Arc::clone(&gate);
+        searchers.push(tokio::spawn(async move {
+            gate.wait().await;
+            let mut seen = Vec::new();
+            for _ in 0..SEARCHES_EACH {
+                let began = epoch.elapsed();
+                seen.push((began, search(&mut client, request.clone()).await));
+            }
+            seen
+        }));
+    }
+    let mut booked = Vec::new();
+    for booker in bookers {
+        booked.extend(booker.await.unwrap());
+    }
+    let mut answers = Vec::new();
+    for searcher in searchers {
+        answers.extend(searcher.await.unwrap());
+    }
+    assert_eq!(booked.len(), BOOKERS * BOOKINGS_EACH, "every booking fits");
+
+    let mut checked = 0;
+    for (began, slots) in &answers {
+        for (answered, booking) in &booked {
+            if answered >= began {
+                continue;
+            }
+            checked += 1;
+            let free = free_at(slots, booking.start_time);
+            for chamber in taken(booking) {
+                assert!(
+                    !free.contains(&chamber),
+                    "a search begun at {began:?} offers {chamber} at {:?}, \
+                     booked by {} answered at {answered:?}",
+                    booking.start_time,
+                    booking.id
+                );
+            }
+        }
+    }
+    assert!(
+        checked > 0,
+        "no search began after a booking was answered: the race was not run"
+    );
+    // After the race, both replicas agree with each other: the 40
+    // bookings take 2 of the 4 chambers of every slot.
+    for channel in &channels {
+        let mut client =
+            BookingServiceClient::with_interceptor(channel.clone(), Bearer::new(&studio.manager));
+        let slots = search(&mut client, window(&studio)).await;
+        assert_eq!(slots.len(), 20);
+        for slot in &slots {
+            assert_eq!(free_at(&slots, slot.start_time).len(), CHAMBERS - 2);
+        }
+    }
+}
+
+recovery_kit::engine_tests!(
+    a_booking_on_one_replica_is_taken_in_the_others_next_search,
+    bookings_racing_searches_never_show_a_taken_slot_free,
+);
