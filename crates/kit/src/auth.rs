@@ -133,14 +133,15 @@ impl Caller {
 
     /// The tenant a request acts on. Tenant-scoped callers act on their own
     /// tenant (an empty `requested` means it; naming another answers
-    /// NOT_FOUND); operators must name one (`field` says where).
+    /// NOT_FOUND); operators must name one (`field` says where), a
+    /// well-formed id (anything else never reaches a query).
     pub fn tenant_scope(&self, requested: &str, field: &str) -> Result<String, Error> {
         match (&self.tenant_id, requested) {
             (Some(own), "") => Ok(own.clone()),
             (Some(own), other) if own == other => Ok(own.clone()),
             (Some(_), other) => Err(Error::not_found("tenant", other)),
             (None, "") => Err(Error::invalid(field, "operators must name the tenant")),
-            (None, other) => Ok(other.to_owned()),
+            (None, other) => crate::wire::id(other, field),
         }
     }
 }
@@ -350,11 +351,20 @@ mod tests {
             Err(Error::NotFound { .. })
         ));
         let operator = caller(None, Role::Operator);
-        assert_eq!(operator.tenant_scope("t2", "tenant_id").unwrap(), "t2");
-        assert!(matches!(
-            operator.tenant_scope("", "tenant_id"),
-            Err(Error::InvalidArgument(_))
-        ));
+        let t2 = crate::ids::new_id();
+        assert_eq!(operator.tenant_scope(&t2, "tenant_id").unwrap(), t2);
+        // An operator's tenant is an id: a NUL byte once reached
+        // PostgreSQL's driver and came back INTERNAL.
+        for bad in ["", "t2", "\u{0}", &"é".repeat(10_000)] {
+            assert!(
+                matches!(
+                    operator.tenant_scope(bad, "tenant_id"),
+                    Err(Error::InvalidArgument(_))
+                ),
+                "{:?} accepted",
+                bad.chars().take(8).collect::<String>()
+            );
+        }
     }
 
     #[test]
