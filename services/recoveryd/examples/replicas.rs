@@ -27,10 +27,12 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+#[path = "../../booking/examples/common/mod.rs"]
+mod common;
+use common::screened_client;
 use recovery_kit::testing::{Bearer, Daemon, TestDb};
 use recovery_proto::booking::v1 as bk;
 use recovery_proto::booking::v1::booking_service_client::BookingServiceClient;
-use recovery_proto::protocols::v1 as pr;
 use recovery_proto::protocols::v1::protocol_service_client::ProtocolServiceClient;
 use tokio::sync::mpsc;
 use tonic::service::interceptor::InterceptedService;
@@ -324,53 +326,6 @@ async fn arrival(
         }
         early.insert(got, at);
     }
-}
-
-async fn screened_client(
-    people: &mut ProtocolServiceClient<InterceptedService<Channel, Bearer>>,
-    n: usize,
-) -> anyhow::Result<String> {
-    let id = people
-        .create_client(pr::CreateClientRequest {
-            client: Some(pr::Client {
-                given_name: format!("Client {n}"),
-                family_name: "Replicas".into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await?
-        .into_inner()
-        .client
-        .unwrap_or_default()
-        .id;
-    people
-        .record_screening(pr::RecordScreeningRequest {
-            screening: Some(pr::Screening {
-                client_id: id.clone(),
-                questionnaire_version: "2026-01".into(),
-                answers: vec![pr::ScreeningAnswer {
-                    condition: pr::Condition::Pregnancy as i32,
-                    present: false,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await?;
-    people
-        .sign_waiver(pr::SignWaiverRequest {
-            waiver: Some(pr::Waiver {
-                client_id: id.clone(),
-                version: "v1".into(),
-                signer_name: format!("Client {n}"),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await?;
-    Ok(id)
 }
 
 /// Deletes the run's keys (the prefix is its own).
