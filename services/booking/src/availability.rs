@@ -13,6 +13,8 @@ use recovery_scheduling as sched;
 use sqlx::AnyConnection;
 
 use crate::Bookings;
+use crate::calendars::Placed;
+use crate::store::allocations::Occupied;
 use crate::store::{self, Allocation, Resource, Treatment};
 use crate::wire::{self, AvailabilityQuery};
 
@@ -311,9 +313,13 @@ impl Bookings {
     }
 
     /// Picks free resources for a session of `treatment` and allocates them,
-    /// holding the location's lock from the calendar read to the commit. The
-    /// exclusion constraint stays the last wall: an overlap PostgreSQL
-    /// refuses anyway is a lost race, and another attempt.
+    /// holding the location's lock from the calendar read to the commit
+    /// (the calendar kept at the location's version when there is one:
+    /// `Calendars::locked`). The exclusion constraint stays the last wall:
+    /// an overlap PostgreSQL refuses anyway is a lost race, and another
+    /// attempt. Once `tx` commits, the caller hands the answer to
+    /// `Calendars::advance`, so that searches and the next change find the
+    /// calendar kept.
     pub(crate) async fn occupy(
         &self,
         tx: &mut AnyConnection,
@@ -321,14 +327,18 @@ impl Bookings {
         treatment: &Treatment,
         session: &Occupancy<'_>,
         now: Timestamp,
-    ) -> Result<(), Attempt> {
+    ) -> Result<Placed, Attempt> {
         let start = session.start;
         let end = start
             .saturating_add(treatment.terms.duration)
             .unwrap_or(start);
         store::allocations::lock_location(tx, &place.location.tenant_id, &place.location.id)
             .await?;
-        let (resources, busy) = self.calendar(tx, place, start, end, now).await?;
+        let locked = self.calendars.locked(tx, place, (start, end)).await?;
+        let from = start.saturating_sub(MARGIN).unwrap_or(start);
+        let to = end.saturating_add(MARGIN).unwrap_or(end);
+        let resources = locked.calendar().resources(now, from, to);
+        let busy = locked.calendar().busy(now);
         let sched_resources: Vec<sched::Resource> =
             resources.iter().map(Resource::to_sched).collect();
         let assignments = sched::pick(
@@ -369,6 +379,21 @@ impl Bookings {
             now,
         )
         .await
-        .map_err(|e| Attempt::on_exclusion(e, slot_unavailable))
+        .map_err(|e| Attempt::on_exclusion(e, slot_unavailable))?;
+        let added = allocations
+            .iter()
+            .map(|a| Occupied {
+                busy: sched::Busy::new(a.resource.id.clone(), a.start, a.end),
+                expire: session.expire,
+            })
+            .collect();
+        let after = store::allocations::calendar_version(
+            tx,
+            &place.scope(),
+            &place.location.id,
+            Lock::Read,
+        )
+        .await?;
+        Ok(locked.placed(added, now, after))
     }
 }

@@ -13,6 +13,7 @@ use recovery_proto::booking::v1 as pb;
 use sqlx::AnyConnection;
 
 use crate::availability::{Occupancy, Place, check_policy};
+use crate::calendars::Placed;
 use crate::lifecycle::{Change, Status};
 use crate::saga::Reservation;
 use crate::store::{self, Booking, BookingFilter, Treatment};
@@ -222,24 +223,9 @@ impl Bookings {
             })
             .await?;
         let booking_id = new_id();
-        let needs = &treatment.terms.device_needs;
-        let devices = if needs.is_empty() {
-            Vec::new()
-        } else {
-            let end = start
-                .saturating_add(treatment.terms.duration)
-                .unwrap_or(start);
-            self.reserve_devices(&Reservation {
-                tenant_id,
-                booking_id: &booking_id,
-                location_id: &place.location.id,
-                window: (start, end),
-                needs,
-                round: None,
-                keep: &[],
-            })
-            .await?
-        };
+        let devices = self
+            .session_devices(&place, &treatment, &booking_id, start)
+            .await?;
         let fresh = Fresh {
             id: &booking_id,
             vetted: &vetted,
@@ -256,17 +242,24 @@ impl Bookings {
                 Step::Work(tx) => tx,
             };
             let now = self.clock.now();
-            let booking = match &new.from {
+            let (booking, placed) = match &new.from {
                 BookingSource::Hold(hold_id) => {
-                    self.book_hold(&mut tx, caller, place, hold_id, now, fresh)
-                        .await?
+                    let booking = self
+                        .book_hold(&mut tx, caller, place, hold_id, now, fresh)
+                        .await?;
+                    (booking, None)
                 }
                 BookingSource::Slot { slot, .. } => {
-                    self.book_slot(&mut tx, caller, place, slot, now, fresh)
-                        .await?
+                    let (booking, placed) = self
+                        .book_slot(&mut tx, caller, place, slot, now, fresh)
+                        .await?;
+                    (booking, Some(placed))
                 }
             };
             if once.commit(tx, &booking).await? {
+                if let Some(placed) = placed {
+                    self.calendars.advance(placed);
+                }
                 Ok((booking, true))
             } else {
                 // Another call with the key won: the next attempt replays it.
@@ -297,6 +290,33 @@ impl Bookings {
         }
     }
 
+    /// Reserves the devices a new booking's session needs (none: no call).
+    async fn session_devices(
+        &self,
+        place: &Place,
+        treatment: &Treatment,
+        booking_id: &str,
+        start: Timestamp,
+    ) -> Result<Vec<Reserved>, Error> {
+        let needs = &treatment.terms.device_needs;
+        if needs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let end = start
+            .saturating_add(treatment.terms.duration)
+            .unwrap_or(start);
+        self.reserve_devices(&Reservation {
+            tenant_id: &place.location.tenant_id,
+            booking_id,
+            location_id: &place.location.id,
+            window: (start, end),
+            needs,
+            round: None,
+            keep: &[],
+        })
+        .await
+    }
+
     pub(crate) async fn book_slot(
         &self,
         tx: &mut AnyConnection,
@@ -305,7 +325,7 @@ impl Bookings {
         slot: &Wanted,
         now: Timestamp,
         fresh: &Fresh<'_>,
-    ) -> Result<pb::Booking, Attempt> {
+    ) -> Result<(pb::Booking, Placed), Attempt> {
         let treatment = self.bookable(tx, caller, place, &slot.treatment_id).await?;
         check_policy(&treatment, slot.start, now, true)?;
         let booked = Booked {
@@ -322,8 +342,8 @@ impl Bookings {
             owner_id: fresh.id,
             expire: None,
         };
-        self.occupy(tx, place, &treatment, &session, now).await?;
-        self.reload(tx, fresh.id).await
+        let placed = self.occupy(tx, place, &treatment, &session, now).await?;
+        Ok((self.reload(tx, fresh.id).await?, placed))
     }
 
     async fn book_hold(

@@ -27,13 +27,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use jiff::Timestamp;
-use recovery_kit::Error;
+use recovery_kit::{Error, Lock};
 use recovery_proto::booking::v1 as pb;
 use recovery_proto::tenancy::v1 as tenancy;
 use recovery_scheduling as sched;
 use sqlx::AnyConnection;
 
 use crate::availability::Place;
+use crate::store::allocations::Occupied;
 use crate::store::{self, Resource};
 
 /// Windows kept at most; a full cache starts over (a desk searches a few
@@ -45,7 +46,7 @@ pub(crate) struct Kept {
     version: i64,
     resources: Vec<Resource>,
     /// Bookings' allocations and holds' (with their expiry).
-    occupied: Vec<store::allocations::Occupied>,
+    occupied: Vec<Occupied>,
     /// The bookings' part alone, when no hold is among `occupied`: shared
     /// by every search as it is.
     settled: Option<Arc<Vec<sched::Busy>>>,
@@ -71,7 +72,7 @@ impl Kept {
     fn new(
         version: i64,
         resources: Vec<Resource>,
-        occupied: Vec<store::allocations::Occupied>,
+        occupied: Vec<Occupied>,
     ) -> Self {
         let settled = occupied
             .iter()
@@ -164,6 +165,111 @@ struct Window {
     end: Timestamp,
 }
 
+impl Window {
+    /// Whether a calendar read for this window holds all a change to
+    /// `[start, end)` at the location needs: its neighbours within the
+    /// margin and the rest of its day.
+    fn covers(&self, location_id: &str, start: Timestamp, end: Timestamp) -> bool {
+        self.location_id == location_id && self.start <= start && end <= self.end
+    }
+}
+
+/// A location's calendar as a change sees it under the location's lock
+/// (`Calendars::locked`), and how to tell the kept calendars of the
+/// change once it commits (`Locked::placed`).
+pub(crate) struct Locked {
+    version: i64,
+    calendar: Arc<Kept>,
+    /// The window `calendar` was read for inside the transaction: kept
+    /// with the change once it commits. `None`: a kept calendar served.
+    read: Option<Window>,
+    location_id: String,
+}
+
+impl Locked {
+    pub(crate) fn calendar(&self) -> &Kept {
+        &self.calendar
+    }
+
+    /// What this transaction changed of the calendar: `added` occupied,
+    /// expired holds in their way freed (as `allocate` does), and the
+    /// location's version `after` it, read in the transaction.
+    pub(crate) fn placed(self, added: Vec<Occupied>, now: Timestamp, after: i64) -> Placed {
+        Placed {
+            locked: self,
+            added,
+            now,
+            after,
+        }
+    }
+}
+
+/// A change to a location's calendar made under its lock: once its
+/// transaction commits, `Calendars::advance` moves the calendars kept at
+/// the version it saw to the version it left, without reading them again.
+#[must_use = "a committed change should advance the kept calendars"]
+pub(crate) struct Placed {
+    locked: Locked,
+    added: Vec<Occupied>,
+    now: Timestamp,
+    after: i64,
+}
+
+/// What `Calendars::advance` makes of a kept calendar.
+struct Change<'a> {
+    added: &'a [Occupied],
+    now: Timestamp,
+    after: i64,
+}
+
+impl Kept {
+    /// This calendar with `change` made, under the version it left.
+    fn advanced(&self, window: &Window, change: &Change<'_>) -> Kept {
+        let turnover = |id: &str| {
+            self.resources
+                .iter()
+                .find(|r| r.id == id)
+                .map_or(jiff::SignedDuration::ZERO, |r| r.turnover)
+        };
+        let until = |busy: &sched::Busy| {
+            let end = busy.interval.end;
+            end.saturating_add(turnover(&busy.resource_id))
+                .unwrap_or(end)
+        };
+        // As `allocate`: expired holds overlapping a new allocation on its
+        // resource are deleted with it.
+        let freed = |o: &Occupied| {
+            o.expire.is_some_and(|e| e <= change.now)
+                && change.added.iter().any(|a| {
+                    a.busy.resource_id == o.busy.resource_id
+                        && o.busy.interval.start < until(&a.busy)
+                        && until(&o.busy) > a.busy.interval.start
+                })
+        };
+        let from = window
+            .start
+            .saturating_sub(crate::availability::MARGIN)
+            .unwrap_or(window.start);
+        let to = window
+            .end
+            .saturating_add(crate::availability::MARGIN)
+            .unwrap_or(window.end);
+        let occupied = self
+            .occupied
+            .iter()
+            .filter(|o| !freed(o))
+            .chain(
+                change
+                    .added
+                    .iter()
+                    .filter(|a| a.busy.interval.start < to && until(&a.busy) > from),
+            )
+            .cloned()
+            .collect();
+        Kept::new(change.after, self.resources.clone(), occupied)
+    }
+}
+
 /// The calendars kept, by location and window.
 #[derive(Default)]
 pub(crate) struct Calendars {
@@ -190,7 +296,8 @@ impl Calendars {
         let scope = place.scope();
         let location_id = &place.location.id;
         // The version first: the calendar read after it is at least as new.
-        let version = store::allocations::calendar_version(conn, &scope, location_id).await?;
+        let version =
+            store::allocations::calendar_version(conn, &scope, location_id, Lock::Read).await?;
         let window = Window {
             location_id: location_id.clone(),
             start,
@@ -199,14 +306,92 @@ impl Calendars {
         if let Some(kept) = self.get(&window).filter(|k| k.version == version) {
             return Ok(kept);
         }
-        let from = start
-            .saturating_sub(crate::availability::MARGIN)
-            .unwrap_or(start);
-        let resources = store::resources::at_location(conn, &scope, location_id, from).await?;
-        let occupied = store::allocations::occupied(conn, &scope, location_id, start, end).await?;
-        let kept = Arc::new(Kept::new(version, resources, occupied));
+        let kept = Arc::new(read_window(conn, place, &window, version).await?);
         self.put(window, Arc::clone(&kept));
         Ok(kept)
+    }
+
+    /// The calendar of `place` for a change to `[start, end)` inside
+    /// transaction `tx`, which holds the location's lock: the location's
+    /// version is read `FOR UPDATE` (no other change to the calendar
+    /// commits until `tx` ends), and a calendar kept at that version that
+    /// covers the session serves as it is; otherwise the session's local
+    /// day is read in `tx`.
+    ///
+    /// A calendar kept at the version the row holds is exactly what is
+    /// committed: every change bumps the version in its own transaction,
+    /// and a calendar read after a version holds at least every commit up
+    /// to it (and when it holds a later one, the version has moved).
+    pub(crate) async fn locked(
+        &self,
+        tx: &mut AnyConnection,
+        place: &Place,
+        (start, end): (Timestamp, Timestamp),
+    ) -> Result<Locked, sqlx::Error> {
+        let scope = place.scope();
+        let location_id = &place.location.id;
+        let version =
+            store::allocations::calendar_version(tx, &scope, location_id, Lock::ForUpdate).await?;
+        let covering = {
+            let kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+            kept.iter()
+                .find(|(w, k)| k.version == version && w.covers(location_id, start, end))
+                .map(|(_, k)| Arc::clone(k))
+        };
+        if let Some(calendar) = covering {
+            return Ok(Locked {
+                version,
+                calendar,
+                read: None,
+                location_id: location_id.clone(),
+            });
+        }
+        let day = start.to_zoned_datetime(place.tz.clone()).date();
+        let (day_start, day_end) =
+            crate::wire::day_bounds(day, &place.tz).unwrap_or((start, end));
+        let window = Window {
+            location_id: location_id.clone(),
+            start: day_start.min(start),
+            end: day_end.max(end),
+        };
+        let calendar = Arc::new(read_window(tx, place, &window, version).await?);
+        Ok(Locked {
+            version,
+            calendar,
+            read: Some(window),
+            location_id: location_id.clone(),
+        })
+    }
+
+    /// Tells the kept calendars of a change that committed: those kept at
+    /// the version it saw, and the one it read, now stand at the version it
+    /// left, with its allocations. Only after the commit: a change rolled
+    /// back never happened, and another may yet take its version number.
+    pub(crate) fn advance(&self, placed: Placed) {
+        let Placed {
+            locked,
+            added,
+            now,
+            after,
+        } = placed;
+        let change = Change {
+            added: &added,
+            now,
+            after,
+        };
+        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut moved: Vec<(Window, Kept)> = kept
+            .iter()
+            .filter(|(w, k)| w.location_id == locked.location_id && k.version == locked.version)
+            .map(|(w, k)| (w.clone(), k.advanced(w, &change)))
+            .collect();
+        if let Some(window) = locked.read {
+            let calendar = locked.calendar.advanced(&window, &change);
+            moved.push((window, calendar));
+        }
+        for (window, calendar) in moved {
+            Self::keep(&mut kept, window, Arc::new(calendar));
+        }
     }
 
     fn get(&self, window: &Window) -> Option<Arc<Kept>> {
@@ -214,9 +399,13 @@ impl Calendars {
         kept.get(window).cloned()
     }
 
-    /// Keeps `calendar` unless a newer one of the window is kept already.
     fn put(&self, window: Window, calendar: Arc<Kept>) {
         let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        Self::keep(&mut kept, window, calendar);
+    }
+
+    /// Keeps `calendar` unless a newer one of the window is kept already.
+    fn keep(kept: &mut HashMap<Window, Arc<Kept>>, window: Window, calendar: Arc<Kept>) {
         if kept
             .get(&window)
             .is_some_and(|k| k.version > calendar.version)
@@ -228,4 +417,24 @@ impl Calendars {
         }
         kept.insert(window, calendar);
     }
+}
+
+/// Reads the calendar of `place` for `window` under `version` (read
+/// before it).
+async fn read_window(
+    conn: &mut AnyConnection,
+    place: &Place,
+    window: &Window,
+    version: i64,
+) -> Result<Kept, sqlx::Error> {
+    let scope = place.scope();
+    let from = window
+        .start
+        .saturating_sub(crate::availability::MARGIN)
+        .unwrap_or(window.start);
+    let resources = store::resources::at_location(conn, &scope, &window.location_id, from).await?;
+    let occupied =
+        store::allocations::occupied(conn, &scope, &window.location_id, window.start, window.end)
+            .await?;
+    Ok(Kept::new(version, resources, occupied))
 }

@@ -125,12 +125,14 @@ impl Bookings {
                 owner_id: &hold.id,
                 expire: Some(expire),
             };
-            self.occupy(&mut tx, place, &treatment, &session, now)
+            let placed = self
+                .occupy(&mut tx, place, &treatment, &session, now)
                 .await?;
             store::workflow::set_findings(&mut tx, &hold.id, &hold.tenant_id, &vetted.warnings)
                 .await?;
             let details = store::details(&mut tx, &hold.id).await?;
             tx.commit().await?;
+            self.calendars.advance(placed);
             Ok((hold, details))
         })
         .await?;

@@ -28,6 +28,7 @@ use recovery_proto::booking::v1 as pb;
 use recovery_scheduling as sched;
 use sqlx::{Any, AnyConnection, Transaction};
 
+use crate::calendars::Placed;
 use crate::availability::{Occupancy, Place, check_policy};
 use crate::relay::is_final;
 use crate::store::waitlist::{EntryState, Offer, OfferStatus};
@@ -355,13 +356,14 @@ impl Bookings {
                 // Lapsed but not swept yet: closed here, its slot passed on.
                 lapsed = lapse(&mut tx, &open, now_us).await?;
             }
-            let Some(offer) = self
+            let Some((offer, placed)) = self
                 .hold_for(&mut tx, place, entry, (found, vetted), now)
                 .await?
             else {
                 return Ok(None);
             };
             tx.commit().await?;
+            self.calendars.advance(placed);
             Ok(Some((offer, lapsed)))
         })
         .await;
@@ -404,7 +406,7 @@ impl Bookings {
         entry: &store::waitlist::Entry,
         (found, vetted): (&Found, &Vetted),
         now: Timestamp,
-    ) -> Result<Option<Offer>, Attempt> {
+    ) -> Result<Option<(Offer, Placed)>, Attempt> {
         let now_us = to_micros(now);
         let treatment = &found.treatment;
         check_policy(treatment, found.start, now, true)?;
@@ -435,7 +437,7 @@ impl Bookings {
             owner_id: &hold.id,
             expire: Some(expire),
         };
-        self.occupy(tx, place, treatment, &session, now).await?;
+        let placed = self.occupy(tx, place, treatment, &session, now).await?;
         store::workflow::set_findings(tx, &hold.id, &hold.tenant_id, &vetted.warnings).await?;
         let offer = Offer {
             id: new_id(),
@@ -459,7 +461,7 @@ impl Bookings {
             }
             return Err(Attempt::from(error));
         }
-        Ok(Some(offer))
+        Ok(Some((offer, placed)))
     }
 
     /// Books an offer for its client through the hold it keeps (the rules,

@@ -249,6 +249,7 @@ impl Bookings {
             };
             let now = self.clock.now();
             let mut bookings: Vec<Option<pb::Booking>> = vec![None; items.len()];
+            let mut changes = Vec::with_capacity(items.len());
             for &i in order {
                 let item = &items[i];
                 let fresh = Fresh {
@@ -256,7 +257,7 @@ impl Bookings {
                     vetted: &item.vetted,
                     devices: &item.devices,
                 };
-                let booking = self
+                let (booking, change) = self
                     .book_slot(
                         &mut tx,
                         caller,
@@ -268,11 +269,15 @@ impl Bookings {
                     .await
                     .map_err(|e| e.with_fact("session", i.to_string()))?;
                 bookings[i] = Some(booking);
+                changes.push(change);
             }
             let answer = pb::BookPlanResponse {
                 bookings: bookings.into_iter().flatten().collect(),
             };
             if once.commit(tx, &answer).await? {
+                for change in changes {
+                    self.calendars.advance(change);
+                }
                 Ok((answer, true))
             } else {
                 Err(Attempt::Again(Error::Unavailable("database busy".into())))

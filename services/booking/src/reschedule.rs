@@ -186,7 +186,8 @@ impl Bookings {
             owner_id: id,
             expire: None,
         };
-        self.occupy(&mut tx, place, &treatment, &session, now)
+        let placed = self
+            .occupy(&mut tx, place, &treatment, &session, now)
             .await?;
         store::bookings::move_to(
             &mut tx,
@@ -218,6 +219,7 @@ impl Bookings {
         }
         let moved = self.reload(&mut tx, id).await?;
         tx.commit().await?;
+        self.calendars.advance(placed);
         Ok(moved)
     }
 }

@@ -46,16 +46,20 @@ pub(crate) async fn lock_location(
 
 /// The calendar version of a location: bumped by every change to its
 /// resources, their blackouts and its allocations, in the change's own
-/// transaction (migration 20060); 0 before the first.
+/// transaction (migration 20060); 0 before the first. `Lock::ForUpdate`
+/// waits for a change in flight and holds the next one off until this
+/// transaction ends.
 pub(crate) async fn calendar_version(
     conn: &mut AnyConnection,
     scope: &Scope,
     location_id: &str,
+    lock: Lock,
 ) -> Result<i64, sqlx::Error> {
-    let version: Option<i64> = sqlx::query_scalar(
+    let version: Option<i64> = sqlx::query_scalar(&format!(
         "SELECT version FROM calendar_versions WHERE location_id = $1 \
-         AND ($2 IS NULL OR tenant_id = $2)",
-    )
+         AND ($2 IS NULL OR tenant_id = $2){}",
+        lock.clause_for(conn)
+    ))
     .bind(location_id)
     .bind(scope.tenant())
     .fetch_optional(&mut *conn)

@@ -14,7 +14,7 @@ use recovery_proto::booking::v1 as pb;
 use recovery_proto::booking::v1::booking_service_client::BookingServiceClient;
 use tokio::sync::Barrier;
 
-use crate::support::{Client, Studio, start, t};
+use crate::support::{Client, Studio, reason, start, t};
 
 const CHAMBERS: usize = 4;
 /// 10:00-11:00 in New York on Wednesday 2026-12-02: 20 three-minute slots.
@@ -279,7 +279,83 @@ async fn bookings_racing_searches_never_show_a_taken_slot_free(db: TestDb) {
     }
 }
 
+/// Desks on both replicas race for one slot, after both searched it (so
+/// both keep its calendar): a booking takes the calendar kept at the
+/// location's version under the location's lock, and moves it on after it
+/// commits; a replica whose kept calendar is older than the other's last
+/// booking must read again. Exactly one booking per chamber, every chamber
+/// used, the rest refused `SLOT_UNAVAILABLE`, and nobody waits seconds.
+async fn desks_on_two_replicas_take_each_chamber_once(db: TestDb) {
+    const DESKS: usize = 12;
+    let studio = studio_with_chambers(db).await;
+    let (_replica, server) = replica(&studio).await;
+    let channels = [studio.server.channel().await, server.channel().await];
+    let mut requests = Vec::new();
+    for n in 0..DESKS {
+        requests.push(studio.booking(&format!("desk-{n}"), WINDOW.0).await);
+    }
+    // Both replicas keep the window's calendar, and each has booked once
+    // (another slot), so each has moved its kept calendar on by itself.
+    let later: jiff::Timestamp = WINDOW.0.parse().unwrap();
+    let later = (later + jiff::SignedDuration::from_mins(30)).to_string();
+    for (n, channel) in channels.iter().enumerate() {
+        let mut desk =
+            BookingServiceClient::with_interceptor(channel.clone(), Bearer::new(&studio.desk));
+        assert_eq!(search(&mut desk, window(&studio)).await.len(), 20);
+        let request = studio.booking(&format!("early-{n}"), &later).await;
+        desk.create_booking(request).await.unwrap();
+    }
+
+    let gate = Arc::new(Barrier::new(DESKS));
+    let mut desks = Vec::new();
+    for (n, request) in requests.into_iter().enumerate() {
+        let mut desk = BookingServiceClient::with_interceptor(
+            channels[n % 2].clone(),
+            Bearer::new(&studio.desk),
+        );
+        let gate = Arc::clone(&gate);
+        desks.push(tokio::spawn(async move {
+            gate.wait().await;
+            let began = Instant::now();
+            let answer = desk.create_booking(request).await;
+            (began.elapsed(), answer)
+        }));
+    }
+    let mut chambers = Vec::new();
+    let mut slowest = std::time::Duration::ZERO;
+    for desk in desks {
+        let (took, answer) = desk.await.unwrap();
+        slowest = slowest.max(took);
+        match answer {
+            Ok(booked) => chambers.extend(taken(&booked.into_inner().booking.unwrap())),
+            Err(status) => assert_eq!(
+                reason(&status),
+                "SLOT_UNAVAILABLE",
+                "{status:?}"
+            ),
+        }
+    }
+    chambers.sort();
+    let booked = chambers.len();
+    chambers.dedup();
+    assert_eq!(booked, CHAMBERS, "one booking per chamber: {chambers:?}");
+    assert_eq!(chambers.len(), CHAMBERS, "a chamber booked twice");
+    assert!(
+        slowest < std::time::Duration::from_secs(5),
+        "the slowest desk waited {slowest:?}"
+    );
+    // Both replicas see the slot full, and the earlier bookings kept.
+    for channel in &channels {
+        let mut client =
+            BookingServiceClient::with_interceptor(channel.clone(), Bearer::new(&studio.manager));
+        let slots = search(&mut client, window(&studio)).await;
+        assert!(free_at(&slots, t(WINDOW.0)).is_empty());
+        assert_eq!(free_at(&slots, t(&later)).len(), CHAMBERS - 2);
+    }
+}
+
 recovery_kit::engine_tests!(
     a_booking_on_one_replica_is_taken_in_the_others_next_search,
     bookings_racing_searches_never_show_a_taken_slot_free,
+    desks_on_two_replicas_take_each_chamber_once,
 );
