@@ -16,7 +16,7 @@ use crate::Bookings;
 use crate::calendars::Placed;
 use crate::store::allocations::Occupied;
 use crate::store::{self, Allocation, Resource, Treatment};
-use crate::wire::{self, AvailabilityQuery};
+use crate::wire::{self, AvailabilityQuery, Named as _};
 
 /// How far around a window neighbours matter (turnover, pre-cool).
 pub(crate) const MARGIN: SignedDuration = SignedDuration::from_hours(24);
@@ -115,6 +115,49 @@ pub(crate) struct Occupancy<'a> {
     pub(crate) owner_id: &'a str,
     /// When a hold lapses; `None` for a booking.
     pub(crate) expire: Option<Timestamp>,
+}
+
+/// What `Bookings::occupy` took: the resources as a booking's details
+/// name them (what reading them back would give), and the change to hand
+/// to `Calendars::advance` once the transaction commits.
+pub(crate) struct Occupation {
+    pub(crate) held: Vec<store::Held>,
+    pub(crate) at_risk: Option<store::devices::Risk>,
+    pub(crate) placed: Placed,
+}
+
+impl Occupation {
+    fn of(allocations: &[Allocation<'_>], placed: Placed) -> Self {
+        let mut taken: Vec<&Resource> = allocations.iter().map(|a| a.resource).collect();
+        taken.sort_by(|a, b| a.id.cmp(&b.id));
+        // As `store::devices::risk`: the first resource, by id, whose device
+        // is out of service.
+        let at_risk = taken.iter().find_map(|r| {
+            let link = r.device.as_ref().filter(|d| !d.in_service())?;
+            Some(store::devices::Risk {
+                resource_id: r.id.clone(),
+                device_id: link.device_id.clone(),
+                device_state: link.state,
+                since: link.since,
+            })
+        });
+        // As `store::allocations::held`: by kind, then id.
+        let mut held: Vec<store::Held> = taken
+            .iter()
+            .map(|r| store::Held {
+                kind: r.kind,
+                resource_id: r.id.clone(),
+            })
+            .collect();
+        held.sort_by(|a, b| {
+            (a.kind.as_str(), &a.resource_id).cmp(&(b.kind.as_str(), &b.resource_id))
+        });
+        Self {
+            held,
+            at_risk,
+            placed,
+        }
+    }
 }
 
 /// A location's resources and what occupies them, read once: open slots
@@ -327,7 +370,7 @@ impl Bookings {
         treatment: &Treatment,
         session: &Occupancy<'_>,
         now: Timestamp,
-    ) -> Result<Placed, Attempt> {
+    ) -> Result<Occupation, Attempt> {
         let start = session.start;
         let end = start
             .saturating_add(treatment.terms.duration)
@@ -368,6 +411,7 @@ impl Bookings {
                 resource,
                 start,
                 end: occupied,
+                clear: locked.calendar().lapsed_in_way(resource, start, occupied, now),
             })
             .collect();
         store::allocations::allocate(
@@ -394,6 +438,6 @@ impl Bookings {
             Lock::Read,
         )
         .await?;
-        Ok(locked.placed(added, now, after))
+        Ok(Occupation::of(&allocations, locked.placed(added, now, after)))
     }
 }

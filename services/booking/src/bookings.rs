@@ -335,15 +335,22 @@ impl Bookings {
             start: slot.start,
         };
         self.check_daily_limit(tx, &booked, None).await?;
-        self.insert_booking(tx, &booked, caller, now, fresh).await?;
+        let booking = self.insert_booking(tx, &booked, caller, now, fresh).await?;
         let session = Occupancy {
             start: slot.start,
             preference: slot.preference.as_deref(),
             owner_id: fresh.id,
             expire: None,
         };
-        let placed = self.occupy(tx, place, &treatment, &session, now).await?;
-        Ok((self.reload(tx, fresh.id).await?, placed))
+        let taken = self.occupy(tx, place, &treatment, &session, now).await?;
+        // The booking as reading it back would give, without the reads.
+        let details = store::Details {
+            held: taken.held,
+            warnings: fresh.vetted.warnings.clone(),
+            devices: fresh.devices.to_vec(),
+            at_risk: taken.at_risk,
+        };
+        Ok((booking.to_wire(&details), taken.placed))
     }
 
     async fn book_hold(
@@ -412,7 +419,7 @@ impl Bookings {
         caller: &Caller,
         now: Timestamp,
         fresh: &Fresh<'_>,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<Booking, sqlx::Error> {
         let start = booked.start;
         let end = start
             .saturating_add(booked.treatment.terms.duration)
@@ -440,12 +447,12 @@ impl Bookings {
             session_end: None,
         };
         store::bookings::insert(tx, &booking, &caller.key_id).await?;
-        store::workflow::set_findings(tx, fresh.id, tenant_id, &fresh.vetted.warnings).await?;
+        store::workflow::add_findings(tx, fresh.id, tenant_id, &fresh.vetted.warnings).await?;
         if !fresh.devices.is_empty() {
             store::workflow::set_devices(tx, fresh.id, tenant_id, fresh.devices).await?;
             store::workflow::end_saga(tx, fresh.id).await?;
         }
-        Ok(())
+        Ok(booking)
     }
 
     pub(crate) async fn get_booking(

@@ -143,6 +143,29 @@ impl Kept {
         resources
     }
 
+    /// Whether a hold lapsed at `now` occupies `resource` in the way of a
+    /// new allocation over `[start, end)` (which `allocate` then deletes).
+    pub(crate) fn lapsed_in_way(
+        &self,
+        resource: &Resource,
+        start: Timestamp,
+        end: Timestamp,
+        now: Timestamp,
+    ) -> bool {
+        let until = end.saturating_add(resource.turnover).unwrap_or(end);
+        self.occupied.iter().any(|o| {
+            o.busy.resource_id == resource.id
+                && o.expire.is_some_and(|e| e <= now)
+                && o.busy.interval.start < until
+                && o.busy
+                    .interval
+                    .end
+                    .saturating_add(resource.turnover)
+                    .unwrap_or(o.busy.interval.end)
+                    > start
+        })
+    }
+
     /// What occupies the resources at `now`: holds past their expiry do not.
     pub(crate) fn busy(&self, now: Timestamp) -> Arc<Vec<sched::Busy>> {
         if let Some(settled) = &self.settled {

@@ -125,14 +125,14 @@ impl Bookings {
                 owner_id: &hold.id,
                 expire: Some(expire),
             };
-            let placed = self
+            let taken = self
                 .occupy(&mut tx, place, &treatment, &session, now)
                 .await?;
             store::workflow::set_findings(&mut tx, &hold.id, &hold.tenant_id, &vetted.warnings)
                 .await?;
             let details = store::details(&mut tx, &hold.id).await?;
             tx.commit().await?;
-            self.calendars.advance(placed);
+            self.calendars.advance(taken.placed);
             Ok((hold, details))
         })
         .await?;

@@ -437,7 +437,7 @@ impl Bookings {
             owner_id: &hold.id,
             expire: Some(expire),
         };
-        let placed = self.occupy(tx, place, treatment, &session, now).await?;
+        let placed = self.occupy(tx, place, treatment, &session, now).await?.placed;
         store::workflow::set_findings(tx, &hold.id, &hold.tenant_id, &vetted.warnings).await?;
         let offer = Offer {
             id: new_id(),

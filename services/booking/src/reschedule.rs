@@ -186,7 +186,7 @@ impl Bookings {
             owner_id: id,
             expire: None,
         };
-        let placed = self
+        let taken = self
             .occupy(&mut tx, place, &treatment, &session, now)
             .await?;
         store::bookings::move_to(
@@ -219,7 +219,7 @@ impl Bookings {
         }
         let moved = self.reload(&mut tx, id).await?;
         tx.commit().await?;
-        self.calendars.advance(placed);
+        self.calendars.advance(taken.placed);
         Ok(moved)
     }
 }

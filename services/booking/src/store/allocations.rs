@@ -141,6 +141,9 @@ pub(crate) struct Allocation<'a> {
     pub(crate) start: Timestamp,
     /// Session end plus the treatment's turnover.
     pub(crate) end: Timestamp,
+    /// Whether a lapsed hold may be in the way (to delete first); `false`
+    /// only when the calendar read under the location's lock shows none.
+    pub(crate) clear: bool,
 }
 
 /// Occupies resources for `owner_id` of `tenant_id`; expired holds in the
@@ -156,16 +159,18 @@ pub(crate) async fn allocate(
 ) -> Result<(), sqlx::Error> {
     for a in allocations {
         let until = a.end.saturating_add(a.resource.turnover).unwrap_or(a.end);
-        sqlx::query(
-            "DELETE FROM allocations WHERE resource_id = $1 AND expire_us IS NOT NULL \
-             AND expire_us <= $2 AND start_us < $3 AND until_us > $4",
-        )
-        .bind(&a.resource.id)
-        .bind(to_micros(now))
-        .bind(to_micros(until))
-        .bind(to_micros(a.start))
-        .execute(&mut *conn)
-        .await?;
+        if a.clear {
+            sqlx::query(
+                "DELETE FROM allocations WHERE resource_id = $1 AND expire_us IS NOT NULL \
+                 AND expire_us <= $2 AND start_us < $3 AND until_us > $4",
+            )
+            .bind(&a.resource.id)
+            .bind(to_micros(now))
+            .bind(to_micros(until))
+            .bind(to_micros(a.start))
+            .execute(&mut *conn)
+            .await?;
+        }
         sqlx::query(
             "INSERT INTO allocations (id, tenant_id, resource_id, kind, owner_id, start_us, \
              end_us, until_us, expire_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",

@@ -21,19 +21,34 @@ pub(crate) async fn set_findings(
         .bind(owner_id)
         .execute(&mut *conn)
         .await?;
-    for (position, finding) in (0_i64..).zip(warnings) {
-        sqlx::query(
-            "INSERT INTO booking_findings (owner_id, tenant_id, position, reason, message) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(owner_id)
-        .bind(tenant_id)
-        .bind(position)
-        .bind(&finding.reason)
-        .bind(&finding.message)
-        .execute(&mut *conn)
-        .await?;
+    add_findings(conn, owner_id, tenant_id, warnings).await
+}
+
+/// Stores the warnings of an owner that has none yet, in one statement.
+pub(crate) async fn add_findings(
+    conn: &mut AnyConnection,
+    owner_id: &str,
+    tenant_id: &str,
+    warnings: &[Finding],
+) -> Result<(), sqlx::Error> {
+    if warnings.is_empty() {
+        return Ok(());
     }
+    let rows: Vec<String> = (0..warnings.len())
+        .map(|n| format!("($1, $2, {})", placeholders(3 + 3 * n, 3)))
+        .collect();
+    let sql = format!(
+        "INSERT INTO booking_findings (owner_id, tenant_id, position, reason, message) VALUES {}",
+        rows.join(", ")
+    );
+    let mut query = sqlx::query(&sql).bind(owner_id).bind(tenant_id);
+    for (position, finding) in (0_i64..).zip(warnings) {
+        query = query
+            .bind(position)
+            .bind(&finding.reason)
+            .bind(&finding.message);
+    }
+    query.execute(&mut *conn).await?;
     Ok(())
 }
 

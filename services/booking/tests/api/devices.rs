@@ -316,7 +316,36 @@ async fn twenty_desks_race_for_the_last_gun_slot(db: TestDb) {
     );
 }
 
+/// `CreateBooking` answers with the booking as it was stored (built in
+/// the transaction, not read back): every field equals what `GetBooking`
+/// and the day's list answer, for a session of four resources of three
+/// kinds with two devices, and for cryo with the rules' warnings.
+async fn a_new_booking_is_answered_as_it_is_stored(db: TestDb) {
+    let studio = start(db).await;
+    let stretch = studio.stretch(2).await;
+    studio.gun("G-1").await;
+    studio.gun("G-2").await;
+    let mut desk = studio.client(&studio.desk).await;
+    let read = |id: String| pb::GetBookingRequest { id };
+
+    let booked = book_stretch(&studio, &stretch, "ana", TEN_AM)
+        .await
+        .unwrap();
+    assert_eq!(booked.devices.len(), 2);
+    assert_eq!(booked.resources.len(), 2, "a room and a therapist");
+    let got = desk.get_booking(read(booked.id.clone())).await.unwrap();
+    assert_eq!(got.into_inner().booking.unwrap(), booked);
+
+    let cryo = studio.book("bo", "2026-12-02T16:00:00Z").await.unwrap();
+    assert!(!cryo.warnings.is_empty(), "the rules warned: {cryo:?}");
+    let got = desk.get_booking(read(cryo.id.clone())).await.unwrap();
+    assert_eq!(got.into_inner().booking.unwrap(), cryo);
+    let listed = studio.bookings_of("bo").await;
+    assert_eq!(listed, [cryo]);
+}
+
 recovery_kit::engine_tests!(
+    a_new_booking_is_answered_as_it_is_stored,
     a_gun_comes_with_the_booking_and_goes_with_cancel_no_show_and_moves,
     no_reservation_is_left_after_a_failure_at_each_saga_step,
     twenty_desks_race_for_the_last_gun_slot,
