@@ -411,7 +411,9 @@ impl Bookings {
                 resource,
                 start,
                 end: occupied,
-                clear: locked.calendar().lapsed_in_way(resource, start, occupied, now),
+                clear: locked
+                    .calendar()
+                    .lapsed_in_way(resource, start, occupied, now),
             })
             .collect();
         store::allocations::allocate(
@@ -438,6 +440,9 @@ impl Bookings {
             Lock::Read,
         )
         .await?;
-        Ok(Occupation::of(&allocations, locked.placed(added, now, after)))
+        Ok(Occupation::of(
+            &allocations,
+            locked.placed(added, now, after),
+        ))
     }
 }

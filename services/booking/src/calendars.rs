@@ -69,11 +69,7 @@ struct Answer {
 }
 
 impl Kept {
-    fn new(
-        version: i64,
-        resources: Vec<Resource>,
-        occupied: Vec<Occupied>,
-    ) -> Self {
+    fn new(version: i64, resources: Vec<Resource>, occupied: Vec<Occupied>) -> Self {
         let settled = occupied
             .iter()
             .all(|o| o.expire.is_none())
@@ -370,8 +366,7 @@ impl Calendars {
             });
         }
         let day = start.to_zoned_datetime(place.tz.clone()).date();
-        let (day_start, day_end) =
-            crate::wire::day_bounds(day, &place.tz).unwrap_or((start, end));
+        let (day_start, day_end) = crate::wire::day_bounds(day, &place.tz).unwrap_or((start, end));
         let window = Window {
             location_id: location_id.clone(),
             start: day_start.min(start),

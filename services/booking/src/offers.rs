@@ -28,8 +28,8 @@ use recovery_proto::booking::v1 as pb;
 use recovery_scheduling as sched;
 use sqlx::{Any, AnyConnection, Transaction};
 
-use crate::calendars::Placed;
 use crate::availability::{Occupancy, Place, check_policy};
+use crate::calendars::Placed;
 use crate::relay::is_final;
 use crate::store::waitlist::{EntryState, Offer, OfferStatus};
 use crate::store::{self, Hold, Resource, Treatment};
@@ -437,7 +437,10 @@ impl Bookings {
             owner_id: &hold.id,
             expire: Some(expire),
         };
-        let placed = self.occupy(tx, place, treatment, &session, now).await?.placed;
+        let placed = self
+            .occupy(tx, place, treatment, &session, now)
+            .await?
+            .placed;
         store::workflow::set_findings(tx, &hold.id, &hold.tenant_id, &vetted.warnings).await?;
         let offer = Offer {
             id: new_id(),

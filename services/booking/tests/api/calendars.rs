@@ -328,11 +328,7 @@ async fn desks_on_two_replicas_take_each_chamber_once(db: TestDb) {
         slowest = slowest.max(took);
         match answer {
             Ok(booked) => chambers.extend(taken(&booked.into_inner().booking.unwrap())),
-            Err(status) => assert_eq!(
-                reason(&status),
-                "SLOT_UNAVAILABLE",
-                "{status:?}"
-            ),
+            Err(status) => assert_eq!(reason(&status), "SLOT_UNAVAILABLE", "{status:?}"),
         }
     }
     chambers.sort();
