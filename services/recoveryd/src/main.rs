@@ -22,8 +22,9 @@ struct Args {
     #[command(flatten)]
     server: ServerArgs,
 
-    /// Seconds a resolved API key is trusted before it is looked up again
-    /// (how long a revocation takes to reach other processes).
+    /// Seconds a resolved API key, or a location booking looked up, is
+    /// trusted before it is looked up again (how long a revocation or a
+    /// location change takes to reach other processes without Redis).
     #[arg(long, env = "RECOVERY_KEY_CACHE_TTL_SECS", default_value_t = 30)]
     key_cache_ttl_secs: u64,
 
@@ -50,13 +51,14 @@ async fn main() -> anyhow::Result<()> {
     let db = args.server.open_database().await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     // Tablets watch the schedule, the waitlist's offers and the device
-    // board, and every replica drops a key another revoked: with Redis,
-    // those follow every replica.
+    // board, and every replica drops a key another revoked and a location
+    // another changed: with Redis, those follow every replica.
     let bus = args.server.bus(&[
         recovery_booking::BOOKING_TOPIC,
         recovery_booking::OFFER_TOPIC,
         recovery_fleet::DEVICE_TOPIC,
         recovery_tenancy::KEY_REVOKED_TOPIC,
+        recovery_tenancy::LOCATION_CHANGED_TOPIC,
     ])?;
     let tenancy = Tenancy::start(
         db.clone(),

@@ -13,6 +13,7 @@ use tonic::transport::Channel;
 
 use crate::Tenancy;
 use crate::keys::{KeyCache, hash};
+use crate::places::Places;
 
 /// Locations as other services see them.
 pub trait Directory: Send + Sync + 'static {
@@ -36,8 +37,8 @@ impl Directory for Tenancy {
     ) -> BoxFuture<'a, Result<pb::Location, Error>> {
         Box::pin(async move {
             let id = parse_id(id).map_err(|e| Error::invalid(field, e))?;
-            let location = self.location(&caller.scope()?, &id).await?;
-            Ok(location.into())
+            let read = async { Ok(self.location(&caller.scope()?, &id).await?.into()) };
+            self.places.location(caller, &id, read).await
         })
     }
 }
@@ -50,6 +51,7 @@ pub struct Remote {
     service_key: String,
     ttl: jiff::SignedDuration,
     keys: KeyCache,
+    places: Places,
 }
 
 impl Remote {
@@ -61,6 +63,7 @@ impl Remote {
             service_key,
             ttl: jiff::SignedDuration::try_from(ttl).unwrap_or(jiff::SignedDuration::from_secs(30)),
             keys: KeyCache::new(),
+            places: Places::new(ttl),
         }
     }
 
@@ -129,22 +132,19 @@ impl Directory for Remote {
     ) -> BoxFuture<'a, Result<pb::Location, Error>> {
         Box::pin(async move {
             let id = parse_id(id).map_err(|e| Error::invalid(field, e))?;
-            let request =
-                Self::with_key(pb::GetLocationRequest { id: id.clone() }, &self.service_key)?;
-            match self.client.clone().get_location(request).await {
-                Ok(response) => {
-                    let location = response.into_inner().location.unwrap_or_default();
-                    if caller.sees(&location.tenant_id) {
-                        Ok(location)
-                    } else {
-                        Err(Error::not_found("location", id))
+            let read = async {
+                let request =
+                    Self::with_key(pb::GetLocationRequest { id: id.clone() }, &self.service_key)?;
+                match self.client.clone().get_location(request).await {
+                    Ok(response) => Ok(response.into_inner().location.unwrap_or_default()),
+                    Err(status) if status.code() == tonic::Code::NotFound => {
+                        Err(Error::not_found("location", &id))
                     }
+                    Err(status) => Err(upstream(&status)),
                 }
-                Err(status) if status.code() == tonic::Code::NotFound => {
-                    Err(Error::not_found("location", id))
-                }
-                Err(status) => Err(upstream(&status)),
-            }
+            };
+            // A location of another tenant is not found (`Places::location`).
+            self.places.location(caller, &id, read).await
         })
     }
 }
@@ -164,7 +164,8 @@ pub struct RemoteArgs {
     #[arg(long, env = "RECOVERY_SERVICE_KEY", hide_env_values = true)]
     pub service_key: String,
 
-    /// Seconds a key resolved by tenancy is trusted before it is asked again.
+    /// Seconds a key resolved by tenancy, or a location looked up there, is
+    /// trusted before it is asked again.
     #[arg(long, env = "RECOVERY_KEY_CACHE_TTL_SECS", default_value_t = 30)]
     pub key_cache_ttl_secs: u64,
 }

@@ -9,6 +9,7 @@ pub mod client;
 mod grpc;
 mod keys;
 mod locations;
+mod places;
 mod store;
 mod tenants;
 #[cfg(feature = "testing")]
@@ -28,6 +29,7 @@ use recovery_proto::tenancy::v1::tenancy_service_server::TenancyServiceServer;
 pub use api_keys::Bootstrap;
 pub use client::{Directory, Remote, RemoteArgs};
 pub use keys::KeyStore;
+pub use places::LOCATION_CHANGED_TOPIC;
 pub use tenants::Demo;
 
 /// Tenancy's idempotency records.
@@ -42,7 +44,10 @@ pub struct Tenancy {
     db: Db,
     clock: Arc<dyn Clock>,
     keys: Arc<KeyStore>,
-    /// Where revocations are told to other processes, once shared.
+    /// Locations other services in this process looked up.
+    places: Arc<places::Places>,
+    /// Where revocations and location changes are told to other
+    /// processes, once shared.
     revocations: std::sync::OnceLock<Bus>,
 }
 
@@ -55,8 +60,8 @@ impl Tenancy {
         }
     }
 
-    /// Runs the migrations and builds the service. Keys are cached for
-    /// `key_cache_ttl`.
+    /// Runs the migrations and builds the service. Keys, and the locations
+    /// other services look up, are cached for `key_cache_ttl`.
     pub async fn start(
         db: Db,
         clock: Arc<dyn Clock>,
@@ -68,32 +73,40 @@ impl Tenancy {
             db,
             clock,
             keys,
+            places: Arc::new(places::Places::new(key_cache_ttl)),
             revocations: std::sync::OnceLock::new(),
         }))
     }
 
-    /// Tells other processes of every revocation made here (on `bus`, with
-    /// Redis across replicas: include [`KEY_REVOKED_TOPIC`] in the bus's
-    /// live topics) and drops keys they revoke from this process's cache at
-    /// once, until `shutdown`; without it a revocation reaches them within
-    /// the cache's lifetime. A reader that missed events (Redis was away)
-    /// drops every cached key.
+    /// Tells other processes of every revocation and location change made
+    /// here (on `bus`, with Redis across replicas: include
+    /// [`KEY_REVOKED_TOPIC`] and [`LOCATION_CHANGED_TOPIC`] in the bus's
+    /// live topics) and drops the keys and locations they change from this
+    /// process's caches at once, until `shutdown`; without it a change
+    /// reaches them within the caches' lifetime. A reader that missed
+    /// events (Redis was away) drops everything it keeps.
     pub fn share_revocations(&self, bus: &Bus, mut shutdown: Shutdown) {
         if self.revocations.set(bus.clone()).is_err() {
             return;
         }
         let keys = Arc::clone(&self.keys);
+        let places = Arc::clone(&self.places);
         let mut revoked = bus.subscribe_topic(KEY_REVOKED_TOPIC);
+        let mut moved = bus.subscribe_topic(LOCATION_CHANGED_TOPIC);
         tokio::spawn(async move {
             loop {
-                let next = tokio::select! {
+                tokio::select! {
                     () = shutdown.wait() => return,
-                    next = revoked.next() => next,
-                };
-                match next {
-                    Ok(event) => keys.forget(&String::from_utf8_lossy(&event.payload)),
-                    Err(Missed::Lagged) => keys.forget_all(),
-                    Err(Missed::Closed) => return,
+                    next = revoked.next() => match next {
+                        Ok(event) => keys.forget(&String::from_utf8_lossy(&event.payload)),
+                        Err(Missed::Lagged) => keys.forget_all(),
+                        Err(Missed::Closed) => return,
+                    },
+                    next = moved.next() => match next {
+                        Ok(event) => places.forget(&event.scope),
+                        Err(Missed::Lagged) => places.forget_all(),
+                        Err(Missed::Closed) => return,
+                    },
                 }
             }
         });

@@ -2,6 +2,7 @@
 //! closures; created and changed by managers, read by everyone of the
 //! tenant and, through [`crate::Directory`], by the other services.
 
+use recovery_kit::events::Event;
 use recovery_kit::idempotency::{self, Key};
 use recovery_kit::page::{Listed, Page};
 use recovery_kit::time::to_micros;
@@ -103,6 +104,15 @@ impl Tenancy {
         };
         store::locations::update(&mut tx, &location, &caller.key_id).await?;
         tx.commit().await?;
+        self.places.forget(&location.id);
+        if let Some(bus) = self.revocations.get() {
+            bus.publish(Event::new(
+                crate::LOCATION_CHANGED_TOPIC,
+                location.tenant_id.clone(),
+                location.id.clone(),
+                Vec::new(),
+            ));
+        }
         tracing::info!(location_id = %location.id, fields = ?patch.paths, "location updated");
         Ok(location)
     }

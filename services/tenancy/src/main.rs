@@ -48,7 +48,10 @@ async fn main() -> anyhow::Result<()> {
         tenancy.bootstrap_service_key(key).await?;
     }
     // Tenancy replicas drop a key another revoked at once (with Redis).
-    let bus = args.server.bus(&[recovery_tenancy::KEY_REVOKED_TOPIC])?;
+    let bus = args.server.bus(&[
+        recovery_tenancy::KEY_REVOKED_TOPIC,
+        recovery_tenancy::LOCATION_CHANGED_TOPIC,
+    ])?;
     let mut services = args.server.services(tenancy.authenticator())?;
     tenancy.mount(&mut services);
     tenancy.share_revocations(&bus, services.shutdown());

@@ -2,13 +2,17 @@
 //! named field by field.
 
 use jiff::SignedDuration;
+use recovery_kit::events::Bus;
+use recovery_kit::server::Shutdown;
 use recovery_kit::testing::TestDb;
+use recovery_kit::{Caller, Role};
 use recovery_proto::tenancy::v1 as pb;
+use recovery_tenancy::{Directory as _, Tenancy};
 use tonic::Code;
 
 use crate::support::{
-    apply, berlin, code, create_key, create_location, env, fields, get_location, hours,
-    key_request, location_count, new_location, update,
+    apply, berlin, client_of, code, create_key, create_location, env, fields, get_location, hours,
+    key_request, location_count, new_location, serve, start, update,
 };
 
 async fn locations_are_created_read_listed_and_updated(db: TestDb) {
@@ -170,7 +174,81 @@ async fn an_update_without_a_mask_changes_the_fields_it_fills_in(db: TestDb) {
     assert_eq!(get_location(&mut m, &created.id).await, updated);
 }
 
+/// The locations other services look up are kept, and a change reaches
+/// them at once: in the process that made it, and on another replica of
+/// the same database that shares its bus (as Redis shares it across
+/// replicas). Another tenant's caller is refused a kept location too.
+async fn a_location_change_reaches_other_services_lookups_at_once(db: TestDb) {
+    let env = env(db).await;
+    let (tenant_id, manager) = env.tenant_with("Studio", pb::Role::Manager).await;
+    let (rival_id, _) = env.tenant_with("Rival", pb::Role::Manager).await;
+    let here = start(&env.db, env.clock.clone()).await;
+    let there = start(&env.db, env.clock.clone()).await;
+    let bus = Bus::default();
+    here.share_revocations(&bus, Shutdown::never());
+    there.share_revocations(&bus, Shutdown::never());
+    let server = serve(&here).await;
+    let mut m = client_of(&server, &manager).await;
+    let location = new_location(&mut m, berlin("Mitte")).await;
+    let caller = |tenant: &str| Caller {
+        tenant_id: Some(tenant.to_owned()),
+        role: Role::Manager,
+        key_id: "key".into(),
+    };
+    let (ours, rivals) = (caller(&tenant_id), caller(&rival_id));
+    let name = async |tenancy: &Tenancy| {
+        tenancy
+            .location(&ours, &location.id, "location_id")
+            .await
+            .unwrap()
+            .display_name
+    };
+    assert_eq!(name(&here).await, "Mitte");
+    assert_eq!(name(&there).await, "Mitte");
+    let hidden = there.location(&rivals, &location.id, "location_id").await;
+    assert!(
+        matches!(hidden, Err(recovery_kit::Error::NotFound { .. })),
+        "{hidden:?}"
+    );
+
+    let renamed = pb::Location {
+        id: location.id.clone(),
+        display_name: "Mitte (new hours)".into(),
+        ..Default::default()
+    };
+    apply(&mut m, update(renamed, Some(&["display_name"]))).await;
+    assert_eq!(
+        name(&here).await,
+        "Mitte (new hours)",
+        "in process: at once"
+    );
+    // The other replica: as soon as the event arrives (well inside the
+    // 30 s the cache would keep it without one).
+    let began = std::time::Instant::now();
+    while name(&there).await != "Mitte (new hours)" {
+        assert!(
+            began.elapsed() < std::time::Duration::from_secs(5),
+            "the other replica still answers the old location"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+
+    // A process that shares no bus learns its own changes at once.
+    let alone = start(&env.db, env.clock.clone()).await;
+    let server = serve(&alone).await;
+    let mut m = client_of(&server, &manager).await;
+    assert_eq!(name(&alone).await, "Mitte (new hours)");
+    let renamed = pb::Location {
+        id: location.id.clone(),
+        display_name: "Mitte (closed Mondays)".into(),
+        ..Default::default()
+    };
+    apply(&mut m, update(renamed, Some(&["display_name"]))).await;
+    assert_eq!(name(&alone).await, "Mitte (closed Mondays)");
+}
+
 recovery_kit::engine_tests!(
+    a_location_change_reaches_other_services_lookups_at_once,
     locations_are_created_read_listed_and_updated,
     bad_input_names_every_field_and_changes_nothing,
     an_update_without_a_mask_changes_the_fields_it_fills_in,
