@@ -256,6 +256,30 @@ impl Bookings {
         Ok(treatment)
     }
 
+    /// [`Bookings::bookable`] under the tenant's catalog `version`, read
+    /// before this call: the treatment kept at that version when there is
+    /// one (no change to the catalog committed since it was read).
+    pub(crate) async fn bookable_at(
+        &self,
+        conn: &mut AnyConnection,
+        caller: &Caller,
+        place: &Place,
+        id: &str,
+        version: i64,
+    ) -> Result<Treatment, Error> {
+        if let Some(treatment) = self.catalog.get(id, version) {
+            // As `bookable` reads it: the caller's tenant's, and the place's.
+            if caller.sees(&treatment.tenant_id) && treatment.tenant_id == place.location.tenant_id
+            {
+                return Ok(treatment);
+            }
+            return Err(Error::not_found("treatment", id));
+        }
+        let treatment = self.bookable(conn, caller, place, id).await?;
+        self.catalog.put(version, &treatment);
+        Ok(treatment)
+    }
+
     /// The location's resources and what occupies them around
     /// `[start, end)`, with what each linked device's state means now
     /// (`devices::apply_readiness`): every search, hold, booking and move
@@ -285,15 +309,33 @@ impl Bookings {
     ) -> Result<Vec<pb::Slot>, Error> {
         let place = self.place(caller, &query.location_id).await?;
         let mut conn = self.db.reader().acquire().await?;
+        // Both versions first, in one statement: what is read after them
+        // is at least as new, and what was kept under them is current.
+        let versions = store::treatments::versions(
+            &mut conn,
+            &place.scope(),
+            &place.location.id,
+            &place.location.tenant_id,
+        )
+        .await?;
         let treatment = self
-            .bookable(&mut conn, caller, &place, &query.treatment_id)
+            .bookable_at(
+                &mut conn,
+                caller,
+                &place,
+                &query.treatment_id,
+                versions.catalog,
+            )
             .await?;
         if treatment.archive_time.is_some() {
             return Err(treatment_archived());
         }
         let now = self.clock.now();
         let (start, end) = (query.start, query.end);
-        let calendar = self.calendars.read(&mut conn, &place, start, end).await?;
+        let calendar = self
+            .calendars
+            .read_at(&mut conn, &place, (start, end), versions.calendar)
+            .await?;
         drop(conn);
         let preference = query.preference.as_deref();
         let found = calendar.open_slots(

@@ -312,11 +312,27 @@ impl Calendars {
         start: Timestamp,
         end: Timestamp,
     ) -> Result<Arc<Kept>, sqlx::Error> {
-        let scope = place.scope();
-        let location_id = &place.location.id;
         // The version first: the calendar read after it is at least as new.
-        let version =
-            store::allocations::calendar_version(conn, &scope, location_id, Lock::Read).await?;
+        let version = store::allocations::calendar_version(
+            conn,
+            &place.scope(),
+            &place.location.id,
+            Lock::Read,
+        )
+        .await?;
+        self.read_at(conn, place, (start, end), version).await
+    }
+
+    /// [`Calendars::read`] with the location's calendar `version` read by
+    /// the caller (before this call).
+    pub(crate) async fn read_at(
+        &self,
+        conn: &mut AnyConnection,
+        place: &Place,
+        (start, end): (Timestamp, Timestamp),
+        version: i64,
+    ) -> Result<Arc<Kept>, sqlx::Error> {
+        let location_id = &place.location.id;
         let window = Window {
             location_id: location_id.clone(),
             start,

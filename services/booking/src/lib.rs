@@ -107,6 +107,8 @@ pub struct Bookings {
     gates: gates::Gates,
     /// Calendars kept for searches, under their locations' versions.
     calendars: Arc<calendars::Calendars>,
+    /// Treatments kept for searches, under their tenants' catalog versions.
+    catalog: Arc<treatments::Catalog>,
     /// The waitlist's offer time.
     waitlist: Arc<offers::Settings>,
     shutdown: Shutdown,
@@ -153,6 +155,7 @@ impl Bookings {
             outbox,
             gates: gates::Gates::default(),
             calendars: Arc::default(),
+            catalog: Arc::default(),
             waitlist: Arc::default(),
             shutdown: Shutdown::never(),
         });
@@ -195,6 +198,7 @@ impl Bookings {
             outbox: self.outbox.clone(),
             gates: self.gates.clone(),
             calendars: Arc::clone(&self.calendars),
+            catalog: Arc::clone(&self.catalog),
             waitlist: Arc::clone(&self.waitlist),
             shutdown: self.shutdown.clone(),
         }

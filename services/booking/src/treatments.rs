@@ -1,6 +1,9 @@
 //! The catalog: treatments, what a session of each takes and the rules for
 //! booking it.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
 use jiff::SignedDuration;
 use recovery_kit::idempotency;
 use recovery_kit::ids::new_id;
@@ -31,6 +34,45 @@ pub(crate) struct Terms {
     pub(crate) max_per_day: i64,
     /// Devices a session takes from fleet, reserved with the booking.
     pub(crate) device_needs: Vec<DeviceNeed>,
+}
+
+/// Treatments as searches last read them, each under its tenant's catalog
+/// version at the time (`store::treatments::versions`): one is used only
+/// while that version stands, so never after a change committed.
+#[derive(Default)]
+pub(crate) struct Catalog {
+    kept: Mutex<HashMap<String, (i64, Treatment)>>,
+}
+
+/// Treatments kept at most; a full catalog starts over.
+const KEPT: usize = 1_000;
+
+impl std::fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalog").finish_non_exhaustive()
+    }
+}
+
+impl Catalog {
+    /// The treatment `id` as kept under catalog `version`.
+    pub(crate) fn get(&self, id: &str, version: i64) -> Option<Treatment> {
+        let kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        kept.get(id)
+            .filter(|(at, _)| *at == version)
+            .map(|(_, treatment)| treatment.clone())
+    }
+
+    /// Keeps `treatment`, read after catalog `version` was.
+    pub(crate) fn put(&self, version: i64, treatment: &Treatment) {
+        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        if kept.get(&treatment.id).is_some_and(|(at, _)| *at > version) {
+            return;
+        }
+        if kept.len() >= KEPT && !kept.contains_key(&treatment.id) {
+            kept.clear();
+        }
+        kept.insert(treatment.id.clone(), (version, treatment.clone()));
+    }
 }
 
 /// How many resources of a kind a session takes.

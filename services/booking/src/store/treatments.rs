@@ -126,6 +126,39 @@ pub(crate) async fn get(
     .await
 }
 
+/// What a search reads first: the location's calendar version and its
+/// tenant's catalog version (both bumped by triggers in every change's
+/// own transaction; 0 before the first change).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Versions {
+    pub(crate) calendar: i64,
+    pub(crate) catalog: i64,
+}
+
+/// The [`Versions`] of `location_id` of `tenant_id`, in one statement.
+pub(crate) async fn versions(
+    conn: &mut AnyConnection,
+    scope: &Scope,
+    location_id: &str,
+    tenant_id: &str,
+) -> Result<Versions, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT COALESCE((SELECT version FROM calendar_versions WHERE location_id = $1 \
+         AND ($2 IS NULL OR tenant_id = $2)), 0) AS calendar, \
+         COALESCE((SELECT version FROM catalog_versions WHERE tenant_id = $3 \
+         AND ($2 IS NULL OR tenant_id = $2)), 0) AS catalog",
+    )
+    .bind(location_id)
+    .bind(scope.tenant())
+    .bind(tenant_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(Versions {
+        calendar: row.try_get("calendar")?,
+        catalog: row.try_get("catalog")?,
+    })
+}
+
 /// Up to `limit` treatments after the id `after`, by id.
 pub(crate) async fn list(
     conn: &mut AnyConnection,

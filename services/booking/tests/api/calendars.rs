@@ -350,7 +350,49 @@ async fn desks_on_two_replicas_take_each_chamber_once(db: TestDb) {
     }
 }
 
+/// Searches keep the treatment too, under its tenant's catalog version: a
+/// change on one replica reaches the other's next search (a longer
+/// turnover leaves fewer slots; archived, it is refused).
+async fn a_treatment_change_on_one_replica_reaches_the_others_next_search(db: TestDb) {
+    let studio = studio_with_chambers(db).await;
+    let (_replica, server) = replica(&studio).await;
+    let mut a = studio.client(&studio.manager).await;
+    let mut b = BookingServiceClient::with_interceptor(
+        server.channel().await,
+        Bearer::new(&studio.manager),
+    );
+    assert_eq!(search(&mut b, window(&studio)).await.len(), 20);
+    a.update_treatment(pb::UpdateTreatmentRequest {
+        treatment: Some(pb::Treatment {
+            id: studio.cryo_id.clone(),
+            slot_step: Some(prost_types::Duration {
+                seconds: 360,
+                nanos: 0,
+            }),
+            ..Default::default()
+        }),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["slot_step".into()],
+        }),
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        search(&mut b, window(&studio)).await.len(),
+        10,
+        "a 6-minute grid"
+    );
+    a.archive_treatment(pb::ArchiveTreatmentRequest {
+        id: studio.cryo_id.clone(),
+    })
+    .await
+    .unwrap();
+    let refused = b.search_availability(window(&studio)).await.unwrap_err();
+    assert_eq!(reason(&refused), "TREATMENT_ARCHIVED", "{refused:?}");
+}
+
 recovery_kit::engine_tests!(
+    a_treatment_change_on_one_replica_reaches_the_others_next_search,
     a_booking_on_one_replica_is_taken_in_the_others_next_search,
     bookings_racing_searches_never_show_a_taken_slot_free,
     desks_on_two_replicas_take_each_chamber_once,
