@@ -10,8 +10,8 @@ use recovery_kit::time::to_micros;
 use recovery_kit::{Lock, Scope};
 use sqlx::{AnyConnection, Row as _};
 
-use super::Resource;
 use super::resources::COLUMNS;
+use super::{Held, Resource};
 use crate::devices::{DeviceLink, DeviceState};
 use crate::lifecycle::Status;
 use crate::wire::{Named as _, stored};
@@ -108,35 +108,66 @@ pub(crate) async fn risks_of(
     conn: &mut AnyConnection,
     owners: &[&str],
 ) -> Result<HashMap<String, Risk>, sqlx::Error> {
-    let mut out = HashMap::new();
+    Ok(holdings(conn, owners).await?.risks)
+}
+
+/// What each of some owners (bookings or holds) holds.
+#[derive(Debug, Default)]
+pub(crate) struct Holdings {
+    /// The resources each holds, by kind then id (one holding none is
+    /// missing).
+    pub(crate) held: HashMap<String, Vec<Held>>,
+    /// For each that holds one, the first resource (by id) whose device is
+    /// out of service.
+    pub(crate) risks: HashMap<String, Risk>,
+}
+
+/// The [`Holdings`] of `owners`, in one statement whatever their number.
+pub(crate) async fn holdings(
+    conn: &mut AnyConnection,
+    owners: &[&str],
+) -> Result<Holdings, sqlx::Error> {
+    let mut out = Holdings::default();
     if owners.is_empty() {
         return Ok(out);
     }
     let sql = format!(
-        "SELECT a.owner_id, r.id, r.device_id, r.device_state, r.device_since FROM allocations a \
-         JOIN resources r ON r.id = a.resource_id \
-         WHERE a.owner_id IN ({}) AND r.device_state IN ($1, $2, $3) ORDER BY a.owner_id, r.id",
-        placeholders(4, owners.len())
+        "SELECT a.owner_id, a.kind, a.resource_id, r.device_id, r.device_state, r.device_since \
+         FROM allocations a LEFT JOIN resources r ON r.id = a.resource_id \
+         WHERE a.owner_id IN ({}) ORDER BY a.owner_id, a.kind, a.resource_id",
+        placeholders(1, owners.len())
     );
-    let mut query = sqlx::query(&sql)
-        .bind(DeviceState::Maintenance.as_str())
-        .bind(DeviceState::Offline.as_str())
-        .bind(DeviceState::Retired.as_str());
+    let mut query = sqlx::query(&sql);
     for owner in owners {
         query = query.bind(*owner);
     }
     for row in query.fetch_all(&mut *conn).await? {
         let owner: String = row.try_get("owner_id")?;
-        if out.contains_key(&owner) {
-            continue;
+        let resource_id: String = row.try_get("resource_id")?;
+        let state = row
+            .try_get::<Option<String>, _>("device_state")?
+            .map(|s| stored::<DeviceState>(&s))
+            .transpose()?;
+        if let Some(state) = state.filter(|s| *s != DeviceState::Available)
+            && out
+                .risks
+                .get(&owner)
+                .is_none_or(|risk| resource_id < risk.resource_id)
+        {
+            let risk = Risk {
+                resource_id: resource_id.clone(),
+                device_id: row
+                    .try_get::<Option<String>, _>("device_id")?
+                    .unwrap_or_default(),
+                device_state: state,
+                since: row.try_get::<Option<i64>, _>("device_since")?.unwrap_or(0),
+            };
+            out.risks.insert(owner.clone(), risk);
         }
-        let risk = Risk {
-            resource_id: row.try_get("id")?,
-            device_id: row.try_get("device_id")?,
-            device_state: stored(&row.try_get::<String, _>("device_state")?)?,
-            since: row.try_get::<Option<i64>, _>("device_since")?.unwrap_or(0),
-        };
-        out.insert(owner, risk);
+        out.held.entry(owner).or_default().push(Held {
+            kind: stored(&row.try_get::<String, _>("kind")?)?,
+            resource_id,
+        });
     }
     Ok(out)
 }

@@ -59,23 +59,22 @@ pub(crate) struct Details {
     pub(crate) at_risk: Option<devices::Risk>,
 }
 
-/// The details of each of `owners` (bookings or holds), read in four
+/// The details of each of `owners` (bookings or holds), read in three
 /// statements whatever their number: a page of a list.
 pub(crate) async fn details_of(
     conn: &mut AnyConnection,
     owners: &[&str],
 ) -> Result<Vec<Details>, sqlx::Error> {
-    let mut held = allocations::held_by(conn, owners).await?;
+    let mut holdings = devices::holdings(conn, owners).await?;
     let mut warnings = workflow::findings_of(conn, owners).await?;
     let mut devices = workflow::devices_of(conn, owners).await?;
-    let mut risks = devices::risks_of(conn, owners).await?;
     Ok(owners
         .iter()
         .map(|owner| Details {
-            held: held.remove(*owner).unwrap_or_default(),
+            held: holdings.held.remove(*owner).unwrap_or_default(),
             warnings: warnings.remove(*owner).unwrap_or_default(),
             devices: devices.remove(*owner).unwrap_or_default(),
-            at_risk: risks.remove(*owner),
+            at_risk: holdings.risks.remove(*owner),
         })
         .collect())
 }
@@ -85,10 +84,8 @@ pub(crate) async fn details(
     conn: &mut AnyConnection,
     owner_id: &str,
 ) -> Result<Details, sqlx::Error> {
-    Ok(Details {
-        held: allocations::held(conn, owner_id).await?,
-        warnings: workflow::findings(conn, owner_id).await?,
-        devices: workflow::devices(conn, owner_id).await?,
-        at_risk: devices::risk(conn, owner_id).await?,
-    })
+    Ok(details_of(conn, &[owner_id])
+        .await?
+        .pop()
+        .unwrap_or_default())
 }

@@ -52,17 +52,6 @@ pub(crate) async fn add_findings(
     Ok(())
 }
 
-/// The warnings of a booking or hold, in the rules' order.
-pub(crate) async fn findings(
-    conn: &mut AnyConnection,
-    owner_id: &str,
-) -> Result<Vec<Finding>, sqlx::Error> {
-    Ok(findings_of(conn, &[owner_id])
-        .await?
-        .remove(owner_id)
-        .unwrap_or_default())
-}
-
 /// The warnings of each of `owners`, in the rules' order (an owner without
 /// any is missing).
 pub(crate) async fn findings_of(
