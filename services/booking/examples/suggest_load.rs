@@ -10,7 +10,7 @@
 //!     cargo run --release -p recovery-booking --example suggest_load
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use recovery_kit::testing::{Bearer, TestDb};
 use recovery_kit::time::{ManualClock, to_proto};
@@ -21,18 +21,13 @@ use recovery_proto::protocols::v1::protocol_service_client::ProtocolServiceClien
 
 #[path = "common/mod.rs"]
 mod common;
-use common::{Stack, chambers_and_cryo, screened_client};
+use common::{
+    Stack, chambers_and_cryo, day_search, fill_day, measure, open_slots, screened_client, setting,
+};
 
 /// Concurrent clients (`CLIENTS` in the environment overrides).
 fn clients() -> usize {
-    env("CLIENTS", 1)
-}
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    setting("CLIENTS", 1)
 }
 
 const CALLS_PER_CLIENT: usize = 200;
@@ -50,50 +45,19 @@ async fn main() -> anyhow::Result<()> {
     let mut manager =
         BookingServiceClient::with_interceptor(channel.clone(), Bearer::new(&demo.manager_key));
     let cryo = chambers_and_cryo(&mut manager, &demo.location_id, 4).await?;
-    let (day_start, day_end) = (
-        to_proto("2026-12-07T11:00:00Z".parse()?),
-        to_proto("2026-12-08T03:00:00Z".parse()?),
-    );
-    let day = pb::SearchAvailabilityRequest {
-        location_id: demo.location_id.clone(),
-        treatment_id: cryo.clone(),
-        start_time: Some(day_start),
-        end_time: Some(day_end),
-        resource_id: String::new(),
-    };
+    let day = day_search(
+        &demo.location_id,
+        &cryo,
+        "2026-12-07T11:00:00Z",
+        "2026-12-08T03:00:00Z",
+    )?;
 
     let mut people =
         ProtocolServiceClient::with_interceptor(channel.clone(), Bearer::new(&demo.manager_key));
 
     // Fill the day from the first open slot on.
-    let target = env("BOOKINGS", 300);
     let started = Instant::now();
-    let mut booked = 0;
-    while booked < target {
-        let slots = manager
-            .search_availability(day.clone())
-            .await?
-            .into_inner()
-            .slots;
-        let Some(slot) = slots.first() else { break };
-        let free = slot.free.first().map_or(0, |f| f.resource_ids.len());
-        for _ in 0..free {
-            if booked == target {
-                break;
-            }
-            let client_id = screened_client(&mut people, booked).await?;
-            manager
-                .create_booking(pb::CreateBookingRequest {
-                    location_id: demo.location_id.clone(),
-                    treatment_id: cryo.clone(),
-                    client_id,
-                    start_time: slot.start_time,
-                    ..Default::default()
-                })
-                .await?;
-            booked += 1;
-        }
-    }
+    let booked = fill_day(&mut manager, &mut people, &day, setting("BOOKINGS", 300)).await?;
     let runner = screened_client(&mut people, booked).await?;
     let run = people
         .log_activity(protocols_pb::LogActivityRequest {
@@ -117,17 +81,12 @@ async fn main() -> anyhow::Result<()> {
         modality: pb::Modality::WholeBodyCryotherapy as i32,
         activity_id: run,
         location_id: demo.location_id.clone(),
-        start_time: Some(day_start),
-        end_time: Some(day_end),
+        start_time: day.start_time,
+        end_time: day.end_time,
         max_suggestions: 10,
         ..Default::default()
     };
-    let open = manager
-        .search_availability(day.clone())
-        .await?
-        .into_inner()
-        .slots
-        .len();
+    let open = open_slots(&mut manager, &day).await?.len();
     let first = manager
         .suggest_slots(suggest.clone())
         .await?
@@ -187,35 +146,4 @@ async fn main() -> anyhow::Result<()> {
         mean(&suggestions) / mean(&searches)
     );
     Ok(())
-}
-
-/// Calls/s and mean latency in µs of `clients` tasks each making `calls`.
-async fn measure<F, Fut>(clients: usize, calls: usize, make: F) -> anyhow::Result<(f64, f64)>
-where
-    F: Fn() -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<(), tonic::Status>> + Send + 'static,
-{
-    let make = Arc::new(make);
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..clients {
-        let make = Arc::clone(&make);
-        tasks.push(tokio::spawn(async move {
-            let mut total = Duration::ZERO;
-            for _ in 0..calls {
-                let t = Instant::now();
-                make().await?;
-                total += t.elapsed();
-            }
-            Ok::<_, tonic::Status>(total)
-        }));
-    }
-    let mut latency = Duration::ZERO;
-    for task in tasks {
-        latency += task.await??;
-    }
-    let wall = started.elapsed().as_secs_f64();
-    #[allow(clippy::cast_precision_loss)]
-    let n = (clients * calls) as f64;
-    Ok((n / wall, latency.as_secs_f64() * 1e6 / n))
 }
