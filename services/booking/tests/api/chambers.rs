@@ -145,19 +145,8 @@ async fn maintenance(studio: &Studio, device_id: &str, on: bool) {
 /// The free chambers of each open cryo slot in `[from, to)`.
 async fn offered(studio: &Studio, from: &str, to: &str) -> Vec<(jiff::Timestamp, Vec<String>)> {
     studio
-        .client(&studio.desk)
+        .search(from, to)
         .await
-        .search_availability(pb::SearchAvailabilityRequest {
-            location_id: studio.location_id.clone(),
-            treatment_id: studio.cryo_id.clone(),
-            start_time: t(from),
-            end_time: t(to),
-            resource_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .slots
         .into_iter()
         .map(|s| {
             (
@@ -325,48 +314,19 @@ async fn a_chamber_not_ready_is_never_offered_or_booked_and_is_again_once_ready(
     );
     assert!(offered(&studio, day.0, day.1).await.is_empty());
     refused_not_ready(&studio, "ana", TEN_AM, "maintenance", "unknown").await;
-    let hold = studio
-        .client(&studio.desk)
-        .await
-        .hold_slot(pb::HoldSlotRequest {
-            location_id: studio.location_id.clone(),
-            treatment_id: studio.cryo_id.clone(),
-            client_id: studio.person("ana").await,
-            start_time: t(TEN_AM),
-            ..Default::default()
-        })
-        .await;
+    let hold = studio.hold(&studio.person("ana").await, TEN_AM).await;
     refused(hold, "SLOT_UNAVAILABLE");
     maintenance(&studio, &device, false).await;
     relay(&studio).await;
     // A hold made before the chamber goes into maintenance is not booked
     // after.
     let hold = studio
-        .client(&studio.desk)
+        .hold(&studio.person("ana").await, TEN_AM)
         .await
-        .hold_slot(pb::HoldSlotRequest {
-            location_id: studio.location_id.clone(),
-            treatment_id: studio.cryo_id.clone(),
-            client_id: studio.person("ana").await,
-            start_time: t(TEN_AM),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .hold
         .unwrap();
     maintenance(&studio, &device, true).await;
     relay(&studio).await;
-    let status = studio
-        .client(&studio.desk)
-        .await
-        .create_booking(pb::CreateBookingRequest {
-            hold_id: hold.id,
-            ..Default::default()
-        })
-        .await
-        .expect_err("refused");
+    let status = studio.book_hold(&hold.id).await.expect_err("refused");
     assert_eq!(reason(&status), "SLOT_UNAVAILABLE");
     assert_eq!(fact(&status, "cause").as_deref(), Some("DEVICE_NOT_READY"));
     assert_eq!(
@@ -430,31 +390,12 @@ async fn a_chamber_not_ready_is_never_offered_or_booked_and_is_again_once_ready(
     // up, for a session within the hour.
     let cy_start = cold_slots.get(1).expect("a second slot").0.to_string();
     let hold = studio
-        .client(&studio.desk)
+        .hold(&studio.person("cy").await, &cy_start)
         .await
-        .hold_slot(pb::HoldSlotRequest {
-            location_id: studio.location_id.clone(),
-            treatment_id: studio.cryo_id.clone(),
-            client_id: studio.person("cy").await,
-            start_time: t(&cy_start),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .hold
         .unwrap();
     report(&studio, &device, &[-40.0]).await;
     relay(&studio).await;
-    let warm = studio
-        .client(&studio.desk)
-        .await
-        .create_booking(pb::CreateBookingRequest {
-            hold_id: hold.id,
-            ..Default::default()
-        })
-        .await
-        .expect_err("refused");
+    let warm = studio.book_hold(&hold.id).await.expect_err("refused");
     assert_eq!(reason(&warm), "SLOT_UNAVAILABLE");
     assert_eq!(fact(&warm, "cause").as_deref(), Some("DEVICE_NOT_READY"));
     assert_eq!(fact(&warm, "cold").as_deref(), Some("false"));

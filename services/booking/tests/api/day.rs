@@ -22,14 +22,7 @@ async fn refused_everywhere(studio: &Studio, client_id: &str, when: &str, expect
     let mut desk = studio.client(&studio.desk).await;
     let free_before = studio.slots(when, "2026-12-02T23:00:00Z").await;
     refused(
-        desk.hold_slot(pb::HoldSlotRequest {
-            location_id: studio.location_id.clone(),
-            treatment_id: studio.cryo_id.clone(),
-            client_id: client_id.into(),
-            start_time: t(when),
-            ..Default::default()
-        })
-        .await,
+        desk.hold_slot(studio.hold_request(client_id, when)).await,
         expected,
     );
     refused(
@@ -56,15 +49,7 @@ async fn refused_everywhere(studio: &Studio, client_id: &str, when: &str, expect
     );
     // Nothing written: the old booking did not move, no new one, the slot
     // is as free as before.
-    let mine = desk
-        .list_bookings(pb::ListBookingsRequest {
-            client_id: client_id.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .bookings;
+    let mine = studio.bookings_of_client(client_id).await;
     let active: Vec<_> = mine
         .iter()
         .filter(|b| b.status() == pb::BookingStatus::Booked && b.id != old)
@@ -220,12 +205,8 @@ async fn warnings_are_kept_on_the_booking_and_streamed(db: TestDb) {
     let ana = studio.person("ana").await;
     let hold = desk
         .hold_slot(pb::HoldSlotRequest {
-            location_id: studio.location_id.clone(),
-            treatment_id: studio.cryo_id.clone(),
-            client_id: ana.clone(),
-            start_time: t(TEN_AM),
             ttl: mins(5),
-            ..Default::default()
+            ..studio.hold_request(&ana, TEN_AM)
         })
         .await
         .unwrap()
@@ -241,16 +222,7 @@ async fn warnings_are_kept_on_the_booking_and_streamed(db: TestDb) {
         "{recommended:?}"
     );
 
-    let booked = desk
-        .create_booking(pb::CreateBookingRequest {
-            hold_id: hold.id.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .booking
-        .unwrap();
+    let booked = studio.book_hold(&hold.id).await.unwrap();
     assert!(reasons(&booked.warnings).contains(&"NO_RECENT_ACTIVITY".to_owned()));
     // The booked 3 minutes are longer than a first-timer's progression.
     assert!(reasons(&booked.warnings).contains(&"DURATION_ABOVE_PROGRESSION".to_owned()));

@@ -510,13 +510,7 @@ async fn another_tenants_key_finds_nothing_and_changes_nothing(db: TestDb) {
     not_found(
         "HoldSlot",
         rival
-            .hold_slot(pb::HoldSlotRequest {
-                location_id: studio.location_id.clone(),
-                treatment_id: studio.cryo_id.clone(),
-                client_id: ana.clone(),
-                start_time: t("2026-12-02T16:00:00Z"),
-                ..Default::default()
-            })
+            .hold_slot(studio.hold_request(&ana, "2026-12-02T16:00:00Z"))
             .await,
     );
     not_found(

@@ -4,14 +4,11 @@
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
-use recovery_kit::testing::Bearer;
 use recovery_kit::testing::TestDb;
 use recovery_kit::testing::answers::{code, fact};
 use recovery_kit::time::from_proto;
 use recovery_proto::booking::v1 as pb;
 use recovery_proto::protocols::v1 as protocols_pb;
-use recovery_proto::tenancy::v1 as tenancy_pb;
-use recovery_proto::tenancy::v1::tenancy_service_client::TenancyServiceClient;
 use tonic::Code;
 
 use crate::support::{Studio, TEN_AM, at, mins, reason, start, t};
@@ -118,47 +115,8 @@ impl Studio {
     /// A second location of the tenant (same hours, same time zone) with
     /// one chamber; its id.
     async fn second_location(&self) -> String {
-        let mut operator = TenancyServiceClient::with_interceptor(
-            self.server.channel().await,
-            Bearer::new(&self.operator),
-        );
-        let location_id = operator
-            .create_location(tenancy_pb::CreateLocationRequest {
-                tenant_id: self.tenant_id.clone(),
-                location: Some(tenancy_pb::Location {
-                    display_name: "Frost uptown".into(),
-                    time_zone: "America/New_York".into(),
-                    weekly_hours: (1..=7)
-                        .map(|day| tenancy_pb::OpeningHours {
-                            day,
-                            open: "06:00".into(),
-                            close: "22:00".into(),
-                        })
-                        .collect(),
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            })
+        self.location("Frost uptown", ("06:00", "22:00"), "Uptown chamber")
             .await
-            .unwrap()
-            .into_inner()
-            .location
-            .unwrap()
-            .id;
-        self.client(&self.manager)
-            .await
-            .create_resource(pb::CreateResourceRequest {
-                resource: Some(pb::Resource {
-                    location_id: location_id.clone(),
-                    display_name: "Uptown chamber".into(),
-                    kind: pb::ResourceKind::CryoChamber as i32,
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            })
-            .await
-            .unwrap();
-        location_id
     }
 
     async fn blackout(&self, resource_id: &str, from: &str, to: &str) {
@@ -175,20 +133,6 @@ impl Studio {
             })
             .await
             .unwrap();
-    }
-
-    /// Every booking of the tenant's client `client_id`.
-    async fn bookings_of_client(&self, client_id: &str) -> Vec<pb::Booking> {
-        self.client(&self.desk)
-            .await
-            .list_bookings(pb::ListBookingsRequest {
-                client_id: client_id.into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .bookings
     }
 }
 

@@ -20,6 +20,8 @@ use recovery_proto::fleet::v1 as fleet_pb;
 use recovery_proto::fleet::v1::fleet_service_client::FleetServiceClient;
 use recovery_proto::protocols::v1 as protocols_pb;
 use recovery_proto::protocols::v1::protocol_service_client::ProtocolServiceClient;
+use recovery_proto::tenancy::v1 as tenancy_pb;
+use recovery_proto::tenancy::v1::tenancy_service_client::TenancyServiceClient;
 use recovery_protocols::Protocols;
 use recovery_tenancy::testing::{self as tenancy, Platform};
 use tokio::sync::Mutex;
@@ -312,6 +314,40 @@ impl Studio {
         }
     }
 
+    /// A cryo hold request for `client_id` at `start`, for the default
+    /// time.
+    pub(crate) fn hold_request(&self, client_id: &str, start: &str) -> pb::HoldSlotRequest {
+        pb::HoldSlotRequest {
+            location_id: self.location_id.clone(),
+            treatment_id: self.cryo_id.clone(),
+            client_id: client_id.into(),
+            start_time: t(start),
+            ..Default::default()
+        }
+    }
+
+    /// Holds cryo for `client_id` at `start`, as the desk.
+    pub(crate) async fn hold(&self, client_id: &str, start: &str) -> Result<pb::Hold, Status> {
+        let request = self.hold_request(client_id, start);
+        self.client(&self.desk)
+            .await
+            .hold_slot(request)
+            .await
+            .map(|r| r.into_inner().hold.unwrap())
+    }
+
+    /// Books hold `hold_id`, as the desk.
+    pub(crate) async fn book_hold(&self, hold_id: &str) -> Result<pb::Booking, Status> {
+        self.client(&self.desk)
+            .await
+            .create_booking(pb::CreateBookingRequest {
+                hold_id: hold_id.into(),
+                ..Default::default()
+            })
+            .await
+            .map(|r| r.into_inner().booking.unwrap())
+    }
+
     /// Books cryo for the client called `name`.
     pub(crate) async fn book(&self, name: &str, start: &str) -> Result<pb::Booking, Status> {
         let request = self.booking(name, start).await;
@@ -407,32 +443,100 @@ impl Studio {
             .collect()
     }
 
-    pub(crate) async fn slots(&self, from: &str, to: &str) -> Vec<Timestamp> {
+    /// The open cryo slots in `[from, to)`, as the desk searches them.
+    pub(crate) async fn search(&self, from: &str, to: &str) -> Vec<pb::Slot> {
+        self.search_at(&self.location_id, at(from), at(to)).await
+    }
+
+    /// The open cryo slots at `location_id` in `[from, to)`, as the desk
+    /// searches them.
+    pub(crate) async fn search_at(
+        &self,
+        location_id: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Vec<pb::Slot> {
         self.client(&self.desk)
             .await
             .search_availability(pb::SearchAvailabilityRequest {
-                location_id: self.location_id.clone(),
+                location_id: location_id.into(),
                 treatment_id: self.cryo_id.clone(),
-                start_time: t(from),
-                end_time: t(to),
+                start_time: Some(to_proto(from)),
+                end_time: Some(to_proto(to)),
                 resource_id: String::new(),
             })
             .await
             .unwrap()
             .into_inner()
             .slots
-            .iter()
-            .map(|s| recovery_kit::time::from_proto(s.start_time.as_ref().unwrap()).unwrap())
-            .collect()
+    }
+
+    /// When the open cryo slots in `[from, to)` start.
+    pub(crate) async fn slots(&self, from: &str, to: &str) -> Vec<Timestamp> {
+        starts(&self.search(from, to).await)
+    }
+
+    /// A location of the tenant in New York, open every day from `open`
+    /// to `close`, with one chamber `chamber`; its id.
+    pub(crate) async fn location(
+        &self,
+        name: &str,
+        (open, close): (&str, &str),
+        chamber: &str,
+    ) -> String {
+        let location_id = TenancyServiceClient::with_interceptor(
+            self.server.channel().await,
+            Bearer::new(&self.manager),
+        )
+        .create_location(tenancy_pb::CreateLocationRequest {
+            tenant_id: String::new(),
+            location: Some(tenancy_pb::Location {
+                display_name: name.into(),
+                time_zone: "America/New_York".into(),
+                weekly_hours: (1..=7)
+                    .map(|day| tenancy_pb::OpeningHours {
+                        day,
+                        open: open.into(),
+                        close: close.into(),
+                    })
+                    .collect(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .location
+        .unwrap()
+        .id;
+        self.client(&self.manager)
+            .await
+            .create_resource(pb::CreateResourceRequest {
+                resource: Some(pb::Resource {
+                    location_id: location_id.clone(),
+                    display_name: chamber.into(),
+                    kind: pb::ResourceKind::CryoChamber as i32,
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            })
+            .await
+            .unwrap();
+        location_id
     }
 
     /// The bookings of the client called `name`.
     pub(crate) async fn bookings_of(&self, name: &str) -> Vec<pb::Booking> {
-        let client_id = self.person(name).await;
+        self.bookings_of_client(&self.person(name).await).await
+    }
+
+    /// Every booking of the client `client_id`, as the desk lists them.
+    pub(crate) async fn bookings_of_client(&self, client_id: &str) -> Vec<pb::Booking> {
         self.client(&self.desk)
             .await
             .list_bookings(pb::ListBookingsRequest {
-                client_id,
+                client_id: client_id.into(),
                 ..Default::default()
             })
             .await
@@ -548,6 +652,14 @@ impl Studio {
             })
             .collect()
     }
+}
+
+/// When `slots` start.
+pub(crate) fn starts(slots: &[pb::Slot]) -> Vec<Timestamp> {
+    slots
+        .iter()
+        .map(|s| recovery_kit::time::from_proto(s.start_time.as_ref().unwrap()).unwrap())
+        .collect()
 }
 
 /// A refusal: FAILED_PRECONDITION with `expected` as its reason.

@@ -644,12 +644,8 @@ async fn every_way_a_slot_frees_up_reaches_the_waitlist(db: TestDb) {
     );
     // A hold that lapses.
     desk.hold_slot(pb::HoldSlotRequest {
-        location_id: studio.location_id.clone(),
-        treatment_id: studio.cryo_id.clone(),
-        client_id: studio.person("eve").await,
-        start_time: t(t1),
         ttl: mins(5),
-        resource_id: String::new(),
+        ..studio.hold_request(&studio.person("eve").await, t1)
     })
     .await
     .unwrap();
