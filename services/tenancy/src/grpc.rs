@@ -2,7 +2,7 @@
 //! domain values (`wire`), one call into an area, the answer back to the
 //! wire. No SQL and no decisions here.
 
-use recovery_kit::wire::page;
+use recovery_kit::wire::list_page;
 use recovery_kit::{Role, Scope, authorize};
 use recovery_proto::Paged as _;
 use recovery_proto::tenancy::v1 as pb;
@@ -57,10 +57,12 @@ impl TenancyService for Tenancy {
     ) -> Result<Response<pb::ListTenantsResponse>, Status> {
         let caller = authorize(&request, OPERATORS)?;
         let req = request.get_ref();
-        let page = page(
+        let page = list_page(
+            &self.db,
+            caller,
             req.page_size,
             &req.page_token,
-            &self.db.pages(caller, &req.unpaged())?,
+            &req.unpaged(),
         )?;
         let listed = self.tenants(&page).await?;
         Ok(Response::new(pb::ListTenantsResponse {
@@ -100,10 +102,12 @@ impl TenancyService for Tenancy {
         let caller = authorize(&request, ANYONE)?;
         let req = request.get_ref();
         let tenant_id = caller.tenant_scope(&req.tenant_id, "tenant_id")?;
-        let page = page(
+        let page = list_page(
+            &self.db,
+            caller,
             req.page_size,
             &req.page_token,
-            &self.db.pages(caller, &req.unpaged())?,
+            &req.unpaged(),
         )?;
         let listed = self.locations(&Scope::tenant_of(tenant_id), &page).await?;
         Ok(Response::new(pb::ListLocationsResponse {
@@ -143,10 +147,12 @@ impl TenancyService for Tenancy {
     ) -> Result<Response<pb::ListApiKeysResponse>, Status> {
         let caller = authorize(&request, MANAGERS)?;
         let req = request.get_ref();
-        let page = page(
+        let page = list_page(
+            &self.db,
+            caller,
             req.page_size,
             &req.page_token,
-            &self.db.pages(caller, &req.unpaged())?,
+            &req.unpaged(),
         )?;
         let listed = self.api_keys(caller, &req.tenant_id, &page).await?;
         Ok(Response::new(pb::ListApiKeysResponse {
