@@ -87,8 +87,12 @@ pub trait Named: Copy + PartialEq + Sized + 'static {
 /// A stored name read back: a name the table does not know is a decode
 /// error (the database holds only names this code wrote).
 pub fn stored<T: Named>(name: &str) -> Result<T, sqlx::Error> {
-    T::parse(name)
-        .ok_or_else(|| sqlx::Error::Decode(format!("unknown stored name {name:?}").into()))
+    T::parse(name).ok_or_else(|| unknown_name(name))
+}
+
+/// The decode error of a stored name no table knows.
+pub fn unknown_name(name: &str) -> sqlx::Error {
+    sqlx::Error::Decode(format!("unknown stored name {name:?}").into())
 }
 
 /// How many characters of a caller's value an error message repeats.
