@@ -114,10 +114,7 @@ pub struct Fleet {
 impl Fleet {
     /// Fleet's migrations for `engine` (versions 30000 to 39999).
     pub fn migrator(engine: Engine) -> sqlx::migrate::Migrator {
-        match engine {
-            Engine::Sqlite => sqlx::migrate!("migrations/sqlite"),
-            Engine::Postgres => sqlx::migrate!("migrations/postgres"),
-        }
+        recovery_kit::migrator!(engine)
     }
 
     /// Runs the migrations and builds the service.
