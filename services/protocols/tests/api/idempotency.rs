@@ -13,7 +13,7 @@ use recovery_proto::protocols::v1 as pb;
 use tonic::{Code, Status};
 
 use crate::support::{
-    Client, Env, ana, answer, at, create, env, log, reason, secs, session, template,
+    Client, Env, ana, answer, at, create, cryo_after_activity, env, log, reason, session, template,
 };
 
 #[derive(Debug, Clone, Copy)]
@@ -84,7 +84,7 @@ async fn tenant(env: &Env, name: &str) -> Tenant {
     .id;
     let mut templates = [String::new(), String::new()];
     for (i, id) in templates.iter_mut().enumerate() {
-        *id = template(&mut manager, protocol(&format!("Plan {i}")))
+        *id = template(&mut manager, cryo_after_activity(&format!("Plan {i}")))
             .await
             .id;
     }
@@ -95,23 +95,6 @@ async fn tenant(env: &Env, name: &str) -> Tenant {
         client_id,
         activity_id,
         templates,
-    }
-}
-
-fn protocol(name: &str) -> pb::ProtocolTemplate {
-    pb::ProtocolTemplate {
-        display_name: name.into(),
-        steps: vec![pb::ProtocolStep {
-            title: "Cryo".into(),
-            modality: pb::Modality::WholeBodyCryotherapy as i32,
-            anchor_point: pb::AnchorPoint::End as i32,
-            timing: Some(pb::protocol_step::Timing::Window(pb::OffsetWindow {
-                start_offset: secs(3600),
-                end_offset: secs(5 * 3600),
-            })),
-            ..Default::default()
-        }],
-        ..Default::default()
     }
 }
 
@@ -207,7 +190,7 @@ async fn send(
         Create::Template => {
             let a = c
                 .create_protocol_template(pb::CreateProtocolTemplateRequest {
-                    template: Some(protocol(&format!("Race week {variant}"))),
+                    template: Some(cryo_after_activity(&format!("Race week {variant}"))),
                     request_id,
                 })
                 .await?
