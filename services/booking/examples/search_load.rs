@@ -14,13 +14,12 @@ use std::time::Instant;
 use recovery_kit::testing::{Bearer, TestDb};
 use recovery_kit::time::ManualClock;
 use recovery_proto::booking::v1::booking_service_client::BookingServiceClient;
-use recovery_proto::protocols::v1::protocol_service_client::ProtocolServiceClient;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
 #[path = "common/mod.rs"]
 mod common;
-use common::{Stack, chambers_and_cryo, day_search, fill_day, measure, open_slots, setting};
+use common::{Monday, Stack, fill_day, measure, open_slots, setting};
 
 /// Concurrent clients (`CLIENTS` in the environment overrides).
 fn clients() -> usize {
@@ -36,20 +35,13 @@ async fn main() -> anyhow::Result<()> {
     // Monday 2026-12-07, 05:00 in New York: the demo studio opens at 06:00.
     let clock = Arc::new(ManualClock::new("2026-12-07T10:00:00Z".parse()?));
     let stack = Stack::start(&db, clock.clone()).await?;
-    let (server, demo) = (&stack.server, &stack.demo);
-    let channel = server.channel().await;
-    let mut manager =
-        BookingServiceClient::with_interceptor(channel.clone(), Bearer::new(&demo.manager_key));
-    let cryo = chambers_and_cryo(&mut manager, &demo.location_id, 4).await?;
-    let day = day_search(
-        &demo.location_id,
-        &cryo,
-        "2026-12-07T11:00:00Z",
-        "2026-12-08T03:00:00Z",
-    )?;
-
-    let mut people =
-        ProtocolServiceClient::with_interceptor(channel.clone(), Bearer::new(&demo.manager_key));
+    let demo = &stack.demo;
+    let Monday {
+        channel,
+        mut manager,
+        mut people,
+        day,
+    } = stack.monday(4).await?;
 
     // 1,000 bookings: fill the day from the first open slot on.
     let started = Instant::now();

@@ -13,16 +13,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use recovery_kit::testing::{Bearer, TestDb};
-use recovery_kit::time::{ManualClock, to_proto};
+use recovery_kit::time::ManualClock;
 use recovery_proto::booking::v1 as pb;
 use recovery_proto::booking::v1::booking_service_client::BookingServiceClient;
 use recovery_proto::protocols::v1 as protocols_pb;
-use recovery_proto::protocols::v1::protocol_service_client::ProtocolServiceClient;
 
 #[path = "common/mod.rs"]
 mod common;
 use common::{
-    Stack, chambers_and_cryo, day_search, fill_day, measure, open_slots, screened_client, setting,
+    Monday, Stack, fill_day, log_activity, measure, open_slots, screened_client, setting,
 };
 
 /// Concurrent clients (`CLIENTS` in the environment overrides).
@@ -40,42 +39,25 @@ async fn main() -> anyhow::Result<()> {
     // Monday 2026-12-07, 05:00 in New York: the demo studio opens at 06:00.
     let clock = Arc::new(ManualClock::new("2026-12-07T10:00:00Z".parse()?));
     let stack = Stack::start(&db, clock.clone()).await?;
-    let (server, demo) = (&stack.server, &stack.demo);
-    let channel = server.channel().await;
-    let mut manager =
-        BookingServiceClient::with_interceptor(channel.clone(), Bearer::new(&demo.manager_key));
-    let cryo = chambers_and_cryo(&mut manager, &demo.location_id, 4).await?;
-    let day = day_search(
-        &demo.location_id,
-        &cryo,
-        "2026-12-07T11:00:00Z",
-        "2026-12-08T03:00:00Z",
-    )?;
-
-    let mut people =
-        ProtocolServiceClient::with_interceptor(channel.clone(), Bearer::new(&demo.manager_key));
+    let demo = &stack.demo;
+    let Monday {
+        channel,
+        mut manager,
+        mut people,
+        day,
+    } = stack.monday(4).await?;
 
     // Fill the day from the first open slot on.
     let started = Instant::now();
     let booked = fill_day(&mut manager, &mut people, &day, setting("BOOKINGS", 300)).await?;
     let runner = screened_client(&mut people, booked).await?;
-    let run = people
-        .log_activity(protocols_pb::LogActivityRequest {
-            activity: Some(protocols_pb::Activity {
-                client_id: runner.clone(),
-                kind: protocols_pb::ActivityKind::Training as i32,
-                start_time: Some(to_proto("2026-12-07T12:00:00Z".parse()?)),
-                end_time: Some(to_proto("2026-12-07T15:00:00Z".parse()?)),
-                distance_meters: 30_000,
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await?
-        .into_inner()
-        .activity
-        .unwrap_or_default()
-        .id;
+    let run = log_activity(
+        &mut people,
+        &runner,
+        protocols_pb::ActivityKind::Training,
+        ("2026-12-07T12:00:00Z", "2026-12-07T15:00:00Z"),
+    )
+    .await?;
     let suggest = pb::SuggestSlotsRequest {
         client_id: runner,
         modality: pb::Modality::WholeBodyCryotherapy as i32,

@@ -145,8 +145,7 @@ async fn screen(people: &mut People, client_id: &str, pacemaker: bool) -> anyhow
     common::screen(
         people,
         client_id,
-        protocols_pb::Condition::Pacemaker,
-        pacemaker,
+        &[(protocols_pb::Condition::Pacemaker, pacemaker)],
     )
     .await
 }

@@ -183,7 +183,7 @@ async fn the_booking_binary_runs_apart_from_tenancy_protocols_and_fleet() {
         .reason
         .clone();
     assert_eq!(reason, "SCREENING_REQUIRED");
-    screen(&mut people, &ana, Condition::Pregnancy, false)
+    screen(&mut people, &ana, &[(Condition::Pregnancy, false)])
         .await
         .unwrap();
     sign_waiver(&mut people, &ana, "Ana Apart").await.unwrap();
@@ -213,7 +213,7 @@ async fn the_booking_binary_runs_apart_from_tenancy_protocols_and_fleet() {
     let mut ready = Vec::new();
     for name in ["Bo", "Cy"] {
         let id = new_client(&mut people, name, "Apart").await.unwrap();
-        screen(&mut people, &id, Condition::Pregnancy, false)
+        screen(&mut people, &id, &[(Condition::Pregnancy, false)])
             .await
             .unwrap();
         sign_waiver(&mut people, &id, name).await.unwrap();

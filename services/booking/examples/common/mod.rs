@@ -15,7 +15,7 @@ use recovery_kit::events::Bus;
 use recovery_kit::limits::{Admission, Limits};
 use recovery_kit::server::Services;
 use recovery_kit::testing::{Bearer, TestDb, TestServer};
-use recovery_kit::time::{ManualClock, to_proto};
+use recovery_kit::time::{Clock, ManualClock, to_proto};
 use recovery_proto::booking::v1 as pb;
 use recovery_proto::booking::v1::booking_service_client::BookingServiceClient;
 use recovery_proto::protocols::v1 as protocols_pb;
@@ -35,24 +35,36 @@ pub(crate) type People = ProtocolServiceClient<InterceptedService<Channel, Beare
 pub(crate) async fn screened_client(people: &mut People, n: usize) -> anyhow::Result<String> {
     let name = format!("Client {n}");
     let id = new_client(people, &name, "Load").await?;
-    screen(people, &id, protocols_pb::Condition::Pregnancy, false).await?;
+    screen(people, &id, &[(protocols_pb::Condition::Pregnancy, false)]).await?;
     sign_waiver(people, &id, &name).await?;
     Ok(id)
 }
 
-/// Creates a client; its id.
+/// Creates a client of that name; its id.
 pub(crate) async fn new_client(
     people: &mut People,
     given_name: &str,
     family_name: &str,
 ) -> anyhow::Result<String> {
+    create_client(
+        people,
+        protocols_pb::Client {
+            given_name: given_name.to_owned(),
+            family_name: family_name.to_owned(),
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+/// Creates `client`; its id.
+pub(crate) async fn create_client(
+    people: &mut People,
+    client: protocols_pb::Client,
+) -> anyhow::Result<String> {
     Ok(people
         .create_client(protocols_pb::CreateClientRequest {
-            client: Some(protocols_pb::Client {
-                given_name: given_name.to_owned(),
-                family_name: family_name.to_owned(),
-                ..Default::default()
-            }),
+            client: Some(client),
             request_id: String::new(),
         })
         .await?
@@ -62,24 +74,26 @@ pub(crate) async fn new_client(
         .id)
 }
 
-/// Records a screening of the 2026-01 questionnaire answering one
-/// `condition` (`present` or not).
+/// Records a screening of the 2026-01 questionnaire: each condition
+/// asked, and whether it is present.
 pub(crate) async fn screen(
     people: &mut People,
     client_id: &str,
-    condition: protocols_pb::Condition,
-    present: bool,
+    answers: &[(protocols_pb::Condition, bool)],
 ) -> anyhow::Result<()> {
     people
         .record_screening(protocols_pb::RecordScreeningRequest {
             screening: Some(protocols_pb::Screening {
                 client_id: client_id.to_owned(),
                 questionnaire_version: "2026-01".into(),
-                answers: vec![protocols_pb::ScreeningAnswer {
-                    condition: condition as i32,
-                    present,
-                    ..Default::default()
-                }],
+                answers: answers
+                    .iter()
+                    .map(|&(condition, present)| protocols_pb::ScreeningAnswer {
+                        condition: condition as i32,
+                        present,
+                        ..Default::default()
+                    })
+                    .collect(),
                 ..Default::default()
             }),
             request_id: String::new(),
@@ -106,6 +120,33 @@ pub(crate) async fn sign_waiver(
         })
         .await?;
     Ok(())
+}
+
+/// Logs a 30 km activity of `kind` for the client from `start` to `end`
+/// (RFC 3339 instants); its id.
+pub(crate) async fn log_activity(
+    people: &mut People,
+    client_id: &str,
+    kind: protocols_pb::ActivityKind,
+    (start, end): (&str, &str),
+) -> anyhow::Result<String> {
+    Ok(people
+        .log_activity(protocols_pb::LogActivityRequest {
+            activity: Some(protocols_pb::Activity {
+                client_id: client_id.to_owned(),
+                kind: kind as i32,
+                start_time: Some(to_proto(start.parse()?)),
+                end_time: Some(to_proto(end.parse()?)),
+                distance_meters: 30_000,
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await?
+        .into_inner()
+        .activity
+        .unwrap_or_default()
+        .id)
 }
 
 /// Tenancy, booking, protocols and fleet on one test server over `db`,
@@ -139,6 +180,40 @@ impl Stack {
     }
 }
 
+/// The demo studio's Monday 2026-12-07 (open 06:00-22:00 in New York)
+/// made searchable: new chambers, a cryo treatment, the day's search, and
+/// the manager's booking and protocols clients on one channel.
+pub(crate) struct Monday {
+    pub(crate) channel: Channel,
+    pub(crate) manager: Desk,
+    pub(crate) people: People,
+    pub(crate) day: pb::SearchAvailabilityRequest,
+}
+
+impl Stack {
+    /// Makes `chambers` chambers and cryo at the demo location; the
+    /// Monday they serve.
+    pub(crate) async fn monday(&self, chambers: usize) -> anyhow::Result<Monday> {
+        let channel = self.server.channel().await;
+        let key = &self.demo.manager_key;
+        let mut manager = BookingServiceClient::with_interceptor(channel.clone(), Bearer::new(key));
+        let cryo = chambers_and_cryo(&mut manager, &self.demo.location_id, chambers).await?;
+        let day = day_search(
+            &self.demo.location_id,
+            &cryo,
+            "2026-12-07T11:00:00Z",
+            "2026-12-08T03:00:00Z",
+        )?;
+        let people = ProtocolServiceClient::with_interceptor(channel.clone(), Bearer::new(key));
+        Ok(Monday {
+            channel,
+            manager,
+            people,
+            day,
+        })
+    }
+}
+
 /// Tenancy, protocols, fleet and booking started on one database (booking
 /// asking protocols and fleet in process), not yet mounted on a server.
 pub(crate) struct Backends {
@@ -153,7 +228,7 @@ impl Backends {
     /// publishes on (`Bus::default` for one apiece, or clones of one).
     pub(crate) async fn start(
         db: &TestDb,
-        clock: Arc<ManualClock>,
+        clock: Arc<dyn Clock>,
         fleet: recovery_fleet::Config,
         bus: impl Fn() -> Bus,
     ) -> anyhow::Result<Backends> {

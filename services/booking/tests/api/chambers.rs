@@ -473,15 +473,8 @@ async fn bookings_at_risk_are_streamed_and_moved_keeping_their_id(db: TestDb) {
     let (chamber_a, chamber_b) = (linked(&studio, &a).await.id, linked(&studio, &b).await.id);
     let booking = book_on(&studio, "ana", TEN_AM, &chamber_a).await.unwrap();
     let mut stream = studio
-        .client(&studio.staff)
-        .await
-        .watch_schedule(pb::WatchScheduleRequest {
-            location_id: studio.location_id.clone(),
-            day: "2026-12-02".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+        .watch(&studio.staff, &studio.location_id, "2026-12-02")
+        .await;
     stream.message().await.unwrap().unwrap();
 
     maintenance(&studio, &a, true).await;

@@ -16,6 +16,29 @@ use crate::support::{Studio, TEN_AM, mins, reason, refused, start, t};
 /// Another day, for the old booking a move starts from.
 const FRIDAY: &str = "2026-12-04T15:00:00Z";
 
+/// Raises cryo's own limit to 5 sessions a client a day, so that the
+/// rules' daily limit is what refuses.
+async fn lift_treatment_daily_limit(studio: &Studio) {
+    studio
+        .client(&studio.manager)
+        .await
+        .update_treatment(pb::UpdateTreatmentRequest {
+            treatment: Some(pb::Treatment {
+                id: studio.cryo_id.clone(),
+                policy: Some(pb::BookingPolicy {
+                    max_sessions_per_client_per_day: 5,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["policy".into()],
+            }),
+        })
+        .await
+        .unwrap();
+}
+
 /// Refuses `client_id` with `expected` on hold, create and reschedule (of
 /// a booking made before the rules) at `when`, and checks nothing changed.
 async fn refused_everywhere(studio: &Studio, client_id: &str, when: &str, expected: &str) {
@@ -110,24 +133,7 @@ async fn each_refusal_of_the_rules_blocks_hold_create_and_reschedule(db: TestDb)
 
     // The daily limit: a cryo booking that day already (booking's own
     // per-treatment limit lifted, so the rules are what refuses).
-    studio
-        .client(&studio.manager)
-        .await
-        .update_treatment(pb::UpdateTreatmentRequest {
-            treatment: Some(pb::Treatment {
-                id: studio.cryo_id.clone(),
-                policy: Some(pb::BookingPolicy {
-                    max_sessions_per_client_per_day: 5,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["policy".into()],
-            }),
-        })
-        .await
-        .unwrap();
+    lift_treatment_daily_limit(&studio).await;
     studio.book("dee", TEN_AM).await.unwrap();
     let dee = studio.person("dee").await;
     refused_everywhere(&studio, &dee, "2026-12-02T20:00:00Z", "DAILY_LIMIT_REACHED").await;
@@ -137,24 +143,7 @@ async fn the_daily_limit_counts_bookings_and_not_cancelled_ones(db: TestDb) {
     let studio = start(db).await;
     studio.chamber("Chamber 2").await;
     // Lift booking's own per-treatment limit: the rules count.
-    studio
-        .client(&studio.manager)
-        .await
-        .update_treatment(pb::UpdateTreatmentRequest {
-            treatment: Some(pb::Treatment {
-                id: studio.cryo_id.clone(),
-                policy: Some(pb::BookingPolicy {
-                    max_sessions_per_client_per_day: 5,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["policy".into()],
-            }),
-        })
-        .await
-        .unwrap();
+    lift_treatment_daily_limit(&studio).await;
     let first = studio.book("ana", TEN_AM).await.unwrap();
     // The first session has not happened: the booking alone counts.
     let second = studio
@@ -166,29 +155,16 @@ async fn the_daily_limit_counts_bookings_and_not_cancelled_ones(db: TestDb) {
     assert!(!second.message().is_empty());
     assert_eq!(studio.bookings_of("ana").await.len(), 1);
     // A cancelled booking does not count.
-    studio
-        .client(&studio.desk)
-        .await
-        .cancel_booking(pb::CancelBookingRequest {
-            id: first.id,
-            reason: String::new(),
-        })
-        .await
-        .unwrap();
+    studio.cancel(&first.id, "").await.unwrap();
     studio.book("ana", "2026-12-02T20:00:00Z").await.unwrap();
 }
 
 async fn warnings_are_kept_on_the_booking_and_streamed(db: TestDb) {
     let studio = start(db).await;
     let mut desk = studio.client(&studio.desk).await;
-    let mut watch = desk
-        .watch_schedule(pb::WatchScheduleRequest {
-            location_id: studio.location_id.clone(),
-            day: "2026-12-02".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut watch = studio
+        .watch(&studio.desk, &studio.location_id, "2026-12-02")
+        .await;
     let first = tokio::time::timeout(Duration::from_secs(5), watch.message())
         .await
         .unwrap()

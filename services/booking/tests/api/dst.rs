@@ -161,15 +161,8 @@ async fn a_local_day(studio: &Studio, day: Date, hours: i64) {
 
     // The day's watch: its two bookings, then a change of that day only.
     let mut stream = studio
-        .client(&studio.staff)
-        .await
-        .watch_schedule(pb::WatchScheduleRequest {
-            location_id: location_id.clone(),
-            day: day.to_string(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+        .watch(&studio.staff, &location_id, &day.to_string())
+        .await;
     let pb::watch_schedule_response::Event::Snapshot(snapshot) = next_event(&mut stream).await
     else {
         panic!("a snapshot first");

@@ -11,6 +11,7 @@ use recovery_proto::booking::v1 as pb;
 use recovery_proto::protocols::v1 as protocols_pb;
 use tonic::Code;
 
+use crate::common::log_activity;
 use crate::support::{Studio, TEN_AM, at, mins, reason, start, t};
 
 const FIT_BEST: i32 = pb::SuggestionFit::Best as i32;
@@ -25,25 +26,14 @@ impl Studio {
         start: &str,
         end: &str,
     ) -> String {
-        self.protocols_client()
-            .await
-            .log_activity(protocols_pb::LogActivityRequest {
-                activity: Some(protocols_pb::Activity {
-                    client_id: client_id.into(),
-                    kind: kind as i32,
-                    start_time: t(start),
-                    end_time: t(end),
-                    distance_meters: 30_000,
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .activity
-            .unwrap()
-            .id
+        log_activity(
+            &mut self.protocols_client().await,
+            client_id,
+            kind,
+            (start, end),
+        )
+        .await
+        .unwrap()
     }
 
     async fn run(&self, client_id: &str, start: &str, end: &str) -> String {

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use recovery_booking::{Bookings, Peers};
+use recovery_booking::Bookings;
 use recovery_fleet::Fleet;
 use recovery_kit::Role;
 use recovery_kit::events::Bus;
@@ -23,13 +23,15 @@ use recovery_proto::protocols::v1::protocol_service_client::ProtocolServiceClien
 use recovery_proto::tenancy::v1 as tenancy_pb;
 use recovery_proto::tenancy::v1::tenancy_service_client::TenancyServiceClient;
 use recovery_protocols::Protocols;
-use recovery_tenancy::testing::{self as tenancy, Platform};
+use recovery_tenancy::testing as tenancy;
 use tokio::sync::Mutex;
-use tonic::Status;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+use tonic::{Status, Streaming};
 
 pub(crate) use recovery_kit::testing::answers::{fields, reason};
+
+use crate::common::{Backends, create_client, screen, sign_waiver};
 
 pub(crate) type Client = BookingServiceClient<InterceptedService<Channel, Bearer>>;
 pub(crate) type FleetClient = FleetServiceClient<InterceptedService<Channel, Bearer>>;
@@ -81,51 +83,27 @@ pub(crate) fn mins(m: i64) -> Option<prost_types::Duration> {
 
 pub(crate) async fn start(db: TestDb) -> Studio {
     let clock = Arc::new(ManualClock::new(at(NOW)));
-    let platform = Platform::start(&db.db, clock.clone()).await;
     let bus = Bus::default();
-    let protocols = Protocols::start(
-        db.db.clone(),
-        clock.clone(),
-        bus.clone(),
-        platform.directory(),
-    )
-    .await
-    .unwrap();
-    let fleet = Fleet::start(
-        db.db.clone(),
-        clock.clone(),
-        bus.clone(),
-        platform.directory(),
-        recovery_fleet::Config {
-            offline_after_secs: 24 * 3600,
-            history: 100,
-            batch: 500,
-        },
-    )
-    .await
-    .unwrap();
-    let peers = Peers {
-        clients: protocols.clone(),
-        history: protocols.clone(),
-        devices: fleet.clone(),
+    // A device is offline after a day without a report.
+    let fleet_config = recovery_fleet::Config {
+        offline_after_secs: 24 * 3600,
+        history: 100,
+        batch: 500,
     };
-    let bookings = Bookings::start(
-        db.db.clone(),
-        clock.clone(),
-        bus,
-        platform.directory(),
-        peers,
-    )
-    .await
-    .unwrap();
-    protocols.on_erasure(bookings.clone());
-    protocols.suggest_with(bookings.clone());
-    fleet.on_device_links(bookings.clone());
-    let mut services = platform.services();
-    bookings.mount(&mut services);
-    protocols.mount(&mut services);
-    fleet.mount(&mut services);
-    let server = TestServer::start(services).await;
+    let backends = Backends::start(&db, clock.clone(), fleet_config, || bus.clone())
+        .await
+        .unwrap();
+    let bookings = &backends.bookings;
+    backends.protocols.on_erasure(bookings.clone());
+    backends.protocols.suggest_with(bookings.clone());
+    backends.fleet.on_device_links(bookings.clone());
+    let server = TestServer::start(backends.services()).await;
+    let Backends {
+        platform,
+        protocols,
+        fleet,
+        bookings,
+    } = backends;
     let tenant = tenancy::Studio::create(
         server.channel().await,
         &platform.operator,
@@ -235,70 +213,30 @@ impl Studio {
 
     /// A new protocols client, neither screened nor with a waiver.
     pub(crate) async fn new_client(&self, name: &str) -> String {
-        self.protocols_client()
-            .await
-            .create_client(protocols_pb::CreateClientRequest {
-                client: Some(protocols_pb::Client {
-                    given_name: name.into(),
-                    family_name: "Tester".into(),
-                    date_of_birth: "1990-05-01".into(),
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            })
+        let client = protocols_pb::Client {
+            given_name: name.into(),
+            family_name: "Tester".into(),
+            date_of_birth: "1990-05-01".into(),
+            ..Default::default()
+        };
+        create_client(&mut self.protocols_client().await, client)
             .await
             .unwrap()
-            .into_inner()
-            .client
-            .unwrap()
-            .id
     }
 
     /// Records a screening where exactly `present` conditions are present.
     pub(crate) async fn screen(&self, client_id: &str, present: &[protocols_pb::Condition]) {
-        use protocols_pb::Condition as C;
-        let asked = [
-            C::Pregnancy,
-            C::Raynauds,
-            C::ColdUrticaria,
-            C::Pacemaker,
-            C::UncontrolledHypertension,
-            C::DeepVeinThrombosis,
-        ];
-        self.protocols_client()
-            .await
-            .record_screening(protocols_pb::RecordScreeningRequest {
-                screening: Some(protocols_pb::Screening {
-                    client_id: client_id.into(),
-                    questionnaire_version: "2026-01".into(),
-                    answers: asked
-                        .iter()
-                        .map(|c| protocols_pb::ScreeningAnswer {
-                            condition: *c as i32,
-                            present: present.contains(c),
-                            ..Default::default()
-                        })
-                        .collect(),
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            })
-            .await
-            .unwrap();
+        screen(
+            &mut self.protocols_client().await,
+            client_id,
+            &answers(present),
+        )
+        .await
+        .unwrap();
     }
 
     pub(crate) async fn sign_waiver(&self, client_id: &str) {
-        self.protocols_client()
-            .await
-            .sign_waiver(protocols_pb::SignWaiverRequest {
-                waiver: Some(protocols_pb::Waiver {
-                    client_id: client_id.into(),
-                    version: "v1".into(),
-                    signer_name: "The Client".into(),
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            })
+        sign_waiver(&mut self.protocols_client().await, client_id, "The Client")
             .await
             .unwrap();
     }
@@ -312,6 +250,25 @@ impl Studio {
             start_time: t(start),
             ..Default::default()
         }
+    }
+
+    /// The schedule of `location_id` on the local `day`, watched with
+    /// `key`.
+    pub(crate) async fn watch(
+        &self,
+        key: &str,
+        location_id: &str,
+        day: &str,
+    ) -> Streaming<pb::WatchScheduleResponse> {
+        self.client(key)
+            .await
+            .watch_schedule(pb::WatchScheduleRequest {
+                location_id: location_id.into(),
+                day: day.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
     }
 
     /// A cryo hold request for `client_id` at `start`, for the default
@@ -343,6 +300,18 @@ impl Studio {
             .create_booking(pb::CreateBookingRequest {
                 hold_id: hold_id.into(),
                 ..Default::default()
+            })
+            .await
+            .map(|r| r.into_inner().booking.unwrap())
+    }
+
+    /// Cancels booking `id` for `reason`, as the desk.
+    pub(crate) async fn cancel(&self, id: &str, reason: &str) -> Result<pb::Booking, Status> {
+        self.client(&self.desk)
+            .await
+            .cancel_booking(pb::CancelBookingRequest {
+                id: id.into(),
+                reason: reason.into(),
             })
             .await
             .map(|r| r.into_inner().booking.unwrap())
@@ -652,6 +621,21 @@ impl Studio {
             })
             .collect()
     }
+}
+
+/// The screening's answers: every condition asked, exactly `present` ones
+/// present.
+pub(crate) fn answers(present: &[protocols_pb::Condition]) -> [(protocols_pb::Condition, bool); 6] {
+    use protocols_pb::Condition as C;
+    [
+        C::Pregnancy,
+        C::Raynauds,
+        C::ColdUrticaria,
+        C::Pacemaker,
+        C::UncontrolledHypertension,
+        C::DeepVeinThrombosis,
+    ]
+    .map(|c| (c, present.contains(&c)))
 }
 
 /// When `slots` start.

@@ -102,15 +102,7 @@ async fn relay(studio: &Studio) {
 }
 
 async fn cancel(studio: &Studio, booking_id: &str) {
-    studio
-        .client(&studio.desk)
-        .await
-        .cancel_booking(pb::CancelBookingRequest {
-            id: booking_id.into(),
-            reason: "cannot make it".into(),
-        })
-        .await
-        .unwrap();
+    studio.cancel(booking_id, "cannot make it").await.unwrap();
 }
 
 async fn accept(studio: &Studio, offer_id: &str) -> Result<pb::AcceptOfferResponse, Status> {
@@ -273,15 +265,8 @@ async fn a_cancellation_offers_to_the_first_eligible_entry(db: TestDb) {
     };
     assert!(snapshot.offers.is_empty());
     let mut tablet = studio
-        .client(&studio.staff)
-        .await
-        .watch_schedule(pb::WatchScheduleRequest {
-            location_id: studio.location_id.clone(),
-            day: "2026-12-02".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+        .watch(&studio.staff, &studio.location_id, "2026-12-02")
+        .await;
     tablet.message().await.unwrap().unwrap();
 
     cancel(&studio, &booked.id).await;
