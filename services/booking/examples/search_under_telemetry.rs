@@ -30,7 +30,7 @@ use recovery_proto::tenancy::v1::tenancy_service_client::TenancyServiceClient;
 
 #[path = "common/mod.rs"]
 mod common;
-use common::{Backends, cryo, day_search, fill_day, measure, open_slots, setting};
+use common::{Backends, chamber_device, cryo, day_search, fill_day, measure, open_slots, setting};
 
 /// Readings per hub stream.
 const BATCH: usize = 500;
@@ -77,19 +77,11 @@ async fn main() -> anyhow::Result<()> {
     for n in 1..=4 {
         let device = machines
             .register_device(fleet_pb::RegisterDeviceRequest {
-                device: Some(fleet_pb::Device {
-                    location_id: demo.location_id.clone(),
-                    kind: fleet_pb::DeviceKind::CryoChamber as i32,
-                    display_name: format!("Chamber {n}"),
-                    serial_number: format!("BENCH-CH-{n}"),
-                    spec: Some(fleet_pb::device::Spec::CryoChamber(
-                        fleet_pb::CryoChamberSpec {
-                            target_temperature_celsius: -110.0,
-                            ready_threshold_celsius: -90.0,
-                        },
-                    )),
-                    ..Default::default()
-                }),
+                device: Some(chamber_device(
+                    &demo.location_id,
+                    &format!("Chamber {n}"),
+                    &format!("BENCH-CH-{n}"),
+                )),
                 request_id: String::new(),
             })
             .await?

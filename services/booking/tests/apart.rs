@@ -21,10 +21,10 @@ use tonic::Code;
 use tonic_types::StatusExt as _;
 
 // The load examples' way to make a client the rules let book, through
-// protocols' API.
+// protocols' API, and a chamber to register in fleet.
 #[path = "../examples/common/mod.rs"]
 mod common;
-use common::{new_client, screen, sign_waiver};
+use common::{chamber_device, new_client, screen, sign_waiver};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_booking_binary_runs_apart_from_tenancy_protocols_and_fleet() {
@@ -389,19 +389,7 @@ async fn a_chamber_registered_in_fleet_reaches_booking_run_apart(db: TestDb) {
 
     let device = machines
         .register_device(fleet_pb::RegisterDeviceRequest {
-            device: Some(fleet_pb::Device {
-                location_id: studio.location_id.clone(),
-                kind: fleet_pb::DeviceKind::CryoChamber as i32,
-                display_name: "Arctic".into(),
-                serial_number: "CH-APART".into(),
-                spec: Some(fleet_pb::device::Spec::CryoChamber(
-                    fleet_pb::CryoChamberSpec {
-                        target_temperature_celsius: -110.0,
-                        ready_threshold_celsius: -90.0,
-                    },
-                )),
-                ..Default::default()
-            }),
+            device: Some(chamber_device(&studio.location_id, "Arctic", "CH-APART")),
             request_id: String::new(),
         })
         .await

@@ -18,6 +18,7 @@ use recovery_kit::testing::{Bearer, TestDb, TestServer};
 use recovery_kit::time::{Clock, ManualClock, to_proto};
 use recovery_proto::booking::v1 as pb;
 use recovery_proto::booking::v1::booking_service_client::BookingServiceClient;
+use recovery_proto::fleet::v1 as fleet_pb;
 use recovery_proto::protocols::v1 as protocols_pb;
 use recovery_proto::protocols::v1::protocol_service_client::ProtocolServiceClient;
 use recovery_protocols::Protocols;
@@ -177,6 +178,28 @@ impl Stack {
             demo,
             operator: backends.platform.operator,
         })
+    }
+}
+
+/// A cryo chamber to register in fleet at `location_id`: -110 °C its
+/// target, ready at -90 °C or colder.
+pub(crate) fn chamber_device(
+    location_id: &str,
+    display_name: &str,
+    serial_number: &str,
+) -> fleet_pb::Device {
+    fleet_pb::Device {
+        location_id: location_id.to_owned(),
+        kind: fleet_pb::DeviceKind::CryoChamber as i32,
+        display_name: display_name.to_owned(),
+        serial_number: serial_number.to_owned(),
+        spec: Some(fleet_pb::device::Spec::CryoChamber(
+            fleet_pb::CryoChamberSpec {
+                target_temperature_celsius: -110.0,
+                ready_threshold_celsius: -90.0,
+            },
+        )),
+        ..Default::default()
     }
 }
 

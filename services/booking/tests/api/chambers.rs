@@ -16,6 +16,7 @@ use recovery_proto::booking::v1 as pb;
 use recovery_proto::fleet::v1 as fleet_pb;
 use tonic::Code;
 
+use crate::common::chamber_device;
 use crate::support::{Studio, TEN_AM, at, reason, refused, start, t};
 
 /// Registers a cryo chamber in fleet (ready at -90 °C or colder) and lets
@@ -26,18 +27,12 @@ async fn register_chamber(studio: &Studio, name: &str) -> String {
         .await
         .register_device(fleet_pb::RegisterDeviceRequest {
             device: Some(fleet_pb::Device {
-                location_id: studio.location_id.clone(),
-                kind: fleet_pb::DeviceKind::CryoChamber as i32,
-                display_name: name.into(),
-                serial_number: format!("CH-{}", name.replace(' ', "-")),
                 model: "Arctic 3".into(),
-                spec: Some(fleet_pb::device::Spec::CryoChamber(
-                    fleet_pb::CryoChamberSpec {
-                        target_temperature_celsius: -110.0,
-                        ready_threshold_celsius: -90.0,
-                    },
-                )),
-                ..Default::default()
+                ..chamber_device(
+                    &studio.location_id,
+                    name,
+                    &format!("CH-{}", name.replace(' ', "-")),
+                )
             }),
             request_id: String::new(),
         })

@@ -54,6 +54,22 @@ impl Studio {
             .map(tonic::Response::into_inner)
     }
 
+    /// Cryo suggestions for `client_id` after `activity_id`, in `[from,
+    /// to)`.
+    fn cryo_between(
+        &self,
+        client_id: &str,
+        activity_id: &str,
+        from: &str,
+        to: &str,
+    ) -> pb::SuggestSlotsRequest {
+        pb::SuggestSlotsRequest {
+            start_time: t(from),
+            end_time: t(to),
+            ..self.cryo_after(client_id, activity_id)
+        }
+    }
+
     fn cryo_after(&self, client_id: &str, activity_id: &str) -> pb::SuggestSlotsRequest {
         pb::SuggestSlotsRequest {
             client_id: client_id.into(),
@@ -148,11 +164,7 @@ async fn the_benefit_window_is_inclusive_and_local_days_bound_the_search(db: Tes
         .await;
     studio.clock.set(at("2026-12-02T13:00:00Z"));
     let first = studio
-        .suggest(pb::SuggestSlotsRequest {
-            start_time: t("2026-12-02T13:00:00Z"),
-            end_time: t("2026-12-02T13:03:00Z"),
-            ..studio.cryo_after(&ana, &run)
-        })
+        .suggest(studio.cryo_between(&ana, &run, "2026-12-02T13:00:00Z", "2026-12-02T13:03:00Z"))
         .await
         .unwrap();
     assert_eq!(first.window_start_time, t("2026-12-02T13:00:00Z"));
@@ -174,11 +186,7 @@ async fn the_benefit_window_is_inclusive_and_local_days_bound_the_search(db: Tes
     assert_eq!(reasons(at_end), ["DURATION_ABOVE_PROGRESSION"]);
 
     let edge = studio
-        .suggest(pb::SuggestSlotsRequest {
-            start_time: t("2026-12-02T17:54:00Z"),
-            end_time: t("2026-12-02T18:06:00Z"),
-            ..studio.cryo_after(&ana, &run)
-        })
+        .suggest(studio.cryo_between(&ana, &run, "2026-12-02T17:54:00Z", "2026-12-02T18:06:00Z"))
         .await
         .unwrap()
         .suggestions;
@@ -223,11 +231,7 @@ async fn the_window_is_five_real_hours_on_a_dst_day(db: TestDb) {
         .await;
     studio.clock.set(at("2027-03-14T09:00:00Z"));
     let answer = studio
-        .suggest(pb::SuggestSlotsRequest {
-            start_time: t("2027-03-14T11:24:00Z"),
-            end_time: t("2027-03-14T11:36:00Z"),
-            ..studio.cryo_after(&ana, &run)
-        })
+        .suggest(studio.cryo_between(&ana, &run, "2027-03-14T11:24:00Z", "2027-03-14T11:36:00Z"))
         .await
         .unwrap();
     assert_eq!(answer.window_end_time, t("2027-03-14T11:30:00Z"));
@@ -302,11 +306,12 @@ async fn refusals_answer_with_the_reason_and_write_nothing(db: TestDb) {
         let studio = &studio;
         async move {
             studio
-                .suggest(pb::SuggestSlotsRequest {
-                    start_time: t("2026-12-02T14:00:00Z"),
-                    end_time: t("2026-12-02T16:00:00Z"),
-                    ..studio.cryo_after(&client_id, "")
-                })
+                .suggest(studio.cryo_between(
+                    &client_id,
+                    "",
+                    "2026-12-02T14:00:00Z",
+                    "2026-12-02T16:00:00Z",
+                ))
                 .await
                 .unwrap_err()
         }
@@ -334,11 +339,7 @@ async fn refusals_answer_with_the_reason_and_write_nothing(db: TestDb) {
     assert_eq!(reason(&refusal), "DAILY_LIMIT_REACHED");
     // The next day is fine again.
     let tomorrow = studio
-        .suggest(pb::SuggestSlotsRequest {
-            start_time: t("2026-12-03T14:00:00Z"),
-            end_time: t("2026-12-03T15:00:00Z"),
-            ..studio.cryo_after(&ana, "")
-        })
+        .suggest(studio.cryo_between(&ana, "", "2026-12-03T14:00:00Z", "2026-12-03T15:00:00Z"))
         .await
         .unwrap();
     assert!(!tomorrow.suggestions.is_empty());
@@ -435,10 +436,8 @@ async fn every_location_is_ranked_together(db: TestDb) {
     studio.clock.set(at("2026-12-02T13:00:00Z"));
     let everywhere = |max: i32, start: &str, end: &str| pb::SuggestSlotsRequest {
         location_id: String::new(),
-        start_time: t(start),
-        end_time: t(end),
         max_suggestions: max,
-        ..studio.cryo_after(&ana, &run)
+        ..studio.cryo_between(&ana, &run, start, end)
     };
     let both = studio
         .suggest(everywhere(
