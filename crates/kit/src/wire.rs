@@ -31,18 +31,16 @@ pub fn page(page_size: i32, page_token: &str, binding: &Binding) -> Result<Page,
     Ok(page)
 }
 
-/// A list request's page, its token bound by `db`'s key to the caller's
-/// tenant and `unpaged`, the request without its page size and token
-/// (`recovery_proto::Paged::unpaged`); INVALID_ARGUMENT for a token of
-/// another list, tenant or filter.
+/// A list request's page from its size, its token and `unpaged`, the
+/// request without the two (`recovery_proto::Paged::paging`): the token
+/// bound by `db`'s key to the caller's tenant and `unpaged`;
+/// INVALID_ARGUMENT for a token of another list, tenant or filter.
 pub fn list_page<M: prost::Message>(
     db: &crate::Db,
     caller: &crate::Caller,
-    page_size: i32,
-    page_token: &str,
-    unpaged: &M,
+    (page_size, page_token, unpaged): (i32, &str, M),
 ) -> Result<Page, Error> {
-    page(page_size, page_token, &db.pages(caller, unpaged)?)
+    page(page_size, page_token, &db.pages(caller, &unpaged)?)
 }
 
 /// A value stored by name and sent by number: a status, a kind, a role. One

@@ -131,13 +131,7 @@ impl BookingService for Bookings {
     ) -> Answer<pb::ListResourcesResponse> {
         let caller = authorize(&request, ANYONE)?;
         let req = request.get_ref();
-        let page = list_page(
-            &self.db,
-            caller,
-            req.page_size,
-            &req.page_token,
-            &req.unpaged(),
-        )?;
+        let page = list_page(&self.db, caller, req.paging())?;
         Ok(Response::new(
             self.list_resources(caller, &req.location_id, page).await?,
         ))

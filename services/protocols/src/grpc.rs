@@ -243,13 +243,7 @@ impl ProtocolService for Protocols {
         let caller = authorize(&request, STUDIO)?;
         let scope = tenant_scope(caller)?;
         let req = request.get_ref();
-        let page = list_page(
-            &self.db,
-            caller,
-            req.page_size,
-            &req.page_token,
-            &req.unpaged(),
-        )?;
+        let page = list_page(&self.db, caller, req.paging())?;
         let page = self.templates(&scope, page).await?;
         Ok(Response::new(pb::ListProtocolTemplatesResponse {
             templates: page.items,

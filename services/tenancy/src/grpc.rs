@@ -57,13 +57,7 @@ impl TenancyService for Tenancy {
     ) -> Result<Response<pb::ListTenantsResponse>, Status> {
         let caller = authorize(&request, OPERATORS)?;
         let req = request.get_ref();
-        let page = list_page(
-            &self.db,
-            caller,
-            req.page_size,
-            &req.page_token,
-            &req.unpaged(),
-        )?;
+        let page = list_page(&self.db, caller, req.paging())?;
         let listed = self.tenants(&page).await?;
         Ok(Response::new(pb::ListTenantsResponse {
             tenants: all(listed.items),
@@ -102,13 +96,7 @@ impl TenancyService for Tenancy {
         let caller = authorize(&request, ANYONE)?;
         let req = request.get_ref();
         let tenant_id = caller.tenant_scope(&req.tenant_id, "tenant_id")?;
-        let page = list_page(
-            &self.db,
-            caller,
-            req.page_size,
-            &req.page_token,
-            &req.unpaged(),
-        )?;
+        let page = list_page(&self.db, caller, req.paging())?;
         let listed = self.locations(&Scope::tenant_of(tenant_id), &page).await?;
         Ok(Response::new(pb::ListLocationsResponse {
             locations: all(listed.items),
@@ -147,13 +135,7 @@ impl TenancyService for Tenancy {
     ) -> Result<Response<pb::ListApiKeysResponse>, Status> {
         let caller = authorize(&request, MANAGERS)?;
         let req = request.get_ref();
-        let page = list_page(
-            &self.db,
-            caller,
-            req.page_size,
-            &req.page_token,
-            &req.unpaged(),
-        )?;
+        let page = list_page(&self.db, caller, req.paging())?;
         let listed = self.api_keys(caller, &req.tenant_id, &page).await?;
         Ok(Response::new(pb::ListApiKeysResponse {
             api_keys: all(listed.items),
