@@ -282,6 +282,21 @@ macro_rules! engine_tests {
     };
 }
 
+/// Runs `calls` at once, each on a task of its own, and returns their
+/// answers in order; panics if one failed.
+pub async fn at_once<T, F>(calls: impl IntoIterator<Item = F>) -> Vec<T>
+where
+    F: std::future::Future<Output = Result<T, tonic::Status>> + Send + 'static,
+    T: Send + 'static,
+{
+    let tasks: Vec<_> = calls.into_iter().map(tokio::spawn).collect();
+    let mut answers = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        answers.push(task.await.expect("the call's task").expect("the call"));
+    }
+    answers
+}
+
 /// A server binary under test, run as a real process: on `127.0.0.1:0` and a
 /// temporary data directory, with its stderr echoed and watched.
 pub struct Daemon {

@@ -7,7 +7,7 @@
 
 use prost::Message as _;
 use recovery_kit::Role;
-use recovery_kit::testing::{Bearer, TestDb};
+use recovery_kit::testing::{Bearer, TestDb, at_once};
 use recovery_proto::booking::v1 as pb;
 use recovery_proto::protocols::v1 as protocols_pb;
 use recovery_proto::protocols::v1::protocol_service_client::ProtocolServiceClient;
@@ -299,16 +299,12 @@ async fn eight_identical_creates_at_once_make_one_object(db: TestDb) {
         let before = studio.rows(which.table()).await;
         let mut calls = Vec::new();
         for _ in 0..8 {
-            let call = send(
+            calls.push(send(
                 studio.client(&home.key).await,
                 request(which, &home, &id, 0),
-            );
-            calls.push(tokio::spawn(call));
+            ));
         }
-        let mut answers = Vec::new();
-        for call in calls {
-            answers.push(call.await.unwrap().unwrap());
-        }
+        let answers = at_once(calls).await;
         assert!(
             answers.iter().all(|a| *a == answers[0]),
             "{which:?}: answers differ"

@@ -8,7 +8,7 @@
 //! one object and get equal answers.
 
 use prost::Message as _;
-use recovery_kit::testing::TestDb;
+use recovery_kit::testing::{TestDb, at_once};
 use recovery_proto::protocols::v1 as pb;
 use tonic::{Code, Status};
 
@@ -340,17 +340,11 @@ async fn eight_identical_creates_at_once_make_one_object(db: TestDb) {
     for which in CREATES {
         let id = format!("at-once-{which:?}");
         let before = rows(&env, which.table()).await;
-        let mut calls = Vec::new();
-        for _ in 0..8 {
+        let answers = at_once((0..8).map(|_| {
             let (a, id) = (a.clone(), id.clone());
-            calls.push(tokio::spawn(async move {
-                send(a.manager.clone(), which, &a, &id, 0).await
-            }));
-        }
-        let mut answers = Vec::new();
-        for call in calls {
-            answers.push(call.await.unwrap().unwrap());
-        }
+            async move { send(a.manager.clone(), which, &a, &id, 0).await }
+        }))
+        .await;
         assert_eq!(answers.len(), 8);
         assert!(
             answers.iter().all(|x| *x == answers[0]),
