@@ -83,39 +83,23 @@ impl Studio {
 
     /// A compression station and a 30-minute compression treatment; its id.
     async fn compression(&self) -> String {
-        let mut manager = self.client(&self.manager).await;
-        manager
-            .create_resource(pb::CreateResourceRequest {
-                resource: Some(pb::Resource {
-                    location_id: self.location_id.clone(),
-                    display_name: "Boots".into(),
-                    kind: pb::ResourceKind::CompressionStation as i32,
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            })
-            .await
-            .unwrap();
-        manager
-            .create_treatment(pb::CreateTreatmentRequest {
-                treatment: Some(pb::Treatment {
-                    display_name: "Compression boots".into(),
-                    modality: pb::Modality::Compression as i32,
-                    duration: mins(30),
-                    needs: vec![pb::ResourceNeed {
-                        kind: pb::ResourceKind::CompressionStation as i32,
-                        count: 1,
-                    }],
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .treatment
-            .unwrap()
-            .id
+        self.add_resource(
+            &self.location_id,
+            "Boots",
+            pb::ResourceKind::CompressionStation,
+        )
+        .await;
+        self.add_treatment(pb::Treatment {
+            display_name: "Compression boots".into(),
+            modality: pb::Modality::Compression as i32,
+            duration: mins(30),
+            needs: vec![pb::ResourceNeed {
+                kind: pb::ResourceKind::CompressionStation as i32,
+                count: 1,
+            }],
+            ..Default::default()
+        })
+        .await
     }
 
     /// A second location of the tenant (same hours, same time zone) with

@@ -134,26 +134,16 @@ pub(crate) async fn start(db: TestDb) -> Studio {
     };
     studio.chamber_id = studio.chamber("Chamber 1").await;
     studio.cryo_id = studio
-        .client(&studio.manager)
-        .await
-        .create_treatment(pb::CreateTreatmentRequest {
-            treatment: Some(pb::Treatment {
-                display_name: "Whole-body cryo".into(),
-                modality: pb::Modality::WholeBodyCryotherapy as i32,
-                policy: Some(pb::BookingPolicy {
-                    late_cancel_window: mins(120),
-                    ..Default::default()
-                }),
+        .add_treatment(pb::Treatment {
+            display_name: "Whole-body cryo".into(),
+            modality: pb::Modality::WholeBodyCryotherapy as i32,
+            policy: Some(pb::BookingPolicy {
+                late_cancel_window: mins(120),
                 ..Default::default()
             }),
-            request_id: String::new(),
+            ..Default::default()
         })
-        .await
-        .unwrap()
-        .into_inner()
-        .treatment
-        .unwrap()
-        .id;
+        .await;
     // The new chamber's freed windows (for the waitlist) are handed on, so
     // tests start with an empty outbox.
     studio.bookings.outbox().pass().await.unwrap();
@@ -165,14 +155,27 @@ impl Studio {
         BookingServiceClient::with_interceptor(self.server.channel().await, Bearer::new(key))
     }
 
+    /// A cryo chamber `name` at the studio's location; its id.
     pub(crate) async fn chamber(&self, name: &str) -> String {
+        self.add_resource(&self.location_id, name, pb::ResourceKind::CryoChamber)
+            .await
+    }
+
+    /// A resource `name` of `kind` at `location_id`, made by the manager;
+    /// its id.
+    pub(crate) async fn add_resource(
+        &self,
+        location_id: &str,
+        name: &str,
+        kind: pb::ResourceKind,
+    ) -> String {
         self.client(&self.manager)
             .await
             .create_resource(pb::CreateResourceRequest {
                 resource: Some(pb::Resource {
-                    location_id: self.location_id.clone(),
+                    location_id: location_id.into(),
                     display_name: name.into(),
-                    kind: pb::ResourceKind::CryoChamber as i32,
+                    kind: kind as i32,
                     ..Default::default()
                 }),
                 request_id: String::new(),
@@ -181,6 +184,22 @@ impl Studio {
             .unwrap()
             .into_inner()
             .resource
+            .unwrap()
+            .id
+    }
+
+    /// `treatment`, made by the manager; its id.
+    pub(crate) async fn add_treatment(&self, treatment: pb::Treatment) -> String {
+        self.client(&self.manager)
+            .await
+            .create_treatment(pb::CreateTreatmentRequest {
+                treatment: Some(treatment),
+                request_id: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .treatment
             .unwrap()
             .id
     }
@@ -479,19 +498,8 @@ impl Studio {
         .location
         .unwrap()
         .id;
-        self.client(&self.manager)
-            .await
-            .create_resource(pb::CreateResourceRequest {
-                resource: Some(pb::Resource {
-                    location_id: location_id.clone(),
-                    display_name: chamber.into(),
-                    kind: pb::ResourceKind::CryoChamber as i32,
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            })
-            .await
-            .unwrap();
+        self.add_resource(&location_id, chamber, pb::ResourceKind::CryoChamber)
+            .await;
         location_id
     }
 
@@ -519,23 +527,11 @@ impl Studio {
     /// A room, a therapist and a stretch-therapy treatment that needs
     /// `guns` fork-head massage guns; its id.
     pub(crate) async fn stretch(&self, guns: usize) -> String {
-        let mut manager = self.client(&self.manager).await;
         for (name, kind) in [
             ("Stretch room", pb::ResourceKind::Room),
             ("Therapist", pb::ResourceKind::Therapist),
         ] {
-            manager
-                .create_resource(pb::CreateResourceRequest {
-                    resource: Some(pb::Resource {
-                        location_id: self.location_id.clone(),
-                        display_name: name.into(),
-                        kind: kind as i32,
-                        ..Default::default()
-                    }),
-                    request_id: String::new(),
-                })
-                .await
-                .unwrap();
+            self.add_resource(&self.location_id, name, kind).await;
         }
         self.stretch_treatment(guns).await
     }
@@ -543,28 +539,18 @@ impl Studio {
     /// A stretch-therapy treatment that needs `guns` fork-head guns (the
     /// room and therapist made by [`Studio::stretch`]); its id.
     pub(crate) async fn stretch_treatment(&self, guns: usize) -> String {
-        let mut manager = self.client(&self.manager).await;
         let fork = pb::DeviceNeed {
             kind: fleet_pb::DeviceKind::PercussionMassager as i32,
             attachment: fleet_pb::Attachment::Fork as i32,
             min_battery_percent: 30,
         };
-        manager
-            .create_treatment(pb::CreateTreatmentRequest {
-                treatment: Some(pb::Treatment {
-                    display_name: "Stretch therapy".into(),
-                    modality: pb::Modality::StretchTherapy as i32,
-                    device_needs: vec![fork; guns],
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .treatment
-            .unwrap()
-            .id
+        self.add_treatment(pb::Treatment {
+            display_name: "Stretch therapy".into(),
+            modality: pb::Modality::StretchTherapy as i32,
+            device_needs: vec![fork; guns],
+            ..Default::default()
+        })
+        .await
     }
 
     /// Stores a booking as one made before booking asked the rules (an
