@@ -33,7 +33,6 @@ const CALLS_PER_CLIENT: usize = 200;
 const ROUNDS: usize = 3;
 
 #[tokio::main]
-#[allow(clippy::too_many_lines)] // one straight-line scenario reads best in one place
 async fn main() -> anyhow::Result<()> {
     let db = TestDb::sqlite().await;
     // Monday 2026-12-07, 05:00 in New York: the demo studio opens at 06:00.

@@ -42,7 +42,6 @@ const SETUP_PACE: Duration = Duration::from_millis(60);
 const BOUND: Duration = Duration::from_secs(10);
 
 #[tokio::main]
-#[allow(clippy::too_many_lines)] // one straight-line scenario reads best in one place
 async fn main() -> anyhow::Result<()> {
     let db = TestDb::sqlite().await;
     // Monday 2026-12-07, 05:00 in New York: the demo studio opens at 06:00.

@@ -2,9 +2,6 @@
 //! tenancy service it reaches over gRPC for locations and for every caller's
 //! key (with an operator key of its own), as in a distributed deployment.
 
-// One scenario, told in order.
-#![allow(clippy::too_many_lines)]
-
 use std::sync::Arc;
 
 use recovery_kit::Role;

@@ -3,8 +3,8 @@
 //! and for every caller's key (with an operator key of its own), as in a
 //! distributed deployment.
 
-// One scenario, told in order; prost's optional fields want Options.
-#![allow(clippy::too_many_lines, clippy::unnecessary_wraps)]
+// Prost's optional fields want Options.
+#![allow(clippy::unnecessary_wraps)]
 
 use std::sync::Arc;
 
