@@ -160,23 +160,18 @@ async fn watch_schedule(
     let day = day
         .to_zoned_datetime(jiff::tz::TimeZone::get("America/New_York")?)
         .date();
-    let mut stream = client
+    let stream = client
         .watch_schedule(pb::WatchScheduleRequest {
             location_id: location_id.to_owned(),
             day: day.to_string(),
         })
         .await?
         .into_inner();
-    stream.message().await?;
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok(Some(message)) = stream.message().await {
-            if let Some(pb::watch_schedule_response::Event::Changed(booking)) = message.event {
-                let _ = tx.send((booking.id, Instant::now()));
-            }
-        }
-    });
-    Ok(rx)
+    forward(stream, |message| match message.event {
+        Some(pb::watch_schedule_response::Event::Changed(booking)) => Some(booking.id),
+        _ => None,
+    })
+    .await
 }
 
 /// Offers made at the location, with when they arrived.
@@ -186,20 +181,35 @@ async fn watch_offers(
     location_id: &str,
 ) -> anyhow::Result<mpsc::UnboundedReceiver<(String, Instant)>> {
     let mut client = BookingServiceClient::with_interceptor(channel.clone(), Bearer::new(key));
-    let mut stream = client
+    let stream = client
         .watch_offers(pb::WatchOffersRequest {
             location_id: location_id.to_owned(),
         })
         .await?
         .into_inner();
+    forward(stream, |message| match message.event {
+        Some(pb::watch_offers_response::Event::Changed(offer))
+            if offer.state == pb::OfferState::Open as i32 =>
+        {
+            Some(offer.id)
+        }
+        _ => None,
+    })
+    .await
+}
+
+/// Reads past the watch's first message (its snapshot), then sends on the
+/// answer the id `pick` finds in each later message, with when it arrived.
+async fn forward<M: Send + 'static>(
+    mut stream: tonic::Streaming<M>,
+    pick: impl Fn(M) -> Option<String> + Send + 'static,
+) -> anyhow::Result<mpsc::UnboundedReceiver<(String, Instant)>> {
     stream.message().await?;
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Ok(Some(message)) = stream.message().await {
-            if let Some(pb::watch_offers_response::Event::Changed(offer)) = message.event
-                && offer.state == pb::OfferState::Open as i32
-            {
-                let _ = tx.send((offer.id, Instant::now()));
+            if let Some(id) = pick(message) {
+                let _ = tx.send((id, Instant::now()));
             }
         }
     });
