@@ -1,9 +1,10 @@
 //! What the load examples share: the whole stack on one server (tenancy,
 //! booking, protocols and fleet in one process, as `recoveryd` mounts
 //! them), and a client the rules let book (screened, waiver signed), made
-//! through protocols' API as a front desk would.
+//! through protocols' API as a front desk would. Booking's tests and
+//! recoveryd's replicas example start and seed with it too.
 
-// Each example includes this file and uses part of it.
+// Each example (and test) includes this file and uses part of it.
 #![allow(dead_code)]
 
 use std::sync::Arc;
@@ -179,41 +180,7 @@ impl Stack {
             operator: backends.platform.operator,
         })
     }
-}
 
-/// A cryo chamber to register in fleet at `location_id`: -110 °C its
-/// target, ready at -90 °C or colder.
-pub(crate) fn chamber_device(
-    location_id: &str,
-    display_name: &str,
-    serial_number: &str,
-) -> fleet_pb::Device {
-    fleet_pb::Device {
-        location_id: location_id.to_owned(),
-        kind: fleet_pb::DeviceKind::CryoChamber as i32,
-        display_name: display_name.to_owned(),
-        serial_number: serial_number.to_owned(),
-        spec: Some(fleet_pb::device::Spec::CryoChamber(
-            fleet_pb::CryoChamberSpec {
-                target_temperature_celsius: -110.0,
-                ready_threshold_celsius: -90.0,
-            },
-        )),
-        ..Default::default()
-    }
-}
-
-/// The demo studio's Monday 2026-12-07 (open 06:00-22:00 in New York)
-/// made searchable: new chambers, a cryo treatment, the day's search, and
-/// the manager's booking and protocols clients on one channel.
-pub(crate) struct Monday {
-    pub(crate) channel: Channel,
-    pub(crate) manager: Desk,
-    pub(crate) people: People,
-    pub(crate) day: pb::SearchAvailabilityRequest,
-}
-
-impl Stack {
     /// Makes `chambers` chambers and cryo at the demo location; the
     /// Monday they serve.
     pub(crate) async fn monday(&self, chambers: usize) -> anyhow::Result<Monday> {
@@ -235,6 +202,16 @@ impl Stack {
             day,
         })
     }
+}
+
+/// The demo studio's Monday 2026-12-07 (open 06:00-22:00 in New York)
+/// made searchable: new chambers, a cryo treatment, the day's search, and
+/// the manager's booking and protocols clients on one channel.
+pub(crate) struct Monday {
+    pub(crate) channel: Channel,
+    pub(crate) manager: Desk,
+    pub(crate) people: People,
+    pub(crate) day: pb::SearchAvailabilityRequest,
 }
 
 /// Tenancy, protocols, fleet and booking started on one database (booking
@@ -305,6 +282,28 @@ pub(crate) fn fleet_config() -> recovery_fleet::Config {
         offline_after_secs: 600,
         history: 100,
         batch: 500,
+    }
+}
+
+/// A cryo chamber to register in fleet at `location_id`: -110 °C its
+/// target, ready at -90 °C or colder.
+pub(crate) fn chamber_device(
+    location_id: &str,
+    display_name: &str,
+    serial_number: &str,
+) -> fleet_pb::Device {
+    fleet_pb::Device {
+        location_id: location_id.to_owned(),
+        kind: fleet_pb::DeviceKind::CryoChamber as i32,
+        display_name: display_name.to_owned(),
+        serial_number: serial_number.to_owned(),
+        spec: Some(fleet_pb::device::Spec::CryoChamber(
+            fleet_pb::CryoChamberSpec {
+                target_temperature_celsius: -110.0,
+                ready_threshold_celsius: -90.0,
+            },
+        )),
+        ..Default::default()
     }
 }
 
