@@ -163,12 +163,7 @@ async fn book_on(
         resource_id: resource_id.into(),
         ..studio.booking(name, start).await
     };
-    studio
-        .client(&studio.desk)
-        .await
-        .create_booking(request)
-        .await
-        .map(|r| r.into_inner().booking.unwrap())
+    studio.create_booking(request).await
 }
 
 /// The chamber a booking holds.
@@ -662,30 +657,24 @@ async fn the_location_setting_moves_bookings_at_risk_by_itself_and_audits_it(db:
         .settings
         .unwrap();
     assert!(!defaults.auto_reassign);
+    let auto_reassign = pb::UpdateLocationSettingsRequest {
+        settings: Some(pb::LocationSettings {
+            location_id: studio.location_id.clone(),
+            auto_reassign: true,
+            ..Default::default()
+        }),
+        update_mask: None,
+    };
     // The front desk may not change it.
     let denied = studio
         .client(&studio.desk)
         .await
-        .update_location_settings(pb::UpdateLocationSettingsRequest {
-            settings: Some(pb::LocationSettings {
-                location_id: studio.location_id.clone(),
-                auto_reassign: true,
-                ..Default::default()
-            }),
-            update_mask: None,
-        })
+        .update_location_settings(auto_reassign.clone())
         .await
         .expect_err("managers only");
     assert_eq!(denied.code(), Code::PermissionDenied);
     manager
-        .update_location_settings(pb::UpdateLocationSettingsRequest {
-            settings: Some(pb::LocationSettings {
-                location_id: studio.location_id.clone(),
-                auto_reassign: true,
-                ..Default::default()
-            }),
-            update_mask: None,
-        })
+        .update_location_settings(auto_reassign)
         .await
         .unwrap();
     let ana = book_on(&studio, "ana", TEN_AM, &chamber_a).await.unwrap();

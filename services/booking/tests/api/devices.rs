@@ -38,12 +38,7 @@ async fn book_stretch(
     start: &str,
 ) -> Result<pb::Booking, tonic::Status> {
     let request = stretch_booking(studio, treatment_id, name, start).await;
-    studio
-        .client(&studio.desk)
-        .await
-        .create_booking(request)
-        .await
-        .map(|r| r.into_inner().booking.unwrap())
+    studio.create_booking(request).await
 }
 
 async fn a_gun_comes_with_the_booking_and_goes_with_cancel_no_show_and_moves(db: TestDb) {

@@ -62,12 +62,7 @@ async fn book(
         start_time: Some(to_proto(at)),
         ..studio.booking(name, "2026-12-02T15:00:00Z").await
     };
-    studio
-        .client(&studio.desk)
-        .await
-        .create_booking(request)
-        .await
-        .map(|r| r.into_inner().booking.unwrap())
+    studio.create_booking(request).await
 }
 
 /// The ids of the bookings `ListBookings` shows for the local `day`.

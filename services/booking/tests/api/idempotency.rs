@@ -11,7 +11,6 @@ use recovery_kit::testing::{Bearer, TestDb, at_once};
 use recovery_proto::booking::v1 as pb;
 use recovery_proto::protocols::v1 as protocols_pb;
 use recovery_proto::protocols::v1::protocol_service_client::ProtocolServiceClient;
-use recovery_tenancy::testing as tenancy;
 use tonic::{Code, Status};
 
 use crate::common::{create_client, screen, sign_waiver};
@@ -157,14 +156,7 @@ async fn home(studio: &Studio) -> Tenant {
 /// A second tenant in the same server, with a chamber, a cryo treatment and
 /// a screened client with a waiver of its own.
 async fn rival(studio: &Studio) -> Tenant {
-    let made = tenancy::Studio::create(
-        studio.server.channel().await,
-        &studio.operator,
-        "Rival",
-        "America/New_York",
-        &[Role::Manager],
-    )
-    .await;
+    let made = studio.rival().await;
     let mut tenant = Tenant {
         id: made.tenant_id.clone(),
         key: made.key(Role::Manager).to_owned(),

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use recovery_booking::Bookings;
+use recovery_booking::{Bookings, Peers};
 use recovery_fleet::Fleet;
 use recovery_kit::Role;
 use recovery_kit::events::Bus;
@@ -153,6 +153,39 @@ pub(crate) async fn start(db: TestDb) -> Studio {
 impl Studio {
     pub(crate) async fn client(&self, key: &str) -> Client {
         BookingServiceClient::with_interceptor(self.server.channel().await, Bearer::new(key))
+    }
+
+    /// A second tenant in the same server, "Rival" in New York, with a
+    /// manager key.
+    pub(crate) async fn rival(&self) -> tenancy::Studio {
+        tenancy::Studio::create(
+            self.server.channel().await,
+            &self.operator,
+            "Rival",
+            "America/New_York",
+            &[Role::Manager],
+        )
+        .await
+    }
+
+    /// A second booking service on the studio's database (as a replica
+    /// is), asking the same protocols and fleet: its own bus, relay and
+    /// kept calendars.
+    pub(crate) async fn replica(&self) -> Arc<Bookings> {
+        let peers = Peers {
+            clients: self.protocols.clone(),
+            history: self.protocols.clone(),
+            devices: self.fleet.clone(),
+        };
+        Bookings::start(
+            self.db.db.clone(),
+            self.clock.clone(),
+            Bus::default(),
+            Arc::clone(&self.directory),
+            peers,
+        )
+        .await
+        .unwrap()
     }
 
     /// A cryo chamber `name` at the studio's location; its id.
@@ -314,14 +347,11 @@ impl Studio {
 
     /// Books hold `hold_id`, as the desk.
     pub(crate) async fn book_hold(&self, hold_id: &str) -> Result<pb::Booking, Status> {
-        self.client(&self.desk)
-            .await
-            .create_booking(pb::CreateBookingRequest {
-                hold_id: hold_id.into(),
-                ..Default::default()
-            })
-            .await
-            .map(|r| r.into_inner().booking.unwrap())
+        self.create_booking(pb::CreateBookingRequest {
+            hold_id: hold_id.into(),
+            ..Default::default()
+        })
+        .await
     }
 
     /// Cancels booking `id` for `reason`, as the desk.
@@ -338,7 +368,14 @@ impl Studio {
 
     /// Books cryo for the client called `name`.
     pub(crate) async fn book(&self, name: &str, start: &str) -> Result<pb::Booking, Status> {
-        let request = self.booking(name, start).await;
+        self.create_booking(self.booking(name, start).await).await
+    }
+
+    /// Sends `request` as the desk; the booking made.
+    pub(crate) async fn create_booking(
+        &self,
+        request: pb::CreateBookingRequest,
+    ) -> Result<pb::Booking, Status> {
         self.client(&self.desk)
             .await
             .create_booking(request)

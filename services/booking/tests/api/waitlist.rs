@@ -13,8 +13,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::SignedDuration;
-use recovery_booking::{Bookings, Peers};
-use recovery_kit::events::Bus;
 use recovery_kit::testing::TestDb;
 use recovery_proto::booking::v1 as pb;
 use recovery_proto::protocols::v1 as protocols_pb;
@@ -539,20 +537,7 @@ async fn racing_cancellations_and_joins_never_double_offer(db: TestDb) {
 async fn two_replicas_make_one_offer_per_freed_slot(db: TestDb) {
     const FREED: usize = 4;
     let studio = start(db).await;
-    let peers = Peers {
-        clients: studio.protocols.clone(),
-        history: studio.protocols.clone(),
-        devices: studio.fleet.clone(),
-    };
-    let replica = Bookings::start(
-        studio.db.db.clone(),
-        studio.clock.clone(),
-        Bus::default(),
-        Arc::clone(&studio.directory),
-        peers,
-    )
-    .await
-    .unwrap();
+    let replica = studio.replica().await;
     let window = ("2026-12-02T15:00:00Z", "2026-12-02T15:12:00Z");
     let first: jiff::Timestamp = window.0.parse().unwrap();
     let mut booked = Vec::new();
