@@ -21,10 +21,10 @@ use tonic::Code;
 use tonic_types::StatusExt as _;
 
 // The load examples' way to make a client the rules let book, through
-// protocols' API, and a chamber to register in fleet.
+// protocols' API, a chamber to register in fleet and a cryo treatment.
 #[path = "../examples/common/mod.rs"]
 mod common;
-use common::{chamber_device, new_client, screen, sign_waiver};
+use common::{chamber_device, cryo, new_client, screen, sign_waiver};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_booking_binary_runs_apart_from_tenancy_protocols_and_fleet() {
@@ -119,25 +119,12 @@ async fn the_booking_binary_runs_apart_from_tenancy_protocols_and_fleet() {
         .unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
 
-    let cryo = manager
-        .create_treatment(pb::CreateTreatmentRequest {
-            treatment: Some(pb::Treatment {
-                display_name: "Cryo".into(),
-                modality: pb::Modality::WholeBodyCryotherapy as i32,
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .treatment
-        .unwrap();
+    let cryo = cryo(&mut manager).await.unwrap();
     let now = jiff::Timestamp::now();
     let slots = desk
         .search_availability(pb::SearchAvailabilityRequest {
             location_id: studio.location_id.clone(),
-            treatment_id: cryo.id.clone(),
+            treatment_id: cryo.clone(),
             start_time: Some(to_proto(now)),
             end_time: Some(to_proto(now + jiff::SignedDuration::from_hours(48))),
             resource_id: String::new(),
@@ -149,7 +136,7 @@ async fn the_booking_binary_runs_apart_from_tenancy_protocols_and_fleet() {
     let first = slots.first().expect("the studio opens within two days");
     let request = pb::CreateBookingRequest {
         location_id: studio.location_id.clone(),
-        treatment_id: cryo.id,
+        treatment_id: cryo,
         client_id: "no-such-client".into(),
         start_time: first.start_time,
         ..Default::default()
@@ -414,24 +401,11 @@ async fn a_chamber_registered_in_fleet_reaches_booking_run_apart(db: TestDb) {
     assert_eq!(resources.len(), 1, "registered once, bookable");
     assert_eq!(resources[0].device_id, device.id);
     assert_eq!(resources[0].display_name, "Arctic");
-    let cryo = manager
-        .create_treatment(pb::CreateTreatmentRequest {
-            treatment: Some(pb::Treatment {
-                display_name: "Cryo".into(),
-                modality: pb::Modality::WholeBodyCryotherapy as i32,
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .treatment
-        .unwrap();
+    let cryo = cryo(&mut manager).await.unwrap();
     let now = jiff::Timestamp::now();
     let search = pb::SearchAvailabilityRequest {
         location_id: studio.location_id.clone(),
-        treatment_id: cryo.id.clone(),
+        treatment_id: cryo.clone(),
         start_time: Some(to_proto(now + jiff::SignedDuration::from_hours(2))),
         end_time: Some(to_proto(now + jiff::SignedDuration::from_hours(50))),
         resource_id: String::new(),
