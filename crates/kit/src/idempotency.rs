@@ -295,23 +295,19 @@ pub fn spawn_pruner(
     db: Db,
     table: &'static str,
     clock: std::sync::Arc<dyn crate::time::Clock>,
-    mut shutdown: crate::server::Shutdown,
+    shutdown: crate::server::Shutdown,
 ) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(PRUNE_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = shutdown.wait() => break,
-                _ = tick.tick() => {
-                    let before = crate::time::to_micros(clock.now() - KEEP);
-                    match prune(&db, table, before).await {
-                        Ok(0) => {}
-                        Ok(pruned) => tracing::info!(table, pruned, "idempotency records pruned"),
-                        Err(error) => tracing::warn!(table, error = %error, "pruning failed"),
-                    }
-                }
+    crate::server::spawn_every(
+        PRUNE_EVERY,
+        shutdown,
+        (db, clock),
+        move |(db, clock)| async move {
+            let before = crate::time::to_micros(clock.now() - KEEP);
+            match prune(&db, table, before).await {
+                Ok(0) => {}
+                Ok(pruned) => tracing::info!(table, pruned, "idempotency records pruned"),
+                Err(error) => tracing::warn!(table, error = %error, "pruning failed"),
             }
-        }
-    });
+        },
+    );
 }

@@ -33,3 +33,17 @@ mod tests;
 pub use auth::{Caller, Role, Scope, authorize};
 pub use db::{Db, Engine, Lock};
 pub use error::{Error, Violations, reason};
+
+/// A service's migrations for an [`Engine`]: the `migrations/sqlite` or
+/// `migrations/postgres` folder of the crate that calls it, embedded at
+/// build time. A macro because `sqlx::migrate!` reads the calling crate's
+/// folder; the caller depends on `sqlx` with its `migrate` feature.
+#[macro_export]
+macro_rules! migrator {
+    ($engine:expr) => {
+        match $engine {
+            $crate::Engine::Sqlite => ::sqlx::migrate!("migrations/sqlite"),
+            $crate::Engine::Postgres => ::sqlx::migrate!("migrations/postgres"),
+        }
+    };
+}

@@ -52,6 +52,28 @@ impl Shutdown {
     }
 }
 
+/// Runs `work` on (a clone of) `state` at once and then every `every`, on
+/// a task of its own, until `shutdown`: the loop of every sweeper and
+/// pruner. A late tick waits (no burst to catch up); a run under way
+/// finishes before shutdown is seen.
+pub fn spawn_every<S, F, Fut>(every: Duration, mut shutdown: Shutdown, state: S, work: F)
+where
+    S: Clone + Send + 'static,
+    F: Fn(S) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.wait() => break,
+                _ = tick.tick() => work(state.clone()).await,
+            }
+        }
+    });
+}
+
 impl Services {
     /// An empty set whose keyed services resolve keys with `auth`, under
     /// the default [`Limits`] with rate limits in this process.

@@ -282,10 +282,27 @@ macro_rules! engine_tests {
     };
 }
 
+/// Runs `calls` at once, each on a task of its own, and returns their
+/// answers in order; panics if one failed.
+pub async fn at_once<T, F>(calls: impl IntoIterator<Item = F>) -> Vec<T>
+where
+    F: std::future::Future<Output = Result<T, tonic::Status>> + Send + 'static,
+    T: Send + 'static,
+{
+    let tasks: Vec<_> = calls.into_iter().map(tokio::spawn).collect();
+    let mut answers = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        answers.push(task.await.expect("the call's task").expect("the call"));
+    }
+    answers
+}
+
 /// A server binary under test, run as a real process: on `127.0.0.1:0` and a
 /// temporary data directory, with its stderr echoed and watched.
 pub struct Daemon {
     child: std::process::Child,
+    /// The binary's file name.
+    name: String,
     /// The address it reported it listens on.
     pub addr: String,
     lines: std::sync::mpsc::Receiver<String>,
@@ -346,10 +363,32 @@ impl Daemon {
         };
         Daemon {
             child,
+            name,
             addr,
             lines,
             data,
         }
+    }
+
+    /// A connected channel to it.
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr))
+            .expect("daemon address")
+            .connect()
+            .await
+            .expect("connect to the daemon")
+    }
+
+    /// Terminates it ([`Daemon::terminate`]) and asserts that it shut down
+    /// cleanly: a successful exit, having logged that it was shutting down.
+    pub fn stop_cleanly(self) {
+        let name = self.name.clone();
+        let (status, said) = self.terminate();
+        assert!(status.success(), "{name} exited with {status}");
+        assert!(
+            said.iter().any(|l| l.contains("shutting down")),
+            "{name} did not log that it was shutting down"
+        );
     }
 
     /// What it printed so far (after the address line).

@@ -31,6 +31,18 @@ pub fn page(page_size: i32, page_token: &str, binding: &Binding) -> Result<Page,
     Ok(page)
 }
 
+/// A list request's page from its size, its token and `unpaged`, the
+/// request without the two (`recovery_proto::Paged::paging`): the token
+/// bound by `db`'s key to the caller's tenant and `unpaged`;
+/// INVALID_ARGUMENT for a token of another list, tenant or filter.
+pub fn list_page<M: prost::Message>(
+    db: &crate::Db,
+    caller: &crate::Caller,
+    (page_size, page_token, unpaged): (i32, &str, M),
+) -> Result<Page, Error> {
+    page(page_size, page_token, &db.pages(caller, &unpaged)?)
+}
+
 /// A value stored by name and sent by number: a status, a kind, a role. One
 /// table per type says all three; nothing else spells the names.
 pub trait Named: Copy + PartialEq + Sized + 'static {
@@ -73,8 +85,12 @@ pub trait Named: Copy + PartialEq + Sized + 'static {
 /// A stored name read back: a name the table does not know is a decode
 /// error (the database holds only names this code wrote).
 pub fn stored<T: Named>(name: &str) -> Result<T, sqlx::Error> {
-    T::parse(name)
-        .ok_or_else(|| sqlx::Error::Decode(format!("unknown stored name {name:?}").into()))
+    T::parse(name).ok_or_else(|| unknown_name(name))
+}
+
+/// The decode error of a stored name no table knows.
+pub fn unknown_name(name: &str) -> sqlx::Error {
+    sqlx::Error::Decode(format!("unknown stored name {name:?}").into())
 }
 
 /// How many characters of a caller's value an error message repeats.

@@ -45,6 +45,10 @@ pub mod fleet {
 pub trait Paged: prost::Message + Clone {
     /// The request without its page size and token: the list's filter.
     fn unpaged(&self) -> Self;
+
+    /// The page size and token asked for, and [`Paged::unpaged`]: what a
+    /// page of the list is made from.
+    fn paging(&self) -> (i32, &str, Self);
 }
 
 macro_rules! paged {
@@ -56,6 +60,10 @@ macro_rules! paged {
                     page_token: String::new(),
                     ..self.clone()
                 }
+            }
+
+            fn paging(&self) -> (i32, &str, Self) {
+                (self.page_size, &self.page_token, self.unpaged())
             }
         })*
     };

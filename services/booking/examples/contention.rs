@@ -22,7 +22,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use recovery_booking::Bookings;
 use recovery_kit::events::Bus;
 use recovery_kit::testing::answers::reason;
 use recovery_kit::testing::{Bearer, TestDb, TestServer};
@@ -30,16 +29,11 @@ use recovery_kit::time::{ManualClock, to_proto};
 use recovery_proto::booking::v1 as pb;
 use recovery_proto::booking::v1::booking_service_client::BookingServiceClient;
 use recovery_proto::protocols::v1::protocol_service_client::ProtocolServiceClient;
-use recovery_tenancy::testing::Platform;
 use tokio::sync::Mutex;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
 
 #[path = "common/mod.rs"]
 mod common;
-use common::screened_client;
-
-type Desk = BookingServiceClient<InterceptedService<Channel, Bearer>>;
+use common::{Backends, Desk, chambers_and_cryo, fleet_config, screened_client};
 
 const CHAMBERS: usize = 20;
 const SLOTS: usize = 20;
@@ -52,74 +46,13 @@ async fn main() -> anyhow::Result<()> {
     };
     // Monday 2026-12-07, 05:00 in New York: the demo studio opens at 06:00.
     let clock = Arc::new(ManualClock::new("2026-12-07T10:00:00Z".parse()?));
-    let platform = Platform::start(&db.db, clock.clone()).await;
-    let demo = platform.tenancy.seed_demo().await?;
-    let protocols = recovery_protocols::Protocols::start(
-        db.db.clone(),
-        clock.clone(),
-        Bus::default(),
-        platform.directory(),
-    )
-    .await?;
-    let fleet = recovery_fleet::Fleet::start(
-        db.db.clone(),
-        clock.clone(),
-        Bus::default(),
-        platform.directory(),
-        recovery_fleet::Config {
-            offline_after_secs: 600,
-            history: 100,
-            batch: 500,
-        },
-    )
-    .await?;
-    let peers = recovery_booking::Peers {
-        clients: protocols.clone(),
-        history: protocols.clone(),
-        devices: fleet,
-    };
-    let bookings = Bookings::start(
-        db.db.clone(),
-        clock.clone(),
-        Bus::default(),
-        platform.directory(),
-        peers,
-    )
-    .await?;
-    let mut services = platform.services();
-    bookings.mount(&mut services);
-    protocols.mount(&mut services);
-    let server = TestServer::start(services).await;
+    let backends = Backends::start(&db, clock, fleet_config(), Bus::default).await?;
+    let demo = backends.platform.tenancy.seed_demo().await?;
+    let server = TestServer::start(backends.services()).await;
     let channel = server.channel().await;
     let mut manager =
         BookingServiceClient::with_interceptor(channel.clone(), Bearer::new(&demo.manager_key));
-    for n in 1..=CHAMBERS {
-        manager
-            .create_resource(pb::CreateResourceRequest {
-                resource: Some(pb::Resource {
-                    location_id: demo.location_id.clone(),
-                    display_name: format!("Chamber {n}"),
-                    kind: pb::ResourceKind::CryoChamber as i32,
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            })
-            .await?;
-    }
-    let cryo = manager
-        .create_treatment(pb::CreateTreatmentRequest {
-            treatment: Some(pb::Treatment {
-                display_name: "Whole-body cryo".into(),
-                modality: pb::Modality::WholeBodyCryotherapy as i32,
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await?
-        .into_inner()
-        .treatment
-        .unwrap_or_default()
-        .id;
+    let cryo = chambers_and_cryo(&mut manager, &demo.location_id, CHAMBERS).await?;
     let mut people =
         ProtocolServiceClient::with_interceptor(channel.clone(), Bearer::new(&demo.manager_key));
     let started = Instant::now();

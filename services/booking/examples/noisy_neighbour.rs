@@ -34,19 +34,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use recovery_booking::Bookings;
 use recovery_kit::Role;
 use recovery_kit::events::Bus;
 use recovery_kit::limits::{Admission, DEFAULT_TENANT_RUNNING, Limits};
-use recovery_kit::server::Services;
 use recovery_kit::testing::{Bearer, TestDb, TestServer};
-use recovery_kit::time::{ManualClock, to_proto};
+use recovery_kit::time::ManualClock;
 use recovery_proto::booking::v1 as pb;
 use recovery_proto::booking::v1::booking_service_client::BookingServiceClient;
 use recovery_proto::protocols::v1::protocol_service_client::ProtocolServiceClient;
 use recovery_proto::tenancy::v1 as tenancy_pb;
 use recovery_proto::tenancy::v1::tenancy_service_client::TenancyServiceClient;
-use recovery_tenancy::testing::{Platform, Studio};
+use recovery_tenancy::testing::Studio;
 use std::error::Error as _;
 use tokio::runtime::Runtime;
 use tonic::transport::Channel;
@@ -54,7 +52,7 @@ use tonic_types::StatusExt as _;
 
 #[path = "common/mod.rs"]
 mod common;
-use common::screened_client;
+use common::{Backends, chambers_and_cryo, day_search, fill_day, fleet_config, open_slots};
 
 /// Concurrent searches of the noisy tenant.
 const NOISE: usize = 64;
@@ -88,48 +86,8 @@ async fn main() -> anyhow::Result<()> {
     };
     // Monday 2026-12-07, 05:00 in New York.
     let clock = Arc::new(ManualClock::new("2026-12-07T10:00:00Z".parse()?));
-    let platform = Platform::start(&db.db, clock.clone()).await;
-    let protocols = recovery_protocols::Protocols::start(
-        db.db.clone(),
-        clock.clone(),
-        Bus::default(),
-        platform.directory(),
-    )
-    .await?;
-    let fleet = recovery_fleet::Fleet::start(
-        db.db.clone(),
-        clock.clone(),
-        Bus::default(),
-        platform.directory(),
-        recovery_fleet::Config {
-            offline_after_secs: 600,
-            history: 100,
-            batch: 500,
-        },
-    )
-    .await?;
-    let peers = recovery_booking::Peers {
-        clients: protocols.clone(),
-        history: protocols.clone(),
-        devices: fleet.clone(),
-    };
-    let bookings = Bookings::start(
-        db.db.clone(),
-        clock.clone(),
-        Bus::default(),
-        platform.directory(),
-        peers,
-    )
-    .await?;
-    let server = |limits: Limits| {
-        let mut services =
-            Services::with_admission(platform.tenancy.authenticator(), Admission::new(limits));
-        platform.tenancy.mount(&mut services);
-        bookings.mount(&mut services);
-        protocols.mount(&mut services);
-        fleet.mount(&mut services);
-        TestServer::start(services)
-    };
+    let backends = Backends::start(&db, clock, fleet_config(), Bus::default).await?;
+    let server = |limits: Limits| TestServer::start(backends.services_with(Admission::new(limits)));
     let unmetered = |limits: Limits| Limits {
         key_rate: 1e9,
         key_burst: u32::MAX,
@@ -161,7 +119,7 @@ async fn main() -> anyhow::Result<()> {
     let roles = [Role::Manager];
     let quiet = Studio::create(
         channel.clone(),
-        &platform.operator,
+        &backends.platform.operator,
         "Quiet",
         "America/New_York",
         &roles,
@@ -169,7 +127,7 @@ async fn main() -> anyhow::Result<()> {
     .await;
     let noisy = Studio::create(
         channel.clone(),
-        &platform.operator,
+        &backends.platform.operator,
         "Noisy",
         "America/New_York",
         &roles,
@@ -480,40 +438,13 @@ async fn seed(
     let key = noisy.key(Role::Manager);
     let mut manager = BookingServiceClient::with_interceptor(channel.clone(), Bearer::new(key));
     let mut people = ProtocolServiceClient::with_interceptor(channel.clone(), Bearer::new(key));
-    for n in 1..=CHAMBERS {
-        manager
-            .create_resource(pb::CreateResourceRequest {
-                resource: Some(pb::Resource {
-                    location_id: noisy.location_id.clone(),
-                    display_name: format!("Chamber {n}"),
-                    kind: pb::ResourceKind::CryoChamber as i32,
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            })
-            .await?;
-    }
-    let cryo = manager
-        .create_treatment(pb::CreateTreatmentRequest {
-            treatment: Some(pb::Treatment {
-                display_name: "Whole-body cryo".into(),
-                modality: pb::Modality::WholeBodyCryotherapy as i32,
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await?
-        .into_inner()
-        .treatment
-        .unwrap_or_default()
-        .id;
-    let day = pb::SearchAvailabilityRequest {
-        location_id: noisy.location_id.clone(),
-        treatment_id: cryo.clone(),
-        start_time: Some(to_proto("2026-12-08T11:00:00Z".parse()?)),
-        end_time: Some(to_proto("2026-12-09T03:00:00Z".parse()?)),
-        resource_id: String::new(),
-    };
+    let cryo = chambers_and_cryo(&mut manager, &noisy.location_id, CHAMBERS).await?;
+    let day = day_search(
+        &noisy.location_id,
+        &cryo,
+        "2026-12-08T11:00:00Z",
+        "2026-12-09T03:00:00Z",
+    )?;
     // A chamber free at a slot, for every slot: what the bookings take.
     let free = |slots: &[pb::Slot]| -> usize {
         slots
@@ -521,46 +452,16 @@ async fn seed(
             .map(|slot| slot.free.first().map_or(0, |f| f.resource_ids.len()))
             .sum()
     };
-    let empty = manager
-        .search_availability(day.clone())
-        .await?
-        .into_inner()
-        .slots;
+    let empty = open_slots(&mut manager, &day).await?;
     anyhow::ensure!(
         empty
             .iter()
             .all(|slot| slot.free.first().map_or(0, |f| f.resource_ids.len()) == CHAMBERS),
         "every slot of the empty day has its {CHAMBERS} chambers free"
     );
-    let mut booked = 0;
-    while booked < BOOKINGS {
-        let slots = manager
-            .search_availability(day.clone())
-            .await?
-            .into_inner()
-            .slots;
-        let Some(slot) = slots.first() else { break };
-        let free = slot.free.first().map_or(0, |f| f.resource_ids.len());
-        for _ in 0..free.min(BOOKINGS - booked) {
-            let client_id = screened_client(&mut people, booked).await?;
-            manager
-                .create_booking(pb::CreateBookingRequest {
-                    location_id: noisy.location_id.clone(),
-                    treatment_id: cryo.clone(),
-                    client_id,
-                    start_time: slot.start_time,
-                    ..Default::default()
-                })
-                .await?;
-            booked += 1;
-        }
-    }
+    let booked = fill_day(&mut manager, &mut people, &day, BOOKINGS).await?;
     anyhow::ensure!(booked == BOOKINGS, "only {booked} bookings fit the day");
-    let slots = manager
-        .search_availability(day.clone())
-        .await?
-        .into_inner()
-        .slots;
+    let slots = open_slots(&mut manager, &day).await?;
     let taken = free(&empty).checked_sub(free(&slots));
     anyhow::ensure!(
         taken == Some(BOOKINGS),

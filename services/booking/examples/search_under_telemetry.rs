@@ -16,11 +16,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use recovery_booking::Bookings;
 use recovery_kit::events::Bus;
 use recovery_kit::server::Shutdown;
 use recovery_kit::testing::{Bearer, TestDb, TestServer};
-use recovery_kit::time::{ManualClock, to_proto};
+use recovery_kit::time::ManualClock;
 use recovery_proto::booking::v1 as pb;
 use recovery_proto::booking::v1::booking_service_client::BookingServiceClient;
 use recovery_proto::fleet::v1 as fleet_pb;
@@ -28,21 +27,10 @@ use recovery_proto::fleet::v1::fleet_service_client::FleetServiceClient;
 use recovery_proto::protocols::v1::protocol_service_client::ProtocolServiceClient;
 use recovery_proto::tenancy::v1 as tenancy_pb;
 use recovery_proto::tenancy::v1::tenancy_service_client::TenancyServiceClient;
-use recovery_tenancy::testing::Platform;
 
 #[path = "common/mod.rs"]
 mod common;
-use common::screened_client;
-
-/// Environment overrides: `CLIENTS`, `CALLS`, `BOOKINGS`, and `RATE`
-/// (readings a second the hub sends at most; 0, the default: as fast as
-/// fleet takes them).
-fn setting(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use common::{Backends, chamber_device, cryo, day_search, fill_day, measure, open_slots, setting};
 
 /// Readings per hub stream.
 const BATCH: usize = 500;
@@ -50,6 +38,9 @@ const BATCH: usize = 500;
 #[tokio::main]
 #[allow(clippy::too_many_lines)] // one straight-line scenario reads best in one place
 async fn main() -> anyhow::Result<()> {
+    // Environment overrides: `CLIENTS`, `CALLS`, `BOOKINGS`, and `RATE`
+    // (readings a second the hub sends at most; 0, the default: as fast as
+    // fleet takes them).
     let (clients, calls, bookings_wanted, rate) = (
         setting("CLIENTS", 4),
         setting("CALLS", 200),
@@ -59,49 +50,24 @@ async fn main() -> anyhow::Result<()> {
     let db = TestDb::sqlite().await;
     // Monday 2026-12-07, 05:00 in New York: the demo studio opens at 06:00.
     let clock = Arc::new(ManualClock::new("2026-12-07T10:00:00Z".parse()?));
-    let platform = Platform::start(&db.db, clock.clone()).await;
-    let demo = platform.tenancy.seed_demo().await?;
-    let protocols = recovery_protocols::Protocols::start(
-        db.db.clone(),
-        clock.clone(),
-        Bus::default(),
-        platform.directory(),
-    )
-    .await?;
-    let fleet = recovery_fleet::Fleet::start(
-        db.db.clone(),
-        clock.clone(),
-        Bus::default(),
-        platform.directory(),
+    let backends = Backends::start(
+        &db,
+        clock,
         recovery_fleet::Config {
             offline_after_secs: 24 * 3600,
             history: 1000,
             batch: 500,
         },
+        Bus::default,
     )
     .await?;
-    let peers = recovery_booking::Peers {
-        clients: protocols.clone(),
-        history: protocols.clone(),
-        devices: fleet.clone(),
-    };
-    let bookings = Bookings::start(
-        db.db.clone(),
-        clock.clone(),
-        Bus::default(),
-        platform.directory(),
-        peers,
-    )
-    .await?;
+    let demo = backends.platform.tenancy.seed_demo().await?;
+    let (fleet, bookings) = (&backends.fleet, &backends.bookings);
     fleet.on_device_links(bookings.clone());
     let told = Arc::new(Told::default());
     fleet.outbox().add_consumer(told.clone());
     fleet.spawn_relay(Shutdown::never());
-    let mut services = platform.services();
-    bookings.mount(&mut services);
-    protocols.mount(&mut services);
-    fleet.mount(&mut services);
-    let server = TestServer::start(services).await;
+    let server = TestServer::start(backends.services()).await;
     let channel = server.channel().await;
     let key = demo.manager_key.clone();
     let mut manager = BookingServiceClient::with_interceptor(channel.clone(), Bearer::new(&key));
@@ -111,19 +77,11 @@ async fn main() -> anyhow::Result<()> {
     for n in 1..=4 {
         let device = machines
             .register_device(fleet_pb::RegisterDeviceRequest {
-                device: Some(fleet_pb::Device {
-                    location_id: demo.location_id.clone(),
-                    kind: fleet_pb::DeviceKind::CryoChamber as i32,
-                    display_name: format!("Chamber {n}"),
-                    serial_number: format!("BENCH-CH-{n}"),
-                    spec: Some(fleet_pb::device::Spec::CryoChamber(
-                        fleet_pb::CryoChamberSpec {
-                            target_temperature_celsius: -110.0,
-                            ready_threshold_celsius: -90.0,
-                        },
-                    )),
-                    ..Default::default()
-                }),
+                device: Some(chamber_device(
+                    &demo.location_id,
+                    &format!("Chamber {n}"),
+                    &format!("BENCH-CH-{n}"),
+                )),
                 request_id: String::new(),
             })
             .await?
@@ -141,20 +99,7 @@ async fn main() -> anyhow::Result<()> {
         .await?
         .into_inner()
         .secret;
-    let cryo = manager
-        .create_treatment(pb::CreateTreatmentRequest {
-            treatment: Some(pb::Treatment {
-                display_name: "Whole-body cryo".into(),
-                modality: pb::Modality::WholeBodyCryotherapy as i32,
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await?
-        .into_inner()
-        .treatment
-        .unwrap_or_default()
-        .id;
+    let cryo = cryo(&mut manager).await?;
     // The relay is woken by each registration; wait until booking has all.
     for _ in 0..100 {
         let linked = manager
@@ -173,43 +118,15 @@ async fn main() -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let day = pb::SearchAvailabilityRequest {
-        location_id: demo.location_id.clone(),
-        treatment_id: cryo.clone(),
-        start_time: Some(to_proto("2026-12-07T11:00:00Z".parse()?)),
-        end_time: Some(to_proto("2026-12-08T03:00:00Z".parse()?)),
-        resource_id: String::new(),
-    };
+    let day = day_search(
+        &demo.location_id,
+        &cryo,
+        "2026-12-07T11:00:00Z",
+        "2026-12-08T03:00:00Z",
+    )?;
     let mut people = ProtocolServiceClient::with_interceptor(channel.clone(), Bearer::new(&key));
-    let mut booked = 0;
-    while booked < bookings_wanted {
-        let slots = manager
-            .search_availability(day.clone())
-            .await?
-            .into_inner()
-            .slots;
-        let Some(slot) = slots.first() else { break };
-        let free = slot.free.first().map_or(0, |f| f.resource_ids.len());
-        for _ in 0..free.min(bookings_wanted - booked) {
-            let client_id = screened_client(&mut people, booked).await?;
-            manager
-                .create_booking(pb::CreateBookingRequest {
-                    location_id: demo.location_id.clone(),
-                    treatment_id: cryo.clone(),
-                    client_id,
-                    start_time: slot.start_time,
-                    ..Default::default()
-                })
-                .await?;
-            booked += 1;
-        }
-    }
-    let open = manager
-        .search_availability(day.clone())
-        .await?
-        .into_inner()
-        .slots
-        .len();
+    let booked = fill_day(&mut manager, &mut people, &day, bookings_wanted).await?;
+    let open = open_slots(&mut manager, &day).await?.len();
     // The chambers report once, cold: booking hears it (one event each).
     send_readings(&channel, &hub_key, &chambers, 1).await?;
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -325,35 +242,4 @@ async fn send_readings(
         .into_inner()
         .accepted;
     Ok(u64::try_from(accepted).unwrap_or(0))
-}
-
-/// Searches/s and mean latency in µs of `clients` tasks each making `calls`.
-async fn measure<F, Fut>(clients: usize, calls: usize, make: F) -> anyhow::Result<(f64, f64)>
-where
-    F: Fn() -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<(), tonic::Status>> + Send + 'static,
-{
-    let make = Arc::new(make);
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..clients {
-        let make = Arc::clone(&make);
-        tasks.push(tokio::spawn(async move {
-            let mut total = Duration::ZERO;
-            for _ in 0..calls {
-                let t = Instant::now();
-                make().await?;
-                total += t.elapsed();
-            }
-            Ok::<_, tonic::Status>(total)
-        }));
-    }
-    let mut latency = Duration::ZERO;
-    for task in tasks {
-        latency += task.await??;
-    }
-    let wall = started.elapsed().as_secs_f64();
-    #[allow(clippy::cast_precision_loss)]
-    let n = (clients * calls) as f64;
-    Ok((n / wall, latency.as_secs_f64() * 1e6 / n))
 }

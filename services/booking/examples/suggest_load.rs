@@ -10,124 +10,64 @@
 //!     cargo run --release -p recovery-booking --example suggest_load
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use recovery_kit::testing::{Bearer, TestDb};
-use recovery_kit::time::{ManualClock, to_proto};
+use recovery_kit::time::ManualClock;
 use recovery_proto::booking::v1 as pb;
 use recovery_proto::booking::v1::booking_service_client::BookingServiceClient;
 use recovery_proto::protocols::v1 as protocols_pb;
-use recovery_proto::protocols::v1::protocol_service_client::ProtocolServiceClient;
 
 #[path = "common/mod.rs"]
 mod common;
-use common::{Stack, chambers_and_cryo, screened_client};
+use common::{
+    Monday, Stack, fill_day, log_activity, measure, open_slots, screened_client, setting,
+};
 
 /// Concurrent clients (`CLIENTS` in the environment overrides).
 fn clients() -> usize {
-    env("CLIENTS", 1)
-}
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    setting("CLIENTS", 1)
 }
 
 const CALLS_PER_CLIENT: usize = 200;
 const ROUNDS: usize = 3;
 
 #[tokio::main]
-#[allow(clippy::too_many_lines)] // one straight-line scenario reads best in one place
 async fn main() -> anyhow::Result<()> {
     let db = TestDb::sqlite().await;
     // Monday 2026-12-07, 05:00 in New York: the demo studio opens at 06:00.
     let clock = Arc::new(ManualClock::new("2026-12-07T10:00:00Z".parse()?));
     let stack = Stack::start(&db, clock.clone()).await?;
-    let (server, demo) = (&stack.server, &stack.demo);
-    let channel = server.channel().await;
-    let mut manager =
-        BookingServiceClient::with_interceptor(channel.clone(), Bearer::new(&demo.manager_key));
-    let cryo = chambers_and_cryo(&mut manager, &demo.location_id, 4).await?;
-    let (day_start, day_end) = (
-        to_proto("2026-12-07T11:00:00Z".parse()?),
-        to_proto("2026-12-08T03:00:00Z".parse()?),
-    );
-    let day = pb::SearchAvailabilityRequest {
-        location_id: demo.location_id.clone(),
-        treatment_id: cryo.clone(),
-        start_time: Some(day_start),
-        end_time: Some(day_end),
-        resource_id: String::new(),
-    };
-
-    let mut people =
-        ProtocolServiceClient::with_interceptor(channel.clone(), Bearer::new(&demo.manager_key));
+    let demo = &stack.demo;
+    let Monday {
+        channel,
+        mut manager,
+        mut people,
+        day,
+    } = stack.monday(4).await?;
 
     // Fill the day from the first open slot on.
-    let target = env("BOOKINGS", 300);
     let started = Instant::now();
-    let mut booked = 0;
-    while booked < target {
-        let slots = manager
-            .search_availability(day.clone())
-            .await?
-            .into_inner()
-            .slots;
-        let Some(slot) = slots.first() else { break };
-        let free = slot.free.first().map_or(0, |f| f.resource_ids.len());
-        for _ in 0..free {
-            if booked == target {
-                break;
-            }
-            let client_id = screened_client(&mut people, booked).await?;
-            manager
-                .create_booking(pb::CreateBookingRequest {
-                    location_id: demo.location_id.clone(),
-                    treatment_id: cryo.clone(),
-                    client_id,
-                    start_time: slot.start_time,
-                    ..Default::default()
-                })
-                .await?;
-            booked += 1;
-        }
-    }
+    let booked = fill_day(&mut manager, &mut people, &day, setting("BOOKINGS", 300)).await?;
     let runner = screened_client(&mut people, booked).await?;
-    let run = people
-        .log_activity(protocols_pb::LogActivityRequest {
-            activity: Some(protocols_pb::Activity {
-                client_id: runner.clone(),
-                kind: protocols_pb::ActivityKind::Training as i32,
-                start_time: Some(to_proto("2026-12-07T12:00:00Z".parse()?)),
-                end_time: Some(to_proto("2026-12-07T15:00:00Z".parse()?)),
-                distance_meters: 30_000,
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await?
-        .into_inner()
-        .activity
-        .unwrap_or_default()
-        .id;
+    let run = log_activity(
+        &mut people,
+        &runner,
+        protocols_pb::ActivityKind::Training,
+        ("2026-12-07T12:00:00Z", "2026-12-07T15:00:00Z"),
+    )
+    .await?;
     let suggest = pb::SuggestSlotsRequest {
         client_id: runner,
         modality: pb::Modality::WholeBodyCryotherapy as i32,
         activity_id: run,
         location_id: demo.location_id.clone(),
-        start_time: Some(day_start),
-        end_time: Some(day_end),
+        start_time: day.start_time,
+        end_time: day.end_time,
         max_suggestions: 10,
         ..Default::default()
     };
-    let open = manager
-        .search_availability(day.clone())
-        .await?
-        .into_inner()
-        .slots
-        .len();
+    let open = open_slots(&mut manager, &day).await?.len();
     let first = manager
         .suggest_slots(suggest.clone())
         .await?
@@ -187,35 +127,4 @@ async fn main() -> anyhow::Result<()> {
         mean(&suggestions) / mean(&searches)
     );
     Ok(())
-}
-
-/// Calls/s and mean latency in µs of `clients` tasks each making `calls`.
-async fn measure<F, Fut>(clients: usize, calls: usize, make: F) -> anyhow::Result<(f64, f64)>
-where
-    F: Fn() -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<(), tonic::Status>> + Send + 'static,
-{
-    let make = Arc::new(make);
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..clients {
-        let make = Arc::clone(&make);
-        tasks.push(tokio::spawn(async move {
-            let mut total = Duration::ZERO;
-            for _ in 0..calls {
-                let t = Instant::now();
-                make().await?;
-                total += t.elapsed();
-            }
-            Ok::<_, tonic::Status>(total)
-        }));
-    }
-    let mut latency = Duration::ZERO;
-    for task in tasks {
-        latency += task.await??;
-    }
-    let wall = started.elapsed().as_secs_f64();
-    #[allow(clippy::cast_precision_loss)]
-    let n = (clients * calls) as f64;
-    Ok((n / wall, latency.as_secs_f64() * 1e6 / n))
 }

@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::SignedDuration;
-use recovery_booking::Bookings;
 use recovery_kit::events::Bus;
 use recovery_kit::testing::{Bearer, TestDb, TestServer};
 use recovery_kit::time::{ManualClock, to_proto};
@@ -26,12 +25,12 @@ use recovery_proto::booking::v1 as pb;
 use recovery_proto::booking::v1::booking_service_client::BookingServiceClient;
 use recovery_proto::protocols::v1 as protocols_pb;
 use recovery_proto::protocols::v1::protocol_service_client::ProtocolServiceClient;
-use recovery_tenancy::testing::Platform;
 use tokio::sync::mpsc;
-use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-type People = ProtocolServiceClient<InterceptedService<Channel, Bearer>>;
+#[path = "common/mod.rs"]
+mod common;
+use common::{Backends, People, chambers_and_cryo, fleet_config, new_client, sign_waiver};
 
 /// Cancellations per scenario.
 const ROUNDS: usize = 5;
@@ -43,79 +42,21 @@ const SETUP_PACE: Duration = Duration::from_millis(60);
 const BOUND: Duration = Duration::from_secs(10);
 
 #[tokio::main]
-#[allow(clippy::too_many_lines)] // one straight-line scenario reads best in one place
 async fn main() -> anyhow::Result<()> {
     let db = TestDb::sqlite().await;
     // Monday 2026-12-07, 05:00 in New York: the demo studio opens at 06:00.
     let clock = Arc::new(ManualClock::new("2026-12-07T10:00:00Z".parse()?));
-    let platform = Platform::start(&db.db, clock.clone()).await;
-    let demo = platform.tenancy.seed_demo().await?;
     let bus = Bus::default();
-    let protocols = recovery_protocols::Protocols::start(
-        db.db.clone(),
-        clock.clone(),
-        bus.clone(),
-        platform.directory(),
-    )
-    .await?;
-    let fleet = recovery_fleet::Fleet::start(
-        db.db.clone(),
-        clock.clone(),
-        bus.clone(),
-        platform.directory(),
-        recovery_fleet::Config {
-            offline_after_secs: 600,
-            history: 100,
-            batch: 500,
-        },
-    )
-    .await?;
-    let peers = recovery_booking::Peers {
-        clients: protocols.clone(),
-        history: protocols.clone(),
-        devices: fleet,
-    };
-    let bookings = Bookings::start(
-        db.db.clone(),
-        clock.clone(),
-        bus,
-        platform.directory(),
-        peers,
-    )
-    .await?;
-    let mut services = platform.services();
-    bookings.mount(&mut services);
-    protocols.mount(&mut services);
-    bookings.spawn_workers(services.shutdown());
+    let backends = Backends::start(&db, clock, fleet_config(), || bus.clone()).await?;
+    let demo = backends.platform.tenancy.seed_demo().await?;
+    let services = backends.services();
+    backends.bookings.spawn_workers(services.shutdown());
     let server = TestServer::start(services).await;
     let channel = server.channel().await;
     let key = demo.manager_key.as_str();
     let mut desk = BookingServiceClient::with_interceptor(channel.clone(), Bearer::new(key));
     let mut people = ProtocolServiceClient::with_interceptor(channel.clone(), Bearer::new(key));
-    desk.create_resource(pb::CreateResourceRequest {
-        resource: Some(pb::Resource {
-            location_id: demo.location_id.clone(),
-            display_name: "Chamber".into(),
-            kind: pb::ResourceKind::CryoChamber as i32,
-            ..Default::default()
-        }),
-        request_id: String::new(),
-    })
-    .await?;
-    let cryo = desk
-        .create_treatment(pb::CreateTreatmentRequest {
-            treatment: Some(pb::Treatment {
-                display_name: "Whole-body cryo".into(),
-                modality: pb::Modality::WholeBodyCryotherapy as i32,
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await?
-        .into_inner()
-        .treatment
-        .unwrap_or_default()
-        .id;
+    let cryo = chambers_and_cryo(&mut desk, &demo.location_id, 1).await?;
 
     println!(
         "| refused ahead | cancel on WatchSchedule (baseline) | offer on WatchOffers | ratio |"
@@ -192,53 +133,20 @@ async fn main() -> anyhow::Result<()> {
 
 /// A client with a clean screening and a signed waiver.
 async fn ready_client(people: &mut People, name: &str) -> anyhow::Result<String> {
-    let id = people
-        .create_client(protocols_pb::CreateClientRequest {
-            client: Some(protocols_pb::Client {
-                given_name: name.to_owned(),
-                family_name: "Waitlist".into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await?
-        .into_inner()
-        .client
-        .unwrap_or_default()
-        .id;
+    let id = new_client(people, name, "Waitlist").await?;
     screen(people, &id, false).await?;
-    people
-        .sign_waiver(protocols_pb::SignWaiverRequest {
-            waiver: Some(protocols_pb::Waiver {
-                client_id: id.clone(),
-                version: "v1".into(),
-                signer_name: name.to_owned(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await?;
+    sign_waiver(people, &id, name).await?;
     Ok(id)
 }
 
 /// Records a screening; with `pacemaker`, cryo is contraindicated.
 async fn screen(people: &mut People, client_id: &str, pacemaker: bool) -> anyhow::Result<()> {
-    people
-        .record_screening(protocols_pb::RecordScreeningRequest {
-            screening: Some(protocols_pb::Screening {
-                client_id: client_id.to_owned(),
-                questionnaire_version: "2026-01".into(),
-                answers: vec![protocols_pb::ScreeningAnswer {
-                    condition: protocols_pb::Condition::Pacemaker as i32,
-                    present: pacemaker,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await?;
-    Ok(())
+    common::screen(
+        people,
+        client_id,
+        &[(protocols_pb::Condition::Pacemaker, pacemaker)],
+    )
+    .await
 }
 
 /// Booking ids changed on the day's schedule, with when they arrived.
@@ -252,23 +160,18 @@ async fn watch_schedule(
     let day = day
         .to_zoned_datetime(jiff::tz::TimeZone::get("America/New_York")?)
         .date();
-    let mut stream = client
+    let stream = client
         .watch_schedule(pb::WatchScheduleRequest {
             location_id: location_id.to_owned(),
             day: day.to_string(),
         })
         .await?
         .into_inner();
-    stream.message().await?;
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok(Some(message)) = stream.message().await {
-            if let Some(pb::watch_schedule_response::Event::Changed(booking)) = message.event {
-                let _ = tx.send((booking.id, Instant::now()));
-            }
-        }
-    });
-    Ok(rx)
+    forward(stream, |message| match message.event {
+        Some(pb::watch_schedule_response::Event::Changed(booking)) => Some(booking.id),
+        _ => None,
+    })
+    .await
 }
 
 /// Offers made at the location, with when they arrived.
@@ -278,20 +181,35 @@ async fn watch_offers(
     location_id: &str,
 ) -> anyhow::Result<mpsc::UnboundedReceiver<(String, Instant)>> {
     let mut client = BookingServiceClient::with_interceptor(channel.clone(), Bearer::new(key));
-    let mut stream = client
+    let stream = client
         .watch_offers(pb::WatchOffersRequest {
             location_id: location_id.to_owned(),
         })
         .await?
         .into_inner();
+    forward(stream, |message| match message.event {
+        Some(pb::watch_offers_response::Event::Changed(offer))
+            if offer.state == pb::OfferState::Open as i32 =>
+        {
+            Some(offer.id)
+        }
+        _ => None,
+    })
+    .await
+}
+
+/// Reads past the watch's first message (its snapshot), then sends on the
+/// answer the id `pick` finds in each later message, with when it arrived.
+async fn forward<M: Send + 'static>(
+    mut stream: tonic::Streaming<M>,
+    pick: impl Fn(M) -> Option<String> + Send + 'static,
+) -> anyhow::Result<mpsc::UnboundedReceiver<(String, Instant)>> {
     stream.message().await?;
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Ok(Some(message)) = stream.message().await {
-            if let Some(pb::watch_offers_response::Event::Changed(offer)) = message.event
-                && offer.state == pb::OfferState::Open as i32
-            {
-                let _ = tx.send((offer.id, Instant::now()));
+            if let Some(id) = pick(message) {
+                let _ = tx.send((id, Instant::now()));
             }
         }
     });

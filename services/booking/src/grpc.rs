@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use recovery_kit::wire::page;
+use recovery_kit::wire::list_page;
 use recovery_kit::{Role, authorize};
 use recovery_proto::Paged as _;
 use recovery_proto::booking::v1 as pb;
@@ -131,11 +131,7 @@ impl BookingService for Bookings {
     ) -> Answer<pb::ListResourcesResponse> {
         let caller = authorize(&request, ANYONE)?;
         let req = request.get_ref();
-        let page = page(
-            req.page_size,
-            &req.page_token,
-            &self.db.pages(caller, &req.unpaged())?,
-        )?;
+        let page = list_page(&self.db, caller, req.paging())?;
         Ok(Response::new(
             self.list_resources(caller, &req.location_id, page).await?,
         ))

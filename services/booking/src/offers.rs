@@ -21,7 +21,7 @@ use recovery_kit::db::{Attempt, MAX_ATTEMPTS, is_unique_violation, retry};
 use recovery_kit::events::Event;
 use recovery_kit::ids::new_id;
 use recovery_kit::outbox::{self, Consumer};
-use recovery_kit::server::Shutdown;
+use recovery_kit::server::{Shutdown, spawn_every};
 use recovery_kit::time::{from_micros, from_proto, to_micros, to_proto};
 use recovery_kit::{Caller, Error, Lock, Role, Scope, reason};
 use recovery_proto::booking::v1 as pb;
@@ -610,20 +610,10 @@ impl Bookings {
     }
 
     /// Sweeps lapsed holds and offers every `every`, until `shutdown`.
-    pub(crate) fn spawn_offer_sweeper(self: &Arc<Self>, every: Duration, mut shutdown: Shutdown) {
-        let this = Arc::clone(self);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    () = shutdown.wait() => break,
-                    _ = tick.tick() => {
-                        if let Err(error) = this.sweep_offers().await {
-                            tracing::warn!(error = %error, "offer sweep failed");
-                        }
-                    }
-                }
+    pub(crate) fn spawn_offer_sweeper(self: &Arc<Self>, every: Duration, shutdown: Shutdown) {
+        spawn_every(every, shutdown, Arc::clone(self), |this| async move {
+            if let Err(error) = this.sweep_offers().await {
+                tracing::warn!(error = %error, "offer sweep failed");
             }
         });
     }

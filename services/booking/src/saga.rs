@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use recovery_kit::Error;
-use recovery_kit::server::Shutdown;
+use recovery_kit::server::{Shutdown, spawn_every};
 use recovery_kit::time::to_micros;
 use recovery_peers::{DeviceNeed, Reserved};
 
@@ -145,20 +145,10 @@ impl Bookings {
     }
 
     /// Sweeps at start and then `every`, until `shutdown`.
-    pub(crate) fn spawn_sweeper(self: &Arc<Self>, every: Duration, mut shutdown: Shutdown) {
-        let this = Arc::clone(self);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    () = shutdown.wait() => break,
-                    _ = tick.tick() => {
-                        if let Err(error) = this.sweep_sagas().await {
-                            tracing::warn!(error = %error, "saga sweep failed");
-                        }
-                    }
-                }
+    pub(crate) fn spawn_sweeper(self: &Arc<Self>, every: Duration, shutdown: Shutdown) {
+        spawn_every(every, shutdown, Arc::clone(self), |this| async move {
+            if let Err(error) = this.sweep_sagas().await {
+                tracing::warn!(error = %error, "saga sweep failed");
             }
         });
     }

@@ -81,55 +81,9 @@ pub(crate) fn optional_id(value: &str, field: &str, v: &mut Violations) -> Optio
     }
 }
 
-/// A value stored by name and sent by number: resource kinds and booking
-/// statuses.
-pub(crate) trait Named: Copy + PartialEq + Sized + 'static {
-    /// Each value, its stored name and its wire number.
-    const TABLE: &'static [(Self, &'static str, i32)];
-
-    /// The stored name.
-    fn as_str(self) -> &'static str {
-        Self::TABLE
-            .iter()
-            .find(|(value, _, _)| *value == self)
-            .map_or("", |(_, name, _)| name)
-    }
-
-    /// The value of a stored name.
-    fn parse(name: &str) -> Option<Self> {
-        Self::TABLE
-            .iter()
-            .find(|(_, n, _)| *n == name)
-            .map(|(value, _, _)| *value)
-    }
-
-    /// The value of a wire number; `None` for unspecified or unknown.
-    fn from_wire(number: i32) -> Option<Self> {
-        Self::TABLE
-            .iter()
-            .find(|(_, _, n)| *n == number)
-            .map(|(value, _, _)| *value)
-    }
-
-    /// The wire number.
-    fn wire(self) -> i32 {
-        Self::TABLE
-            .iter()
-            .find(|(value, _, _)| *value == self)
-            .map_or(0, |(_, _, number)| *number)
-    }
-}
-
-/// A stored name read back: a name the table does not know is a decode
-/// error (the database holds only names this code wrote).
-pub(crate) fn stored<T: Named>(name: &str) -> Result<T, sqlx::Error> {
-    T::parse(name).ok_or_else(|| unknown_name(name))
-}
-
-/// The decode error of a stored name no table knows.
-pub(crate) fn unknown_name(name: &str) -> sqlx::Error {
-    sqlx::Error::Decode(format!("unknown stored name {name:?}").into())
-}
+// Resource kinds and booking statuses are stored by name and sent by
+// number with kit's one table per type.
+pub(crate) use recovery_kit::wire::{Named, stored, unknown_name};
 
 /// A weekday of the wire (1 = Monday).
 fn weekday(day: i32) -> Option<Weekday> {

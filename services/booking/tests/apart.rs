@@ -14,13 +14,17 @@ use recovery_kit::testing::{Bearer, Daemon, TestDb, TestServer};
 use recovery_kit::time::{SystemClock, to_proto};
 use recovery_proto::booking::v1 as pb;
 use recovery_proto::booking::v1::booking_service_client::BookingServiceClient;
-use recovery_proto::protocols::v1 as protocols_pb;
+use recovery_proto::protocols::v1::Condition;
 use recovery_proto::protocols::v1::protocol_service_client::ProtocolServiceClient;
-use recovery_proto::tenancy::v1 as tenancy_pb;
-use recovery_proto::tenancy::v1::tenancy_service_client::TenancyServiceClient;
-use recovery_tenancy::testing::{Platform, Studio};
+use recovery_tenancy::testing::{Apart, Platform, Studio};
 use tonic::Code;
 use tonic_types::StatusExt as _;
+
+// The load examples' way to make a client the rules let book, through
+// protocols' API, a chamber to register in fleet and a cryo treatment.
+#[path = "../examples/common/mod.rs"]
+mod common;
+use common::{chamber_device, cryo, new_client, screen, sign_waiver};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_booking_binary_runs_apart_from_tenancy_protocols_and_fleet() {
@@ -51,39 +55,13 @@ async fn the_booking_binary_runs_apart_from_tenancy_protocols_and_fleet() {
     let mut services = platform.services();
     protocols.mount(&mut services);
     fleet.mount(&mut services);
-    let tenancy = TestServer::start(services).await;
-    let service_key = TenancyServiceClient::with_interceptor(
-        tenancy.channel().await,
-        Bearer::new(&platform.operator),
-    )
-    .create_api_key(tenancy_pb::CreateApiKeyRequest {
-        tenant_id: String::new(),
-        role: tenancy_pb::Role::Service as i32,
-        display_name: "booking".into(),
-        request_id: String::new(),
-    })
-    .await
-    .unwrap()
-    .into_inner()
-    .secret;
-    let studio = Studio::create(
-        tenancy.channel().await,
-        &platform.operator,
-        "Apart",
-        "Europe/Berlin",
-        &[Role::Manager, Role::FrontDesk],
-    )
-    .await;
-    let other = Studio::create(
-        tenancy.channel().await,
-        &platform.operator,
-        "Elsewhere",
-        "Europe/Berlin",
-        &[Role::Manager],
-    )
-    .await;
+    let tenancy = Apart::serve(&platform, services, &[Role::Manager, Role::FrontDesk]).await;
+    let (studio, other) = (&tenancy.studio, &tenancy.other);
+    let service_key = platform
+        .service_key(tenancy.server.channel().await, "booking")
+        .await;
 
-    let peers_url = format!("http://{}", tenancy.addr);
+    let peers_url = tenancy.url();
     let booking = Daemon::start(
         env!("CARGO_BIN_EXE_booking"),
         &[
@@ -96,11 +74,7 @@ async fn the_booking_binary_runs_apart_from_tenancy_protocols_and_fleet() {
         ],
         &[("RECOVERY_SERVICE_KEY", service_key.as_str())],
     );
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", booking.addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = booking.channel().await;
     let client =
         |key: &str| BookingServiceClient::with_interceptor(channel.clone(), Bearer::new(key));
 
@@ -145,25 +119,12 @@ async fn the_booking_binary_runs_apart_from_tenancy_protocols_and_fleet() {
         .unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
 
-    let cryo = manager
-        .create_treatment(pb::CreateTreatmentRequest {
-            treatment: Some(pb::Treatment {
-                display_name: "Cryo".into(),
-                modality: pb::Modality::WholeBodyCryotherapy as i32,
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .treatment
-        .unwrap();
+    let cryo = cryo(&mut manager).await.unwrap();
     let now = jiff::Timestamp::now();
     let slots = desk
         .search_availability(pb::SearchAvailabilityRequest {
             location_id: studio.location_id.clone(),
-            treatment_id: cryo.id.clone(),
+            treatment_id: cryo.clone(),
             start_time: Some(to_proto(now)),
             end_time: Some(to_proto(now + jiff::SignedDuration::from_hours(48))),
             resource_id: String::new(),
@@ -175,7 +136,7 @@ async fn the_booking_binary_runs_apart_from_tenancy_protocols_and_fleet() {
     let first = slots.first().expect("the studio opens within two days");
     let request = pb::CreateBookingRequest {
         location_id: studio.location_id.clone(),
-        treatment_id: cryo.id,
+        treatment_id: cryo,
         client_id: "no-such-client".into(),
         start_time: first.start_time,
         ..Default::default()
@@ -192,24 +153,10 @@ async fn the_booking_binary_runs_apart_from_tenancy_protocols_and_fleet() {
         Some("client_id")
     );
     let mut people = ProtocolServiceClient::with_interceptor(
-        tenancy.channel().await,
+        tenancy.server.channel().await,
         Bearer::new(studio.key(Role::Manager)),
     );
-    let ana = people
-        .create_client(protocols_pb::CreateClientRequest {
-            client: Some(protocols_pb::Client {
-                given_name: "Ana".into(),
-                family_name: "Apart".into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .client
-        .unwrap()
-        .id;
+    let ana = new_client(&mut people, "Ana", "Apart").await.unwrap();
     let request = pb::CreateBookingRequest {
         client_id: ana.clone(),
         ..request
@@ -223,34 +170,10 @@ async fn the_booking_binary_runs_apart_from_tenancy_protocols_and_fleet() {
         .reason
         .clone();
     assert_eq!(reason, "SCREENING_REQUIRED");
-    people
-        .record_screening(protocols_pb::RecordScreeningRequest {
-            screening: Some(protocols_pb::Screening {
-                client_id: ana.clone(),
-                questionnaire_version: "2026-01".into(),
-                answers: vec![protocols_pb::ScreeningAnswer {
-                    condition: protocols_pb::Condition::Pregnancy as i32,
-                    present: false,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
+    screen(&mut people, &ana, &[(Condition::Pregnancy, false)])
         .await
         .unwrap();
-    people
-        .sign_waiver(protocols_pb::SignWaiverRequest {
-            waiver: Some(protocols_pb::Waiver {
-                client_id: ana.clone(),
-                version: "v1".into(),
-                signer_name: "Ana Apart".into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap();
+    sign_waiver(&mut people, &ana, "Ana Apart").await.unwrap();
     let booked = desk
         .create_booking(request.clone())
         .await
@@ -276,49 +199,11 @@ async fn the_booking_binary_runs_apart_from_tenancy_protocols_and_fleet() {
     // gRPC and offers it to Cy; the desk accepts it.
     let mut ready = Vec::new();
     for name in ["Bo", "Cy"] {
-        let id = people
-            .create_client(protocols_pb::CreateClientRequest {
-                client: Some(protocols_pb::Client {
-                    given_name: name.into(),
-                    family_name: "Apart".into(),
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .client
-            .unwrap()
-            .id;
-        people
-            .record_screening(protocols_pb::RecordScreeningRequest {
-                screening: Some(protocols_pb::Screening {
-                    client_id: id.clone(),
-                    questionnaire_version: "2026-01".into(),
-                    answers: vec![protocols_pb::ScreeningAnswer {
-                        condition: protocols_pb::Condition::Pregnancy as i32,
-                        present: false,
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            })
+        let id = new_client(&mut people, name, "Apart").await.unwrap();
+        screen(&mut people, &id, &[(Condition::Pregnancy, false)])
             .await
             .unwrap();
-        people
-            .sign_waiver(protocols_pb::SignWaiverRequest {
-                waiver: Some(protocols_pb::Waiver {
-                    client_id: id.clone(),
-                    version: "v1".into(),
-                    signer_name: name.into(),
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            })
-            .await
-            .unwrap();
+        sign_waiver(&mut people, &id, name).await.unwrap();
         ready.push(id);
     }
     // An hour after the first slot: no hurry before it starts.
@@ -395,7 +280,7 @@ async fn the_booking_binary_runs_apart_from_tenancy_protocols_and_fleet() {
         start_time: slots.get(1).expect("a second slot").start_time,
         ..request
     };
-    tenancy.stop().await.unwrap();
+    tenancy.server.stop().await.unwrap();
     let asked = std::time::Instant::now();
     let down = desk.create_booking(retry_later).await.unwrap_err();
     assert_eq!(down.code(), Code::Unavailable, "{down:?}");
@@ -415,9 +300,7 @@ async fn the_booking_binary_runs_apart_from_tenancy_protocols_and_fleet() {
         .bookings;
     assert_eq!(listed.len(), 1, "only the first booking exists");
 
-    let (status, said) = booking.terminate();
-    assert!(status.success(), "booking exited with {status}");
-    assert!(said.iter().any(|l| l.contains("shutting down")));
+    booking.stop_cleanly();
 }
 
 /// One chamber, one record, with the services apart: fleet (in the test's
@@ -444,20 +327,9 @@ async fn a_chamber_registered_in_fleet_reaches_booking_run_apart(db: TestDb) {
     let mut services = platform.services();
     fleet.mount(&mut services);
     let server = TestServer::start(services).await;
-    let service_key = TenancyServiceClient::with_interceptor(
-        server.channel().await,
-        Bearer::new(&platform.operator),
-    )
-    .create_api_key(tenancy_pb::CreateApiKeyRequest {
-        tenant_id: String::new(),
-        role: tenancy_pb::Role::Service as i32,
-        display_name: "fleet and booking".into(),
-        request_id: String::new(),
-    })
-    .await
-    .unwrap()
-    .into_inner()
-    .secret;
+    let service_key = platform
+        .service_key(server.channel().await, "fleet and booking")
+        .await;
     let studio = Studio::create(
         server.channel().await,
         &platform.operator,
@@ -492,11 +364,7 @@ async fn a_chamber_registered_in_fleet_reaches_booking_run_apart(db: TestDb) {
     fleet.on_device_links(Arc::new(RemoteBooking(
         Peer::new("booking", &booking_url, &service_key).unwrap(),
     )));
-    let channel = tonic::transport::Channel::from_shared(booking_url)
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = booking.channel().await;
     let mut manager = BookingServiceClient::with_interceptor(
         channel.clone(),
         Bearer::new(studio.key(Role::Manager)),
@@ -508,19 +376,7 @@ async fn a_chamber_registered_in_fleet_reaches_booking_run_apart(db: TestDb) {
 
     let device = machines
         .register_device(fleet_pb::RegisterDeviceRequest {
-            device: Some(fleet_pb::Device {
-                location_id: studio.location_id.clone(),
-                kind: fleet_pb::DeviceKind::CryoChamber as i32,
-                display_name: "Arctic".into(),
-                serial_number: "CH-APART".into(),
-                spec: Some(fleet_pb::device::Spec::CryoChamber(
-                    fleet_pb::CryoChamberSpec {
-                        target_temperature_celsius: -110.0,
-                        ready_threshold_celsius: -90.0,
-                    },
-                )),
-                ..Default::default()
-            }),
+            device: Some(chamber_device(&studio.location_id, "Arctic", "CH-APART")),
             request_id: String::new(),
         })
         .await
@@ -545,24 +401,11 @@ async fn a_chamber_registered_in_fleet_reaches_booking_run_apart(db: TestDb) {
     assert_eq!(resources.len(), 1, "registered once, bookable");
     assert_eq!(resources[0].device_id, device.id);
     assert_eq!(resources[0].display_name, "Arctic");
-    let cryo = manager
-        .create_treatment(pb::CreateTreatmentRequest {
-            treatment: Some(pb::Treatment {
-                display_name: "Cryo".into(),
-                modality: pb::Modality::WholeBodyCryotherapy as i32,
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .treatment
-        .unwrap();
+    let cryo = cryo(&mut manager).await.unwrap();
     let now = jiff::Timestamp::now();
     let search = pb::SearchAvailabilityRequest {
         location_id: studio.location_id.clone(),
-        treatment_id: cryo.id.clone(),
+        treatment_id: cryo.clone(),
         start_time: Some(to_proto(now + jiff::SignedDuration::from_hours(2))),
         end_time: Some(to_proto(now + jiff::SignedDuration::from_hours(50))),
         resource_id: String::new(),

@@ -26,7 +26,7 @@ use jiff::SignedDuration;
 use prost::Message as _;
 use recovery_kit::events::{Bus, Event};
 use recovery_kit::outbox::Outbox;
-use recovery_kit::server::{Services, Shutdown};
+use recovery_kit::server::{Services, Shutdown, spawn_every};
 use recovery_kit::time::{Clock, to_micros};
 use recovery_kit::{Db, Engine, Error, Scope};
 use recovery_proto::fleet::v1 as pb;
@@ -114,10 +114,7 @@ pub struct Fleet {
 impl Fleet {
     /// Fleet's migrations for `engine` (versions 30000 to 39999).
     pub fn migrator(engine: Engine) -> sqlx::migrate::Migrator {
-        match engine {
-            Engine::Sqlite => sqlx::migrate!("migrations/sqlite"),
-            Engine::Postgres => sqlx::migrate!("migrations/postgres"),
-        }
+        recovery_kit::migrator!(engine)
     }
 
     /// Runs the migrations and builds the service.
@@ -241,20 +238,10 @@ impl Fleet {
     }
 
     /// Runs [`Fleet::sweep`] every `every` until `shutdown`.
-    pub fn spawn_sweeper(self: &Arc<Self>, every: Duration, mut shutdown: Shutdown) {
-        let fleet = Arc::clone(self);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    () = shutdown.wait() => break,
-                    _ = tick.tick() => {
-                        if let Err(error) = fleet.sweep().await {
-                            tracing::warn!(error = format!("{error:#}"), "sweep failed");
-                        }
-                    }
-                }
+    pub fn spawn_sweeper(self: &Arc<Self>, every: Duration, shutdown: Shutdown) {
+        spawn_every(every, shutdown, Arc::clone(self), |fleet| async move {
+            if let Err(error) = fleet.sweep().await {
+                tracing::warn!(error = format!("{error:#}"), "sweep failed");
             }
         });
     }

@@ -2,17 +2,14 @@
 //! tenancy service it reaches over gRPC for locations and for every caller's
 //! key (with an operator key of its own), as in a distributed deployment.
 
-// One scenario, told in order.
-#![allow(clippy::too_many_lines)]
-
 use std::sync::Arc;
 
 use recovery_kit::Role;
-use recovery_kit::testing::{Bearer, Daemon, TestDb, TestServer};
+use recovery_kit::testing::{Bearer, Daemon, TestDb};
 use recovery_kit::time::SystemClock;
 use recovery_proto::fleet::v1 as pb;
 use recovery_proto::fleet::v1::fleet_service_client::FleetServiceClient;
-use recovery_tenancy::testing::{Platform, Studio};
+use recovery_tenancy::testing::{Apart, Platform};
 use tonic::Code;
 
 fn gun(location: &str, serial: &str) -> pb::Device {
@@ -33,34 +30,20 @@ fn gun(location: &str, serial: &str) -> pb::Device {
 async fn the_fleet_binary_runs_apart_from_tenancy() {
     let db = TestDb::sqlite().await;
     let platform = Platform::start(&db.db, Arc::new(SystemClock)).await;
-    let tenancy = TestServer::start(platform.services()).await;
-    let studio = Studio::create(
-        tenancy.channel().await,
-        &platform.operator,
-        "Apart",
-        "Europe/Berlin",
+    let tenancy = Apart::serve(
+        &platform,
+        platform.services(),
         &[Role::Manager, Role::Staff, Role::Device],
     )
     .await;
-    let other = Studio::create(
-        tenancy.channel().await,
-        &platform.operator,
-        "Elsewhere",
-        "Europe/Berlin",
-        &[Role::Manager],
-    )
-    .await;
+    let (studio, other) = (&tenancy.studio, &tenancy.other);
 
     let fleet = Daemon::start(
         env!("CARGO_BIN_EXE_fleet"),
-        &["--tenancy-url", &format!("http://{}", tenancy.addr)],
+        &["--tenancy-url", &tenancy.url()],
         &[("RECOVERY_SERVICE_KEY", platform.operator.as_str())],
     );
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", fleet.addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = fleet.channel().await;
     let client =
         |key: &str| FleetServiceClient::with_interceptor(channel.clone(), Bearer::new(key));
 
@@ -149,7 +132,5 @@ async fn the_fleet_binary_runs_apart_from_tenancy() {
     assert_eq!(history.readings.len(), 1);
     assert!(history.next_page_token.is_empty());
 
-    let (status, said) = fleet.terminate();
-    assert!(status.success(), "fleet exited with {status}");
-    assert!(said.iter().any(|l| l.contains("shutting down")));
+    fleet.stop_cleanly();
 }

@@ -3,7 +3,7 @@
 //! Client data is the tenant's own: every call acts in the caller's tenant
 //! (`tenant_scope`), and no role table names operators.
 
-use recovery_kit::wire::page;
+use recovery_kit::wire::list_page;
 use recovery_kit::{Role, authorize};
 use recovery_proto::Paged as _;
 use recovery_proto::protocols::v1 as pb;
@@ -243,11 +243,7 @@ impl ProtocolService for Protocols {
         let caller = authorize(&request, STUDIO)?;
         let scope = tenant_scope(caller)?;
         let req = request.get_ref();
-        let page = page(
-            req.page_size,
-            &req.page_token,
-            &self.db.pages(caller, &req.unpaged())?,
-        )?;
+        let page = list_page(&self.db, caller, req.paging())?;
         let page = self.templates(&scope, page).await?;
         Ok(Response::new(pb::ListProtocolTemplatesResponse {
             templates: page.items,

@@ -66,10 +66,7 @@ pub struct Protocols {
 impl Protocols {
     /// Protocols' migrations for `engine` (versions 40000 to 49999).
     pub fn migrator(engine: Engine) -> sqlx::migrate::Migrator {
-        match engine {
-            Engine::Sqlite => sqlx::migrate!("migrations/sqlite"),
-            Engine::Postgres => sqlx::migrate!("migrations/postgres"),
-        }
+        recovery_kit::migrator!(engine)
     }
 
     /// Runs the migrations and builds the service. Rule thresholds are each

@@ -3,18 +3,18 @@
 //! and for every caller's key (with an operator key of its own), as in a
 //! distributed deployment.
 
-// One scenario, told in order; prost's optional fields want Options.
-#![allow(clippy::too_many_lines, clippy::unnecessary_wraps)]
+// Prost's optional fields want Options.
+#![allow(clippy::unnecessary_wraps)]
 
 use std::sync::Arc;
 
 use jiff::Timestamp;
 use recovery_kit::Role;
-use recovery_kit::testing::{Bearer, Daemon, TestDb, TestServer};
+use recovery_kit::testing::{Bearer, Daemon, TestDb};
 use recovery_kit::time::{SystemClock, to_proto};
 use recovery_proto::protocols::v1 as pb;
 use recovery_proto::protocols::v1::protocol_service_client::ProtocolServiceClient;
-use recovery_tenancy::testing::{Platform, Studio};
+use recovery_tenancy::testing::{Apart, Platform};
 use tonic::Code;
 
 fn at(text: &str) -> Option<prost_types::Timestamp> {
@@ -32,23 +32,13 @@ fn three_minutes() -> Option<prost_types::Duration> {
 async fn the_protocols_binary_runs_apart_from_tenancy() {
     let db = TestDb::sqlite().await;
     let platform = Platform::start(&db.db, Arc::new(SystemClock)).await;
-    let tenancy = TestServer::start(platform.services()).await;
-    let studio = Studio::create(
-        tenancy.channel().await,
-        &platform.operator,
-        "Apart",
-        "Europe/Berlin",
+    let tenancy = Apart::serve(
+        &platform,
+        platform.services(),
         &[Role::Manager, Role::FrontDesk],
     )
     .await;
-    let other = Studio::create(
-        tenancy.channel().await,
-        &platform.operator,
-        "Elsewhere",
-        "Europe/Berlin",
-        &[Role::Manager],
-    )
-    .await;
+    let (studio, other) = (&tenancy.studio, &tenancy.other);
 
     // No booking service in this test: an erasure would wait in protocols'
     // outbox until one answers at --booking-url.
@@ -56,17 +46,13 @@ async fn the_protocols_binary_runs_apart_from_tenancy() {
         env!("CARGO_BIN_EXE_protocols"),
         &[
             "--tenancy-url",
-            &format!("http://{}", tenancy.addr),
+            &tenancy.url(),
             "--booking-url",
             "http://127.0.0.1:9",
         ],
         &[("RECOVERY_SERVICE_KEY", platform.operator.as_str())],
     );
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", protocols.addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = protocols.channel().await;
     let client =
         |key: &str| ProtocolServiceClient::with_interceptor(channel.clone(), Bearer::new(key));
 
@@ -157,7 +143,5 @@ async fn the_protocols_binary_runs_apart_from_tenancy() {
         .unwrap_err();
     assert_eq!(foreign.code(), Code::NotFound);
 
-    let (status, said) = protocols.terminate();
-    assert!(status.success(), "protocols exited with {status}");
-    assert!(said.iter().any(|l| l.contains("shutting down")));
+    protocols.stop_cleanly();
 }

@@ -2,7 +2,7 @@
 //! domain values (`wire`), one call into an area, the answer back to the
 //! wire. No SQL and no decisions here.
 
-use recovery_kit::wire::page;
+use recovery_kit::wire::list_page;
 use recovery_kit::{Role, Scope, authorize};
 use recovery_proto::Paged as _;
 use recovery_proto::tenancy::v1 as pb;
@@ -57,11 +57,7 @@ impl TenancyService for Tenancy {
     ) -> Result<Response<pb::ListTenantsResponse>, Status> {
         let caller = authorize(&request, OPERATORS)?;
         let req = request.get_ref();
-        let page = page(
-            req.page_size,
-            &req.page_token,
-            &self.db.pages(caller, &req.unpaged())?,
-        )?;
+        let page = list_page(&self.db, caller, req.paging())?;
         let listed = self.tenants(&page).await?;
         Ok(Response::new(pb::ListTenantsResponse {
             tenants: all(listed.items),
@@ -100,11 +96,7 @@ impl TenancyService for Tenancy {
         let caller = authorize(&request, ANYONE)?;
         let req = request.get_ref();
         let tenant_id = caller.tenant_scope(&req.tenant_id, "tenant_id")?;
-        let page = page(
-            req.page_size,
-            &req.page_token,
-            &self.db.pages(caller, &req.unpaged())?,
-        )?;
+        let page = list_page(&self.db, caller, req.paging())?;
         let listed = self.locations(&Scope::tenant_of(tenant_id), &page).await?;
         Ok(Response::new(pb::ListLocationsResponse {
             locations: all(listed.items),
@@ -143,11 +135,7 @@ impl TenancyService for Tenancy {
     ) -> Result<Response<pb::ListApiKeysResponse>, Status> {
         let caller = authorize(&request, MANAGERS)?;
         let req = request.get_ref();
-        let page = page(
-            req.page_size,
-            &req.page_token,
-            &self.db.pages(caller, &req.unpaged())?,
-        )?;
+        let page = list_page(&self.db, caller, req.paging())?;
         let listed = self.api_keys(caller, &req.tenant_id, &page).await?;
         Ok(Response::new(pb::ListApiKeysResponse {
             api_keys: all(listed.items),

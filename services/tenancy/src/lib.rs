@@ -54,10 +54,7 @@ pub struct Tenancy {
 impl Tenancy {
     /// Tenancy's migrations for `engine` (versions 10000 to 19999).
     pub fn migrator(engine: Engine) -> sqlx::migrate::Migrator {
-        match engine {
-            Engine::Sqlite => sqlx::migrate!("migrations/sqlite"),
-            Engine::Postgres => sqlx::migrate!("migrations/postgres"),
-        }
+        recovery_kit::migrator!(engine)
     }
 
     /// Runs the migrations and builds the service. Keys, and the locations

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use recovery_kit::server::Services;
-use recovery_kit::testing::Bearer;
+use recovery_kit::testing::{Bearer, TestServer};
 use recovery_kit::time::Clock;
 use recovery_kit::{Db, Role};
 use recovery_proto::tenancy::v1 as pb;
@@ -46,6 +46,70 @@ impl Platform {
         let mut services = Services::new(self.tenancy.authenticator());
         self.tenancy.mount(&mut services);
         services
+    }
+
+    /// A new key of the service role (no tenant's: the platform's own),
+    /// made through tenancy's API on `channel`; its secret.
+    pub async fn service_key(&self, channel: Channel, display_name: &str) -> String {
+        TenancyServiceClient::with_interceptor(channel, Bearer::new(&self.operator))
+            .create_api_key(pb::CreateApiKeyRequest {
+                tenant_id: String::new(),
+                role: pb::Role::Service as i32,
+                display_name: display_name.into(),
+                request_id: String::new(),
+            })
+            .await
+            .expect("create service key")
+            .into_inner()
+            .secret
+    }
+}
+
+/// What a service binary run apart (as in a distributed deployment) finds
+/// on the other side: tenancy (and whatever else was mounted) on a test
+/// server, a studio "Apart" and another tenant's, "Elsewhere", both in
+/// Berlin.
+pub struct Apart {
+    /// The server the binary reaches tenancy (and its other peers) on.
+    pub server: TestServer,
+    /// The studio the test works in, with a key for each role asked for.
+    pub studio: Studio,
+    /// Another tenant's studio, with a manager key: its location is not
+    /// the first studio's to use.
+    pub other: Studio,
+}
+
+impl Apart {
+    /// Serves `services` (the platform's, with anything else mounted) and
+    /// makes the two studios through tenancy's API.
+    pub async fn serve(platform: &Platform, services: Services, roles: &[Role]) -> Apart {
+        let server = TestServer::start(services).await;
+        let studio = Studio::create(
+            server.channel().await,
+            &platform.operator,
+            "Apart",
+            "Europe/Berlin",
+            roles,
+        )
+        .await;
+        let other = Studio::create(
+            server.channel().await,
+            &platform.operator,
+            "Elsewhere",
+            "Europe/Berlin",
+            &[Role::Manager],
+        )
+        .await;
+        Apart {
+            server,
+            studio,
+            other,
+        }
+    }
+
+    /// The server's URL, for the binary's `--tenancy-url` and the like.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.server.addr)
     }
 }
 

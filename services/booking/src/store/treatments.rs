@@ -3,8 +3,9 @@
 use recovery_kit::{Lock, Scope};
 use recovery_peers::{Attachment, DeviceKind, DeviceNeed};
 use recovery_rules::Modality;
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row as _};
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::query::Query;
+use sqlx::{Any, AnyConnection, Row as _};
 
 use super::secs;
 use crate::resources::ResourceKind;
@@ -180,13 +181,32 @@ pub(crate) async fn list(
     rows.iter().map(Treatment::from_row).collect()
 }
 
+/// Binds `terms` in the order insert and update write them: duration,
+/// needs, step, turnover, notice, days ahead, late cancel, per day,
+/// device needs.
+fn bind_terms<'q>(
+    query: Query<'q, Any, AnyArguments<'q>>,
+    terms: &Terms,
+) -> Query<'q, Any, AnyArguments<'q>> {
+    query
+        .bind(terms.duration.as_secs())
+        .bind(needs_to_db(&terms.needs))
+        .bind(terms.step.as_secs())
+        .bind(terms.turnover.as_secs())
+        .bind(terms.min_notice.as_secs())
+        .bind(terms.max_days_ahead)
+        .bind(terms.late_cancel.as_secs())
+        .bind(terms.max_per_day)
+        .bind(device_needs_to_db(&terms.device_needs))
+}
+
 /// Stores a new treatment, written by the key `key_id`.
 pub(crate) async fn insert(
     conn: &mut AnyConnection,
     t: &Treatment,
     key_id: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    let query = sqlx::query(
         "INSERT INTO treatments (id, tenant_id, display_name, modality, duration_s, needs, \
          step_s, turnover_s, min_notice_s, max_days_ahead, late_cancel_s, max_per_day, \
          device_needs, create_time, update_time, created_by, updated_by) \
@@ -195,20 +215,12 @@ pub(crate) async fn insert(
     .bind(&t.id)
     .bind(&t.tenant_id)
     .bind(&t.display_name)
-    .bind(t.modality.code())
-    .bind(t.terms.duration.as_secs())
-    .bind(needs_to_db(&t.terms.needs))
-    .bind(t.terms.step.as_secs())
-    .bind(t.terms.turnover.as_secs())
-    .bind(t.terms.min_notice.as_secs())
-    .bind(t.terms.max_days_ahead)
-    .bind(t.terms.late_cancel.as_secs())
-    .bind(t.terms.max_per_day)
-    .bind(device_needs_to_db(&t.terms.device_needs))
-    .bind(t.create_time)
-    .bind(key_id)
-    .execute(&mut *conn)
-    .await?;
+    .bind(t.modality.code());
+    bind_terms(query, &t.terms)
+        .bind(t.create_time)
+        .bind(key_id)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
@@ -218,26 +230,18 @@ pub(crate) async fn update(
     t: &Treatment,
     key_id: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    let query = sqlx::query(
         "UPDATE treatments SET display_name = $1, duration_s = $2, needs = $3, step_s = $4, \
          turnover_s = $5, min_notice_s = $6, max_days_ahead = $7, late_cancel_s = $8, \
          max_per_day = $9, device_needs = $10, update_time = $11, updated_by = $12 WHERE id = $13",
     )
-    .bind(&t.display_name)
-    .bind(t.terms.duration.as_secs())
-    .bind(needs_to_db(&t.terms.needs))
-    .bind(t.terms.step.as_secs())
-    .bind(t.terms.turnover.as_secs())
-    .bind(t.terms.min_notice.as_secs())
-    .bind(t.terms.max_days_ahead)
-    .bind(t.terms.late_cancel.as_secs())
-    .bind(t.terms.max_per_day)
-    .bind(device_needs_to_db(&t.terms.device_needs))
-    .bind(t.update_time)
-    .bind(key_id)
-    .bind(&t.id)
-    .execute(&mut *conn)
-    .await?;
+    .bind(&t.display_name);
+    bind_terms(query, &t.terms)
+        .bind(t.update_time)
+        .bind(key_id)
+        .bind(&t.id)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 

@@ -5,7 +5,6 @@ use recovery_booking::Bookings;
 use recovery_kit::Role;
 use recovery_kit::testing::TestDb;
 use recovery_proto::booking::v1 as pb;
-use recovery_tenancy::testing as tenancy;
 use tonic::{Code, Status};
 
 use crate::support::{TEN_AM, at, fields, reason, start, t};
@@ -143,14 +142,7 @@ async fn one_cryo_session_per_client_per_day(db: TestDb) {
 async fn another_tenants_calendar_is_not_found(db: TestDb) {
     let studio = start(db).await;
     let booking = studio.book("ana", TEN_AM).await.unwrap();
-    let rival = tenancy::Studio::create(
-        studio.server.channel().await,
-        &studio.operator,
-        "Rival",
-        "America/New_York",
-        &[Role::Manager],
-    )
-    .await;
+    let rival = studio.rival().await;
     let mut rival = studio.client(rival.key(Role::Manager)).await;
     let not_found = |r: Result<tonic::Response<()>, Status>| {
         let status = r.unwrap_err();

@@ -6,8 +6,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use recovery_booking::{Bookings, Peers};
-use recovery_kit::events::Bus;
+use recovery_booking::Bookings;
 use recovery_kit::server::Services;
 use recovery_kit::testing::{Bearer, TestDb, TestServer};
 use recovery_proto::booking::v1 as pb;
@@ -23,20 +22,7 @@ const WINDOW: (&str, &str) = ("2026-12-02T15:00:00Z", "2026-12-02T16:00:00Z");
 /// A second booking service on the studio's database, behind its own
 /// server: its own kept calendars, its own bus.
 async fn replica(studio: &Studio) -> (Arc<Bookings>, TestServer) {
-    let peers = Peers {
-        clients: studio.protocols.clone(),
-        history: studio.protocols.clone(),
-        devices: studio.fleet.clone(),
-    };
-    let replica = Bookings::start(
-        studio.db.db.clone(),
-        studio.clock.clone(),
-        Bus::default(),
-        Arc::clone(&studio.directory),
-        peers,
-    )
-    .await
-    .unwrap();
+    let replica = studio.replica().await;
     let mut services = Services::new(Arc::clone(&studio.authenticator));
     replica.mount(&mut services);
     let server = TestServer::start(services).await;

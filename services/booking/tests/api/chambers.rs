@@ -16,6 +16,7 @@ use recovery_proto::booking::v1 as pb;
 use recovery_proto::fleet::v1 as fleet_pb;
 use tonic::Code;
 
+use crate::common::chamber_device;
 use crate::support::{Studio, TEN_AM, at, reason, refused, start, t};
 
 /// Registers a cryo chamber in fleet (ready at -90 °C or colder) and lets
@@ -26,18 +27,12 @@ async fn register_chamber(studio: &Studio, name: &str) -> String {
         .await
         .register_device(fleet_pb::RegisterDeviceRequest {
             device: Some(fleet_pb::Device {
-                location_id: studio.location_id.clone(),
-                kind: fleet_pb::DeviceKind::CryoChamber as i32,
-                display_name: name.into(),
-                serial_number: format!("CH-{}", name.replace(' ', "-")),
                 model: "Arctic 3".into(),
-                spec: Some(fleet_pb::device::Spec::CryoChamber(
-                    fleet_pb::CryoChamberSpec {
-                        target_temperature_celsius: -110.0,
-                        ready_threshold_celsius: -90.0,
-                    },
-                )),
-                ..Default::default()
+                ..chamber_device(
+                    &studio.location_id,
+                    name,
+                    &format!("CH-{}", name.replace(' ', "-")),
+                )
             }),
             request_id: String::new(),
         })
@@ -145,19 +140,8 @@ async fn maintenance(studio: &Studio, device_id: &str, on: bool) {
 /// The free chambers of each open cryo slot in `[from, to)`.
 async fn offered(studio: &Studio, from: &str, to: &str) -> Vec<(jiff::Timestamp, Vec<String>)> {
     studio
-        .client(&studio.desk)
+        .search(from, to)
         .await
-        .search_availability(pb::SearchAvailabilityRequest {
-            location_id: studio.location_id.clone(),
-            treatment_id: studio.cryo_id.clone(),
-            start_time: t(from),
-            end_time: t(to),
-            resource_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .slots
         .into_iter()
         .map(|s| {
             (
@@ -179,12 +163,7 @@ async fn book_on(
         resource_id: resource_id.into(),
         ..studio.booking(name, start).await
     };
-    studio
-        .client(&studio.desk)
-        .await
-        .create_booking(request)
-        .await
-        .map(|r| r.into_inner().booking.unwrap())
+    studio.create_booking(request).await
 }
 
 /// The chamber a booking holds.
@@ -325,48 +304,19 @@ async fn a_chamber_not_ready_is_never_offered_or_booked_and_is_again_once_ready(
     );
     assert!(offered(&studio, day.0, day.1).await.is_empty());
     refused_not_ready(&studio, "ana", TEN_AM, "maintenance", "unknown").await;
-    let hold = studio
-        .client(&studio.desk)
-        .await
-        .hold_slot(pb::HoldSlotRequest {
-            location_id: studio.location_id.clone(),
-            treatment_id: studio.cryo_id.clone(),
-            client_id: studio.person("ana").await,
-            start_time: t(TEN_AM),
-            ..Default::default()
-        })
-        .await;
+    let hold = studio.hold(&studio.person("ana").await, TEN_AM).await;
     refused(hold, "SLOT_UNAVAILABLE");
     maintenance(&studio, &device, false).await;
     relay(&studio).await;
     // A hold made before the chamber goes into maintenance is not booked
     // after.
     let hold = studio
-        .client(&studio.desk)
+        .hold(&studio.person("ana").await, TEN_AM)
         .await
-        .hold_slot(pb::HoldSlotRequest {
-            location_id: studio.location_id.clone(),
-            treatment_id: studio.cryo_id.clone(),
-            client_id: studio.person("ana").await,
-            start_time: t(TEN_AM),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .hold
         .unwrap();
     maintenance(&studio, &device, true).await;
     relay(&studio).await;
-    let status = studio
-        .client(&studio.desk)
-        .await
-        .create_booking(pb::CreateBookingRequest {
-            hold_id: hold.id,
-            ..Default::default()
-        })
-        .await
-        .expect_err("refused");
+    let status = studio.book_hold(&hold.id).await.expect_err("refused");
     assert_eq!(reason(&status), "SLOT_UNAVAILABLE");
     assert_eq!(fact(&status, "cause").as_deref(), Some("DEVICE_NOT_READY"));
     assert_eq!(
@@ -430,31 +380,12 @@ async fn a_chamber_not_ready_is_never_offered_or_booked_and_is_again_once_ready(
     // up, for a session within the hour.
     let cy_start = cold_slots.get(1).expect("a second slot").0.to_string();
     let hold = studio
-        .client(&studio.desk)
+        .hold(&studio.person("cy").await, &cy_start)
         .await
-        .hold_slot(pb::HoldSlotRequest {
-            location_id: studio.location_id.clone(),
-            treatment_id: studio.cryo_id.clone(),
-            client_id: studio.person("cy").await,
-            start_time: t(&cy_start),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .hold
         .unwrap();
     report(&studio, &device, &[-40.0]).await;
     relay(&studio).await;
-    let warm = studio
-        .client(&studio.desk)
-        .await
-        .create_booking(pb::CreateBookingRequest {
-            hold_id: hold.id,
-            ..Default::default()
-        })
-        .await
-        .expect_err("refused");
+    let warm = studio.book_hold(&hold.id).await.expect_err("refused");
     assert_eq!(reason(&warm), "SLOT_UNAVAILABLE");
     assert_eq!(fact(&warm, "cause").as_deref(), Some("DEVICE_NOT_READY"));
     assert_eq!(fact(&warm, "cold").as_deref(), Some("false"));
@@ -532,15 +463,8 @@ async fn bookings_at_risk_are_streamed_and_moved_keeping_their_id(db: TestDb) {
     let (chamber_a, chamber_b) = (linked(&studio, &a).await.id, linked(&studio, &b).await.id);
     let booking = book_on(&studio, "ana", TEN_AM, &chamber_a).await.unwrap();
     let mut stream = studio
-        .client(&studio.staff)
-        .await
-        .watch_schedule(pb::WatchScheduleRequest {
-            location_id: studio.location_id.clone(),
-            day: "2026-12-02".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+        .watch(&studio.staff, &studio.location_id, "2026-12-02")
+        .await;
     stream.message().await.unwrap().unwrap();
 
     maintenance(&studio, &a, true).await;
@@ -733,30 +657,24 @@ async fn the_location_setting_moves_bookings_at_risk_by_itself_and_audits_it(db:
         .settings
         .unwrap();
     assert!(!defaults.auto_reassign);
+    let auto_reassign = pb::UpdateLocationSettingsRequest {
+        settings: Some(pb::LocationSettings {
+            location_id: studio.location_id.clone(),
+            auto_reassign: true,
+            ..Default::default()
+        }),
+        update_mask: None,
+    };
     // The front desk may not change it.
     let denied = studio
         .client(&studio.desk)
         .await
-        .update_location_settings(pb::UpdateLocationSettingsRequest {
-            settings: Some(pb::LocationSettings {
-                location_id: studio.location_id.clone(),
-                auto_reassign: true,
-                ..Default::default()
-            }),
-            update_mask: None,
-        })
+        .update_location_settings(auto_reassign.clone())
         .await
         .expect_err("managers only");
     assert_eq!(denied.code(), Code::PermissionDenied);
     manager
-        .update_location_settings(pb::UpdateLocationSettingsRequest {
-            settings: Some(pb::LocationSettings {
-                location_id: studio.location_id.clone(),
-                auto_reassign: true,
-                ..Default::default()
-            }),
-            update_mask: None,
-        })
+        .update_location_settings(auto_reassign)
         .await
         .unwrap();
     let ana = book_on(&studio, "ana", TEN_AM, &chamber_a).await.unwrap();

@@ -16,20 +16,36 @@ use crate::support::{Studio, TEN_AM, mins, reason, refused, start, t};
 /// Another day, for the old booking a move starts from.
 const FRIDAY: &str = "2026-12-04T15:00:00Z";
 
+/// Raises cryo's own limit to 5 sessions a client a day, so that the
+/// rules' daily limit is what refuses.
+async fn lift_treatment_daily_limit(studio: &Studio) {
+    studio
+        .client(&studio.manager)
+        .await
+        .update_treatment(pb::UpdateTreatmentRequest {
+            treatment: Some(pb::Treatment {
+                id: studio.cryo_id.clone(),
+                policy: Some(pb::BookingPolicy {
+                    max_sessions_per_client_per_day: 5,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["policy".into()],
+            }),
+        })
+        .await
+        .unwrap();
+}
+
 /// Refuses `client_id` with `expected` on hold, create and reschedule (of
 /// a booking made before the rules) at `when`, and checks nothing changed.
 async fn refused_everywhere(studio: &Studio, client_id: &str, when: &str, expected: &str) {
     let mut desk = studio.client(&studio.desk).await;
     let free_before = studio.slots(when, "2026-12-02T23:00:00Z").await;
     refused(
-        desk.hold_slot(pb::HoldSlotRequest {
-            location_id: studio.location_id.clone(),
-            treatment_id: studio.cryo_id.clone(),
-            client_id: client_id.into(),
-            start_time: t(when),
-            ..Default::default()
-        })
-        .await,
+        desk.hold_slot(studio.hold_request(client_id, when)).await,
         expected,
     );
     refused(
@@ -56,15 +72,7 @@ async fn refused_everywhere(studio: &Studio, client_id: &str, when: &str, expect
     );
     // Nothing written: the old booking did not move, no new one, the slot
     // is as free as before.
-    let mine = desk
-        .list_bookings(pb::ListBookingsRequest {
-            client_id: client_id.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .bookings;
+    let mine = studio.bookings_of_client(client_id).await;
     let active: Vec<_> = mine
         .iter()
         .filter(|b| b.status() == pb::BookingStatus::Booked && b.id != old)
@@ -125,24 +133,7 @@ async fn each_refusal_of_the_rules_blocks_hold_create_and_reschedule(db: TestDb)
 
     // The daily limit: a cryo booking that day already (booking's own
     // per-treatment limit lifted, so the rules are what refuses).
-    studio
-        .client(&studio.manager)
-        .await
-        .update_treatment(pb::UpdateTreatmentRequest {
-            treatment: Some(pb::Treatment {
-                id: studio.cryo_id.clone(),
-                policy: Some(pb::BookingPolicy {
-                    max_sessions_per_client_per_day: 5,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["policy".into()],
-            }),
-        })
-        .await
-        .unwrap();
+    lift_treatment_daily_limit(&studio).await;
     studio.book("dee", TEN_AM).await.unwrap();
     let dee = studio.person("dee").await;
     refused_everywhere(&studio, &dee, "2026-12-02T20:00:00Z", "DAILY_LIMIT_REACHED").await;
@@ -152,24 +143,7 @@ async fn the_daily_limit_counts_bookings_and_not_cancelled_ones(db: TestDb) {
     let studio = start(db).await;
     studio.chamber("Chamber 2").await;
     // Lift booking's own per-treatment limit: the rules count.
-    studio
-        .client(&studio.manager)
-        .await
-        .update_treatment(pb::UpdateTreatmentRequest {
-            treatment: Some(pb::Treatment {
-                id: studio.cryo_id.clone(),
-                policy: Some(pb::BookingPolicy {
-                    max_sessions_per_client_per_day: 5,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["policy".into()],
-            }),
-        })
-        .await
-        .unwrap();
+    lift_treatment_daily_limit(&studio).await;
     let first = studio.book("ana", TEN_AM).await.unwrap();
     // The first session has not happened: the booking alone counts.
     let second = studio
@@ -181,29 +155,16 @@ async fn the_daily_limit_counts_bookings_and_not_cancelled_ones(db: TestDb) {
     assert!(!second.message().is_empty());
     assert_eq!(studio.bookings_of("ana").await.len(), 1);
     // A cancelled booking does not count.
-    studio
-        .client(&studio.desk)
-        .await
-        .cancel_booking(pb::CancelBookingRequest {
-            id: first.id,
-            reason: String::new(),
-        })
-        .await
-        .unwrap();
+    studio.cancel(&first.id, "").await.unwrap();
     studio.book("ana", "2026-12-02T20:00:00Z").await.unwrap();
 }
 
 async fn warnings_are_kept_on_the_booking_and_streamed(db: TestDb) {
     let studio = start(db).await;
     let mut desk = studio.client(&studio.desk).await;
-    let mut watch = desk
-        .watch_schedule(pb::WatchScheduleRequest {
-            location_id: studio.location_id.clone(),
-            day: "2026-12-02".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut watch = studio
+        .watch(&studio.desk, &studio.location_id, "2026-12-02")
+        .await;
     let first = tokio::time::timeout(Duration::from_secs(5), watch.message())
         .await
         .unwrap()
@@ -220,12 +181,8 @@ async fn warnings_are_kept_on_the_booking_and_streamed(db: TestDb) {
     let ana = studio.person("ana").await;
     let hold = desk
         .hold_slot(pb::HoldSlotRequest {
-            location_id: studio.location_id.clone(),
-            treatment_id: studio.cryo_id.clone(),
-            client_id: ana.clone(),
-            start_time: t(TEN_AM),
             ttl: mins(5),
-            ..Default::default()
+            ..studio.hold_request(&ana, TEN_AM)
         })
         .await
         .unwrap()
@@ -241,16 +198,7 @@ async fn warnings_are_kept_on_the_booking_and_streamed(db: TestDb) {
         "{recommended:?}"
     );
 
-    let booked = desk
-        .create_booking(pb::CreateBookingRequest {
-            hold_id: hold.id.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .booking
-        .unwrap();
+    let booked = studio.book_hold(&hold.id).await.unwrap();
     assert!(reasons(&booked.warnings).contains(&"NO_RECENT_ACTIVITY".to_owned()));
     // The booked 3 minutes are longer than a first-timer's progression.
     assert!(reasons(&booked.warnings).contains(&"DURATION_ABOVE_PROGRESSION".to_owned()));

@@ -38,12 +38,7 @@ async fn book_stretch(
     start: &str,
 ) -> Result<pb::Booking, tonic::Status> {
     let request = stretch_booking(studio, treatment_id, name, start).await;
-    studio
-        .client(&studio.desk)
-        .await
-        .create_booking(request)
-        .await
-        .map(|r| r.into_inner().booking.unwrap())
+    studio.create_booking(request).await
 }
 
 async fn a_gun_comes_with_the_booking_and_goes_with_cancel_no_show_and_moves(db: TestDb) {
@@ -127,12 +122,7 @@ async fn a_gun_comes_with_the_booking_and_goes_with_cancel_no_show_and_moves(db:
     assert_eq!(studio.held_for(&rival.id).await.len(), 1);
 
     // Cancelled: released through the outbox.
-    desk.cancel_booking(pb::CancelBookingRequest {
-        id: booking.id.clone(),
-        reason: "ill".into(),
-    })
-    .await
-    .unwrap();
+    studio.cancel(&booking.id, "ill").await.unwrap();
     // The release, and the freed slot for the waitlist.
     assert_eq!(studio.bookings.outbox().pass().await.unwrap().delivered, 2);
     assert!(studio.held_for(&booking.id).await.is_empty());

@@ -9,14 +9,12 @@ use std::time::Duration;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan as _};
-use recovery_kit::testing::{Bearer, TestDb};
+use recovery_kit::testing::TestDb;
 use recovery_kit::time::to_proto;
 use recovery_proto::booking::v1 as pb;
-use recovery_proto::tenancy::v1 as tenancy_pb;
-use recovery_proto::tenancy::v1::tenancy_service_client::TenancyServiceClient;
 use tonic::Streaming;
 
-use crate::support::{Studio, reason, start};
+use crate::support::{Studio, reason, start, starts};
 
 /// How long a watch may take to show a change before the test fails.
 const WATCH_WAIT: Duration = Duration::from_secs(10);
@@ -41,70 +39,16 @@ fn bounds(day: Date) -> (Timestamp, Timestamp) {
 /// A second location of the studio, in New York and open around the clock,
 /// with one chamber; its id.
 async fn all_day(studio: &Studio) -> String {
-    let location_id = TenancyServiceClient::with_interceptor(
-        studio.server.channel().await,
-        Bearer::new(&studio.manager),
-    )
-    .create_location(tenancy_pb::CreateLocationRequest {
-        tenant_id: String::new(),
-        location: Some(tenancy_pb::Location {
-            display_name: "Night owls".into(),
-            time_zone: "America/New_York".into(),
-            weekly_hours: (1..=7)
-                .map(|day| tenancy_pb::OpeningHours {
-                    day,
-                    open: "00:00".into(),
-                    close: "24:00".into(),
-                })
-                .collect(),
-            ..Default::default()
-        }),
-        request_id: String::new(),
-    })
-    .await
-    .unwrap()
-    .into_inner()
-    .location
-    .unwrap()
-    .id;
     studio
-        .client(&studio.manager)
+        .location("Night owls", ("00:00", "24:00"), "Night chamber")
         .await
-        .create_resource(pb::CreateResourceRequest {
-            resource: Some(pb::Resource {
-                location_id: location_id.clone(),
-                display_name: "Night chamber".into(),
-                kind: pb::ResourceKind::CryoChamber as i32,
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap();
-    location_id
 }
 
 /// The open cryo slots at `location_id` from local midnight to local
 /// midnight of `day`.
 async fn slots_of(studio: &Studio, location_id: &str, day: Date) -> Vec<Timestamp> {
     let (from, to) = bounds(day);
-    studio
-        .client(&studio.desk)
-        .await
-        .search_availability(pb::SearchAvailabilityRequest {
-            location_id: location_id.into(),
-            treatment_id: studio.cryo_id.clone(),
-            start_time: Some(to_proto(from)),
-            end_time: Some(to_proto(to)),
-            resource_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .slots
-        .iter()
-        .map(|s| recovery_kit::time::from_proto(s.start_time.as_ref().unwrap()).unwrap())
-        .collect()
+    starts(&studio.search_at(location_id, from, to).await)
 }
 
 async fn book(
@@ -118,12 +62,7 @@ async fn book(
         start_time: Some(to_proto(at)),
         ..studio.booking(name, "2026-12-02T15:00:00Z").await
     };
-    studio
-        .client(&studio.desk)
-        .await
-        .create_booking(request)
-        .await
-        .map(|r| r.into_inner().booking.unwrap())
+    studio.create_booking(request).await
 }
 
 /// The ids of the bookings `ListBookings` shows for the local `day`.
@@ -217,15 +156,8 @@ async fn a_local_day(studio: &Studio, day: Date, hours: i64) {
 
     // The day's watch: its two bookings, then a change of that day only.
     let mut stream = studio
-        .client(&studio.staff)
-        .await
-        .watch_schedule(pb::WatchScheduleRequest {
-            location_id: location_id.clone(),
-            day: day.to_string(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+        .watch(&studio.staff, &location_id, &day.to_string())
+        .await;
     let pb::watch_schedule_response::Event::Snapshot(snapshot) = next_event(&mut stream).await
     else {
         panic!("a snapshot first");

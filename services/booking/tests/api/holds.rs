@@ -9,19 +9,9 @@ use crate::support::{TEN_AM, at, fields, mins, reason, start, t};
 async fn an_expired_hold_frees_itself(db: TestDb) {
     let studio = start(db).await;
     let mut desk = studio.client(&studio.desk).await;
-    let hold = desk
-        .hold_slot(pb::HoldSlotRequest {
-            location_id: studio.location_id.clone(),
-            treatment_id: studio.cryo_id.clone(),
-            client_id: studio.person("ana").await,
-            start_time: t(TEN_AM),
-            ttl: None,
-            resource_id: String::new(),
-        })
+    let hold = studio
+        .hold(&studio.person("ana").await, TEN_AM)
         .await
-        .unwrap()
-        .into_inner()
-        .hold
         .unwrap();
     assert_eq!(
         hold.expire_time,
@@ -44,13 +34,7 @@ async fn an_expired_hold_frees_itself(db: TestDb) {
             .await
             .contains(&at(TEN_AM))
     );
-    let late = desk
-        .create_booking(pb::CreateBookingRequest {
-            hold_id: hold.id.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
+    let late = studio.book_hold(&hold.id).await.unwrap_err();
     assert_eq!(reason(&late), "HOLD_EXPIRED");
     studio
         .book("bo", TEN_AM)
@@ -60,28 +44,15 @@ async fn an_expired_hold_frees_itself(db: TestDb) {
     // A live hold books into its own slot.
     let hold = desk
         .hold_slot(pb::HoldSlotRequest {
-            location_id: studio.location_id.clone(),
-            treatment_id: studio.cryo_id.clone(),
-            client_id: studio.person("cy").await,
-            start_time: t("2026-12-02T15:03:00Z"),
             ttl: mins(15),
-            resource_id: String::new(),
+            ..studio.hold_request(&studio.person("cy").await, "2026-12-02T15:03:00Z")
         })
         .await
         .unwrap()
         .into_inner()
         .hold
         .unwrap();
-    let booked = desk
-        .create_booking(pb::CreateBookingRequest {
-            hold_id: hold.id.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .booking
-        .unwrap();
+    let booked = studio.book_hold(&hold.id).await.unwrap();
     assert_eq!(booked.client_id, studio.person("cy").await);
     assert_eq!(booked.start_time, t("2026-12-02T15:03:00Z"));
     let too_long = desk
@@ -99,22 +70,8 @@ async fn an_expired_hold_frees_itself(db: TestDb) {
 /// (issue 11's code-reading list).
 async fn a_hold_whose_slot_was_released_books_nothing(db: TestDb) {
     let studio = start(db).await;
-    let mut desk = studio.client(&studio.desk).await;
     let ana = studio.person("ana").await;
-    let hold = desk
-        .hold_slot(pb::HoldSlotRequest {
-            location_id: studio.location_id.clone(),
-            treatment_id: studio.cryo_id.clone(),
-            client_id: ana.clone(),
-            start_time: t(TEN_AM),
-            ttl: None,
-            resource_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .hold
-        .unwrap();
+    let hold = studio.hold(&ana, TEN_AM).await.unwrap();
     // What a concurrent transaction that took the slot leaves behind.
     let mut tx = studio.db.db.begin().await.unwrap();
     sqlx::query("DELETE FROM allocations WHERE owner_id = $1")
@@ -123,23 +80,9 @@ async fn a_hold_whose_slot_was_released_books_nothing(db: TestDb) {
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    let refused = desk
-        .create_booking(pb::CreateBookingRequest {
-            hold_id: hold.id.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
+    let refused = studio.book_hold(&hold.id).await.unwrap_err();
     assert_eq!(reason(&refused), "HOLD_EXPIRED", "{refused:?}");
-    let listed = desk
-        .list_bookings(pb::ListBookingsRequest {
-            client_id: ana,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .bookings;
+    let listed = studio.bookings_of_client(&ana).await;
     assert!(listed.is_empty(), "no booking was written: {listed:?}");
 }
 
@@ -160,12 +103,8 @@ async fn hold(
     ttl: i64,
 ) -> pb::Hold {
     desk.hold_slot(pb::HoldSlotRequest {
-        location_id: studio.location_id.clone(),
-        treatment_id: studio.cryo_id.clone(),
-        client_id: studio.person(name).await,
-        start_time: t(TEN_AM),
         ttl: mins(ttl),
-        resource_id: String::new(),
+        ..studio.hold_request(&studio.person(name).await, TEN_AM)
     })
     .await
     .unwrap()
@@ -190,25 +129,10 @@ async fn expired_holds_are_pruned(db: TestDb) {
     // Ana's hold no longer occupies anything; it still answers HOLD_EXPIRED.
     assert_eq!(rows(&studio, "allocations", "owner_id", &short.id).await, 0);
     assert_eq!(rows(&studio, "allocations", "owner_id", &long.id).await, 1);
-    let late = desk
-        .create_booking(pb::CreateBookingRequest {
-            hold_id: short.id.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
+    let late = studio.book_hold(&short.id).await.unwrap_err();
     assert_eq!(reason(&late), "HOLD_EXPIRED");
     // Bo books his live hold: the booking keeps the chamber.
-    let booked = desk
-        .create_booking(pb::CreateBookingRequest {
-            hold_id: long.id.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .booking
-        .unwrap();
+    let booked = studio.book_hold(&long.id).await.unwrap();
     // A day later both holds are gone unless booked; the booking stays.
     studio.clock.advance(SignedDuration::from_hours(24));
     studio.bookings.prune_holds().await.unwrap();
@@ -218,13 +142,7 @@ async fn expired_holds_are_pruned(db: TestDb) {
         rows(&studio, "allocations", "owner_id", &booked.id).await,
         1
     );
-    let forgotten = desk
-        .create_booking(pb::CreateBookingRequest {
-            hold_id: short.id.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
+    let forgotten = studio.book_hold(&short.id).await.unwrap_err();
     assert_eq!(forgotten.code(), tonic::Code::NotFound, "{forgotten:?}");
 }
 

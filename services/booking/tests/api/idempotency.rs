@@ -7,14 +7,14 @@
 
 use prost::Message as _;
 use recovery_kit::Role;
-use recovery_kit::testing::{Bearer, TestDb};
+use recovery_kit::testing::{Bearer, TestDb, at_once};
 use recovery_proto::booking::v1 as pb;
 use recovery_proto::protocols::v1 as protocols_pb;
 use recovery_proto::protocols::v1::protocol_service_client::ProtocolServiceClient;
-use recovery_tenancy::testing as tenancy;
 use tonic::{Code, Status};
 
-use crate::support::{Client, Studio, TEN_AM, reason, start, t};
+use crate::common::{create_client, screen, sign_waiver};
+use crate::support::{Client, Studio, TEN_AM, answers, reason, start, t};
 
 /// The creates, in the order the table runs them.
 #[derive(Debug, Clone, Copy)]
@@ -156,14 +156,7 @@ async fn home(studio: &Studio) -> Tenant {
 /// A second tenant in the same server, with a chamber, a cryo treatment and
 /// a screened client with a waiver of its own.
 async fn rival(studio: &Studio) -> Tenant {
-    let made = tenancy::Studio::create(
-        studio.server.channel().await,
-        &studio.operator,
-        "Rival",
-        "America/New_York",
-        &[Role::Manager],
-    )
-    .await;
+    let made = studio.rival().await;
     let mut tenant = Tenant {
         id: made.tenant_id.clone(),
         key: made.key(Role::Manager).to_owned(),
@@ -183,58 +176,17 @@ async fn rival(studio: &Studio) -> Tenant {
         studio.server.channel().await,
         Bearer::new(&tenant.key),
     );
-    tenant.client_id = protocols
-        .create_client(protocols_pb::CreateClientRequest {
-            client: Some(protocols_pb::Client {
-                given_name: "Rhea".into(),
-                family_name: "Rival".into(),
-                date_of_birth: "1991-02-03".into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .client
-        .unwrap()
-        .id;
-    protocols
-        .record_screening(protocols_pb::RecordScreeningRequest {
-            screening: Some(protocols_pb::Screening {
-                client_id: tenant.client_id.clone(),
-                questionnaire_version: "2026-01".into(),
-                answers: [
-                    protocols_pb::Condition::Pregnancy,
-                    protocols_pb::Condition::Raynauds,
-                    protocols_pb::Condition::ColdUrticaria,
-                    protocols_pb::Condition::Pacemaker,
-                    protocols_pb::Condition::UncontrolledHypertension,
-                    protocols_pb::Condition::DeepVeinThrombosis,
-                ]
-                .iter()
-                .map(|c| protocols_pb::ScreeningAnswer {
-                    condition: *c as i32,
-                    present: false,
-                    ..Default::default()
-                })
-                .collect(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
+    let rhea = protocols_pb::Client {
+        given_name: "Rhea".into(),
+        family_name: "Rival".into(),
+        date_of_birth: "1991-02-03".into(),
+        ..Default::default()
+    };
+    tenant.client_id = create_client(&mut protocols, rhea).await.unwrap();
+    screen(&mut protocols, &tenant.client_id, &answers(&[]))
         .await
         .unwrap();
-    protocols
-        .sign_waiver(protocols_pb::SignWaiverRequest {
-            waiver: Some(protocols_pb::Waiver {
-                client_id: tenant.client_id.clone(),
-                version: "v1".into(),
-                signer_name: "Rhea Rival".into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
+    sign_waiver(&mut protocols, &tenant.client_id, "Rhea Rival")
         .await
         .unwrap();
     tenant
@@ -339,16 +291,12 @@ async fn eight_identical_creates_at_once_make_one_object(db: TestDb) {
         let before = studio.rows(which.table()).await;
         let mut calls = Vec::new();
         for _ in 0..8 {
-            let call = send(
+            calls.push(send(
                 studio.client(&home.key).await,
                 request(which, &home, &id, 0),
-            );
-            calls.push(tokio::spawn(call));
+            ));
         }
-        let mut answers = Vec::new();
-        for call in calls {
-            answers.push(call.await.unwrap().unwrap());
-        }
+        let answers = at_once(calls).await;
         assert!(
             answers.iter().all(|a| *a == answers[0]),
             "{which:?}: answers differ"

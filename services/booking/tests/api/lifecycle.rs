@@ -63,28 +63,13 @@ async fn the_session_lifecycle_allows_only_legal_moves(db: TestDb) {
         .booking
         .unwrap();
     assert_eq!(done.status(), pb::BookingStatus::Completed);
-    let status = desk
-        .cancel_booking(pb::CancelBookingRequest {
-            id: id.clone(),
-            reason: "changed mind".into(),
-        })
-        .await
-        .unwrap_err();
+    let status = studio.cancel(&id, "changed mind").await.unwrap_err();
     assert_eq!(reason(&status), "ILLEGAL_TRANSITION");
     assert!(status.message().contains("completed"));
 
     // Cancelling frees the slot; inside the 2-hour window it is late.
     let early = studio.book("bo", "2026-12-02T18:00:00Z").await.unwrap();
-    let cancelled = desk
-        .cancel_booking(pb::CancelBookingRequest {
-            id: early.id.clone(),
-            reason: "sick".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .booking
-        .unwrap();
+    let cancelled = studio.cancel(&early.id, "sick").await.unwrap();
     assert_eq!(cancelled.status(), pb::BookingStatus::Cancelled);
     assert!(!cancelled.late_cancel);
     assert_eq!(cancelled.cancel_reason, "sick");
@@ -96,16 +81,7 @@ async fn the_session_lifecycle_allows_only_legal_moves(db: TestDb) {
     );
     let soon = studio.book("cy", "2026-12-02T19:00:00Z").await.unwrap();
     studio.clock.set(at("2026-12-02T18:30:00Z"));
-    let late = desk
-        .cancel_booking(pb::CancelBookingRequest {
-            id: soon.id.clone(),
-            reason: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .booking
-        .unwrap();
+    let late = studio.cancel(&soon.id, "").await.unwrap();
     assert!(late.late_cancel);
 
     // A checked-in client may still cancel; a cancelled booking cannot be
@@ -129,16 +105,7 @@ async fn the_session_lifecycle_allows_only_legal_moves(db: TestDb) {
         "ILLEGAL_TRANSITION",
         "only booked sessions move"
     );
-    let cancelled = desk
-        .cancel_booking(pb::CancelBookingRequest {
-            id: arrived.id.clone(),
-            reason: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .booking
-        .unwrap();
+    let cancelled = studio.cancel(&arrived.id, "").await.unwrap();
     assert_eq!(cancelled.status(), pb::BookingStatus::Cancelled);
 
     // A no-show once the start has passed.

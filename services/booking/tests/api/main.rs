@@ -5,6 +5,11 @@
 // Scenarios told in order; wire fields are options.
 #![allow(clippy::unnecessary_wraps, clippy::too_many_lines)]
 
+// The four services started as the load examples start them, and clients
+// made through protocols' API as they make them.
+#[path = "../../examples/common/mod.rs"]
+mod common;
+
 mod availability;
 mod bookings;
 mod calendars;

@@ -6,7 +6,6 @@ use prost_types::FieldMask;
 use recovery_kit::Role;
 use recovery_kit::testing::TestDb;
 use recovery_proto::booking::v1 as pb;
-use recovery_tenancy::testing as tenancy;
 use tonic::{Code, Status};
 
 use crate::support::{Studio, TEN_AM, at, fields, mins, refused, start, t};
@@ -384,16 +383,7 @@ async fn removing_a_blackout_reopens_the_chamber(db: TestDb) {
 
 /// A manager key of a second tenant in the same server.
 async fn rival(studio: &Studio) -> String {
-    tenancy::Studio::create(
-        studio.server.channel().await,
-        &studio.operator,
-        "Rival",
-        "America/New_York",
-        &[Role::Manager],
-    )
-    .await
-    .key(Role::Manager)
-    .to_owned()
+    studio.rival().await.key(Role::Manager).to_owned()
 }
 
 fn not_found<T: std::fmt::Debug>(call: &str, result: Result<T, Status>) {
@@ -510,13 +500,7 @@ async fn another_tenants_key_finds_nothing_and_changes_nothing(db: TestDb) {
     not_found(
         "HoldSlot",
         rival
-            .hold_slot(pb::HoldSlotRequest {
-                location_id: studio.location_id.clone(),
-                treatment_id: studio.cryo_id.clone(),
-                client_id: ana.clone(),
-                start_time: t("2026-12-02T16:00:00Z"),
-                ..Default::default()
-            })
+            .hold_slot(studio.hold_request(&ana, "2026-12-02T16:00:00Z"))
             .await,
     );
     not_found(

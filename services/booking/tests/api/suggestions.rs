@@ -4,16 +4,14 @@
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
-use recovery_kit::testing::Bearer;
 use recovery_kit::testing::TestDb;
 use recovery_kit::testing::answers::{code, fact};
 use recovery_kit::time::from_proto;
 use recovery_proto::booking::v1 as pb;
 use recovery_proto::protocols::v1 as protocols_pb;
-use recovery_proto::tenancy::v1 as tenancy_pb;
-use recovery_proto::tenancy::v1::tenancy_service_client::TenancyServiceClient;
 use tonic::Code;
 
+use crate::common::log_activity;
 use crate::support::{Studio, TEN_AM, at, mins, reason, start, t};
 
 const FIT_BEST: i32 = pb::SuggestionFit::Best as i32;
@@ -28,25 +26,14 @@ impl Studio {
         start: &str,
         end: &str,
     ) -> String {
-        self.protocols_client()
-            .await
-            .log_activity(protocols_pb::LogActivityRequest {
-                activity: Some(protocols_pb::Activity {
-                    client_id: client_id.into(),
-                    kind: kind as i32,
-                    start_time: t(start),
-                    end_time: t(end),
-                    distance_meters: 30_000,
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .activity
-            .unwrap()
-            .id
+        log_activity(
+            &mut self.protocols_client().await,
+            client_id,
+            kind,
+            (start, end),
+        )
+        .await
+        .unwrap()
     }
 
     async fn run(&self, client_id: &str, start: &str, end: &str) -> String {
@@ -67,6 +54,22 @@ impl Studio {
             .map(tonic::Response::into_inner)
     }
 
+    /// Cryo suggestions for `client_id` after `activity_id`, in `[from,
+    /// to)`.
+    fn cryo_between(
+        &self,
+        client_id: &str,
+        activity_id: &str,
+        from: &str,
+        to: &str,
+    ) -> pb::SuggestSlotsRequest {
+        pb::SuggestSlotsRequest {
+            start_time: t(from),
+            end_time: t(to),
+            ..self.cryo_after(client_id, activity_id)
+        }
+    }
+
     fn cryo_after(&self, client_id: &str, activity_id: &str) -> pb::SuggestSlotsRequest {
         pb::SuggestSlotsRequest {
             client_id: client_id.into(),
@@ -80,85 +83,30 @@ impl Studio {
 
     /// A compression station and a 30-minute compression treatment; its id.
     async fn compression(&self) -> String {
-        let mut manager = self.client(&self.manager).await;
-        manager
-            .create_resource(pb::CreateResourceRequest {
-                resource: Some(pb::Resource {
-                    location_id: self.location_id.clone(),
-                    display_name: "Boots".into(),
-                    kind: pb::ResourceKind::CompressionStation as i32,
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            })
-            .await
-            .unwrap();
-        manager
-            .create_treatment(pb::CreateTreatmentRequest {
-                treatment: Some(pb::Treatment {
-                    display_name: "Compression boots".into(),
-                    modality: pb::Modality::Compression as i32,
-                    duration: mins(30),
-                    needs: vec![pb::ResourceNeed {
-                        kind: pb::ResourceKind::CompressionStation as i32,
-                        count: 1,
-                    }],
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .treatment
-            .unwrap()
-            .id
+        self.add_resource(
+            &self.location_id,
+            "Boots",
+            pb::ResourceKind::CompressionStation,
+        )
+        .await;
+        self.add_treatment(pb::Treatment {
+            display_name: "Compression boots".into(),
+            modality: pb::Modality::Compression as i32,
+            duration: mins(30),
+            needs: vec![pb::ResourceNeed {
+                kind: pb::ResourceKind::CompressionStation as i32,
+                count: 1,
+            }],
+            ..Default::default()
+        })
+        .await
     }
 
     /// A second location of the tenant (same hours, same time zone) with
     /// one chamber; its id.
     async fn second_location(&self) -> String {
-        let mut operator = TenancyServiceClient::with_interceptor(
-            self.server.channel().await,
-            Bearer::new(&self.operator),
-        );
-        let location_id = operator
-            .create_location(tenancy_pb::CreateLocationRequest {
-                tenant_id: self.tenant_id.clone(),
-                location: Some(tenancy_pb::Location {
-                    display_name: "Frost uptown".into(),
-                    time_zone: "America/New_York".into(),
-                    weekly_hours: (1..=7)
-                        .map(|day| tenancy_pb::OpeningHours {
-                            day,
-                            open: "06:00".into(),
-                            close: "22:00".into(),
-                        })
-                        .collect(),
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            })
+        self.location("Frost uptown", ("06:00", "22:00"), "Uptown chamber")
             .await
-            .unwrap()
-            .into_inner()
-            .location
-            .unwrap()
-            .id;
-        self.client(&self.manager)
-            .await
-            .create_resource(pb::CreateResourceRequest {
-                resource: Some(pb::Resource {
-                    location_id: location_id.clone(),
-                    display_name: "Uptown chamber".into(),
-                    kind: pb::ResourceKind::CryoChamber as i32,
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            })
-            .await
-            .unwrap();
-        location_id
     }
 
     async fn blackout(&self, resource_id: &str, from: &str, to: &str) {
@@ -175,20 +123,6 @@ impl Studio {
             })
             .await
             .unwrap();
-    }
-
-    /// Every booking of the tenant's client `client_id`.
-    async fn bookings_of_client(&self, client_id: &str) -> Vec<pb::Booking> {
-        self.client(&self.desk)
-            .await
-            .list_bookings(pb::ListBookingsRequest {
-                client_id: client_id.into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .bookings
     }
 }
 
@@ -214,11 +148,7 @@ async fn the_benefit_window_is_inclusive_and_local_days_bound_the_search(db: Tes
         .await;
     studio.clock.set(at("2026-12-02T13:00:00Z"));
     let first = studio
-        .suggest(pb::SuggestSlotsRequest {
-            start_time: t("2026-12-02T13:00:00Z"),
-            end_time: t("2026-12-02T13:03:00Z"),
-            ..studio.cryo_after(&ana, &run)
-        })
+        .suggest(studio.cryo_between(&ana, &run, "2026-12-02T13:00:00Z", "2026-12-02T13:03:00Z"))
         .await
         .unwrap();
     assert_eq!(first.window_start_time, t("2026-12-02T13:00:00Z"));
@@ -240,11 +170,7 @@ async fn the_benefit_window_is_inclusive_and_local_days_bound_the_search(db: Tes
     assert_eq!(reasons(at_end), ["DURATION_ABOVE_PROGRESSION"]);
 
     let edge = studio
-        .suggest(pb::SuggestSlotsRequest {
-            start_time: t("2026-12-02T17:54:00Z"),
-            end_time: t("2026-12-02T18:06:00Z"),
-            ..studio.cryo_after(&ana, &run)
-        })
+        .suggest(studio.cryo_between(&ana, &run, "2026-12-02T17:54:00Z", "2026-12-02T18:06:00Z"))
         .await
         .unwrap()
         .suggestions;
@@ -289,11 +215,7 @@ async fn the_window_is_five_real_hours_on_a_dst_day(db: TestDb) {
         .await;
     studio.clock.set(at("2027-03-14T09:00:00Z"));
     let answer = studio
-        .suggest(pb::SuggestSlotsRequest {
-            start_time: t("2027-03-14T11:24:00Z"),
-            end_time: t("2027-03-14T11:36:00Z"),
-            ..studio.cryo_after(&ana, &run)
-        })
+        .suggest(studio.cryo_between(&ana, &run, "2027-03-14T11:24:00Z", "2027-03-14T11:36:00Z"))
         .await
         .unwrap();
     assert_eq!(answer.window_end_time, t("2027-03-14T11:30:00Z"));
@@ -368,11 +290,12 @@ async fn refusals_answer_with_the_reason_and_write_nothing(db: TestDb) {
         let studio = &studio;
         async move {
             studio
-                .suggest(pb::SuggestSlotsRequest {
-                    start_time: t("2026-12-02T14:00:00Z"),
-                    end_time: t("2026-12-02T16:00:00Z"),
-                    ..studio.cryo_after(&client_id, "")
-                })
+                .suggest(studio.cryo_between(
+                    &client_id,
+                    "",
+                    "2026-12-02T14:00:00Z",
+                    "2026-12-02T16:00:00Z",
+                ))
                 .await
                 .unwrap_err()
         }
@@ -400,11 +323,7 @@ async fn refusals_answer_with_the_reason_and_write_nothing(db: TestDb) {
     assert_eq!(reason(&refusal), "DAILY_LIMIT_REACHED");
     // The next day is fine again.
     let tomorrow = studio
-        .suggest(pb::SuggestSlotsRequest {
-            start_time: t("2026-12-03T14:00:00Z"),
-            end_time: t("2026-12-03T15:00:00Z"),
-            ..studio.cryo_after(&ana, "")
-        })
+        .suggest(studio.cryo_between(&ana, "", "2026-12-03T14:00:00Z", "2026-12-03T15:00:00Z"))
         .await
         .unwrap();
     assert!(!tomorrow.suggestions.is_empty());
@@ -501,10 +420,8 @@ async fn every_location_is_ranked_together(db: TestDb) {
     studio.clock.set(at("2026-12-02T13:00:00Z"));
     let everywhere = |max: i32, start: &str, end: &str| pb::SuggestSlotsRequest {
         location_id: String::new(),
-        start_time: t(start),
-        end_time: t(end),
         max_suggestions: max,
-        ..studio.cryo_after(&ana, &run)
+        ..studio.cryo_between(&ana, &run, start, end)
     };
     let both = studio
         .suggest(everywhere(

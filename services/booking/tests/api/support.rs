@@ -20,14 +20,18 @@ use recovery_proto::fleet::v1 as fleet_pb;
 use recovery_proto::fleet::v1::fleet_service_client::FleetServiceClient;
 use recovery_proto::protocols::v1 as protocols_pb;
 use recovery_proto::protocols::v1::protocol_service_client::ProtocolServiceClient;
+use recovery_proto::tenancy::v1 as tenancy_pb;
+use recovery_proto::tenancy::v1::tenancy_service_client::TenancyServiceClient;
 use recovery_protocols::Protocols;
-use recovery_tenancy::testing::{self as tenancy, Platform};
+use recovery_tenancy::testing as tenancy;
 use tokio::sync::Mutex;
-use tonic::Status;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+use tonic::{Status, Streaming};
 
 pub(crate) use recovery_kit::testing::answers::{fields, reason};
+
+use crate::common::{Backends, create_client, screen, sign_waiver};
 
 pub(crate) type Client = BookingServiceClient<InterceptedService<Channel, Bearer>>;
 pub(crate) type FleetClient = FleetServiceClient<InterceptedService<Channel, Bearer>>;
@@ -79,51 +83,27 @@ pub(crate) fn mins(m: i64) -> Option<prost_types::Duration> {
 
 pub(crate) async fn start(db: TestDb) -> Studio {
     let clock = Arc::new(ManualClock::new(at(NOW)));
-    let platform = Platform::start(&db.db, clock.clone()).await;
     let bus = Bus::default();
-    let protocols = Protocols::start(
-        db.db.clone(),
-        clock.clone(),
-        bus.clone(),
-        platform.directory(),
-    )
-    .await
-    .unwrap();
-    let fleet = Fleet::start(
-        db.db.clone(),
-        clock.clone(),
-        bus.clone(),
-        platform.directory(),
-        recovery_fleet::Config {
-            offline_after_secs: 24 * 3600,
-            history: 100,
-            batch: 500,
-        },
-    )
-    .await
-    .unwrap();
-    let peers = Peers {
-        clients: protocols.clone(),
-        history: protocols.clone(),
-        devices: fleet.clone(),
+    // A device is offline after a day without a report.
+    let fleet_config = recovery_fleet::Config {
+        offline_after_secs: 24 * 3600,
+        history: 100,
+        batch: 500,
     };
-    let bookings = Bookings::start(
-        db.db.clone(),
-        clock.clone(),
-        bus,
-        platform.directory(),
-        peers,
-    )
-    .await
-    .unwrap();
-    protocols.on_erasure(bookings.clone());
-    protocols.suggest_with(bookings.clone());
-    fleet.on_device_links(bookings.clone());
-    let mut services = platform.services();
-    bookings.mount(&mut services);
-    protocols.mount(&mut services);
-    fleet.mount(&mut services);
-    let server = TestServer::start(services).await;
+    let backends = Backends::start(&db, clock.clone(), fleet_config, || bus.clone())
+        .await
+        .unwrap();
+    let bookings = &backends.bookings;
+    backends.protocols.on_erasure(bookings.clone());
+    backends.protocols.suggest_with(bookings.clone());
+    backends.fleet.on_device_links(bookings.clone());
+    let server = TestServer::start(backends.services()).await;
+    let Backends {
+        platform,
+        protocols,
+        fleet,
+        bookings,
+    } = backends;
     let tenant = tenancy::Studio::create(
         server.channel().await,
         &platform.operator,
@@ -154,26 +134,16 @@ pub(crate) async fn start(db: TestDb) -> Studio {
     };
     studio.chamber_id = studio.chamber("Chamber 1").await;
     studio.cryo_id = studio
-        .client(&studio.manager)
-        .await
-        .create_treatment(pb::CreateTreatmentRequest {
-            treatment: Some(pb::Treatment {
-                display_name: "Whole-body cryo".into(),
-                modality: pb::Modality::WholeBodyCryotherapy as i32,
-                policy: Some(pb::BookingPolicy {
-                    late_cancel_window: mins(120),
-                    ..Default::default()
-                }),
+        .add_treatment(pb::Treatment {
+            display_name: "Whole-body cryo".into(),
+            modality: pb::Modality::WholeBodyCryotherapy as i32,
+            policy: Some(pb::BookingPolicy {
+                late_cancel_window: mins(120),
                 ..Default::default()
             }),
-            request_id: String::new(),
+            ..Default::default()
         })
-        .await
-        .unwrap()
-        .into_inner()
-        .treatment
-        .unwrap()
-        .id;
+        .await;
     // The new chamber's freed windows (for the waitlist) are handed on, so
     // tests start with an empty outbox.
     studio.bookings.outbox().pass().await.unwrap();
@@ -185,14 +155,60 @@ impl Studio {
         BookingServiceClient::with_interceptor(self.server.channel().await, Bearer::new(key))
     }
 
+    /// A second tenant in the same server, "Rival" in New York, with a
+    /// manager key.
+    pub(crate) async fn rival(&self) -> tenancy::Studio {
+        tenancy::Studio::create(
+            self.server.channel().await,
+            &self.operator,
+            "Rival",
+            "America/New_York",
+            &[Role::Manager],
+        )
+        .await
+    }
+
+    /// A second booking service on the studio's database (as a replica
+    /// is), asking the same protocols and fleet: its own bus, relay and
+    /// kept calendars.
+    pub(crate) async fn replica(&self) -> Arc<Bookings> {
+        let peers = Peers {
+            clients: self.protocols.clone(),
+            history: self.protocols.clone(),
+            devices: self.fleet.clone(),
+        };
+        Bookings::start(
+            self.db.db.clone(),
+            self.clock.clone(),
+            Bus::default(),
+            Arc::clone(&self.directory),
+            peers,
+        )
+        .await
+        .unwrap()
+    }
+
+    /// A cryo chamber `name` at the studio's location; its id.
     pub(crate) async fn chamber(&self, name: &str) -> String {
+        self.add_resource(&self.location_id, name, pb::ResourceKind::CryoChamber)
+            .await
+    }
+
+    /// A resource `name` of `kind` at `location_id`, made by the manager;
+    /// its id.
+    pub(crate) async fn add_resource(
+        &self,
+        location_id: &str,
+        name: &str,
+        kind: pb::ResourceKind,
+    ) -> String {
         self.client(&self.manager)
             .await
             .create_resource(pb::CreateResourceRequest {
                 resource: Some(pb::Resource {
-                    location_id: self.location_id.clone(),
+                    location_id: location_id.into(),
                     display_name: name.into(),
-                    kind: pb::ResourceKind::CryoChamber as i32,
+                    kind: kind as i32,
                     ..Default::default()
                 }),
                 request_id: String::new(),
@@ -201,6 +217,22 @@ impl Studio {
             .unwrap()
             .into_inner()
             .resource
+            .unwrap()
+            .id
+    }
+
+    /// `treatment`, made by the manager; its id.
+    pub(crate) async fn add_treatment(&self, treatment: pb::Treatment) -> String {
+        self.client(&self.manager)
+            .await
+            .create_treatment(pb::CreateTreatmentRequest {
+                treatment: Some(treatment),
+                request_id: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .treatment
             .unwrap()
             .id
     }
@@ -233,70 +265,30 @@ impl Studio {
 
     /// A new protocols client, neither screened nor with a waiver.
     pub(crate) async fn new_client(&self, name: &str) -> String {
-        self.protocols_client()
-            .await
-            .create_client(protocols_pb::CreateClientRequest {
-                client: Some(protocols_pb::Client {
-                    given_name: name.into(),
-                    family_name: "Tester".into(),
-                    date_of_birth: "1990-05-01".into(),
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            })
+        let client = protocols_pb::Client {
+            given_name: name.into(),
+            family_name: "Tester".into(),
+            date_of_birth: "1990-05-01".into(),
+            ..Default::default()
+        };
+        create_client(&mut self.protocols_client().await, client)
             .await
             .unwrap()
-            .into_inner()
-            .client
-            .unwrap()
-            .id
     }
 
     /// Records a screening where exactly `present` conditions are present.
     pub(crate) async fn screen(&self, client_id: &str, present: &[protocols_pb::Condition]) {
-        use protocols_pb::Condition as C;
-        let asked = [
-            C::Pregnancy,
-            C::Raynauds,
-            C::ColdUrticaria,
-            C::Pacemaker,
-            C::UncontrolledHypertension,
-            C::DeepVeinThrombosis,
-        ];
-        self.protocols_client()
-            .await
-            .record_screening(protocols_pb::RecordScreeningRequest {
-                screening: Some(protocols_pb::Screening {
-                    client_id: client_id.into(),
-                    questionnaire_version: "2026-01".into(),
-                    answers: asked
-                        .iter()
-                        .map(|c| protocols_pb::ScreeningAnswer {
-                            condition: *c as i32,
-                            present: present.contains(c),
-                            ..Default::default()
-                        })
-                        .collect(),
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            })
-            .await
-            .unwrap();
+        screen(
+            &mut self.protocols_client().await,
+            client_id,
+            &answers(present),
+        )
+        .await
+        .unwrap();
     }
 
     pub(crate) async fn sign_waiver(&self, client_id: &str) {
-        self.protocols_client()
-            .await
-            .sign_waiver(protocols_pb::SignWaiverRequest {
-                waiver: Some(protocols_pb::Waiver {
-                    client_id: client_id.into(),
-                    version: "v1".into(),
-                    signer_name: "The Client".into(),
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            })
+        sign_waiver(&mut self.protocols_client().await, client_id, "The Client")
             .await
             .unwrap();
     }
@@ -312,9 +304,78 @@ impl Studio {
         }
     }
 
+    /// The schedule of `location_id` on the local `day`, watched with
+    /// `key`.
+    pub(crate) async fn watch(
+        &self,
+        key: &str,
+        location_id: &str,
+        day: &str,
+    ) -> Streaming<pb::WatchScheduleResponse> {
+        self.client(key)
+            .await
+            .watch_schedule(pb::WatchScheduleRequest {
+                location_id: location_id.into(),
+                day: day.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    /// A cryo hold request for `client_id` at `start`, for the default
+    /// time.
+    pub(crate) fn hold_request(&self, client_id: &str, start: &str) -> pb::HoldSlotRequest {
+        pb::HoldSlotRequest {
+            location_id: self.location_id.clone(),
+            treatment_id: self.cryo_id.clone(),
+            client_id: client_id.into(),
+            start_time: t(start),
+            ..Default::default()
+        }
+    }
+
+    /// Holds cryo for `client_id` at `start`, as the desk.
+    pub(crate) async fn hold(&self, client_id: &str, start: &str) -> Result<pb::Hold, Status> {
+        let request = self.hold_request(client_id, start);
+        self.client(&self.desk)
+            .await
+            .hold_slot(request)
+            .await
+            .map(|r| r.into_inner().hold.unwrap())
+    }
+
+    /// Books hold `hold_id`, as the desk.
+    pub(crate) async fn book_hold(&self, hold_id: &str) -> Result<pb::Booking, Status> {
+        self.create_booking(pb::CreateBookingRequest {
+            hold_id: hold_id.into(),
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// Cancels booking `id` for `reason`, as the desk.
+    pub(crate) async fn cancel(&self, id: &str, reason: &str) -> Result<pb::Booking, Status> {
+        self.client(&self.desk)
+            .await
+            .cancel_booking(pb::CancelBookingRequest {
+                id: id.into(),
+                reason: reason.into(),
+            })
+            .await
+            .map(|r| r.into_inner().booking.unwrap())
+    }
+
     /// Books cryo for the client called `name`.
     pub(crate) async fn book(&self, name: &str, start: &str) -> Result<pb::Booking, Status> {
-        let request = self.booking(name, start).await;
+        self.create_booking(self.booking(name, start).await).await
+    }
+
+    /// Sends `request` as the desk; the booking made.
+    pub(crate) async fn create_booking(
+        &self,
+        request: pb::CreateBookingRequest,
+    ) -> Result<pb::Booking, Status> {
         self.client(&self.desk)
             .await
             .create_booking(request)
@@ -407,32 +468,89 @@ impl Studio {
             .collect()
     }
 
-    pub(crate) async fn slots(&self, from: &str, to: &str) -> Vec<Timestamp> {
+    /// The open cryo slots in `[from, to)`, as the desk searches them.
+    pub(crate) async fn search(&self, from: &str, to: &str) -> Vec<pb::Slot> {
+        self.search_at(&self.location_id, at(from), at(to)).await
+    }
+
+    /// The open cryo slots at `location_id` in `[from, to)`, as the desk
+    /// searches them.
+    pub(crate) async fn search_at(
+        &self,
+        location_id: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Vec<pb::Slot> {
         self.client(&self.desk)
             .await
             .search_availability(pb::SearchAvailabilityRequest {
-                location_id: self.location_id.clone(),
+                location_id: location_id.into(),
                 treatment_id: self.cryo_id.clone(),
-                start_time: t(from),
-                end_time: t(to),
+                start_time: Some(to_proto(from)),
+                end_time: Some(to_proto(to)),
                 resource_id: String::new(),
             })
             .await
             .unwrap()
             .into_inner()
             .slots
-            .iter()
-            .map(|s| recovery_kit::time::from_proto(s.start_time.as_ref().unwrap()).unwrap())
-            .collect()
+    }
+
+    /// When the open cryo slots in `[from, to)` start.
+    pub(crate) async fn slots(&self, from: &str, to: &str) -> Vec<Timestamp> {
+        starts(&self.search(from, to).await)
+    }
+
+    /// A location of the tenant in New York, open every day from `open`
+    /// to `close`, with one chamber `chamber`; its id.
+    pub(crate) async fn location(
+        &self,
+        name: &str,
+        (open, close): (&str, &str),
+        chamber: &str,
+    ) -> String {
+        let location_id = TenancyServiceClient::with_interceptor(
+            self.server.channel().await,
+            Bearer::new(&self.manager),
+        )
+        .create_location(tenancy_pb::CreateLocationRequest {
+            tenant_id: String::new(),
+            location: Some(tenancy_pb::Location {
+                display_name: name.into(),
+                time_zone: "America/New_York".into(),
+                weekly_hours: (1..=7)
+                    .map(|day| tenancy_pb::OpeningHours {
+                        day,
+                        open: open.into(),
+                        close: close.into(),
+                    })
+                    .collect(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .location
+        .unwrap()
+        .id;
+        self.add_resource(&location_id, chamber, pb::ResourceKind::CryoChamber)
+            .await;
+        location_id
     }
 
     /// The bookings of the client called `name`.
     pub(crate) async fn bookings_of(&self, name: &str) -> Vec<pb::Booking> {
-        let client_id = self.person(name).await;
+        self.bookings_of_client(&self.person(name).await).await
+    }
+
+    /// Every booking of the client `client_id`, as the desk lists them.
+    pub(crate) async fn bookings_of_client(&self, client_id: &str) -> Vec<pb::Booking> {
         self.client(&self.desk)
             .await
             .list_bookings(pb::ListBookingsRequest {
-                client_id,
+                client_id: client_id.into(),
                 ..Default::default()
             })
             .await
@@ -446,23 +564,11 @@ impl Studio {
     /// A room, a therapist and a stretch-therapy treatment that needs
     /// `guns` fork-head massage guns; its id.
     pub(crate) async fn stretch(&self, guns: usize) -> String {
-        let mut manager = self.client(&self.manager).await;
         for (name, kind) in [
             ("Stretch room", pb::ResourceKind::Room),
             ("Therapist", pb::ResourceKind::Therapist),
         ] {
-            manager
-                .create_resource(pb::CreateResourceRequest {
-                    resource: Some(pb::Resource {
-                        location_id: self.location_id.clone(),
-                        display_name: name.into(),
-                        kind: kind as i32,
-                        ..Default::default()
-                    }),
-                    request_id: String::new(),
-                })
-                .await
-                .unwrap();
+            self.add_resource(&self.location_id, name, kind).await;
         }
         self.stretch_treatment(guns).await
     }
@@ -470,28 +576,18 @@ impl Studio {
     /// A stretch-therapy treatment that needs `guns` fork-head guns (the
     /// room and therapist made by [`Studio::stretch`]); its id.
     pub(crate) async fn stretch_treatment(&self, guns: usize) -> String {
-        let mut manager = self.client(&self.manager).await;
         let fork = pb::DeviceNeed {
             kind: fleet_pb::DeviceKind::PercussionMassager as i32,
             attachment: fleet_pb::Attachment::Fork as i32,
             min_battery_percent: 30,
         };
-        manager
-            .create_treatment(pb::CreateTreatmentRequest {
-                treatment: Some(pb::Treatment {
-                    display_name: "Stretch therapy".into(),
-                    modality: pb::Modality::StretchTherapy as i32,
-                    device_needs: vec![fork; guns],
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .treatment
-            .unwrap()
-            .id
+        self.add_treatment(pb::Treatment {
+            display_name: "Stretch therapy".into(),
+            modality: pb::Modality::StretchTherapy as i32,
+            device_needs: vec![fork; guns],
+            ..Default::default()
+        })
+        .await
     }
 
     /// Stores a booking as one made before booking asked the rules (an
@@ -548,6 +644,29 @@ impl Studio {
             })
             .collect()
     }
+}
+
+/// The screening's answers: every condition asked, exactly `present` ones
+/// present.
+pub(crate) fn answers(present: &[protocols_pb::Condition]) -> [(protocols_pb::Condition, bool); 6] {
+    use protocols_pb::Condition as C;
+    [
+        C::Pregnancy,
+        C::Raynauds,
+        C::ColdUrticaria,
+        C::Pacemaker,
+        C::UncontrolledHypertension,
+        C::DeepVeinThrombosis,
+    ]
+    .map(|c| (c, present.contains(&c)))
+}
+
+/// When `slots` start.
+pub(crate) fn starts(slots: &[pb::Slot]) -> Vec<Timestamp> {
+    slots
+        .iter()
+        .map(|s| recovery_kit::time::from_proto(s.start_time.as_ref().unwrap()).unwrap())
+        .collect()
 }
 
 /// A refusal: FAILED_PRECONDITION with `expected` as its reason.

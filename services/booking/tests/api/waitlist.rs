@@ -13,8 +13,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::SignedDuration;
-use recovery_booking::{Bookings, Peers};
-use recovery_kit::events::Bus;
 use recovery_kit::testing::TestDb;
 use recovery_proto::booking::v1 as pb;
 use recovery_proto::protocols::v1 as protocols_pb;
@@ -102,15 +100,7 @@ async fn relay(studio: &Studio) {
 }
 
 async fn cancel(studio: &Studio, booking_id: &str) {
-    studio
-        .client(&studio.desk)
-        .await
-        .cancel_booking(pb::CancelBookingRequest {
-            id: booking_id.into(),
-            reason: "cannot make it".into(),
-        })
-        .await
-        .unwrap();
+    studio.cancel(booking_id, "cannot make it").await.unwrap();
 }
 
 async fn accept(studio: &Studio, offer_id: &str) -> Result<pb::AcceptOfferResponse, Status> {
@@ -273,15 +263,8 @@ async fn a_cancellation_offers_to_the_first_eligible_entry(db: TestDb) {
     };
     assert!(snapshot.offers.is_empty());
     let mut tablet = studio
-        .client(&studio.staff)
-        .await
-        .watch_schedule(pb::WatchScheduleRequest {
-            location_id: studio.location_id.clone(),
-            day: "2026-12-02".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+        .watch(&studio.staff, &studio.location_id, "2026-12-02")
+        .await;
     tablet.message().await.unwrap().unwrap();
 
     cancel(&studio, &booked.id).await;
@@ -554,20 +537,7 @@ async fn racing_cancellations_and_joins_never_double_offer(db: TestDb) {
 async fn two_replicas_make_one_offer_per_freed_slot(db: TestDb) {
     const FREED: usize = 4;
     let studio = start(db).await;
-    let peers = Peers {
-        clients: studio.protocols.clone(),
-        history: studio.protocols.clone(),
-        devices: studio.fleet.clone(),
-    };
-    let replica = Bookings::start(
-        studio.db.db.clone(),
-        studio.clock.clone(),
-        Bus::default(),
-        Arc::clone(&studio.directory),
-        peers,
-    )
-    .await
-    .unwrap();
+    let replica = studio.replica().await;
     let window = ("2026-12-02T15:00:00Z", "2026-12-02T15:12:00Z");
     let first: jiff::Timestamp = window.0.parse().unwrap();
     let mut booked = Vec::new();
@@ -644,12 +614,8 @@ async fn every_way_a_slot_frees_up_reaches_the_waitlist(db: TestDb) {
     );
     // A hold that lapses.
     desk.hold_slot(pb::HoldSlotRequest {
-        location_id: studio.location_id.clone(),
-        treatment_id: studio.cryo_id.clone(),
-        client_id: studio.person("eve").await,
-        start_time: t(t1),
         ttl: mins(5),
-        resource_id: String::new(),
+        ..studio.hold_request(&studio.person("eve").await, t1)
     })
     .await
     .unwrap();

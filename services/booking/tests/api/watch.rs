@@ -23,15 +23,9 @@ async fn next(
 async fn a_tablet_watching_the_day_sees_another_desks_booking(db: TestDb) {
     let studio = start(db).await;
     studio.book("early", TEN_AM).await.unwrap();
-    let mut tablet = studio.client(&studio.staff).await;
-    let mut stream = tablet
-        .watch_schedule(pb::WatchScheduleRequest {
-            location_id: studio.location_id.clone(),
-            day: "2026-12-02".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = studio
+        .watch(&studio.staff, &studio.location_id, "2026-12-02")
+        .await;
     let Some(pb::watch_schedule_response::Event::Snapshot(snapshot)) = next(&mut stream).await
     else {
         panic!("a snapshot first");

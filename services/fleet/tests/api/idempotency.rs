@@ -6,6 +6,7 @@
 //! make one object and get equal answers.
 
 use prost::Message as _;
+use recovery_kit::testing::at_once;
 
 use crate::support::{
     Client, Code, Env, SignedDuration, Status, Studio, TestDb, env, gun, pb, reason, register,
@@ -227,16 +228,12 @@ async fn eight_identical_creates_at_once_make_one_object(db: TestDb) {
         let before = rows(&env, which.table()).await;
         let mut calls = Vec::new();
         for _ in 0..8 {
-            let call = send(
+            calls.push(send(
                 env.client(which.key(&env.a)).await,
                 request(&env, which, &env.a, &gun_id, &id, 0),
-            );
-            calls.push(tokio::spawn(call));
+            ));
         }
-        let mut answers = Vec::new();
-        for call in calls {
-            answers.push(call.await.unwrap().unwrap());
-        }
+        let answers = at_once(calls).await;
         assert_eq!(answers.len(), 8);
         assert!(
             answers.iter().all(|a| *a == answers[0]),

@@ -155,6 +155,14 @@ pub(crate) struct Span {
     pub(crate) end: Timestamp,
 }
 
+/// A row's `start_time` and `end_time`.
+fn span(row: &AnyRow) -> Result<Span, Error> {
+    Ok(Span {
+        start: from_micros(row.try_get("start_time")?),
+        end: from_micros(row.try_get("end_time")?),
+    })
+}
+
 /// When the client's activity `id` took place; `None` when it is not the
 /// client's.
 pub(crate) async fn activity_span(
@@ -172,13 +180,7 @@ pub(crate) async fn activity_span(
     .bind(client_id)
     .fetch_optional(conn)
     .await?;
-    row.map(|row| {
-        Ok(Span {
-            start: from_micros(row.try_get("start_time")?),
-            end: from_micros(row.try_get("end_time")?),
-        })
-    })
-    .transpose()
+    row.as_ref().map(span).transpose()
 }
 
 /// The client's last activity ended at or before `before`.
@@ -198,13 +200,7 @@ pub(crate) async fn last_activity(
     .bind(to_micros(before))
     .fetch_optional(conn)
     .await?;
-    row.map(|row| {
-        Ok(Span {
-            start: from_micros(row.try_get("start_time")?),
-            end: from_micros(row.try_get("end_time")?),
-        })
-    })
-    .transpose()
+    row.as_ref().map(span).transpose()
 }
 
 /// Records session `id` with `notes` (empty for an erased client, whatever

@@ -16,6 +16,15 @@ async fn another_tenants_client_is_not_found(db: TestDb) {
     let client = create(&mut mine.front_desk, ana()).await;
     let t = &mut theirs.front_desk;
     let id = client.id.clone();
+    // A compression session of my client at their location.
+    let evaluate = pb::EvaluateSessionRequest {
+        client_id: id.clone(),
+        modality: pb::Modality::Compression as i32,
+        start_time: at(NOW),
+        duration: secs(600),
+        location_id: theirs.location_id.clone(),
+        booked: Vec::new(),
+    };
     let codes = [
         t.get_client(pb::GetClientRequest { id: id.clone() })
             .await
@@ -37,16 +46,7 @@ async fn another_tenants_client_is_not_found(db: TestDb) {
         })
         .await
         .unwrap_err(),
-        t.evaluate_session(pb::EvaluateSessionRequest {
-            client_id: id.clone(),
-            modality: pb::Modality::Compression as i32,
-            start_time: at(NOW),
-            duration: secs(600),
-            location_id: theirs.location_id.clone(),
-            booked: Vec::new(),
-        })
-        .await
-        .unwrap_err(),
+        t.evaluate_session(evaluate.clone()).await.unwrap_err(),
         theirs
             .manager
             .delete_client(pb::DeleteClientRequest { id: id.clone() })
@@ -59,14 +59,7 @@ async fn another_tenants_client_is_not_found(db: TestDb) {
     // Nor may they use my location for their evaluation.
     let foreign_location = mine
         .front_desk
-        .evaluate_session(pb::EvaluateSessionRequest {
-            client_id: id.clone(),
-            modality: pb::Modality::Compression as i32,
-            start_time: at(NOW),
-            duration: secs(600),
-            location_id: theirs.location_id.clone(),
-            booked: Vec::new(),
-        })
+        .evaluate_session(evaluate)
         .await
         .unwrap_err();
     assert_eq!(foreign_location.code(), Code::NotFound);

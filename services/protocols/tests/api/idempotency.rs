@@ -8,12 +8,12 @@
 //! one object and get equal answers.
 
 use prost::Message as _;
-use recovery_kit::testing::TestDb;
+use recovery_kit::testing::{TestDb, at_once};
 use recovery_proto::protocols::v1 as pb;
 use tonic::{Code, Status};
 
 use crate::support::{
-    Client, Env, ana, answer, at, create, env, log, reason, secs, session, template,
+    Client, Env, ana, answer, at, create, cryo_after_activity, env, log, reason, session, template,
 };
 
 #[derive(Debug, Clone, Copy)]
@@ -84,7 +84,7 @@ async fn tenant(env: &Env, name: &str) -> Tenant {
     .id;
     let mut templates = [String::new(), String::new()];
     for (i, id) in templates.iter_mut().enumerate() {
-        *id = template(&mut manager, protocol(&format!("Plan {i}")))
+        *id = template(&mut manager, cryo_after_activity(&format!("Plan {i}")))
             .await
             .id;
     }
@@ -95,23 +95,6 @@ async fn tenant(env: &Env, name: &str) -> Tenant {
         client_id,
         activity_id,
         templates,
-    }
-}
-
-fn protocol(name: &str) -> pb::ProtocolTemplate {
-    pb::ProtocolTemplate {
-        display_name: name.into(),
-        steps: vec![pb::ProtocolStep {
-            title: "Cryo".into(),
-            modality: pb::Modality::WholeBodyCryotherapy as i32,
-            anchor_point: pb::AnchorPoint::End as i32,
-            timing: Some(pb::protocol_step::Timing::Window(pb::OffsetWindow {
-                start_offset: secs(3600),
-                end_offset: secs(5 * 3600),
-            })),
-            ..Default::default()
-        }],
-        ..Default::default()
     }
 }
 
@@ -207,7 +190,7 @@ async fn send(
         Create::Template => {
             let a = c
                 .create_protocol_template(pb::CreateProtocolTemplateRequest {
-                    template: Some(protocol(&format!("Race week {variant}"))),
+                    template: Some(cryo_after_activity(&format!("Race week {variant}"))),
                     request_id,
                 })
                 .await?
@@ -357,17 +340,11 @@ async fn eight_identical_creates_at_once_make_one_object(db: TestDb) {
     for which in CREATES {
         let id = format!("at-once-{which:?}");
         let before = rows(&env, which.table()).await;
-        let mut calls = Vec::new();
-        for _ in 0..8 {
+        let answers = at_once((0..8).map(|_| {
             let (a, id) = (a.clone(), id.clone());
-            calls.push(tokio::spawn(async move {
-                send(a.manager.clone(), which, &a, &id, 0).await
-            }));
-        }
-        let mut answers = Vec::new();
-        for call in calls {
-            answers.push(call.await.unwrap().unwrap());
-        }
+            async move { send(a.manager.clone(), which, &a, &id, 0).await }
+        }))
+        .await;
         assert_eq!(answers.len(), 8);
         assert!(
             answers.iter().all(|x| *x == answers[0]),

@@ -5,23 +5,12 @@ use recovery_kit::testing::TestDb;
 use recovery_proto::protocols::v1 as pb;
 use tonic::Code;
 
-use crate::support::{Client, env, fields, secs, template};
+use crate::support::{Client, cryo_after_activity, env, fields, template};
 
 fn plan(name: &str) -> pb::ProtocolTemplate {
     pb::ProtocolTemplate {
-        display_name: name.into(),
         description: format!("{name}, step by step"),
-        steps: vec![pb::ProtocolStep {
-            title: "Cryo".into(),
-            modality: pb::Modality::WholeBodyCryotherapy as i32,
-            anchor_point: pb::AnchorPoint::End as i32,
-            timing: Some(pb::protocol_step::Timing::Window(pb::OffsetWindow {
-                start_offset: secs(3600),
-                end_offset: secs(5 * 3600),
-            })),
-            ..Default::default()
-        }],
-        ..Default::default()
+        ..cryo_after_activity(name)
     }
 }
 

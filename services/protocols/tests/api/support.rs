@@ -393,6 +393,25 @@ pub(crate) async fn get_summary(c: &mut Client, client_id: &str) -> pb::GetSumma
     c.get_summary(request).await.unwrap().into_inner()
 }
 
+/// A template `name` of one step: whole-body cryo one to five hours
+/// after the end of the anchoring activity.
+pub(crate) fn cryo_after_activity(name: &str) -> pb::ProtocolTemplate {
+    pb::ProtocolTemplate {
+        display_name: name.into(),
+        steps: vec![pb::ProtocolStep {
+            title: "Cryo".into(),
+            modality: pb::Modality::WholeBodyCryotherapy as i32,
+            anchor_point: pb::AnchorPoint::End as i32,
+            timing: Some(pb::protocol_step::Timing::Window(pb::OffsetWindow {
+                start_offset: secs(3600),
+                end_offset: secs(5 * 3600),
+            })),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
 pub(crate) async fn template(
     c: &mut Client,
     template: pb::ProtocolTemplate,

@@ -8,7 +8,7 @@
 //! alone and platform-wide, so it has no second tenant to send from.
 
 use prost::Message as _;
-use recovery_kit::testing::TestDb;
+use recovery_kit::testing::{TestDb, at_once};
 use recovery_proto::tenancy::v1 as pb;
 use sqlx::Row as _;
 use tonic::{Code, Status};
@@ -205,12 +205,9 @@ async fn eight_identical_creates_at_once_make_one_object(db: TestDb) {
         let mut calls = Vec::new();
         for _ in 0..8 {
             let (c, id) = (sender(&env, which, &manager).await, id.clone());
-            calls.push(tokio::spawn(async move { send(c, which, &id, 0).await }));
+            calls.push(async move { send(c, which, &id, 0).await });
         }
-        let mut answers = Vec::new();
-        for call in calls {
-            answers.push(call.await.unwrap().unwrap());
-        }
+        let answers = at_once(calls).await;
         assert_eq!(answers.len(), 8);
         assert!(
             answers
