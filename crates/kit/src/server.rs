@@ -12,6 +12,7 @@ use tokio_stream::StreamExt as _;
 use tonic::server::NamedService;
 use tonic::service::RoutesBuilder;
 use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::auth::{Authenticator, RequireKey};
@@ -164,16 +165,12 @@ impl Default for ServeOptions {
     }
 }
 
-/// Serves `services` on `listener` until `shutdown` resolves; then health
-/// answers NOT_SERVING, no new connection is taken, and in-flight calls get
-/// `shutdown_grace` to finish.
-#[allow(clippy::too_many_lines)] // the server's setup, straight, in one place
-pub async fn serve(
-    listener: TcpListener,
-    mut services: Services,
-    options: ServeOptions,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
+/// Mounts health (every mounted service SERVING) and both reflection
+/// versions on `services`; the health reporter, and every descriptor set
+/// the server knows.
+async fn health_and_reflection(
+    services: &mut Services,
+) -> anyhow::Result<(HealthReporter, Vec<&'static [u8]>)> {
     let (health, health_service) = tonic_health::server::health_reporter();
     for name in &services.names {
         health
@@ -220,7 +217,19 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
+    Ok((health, sets))
+}
 
+/// Serves `services` on `listener` until `shutdown` resolves; then health
+/// answers NOT_SERVING, no new connection is taken, and in-flight calls get
+/// `shutdown_grace` to finish.
+pub async fn serve(
+    listener: TcpListener,
+    mut services: Services,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (health, sets) = health_and_reflection(&mut services).await?;
     services.admission.learn_streaming(&sets);
 
     let local = listener.local_addr()?;
