@@ -119,8 +119,12 @@ impl Db {
         let as_role = Arc::new(AtomicBool::new(false));
         let db = match engine {
             Engine::Sqlite => {
+                // No ping before each acquire (sqlx's default): a file's
+                // connection does not go away, and the ping is a round trip
+                // to the connection's worker thread on every call.
                 let pool = || {
                     AnyPoolOptions::new()
+                        .test_before_acquire(false)
                         .acquire_timeout(Duration::from_secs(10))
                         .after_connect(|conn, _meta| {
                             Box::pin(async move {
@@ -154,8 +158,13 @@ impl Db {
                 // The hooks run in the task that takes the connection, so
                 // they read its call's tenant.
                 let (on_connect, on_acquire) = (Arc::clone(&as_role), Arc::clone(&as_role));
+                // No ping before each acquire (sqlx's default, a round trip
+                // to the server on every call): `before_acquire` confines the
+                // connection with a query on every acquire anyway, and a
+                // connection that fails it is dropped and another taken.
                 let pool = AnyPoolOptions::new()
                     .max_connections(20)
+                    .test_before_acquire(false)
                     .acquire_timeout(ACQUIRE_TIMEOUT)
                     .after_connect(move |conn, _meta| {
                         let (tenant, as_role) =

@@ -87,14 +87,16 @@ async fn main() -> anyhow::Result<()> {
         clients()
     );
     println!(
-        "health check (baseline): {:>8.0} calls/s, mean {:>7.1} µs",
-        health.0, health.1
+        "health check (baseline): {:>8.0} calls/s, mean {:>7.1} µs, p99 {:>7.1} µs",
+        health.rate, health.mean, health.p99
     );
     println!(
-        "SearchAvailability:      {:>8.0} calls/s, mean {:>7.1} µs  ({:.1}x the baseline's latency)",
-        search.0,
-        search.1,
-        search.1 / health.1
+        "SearchAvailability:      {:>8.0} calls/s, mean {:>7.1} µs, p99 {:>7.1} µs  \
+         ({:.3} of the baseline's calls/s)",
+        search.rate,
+        search.mean,
+        search.p99,
+        search.rate / health.rate
     );
     Ok(())
 }

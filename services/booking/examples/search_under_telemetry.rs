@@ -137,7 +137,7 @@ async fn main() -> anyhow::Result<()> {
         let key = key.clone();
         let day = day.clone();
         async move {
-            let (rate, mean) = measure(clients, calls, move || {
+            let common::Measured { rate, mean, .. } = measure(clients, calls, move || {
                 let mut client =
                     BookingServiceClient::with_interceptor(channel.clone(), Bearer::new(&key));
                 let request = day.clone();

@@ -111,12 +111,12 @@ async fn main() -> anyhow::Result<()> {
         .await?;
         println!(
             "round {round}: SearchAvailability (baseline) mean {:>7.1} µs, SuggestSlots mean {:>7.1} µs  ({:.2}x)",
-            search.1,
-            suggested.1,
-            suggested.1 / search.1
+            search.mean,
+            suggested.mean,
+            suggested.mean / search.mean
         );
-        searches.push(search.1);
-        suggestions.push(suggested.1);
+        searches.push(search.mean);
+        suggestions.push(suggested.mean);
     }
     #[allow(clippy::cast_precision_loss)]
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;

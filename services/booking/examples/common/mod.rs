@@ -416,12 +416,21 @@ pub(crate) fn setting(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// Calls/s and mean latency in µs of `clients` tasks each making `calls`.
+/// What [`measure`] found: calls/s, and the mean and 99th percentile
+/// latency in µs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Measured {
+    pub(crate) rate: f64,
+    pub(crate) mean: f64,
+    pub(crate) p99: f64,
+}
+
+/// Calls/s and latency of `clients` tasks each making `calls`.
 pub(crate) async fn measure<F, Fut>(
     clients: usize,
     calls: usize,
     make: F,
-) -> anyhow::Result<(f64, f64)>
+) -> anyhow::Result<Measured>
 where
     F: Fn() -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<(), tonic::Status>> + Send + 'static,
@@ -432,21 +441,32 @@ where
     for _ in 0..clients {
         let make = Arc::clone(&make);
         tasks.push(tokio::spawn(async move {
-            let mut total = Duration::ZERO;
+            let mut took = Vec::with_capacity(calls);
             for _ in 0..calls {
                 let t = Instant::now();
                 make().await?;
-                total += t.elapsed();
+                took.push(t.elapsed());
             }
-            Ok::<_, tonic::Status>(total)
+            Ok::<_, tonic::Status>(took)
         }));
     }
-    let mut latency = Duration::ZERO;
+    let mut latencies = Vec::with_capacity(clients * calls);
     for task in tasks {
-        latency += task.await??;
+        latencies.extend(task.await??);
     }
     let wall = started.elapsed().as_secs_f64();
+    latencies.sort_unstable();
     #[allow(clippy::cast_precision_loss)]
-    let n = (clients * calls) as f64;
-    Ok((n / wall, latency.as_secs_f64() * 1e6 / n))
+    let n = latencies.len().max(1) as f64;
+    let total: Duration = latencies.iter().sum();
+    let p99 = latencies
+        .get(latencies.len() * 99 / 100)
+        .or(latencies.last())
+        .copied()
+        .unwrap_or_default();
+    Ok(Measured {
+        rate: n / wall,
+        mean: total.as_secs_f64() * 1e6 / n,
+        p99: p99.as_secs_f64() * 1e6,
+    })
 }
