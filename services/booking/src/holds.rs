@@ -7,7 +7,7 @@ use jiff::SignedDuration;
 use recovery_kit::Scope;
 use recovery_kit::db::{MAX_ATTEMPTS, retry};
 use recovery_kit::ids::new_id;
-use recovery_kit::server::Shutdown;
+use recovery_kit::server::{Shutdown, spawn_every};
 use recovery_kit::time::to_micros;
 use recovery_kit::{Caller, Error};
 use recovery_proto::booking::v1 as pb;
@@ -55,20 +55,12 @@ impl Bookings {
     }
 
     /// Prunes expired holds every `every`, until `shutdown`.
-    pub(crate) fn spawn_hold_pruner(self: &Arc<Self>, every: Duration, mut shutdown: Shutdown) {
-        let this = Arc::clone(self);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    () = shutdown.wait() => break,
-                    _ = tick.tick() => match this.prune_holds().await {
-                        Ok(0) => {}
-                        Ok(pruned) => tracing::info!(pruned, "expired holds pruned"),
-                        Err(error) => tracing::warn!(error = %error, "pruning holds failed"),
-                    },
-                }
+    pub(crate) fn spawn_hold_pruner(self: &Arc<Self>, every: Duration, shutdown: Shutdown) {
+        spawn_every(every, shutdown, Arc::clone(self), |this| async move {
+            match this.prune_holds().await {
+                Ok(0) => {}
+                Ok(pruned) => tracing::info!(pruned, "expired holds pruned"),
+                Err(error) => tracing::warn!(error = %error, "pruning holds failed"),
             }
         });
     }
