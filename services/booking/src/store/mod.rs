@@ -18,7 +18,7 @@ pub(crate) use resources::{Blackout, Resource};
 pub(crate) use treatments::Treatment;
 
 use jiff::SignedDuration;
-use recovery_kit::{Lock, Scope};
+use recovery_kit::db::by_id;
 use recovery_peers::{Finding, Reserved};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row as _};
@@ -26,26 +26,6 @@ use sqlx::{AnyConnection, Row as _};
 /// A column of whole seconds.
 fn secs(row: &AnyRow, column: &str) -> Result<SignedDuration, sqlx::Error> {
     Ok(SignedDuration::from_secs(row.try_get::<i64, _>(column)?))
-}
-
-/// The row `id` of `table` if `scope` sees it, read with `lock`.
-async fn by_id<T>(
-    conn: &mut AnyConnection,
-    (table, columns): (&str, &str),
-    scope: &Scope,
-    id: &str,
-    lock: Lock,
-    from_row: fn(&AnyRow) -> Result<T, sqlx::Error>,
-) -> Result<Option<T>, sqlx::Error> {
-    let row = sqlx::query(&format!(
-        "SELECT {columns} FROM {table} WHERE id = $1 AND ($2 IS NULL OR tenant_id = $2){}",
-        lock.clause_for(conn)
-    ))
-    .bind(id)
-    .bind(scope.tenant())
-    .fetch_optional(&mut *conn)
-    .await?;
-    row.as_ref().map(from_row).transpose()
 }
 
 /// What a booking or hold shows besides its row: the resources it holds,
