@@ -22,11 +22,8 @@ struct Args {
     #[command(flatten)]
     server: ServerArgs,
 
-    /// Seconds a resolved API key, or a location booking looked up, is
-    /// trusted before it is looked up again (how long a revocation or a
-    /// location change takes to reach other processes without Redis).
-    #[arg(long, env = "RECOVERY_KEY_CACHE_TTL_SECS", default_value_t = 30)]
-    key_cache_ttl_secs: u64,
+    #[command(flatten)]
+    cache: recovery_tenancy::client::CacheArgs,
 
     #[command(flatten)]
     fleet: recovery_fleet::Config,
@@ -60,12 +57,7 @@ async fn main() -> anyhow::Result<()> {
         recovery_tenancy::KEY_REVOKED_TOPIC,
         recovery_tenancy::LOCATION_CHANGED_TOPIC,
     ])?;
-    let tenancy = Tenancy::start(
-        db.clone(),
-        Arc::clone(&clock),
-        Duration::from_secs(args.key_cache_ttl_secs),
-    )
-    .await?;
+    let tenancy = Tenancy::start(db.clone(), Arc::clone(&clock), args.cache.ttl()).await?;
     // In one process, tenancy answers the other services' lookups directly.
     let directory: Arc<dyn Directory> = tenancy.clone();
     let protocols = Protocols::start(

@@ -164,10 +164,25 @@ pub struct RemoteArgs {
     #[arg(long, env = "RECOVERY_SERVICE_KEY", hide_env_values = true)]
     pub service_key: String,
 
-    /// Seconds a key resolved by tenancy, or a location looked up there, is
-    /// trusted before it is asked again.
+    #[command(flatten)]
+    pub cache: CacheArgs,
+}
+
+/// How long what tenancy answered is kept: the flag of every binary.
+#[derive(Clone, Copy, Debug, clap::Args)]
+pub struct CacheArgs {
+    /// Seconds a resolved API key, or a location booking looked up, is
+    /// trusted before it is looked up again (how long a revocation or a
+    /// location change takes to reach other processes without Redis).
     #[arg(long, env = "RECOVERY_KEY_CACHE_TTL_SECS", default_value_t = 30)]
     pub key_cache_ttl_secs: u64,
+}
+
+impl CacheArgs {
+    /// The cache's lifetime.
+    pub fn ttl(&self) -> Duration {
+        Duration::from_secs(self.key_cache_ttl_secs)
+    }
 }
 
 impl std::fmt::Debug for RemoteArgs {
@@ -190,7 +205,7 @@ impl RemoteArgs {
         Ok(Remote::new(
             channel,
             self.service_key.clone(),
-            Duration::from_secs(self.key_cache_ttl_secs),
+            self.cache.ttl(),
         ))
     }
 }

@@ -1,7 +1,6 @@
 //! `tenancy`: the tenancy service on its own.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::Parser;
 use recovery_kit::config::ServerArgs;
@@ -16,10 +15,8 @@ struct Args {
     #[command(flatten)]
     server: ServerArgs,
 
-    /// Seconds a resolved API key is trusted before it is looked up again
-    /// (how long a revocation takes to reach other processes).
-    #[arg(long, env = "RECOVERY_KEY_CACHE_TTL_SECS", default_value_t = 30)]
-    key_cache_ttl_secs: u64,
+    #[command(flatten)]
+    cache: recovery_tenancy::client::CacheArgs,
 
     /// A service key (at least 32 characters) to create if no key has this
     /// secret yet: what booking, fleet and protocols run apart use as their
@@ -34,12 +31,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let _telemetry = telemetry::init("tenancy", args.server.otlp_endpoint.as_deref())?;
     let db = args.server.open_database().await?;
-    let tenancy = Tenancy::start(
-        db,
-        Arc::new(SystemClock),
-        Duration::from_secs(args.key_cache_ttl_secs),
-    )
-    .await?;
+    let tenancy = Tenancy::start(db, Arc::new(SystemClock), args.cache.ttl()).await?;
     let bootstrap_key = std::env::var("RECOVERY_BOOTSTRAP_KEY").ok();
     if let Bootstrap::Generated(key) = tenancy.bootstrap(bootstrap_key.as_deref()).await? {
         eprintln!("bootstrap operator key (shown once): {key}");
