@@ -146,8 +146,8 @@ impl Caller {
     }
 }
 
-/// Which tenants' rows a query may see. Store functions take it and bind
-/// [`Scope::tenant`] as `$n` in `($n IS NULL OR tenant_id = $n)`.
+/// Which tenants' rows a query may see. Store functions take it, write
+/// [`Scope::filter`] into their SQL and bind [`Scope::tenant`] as its `$n`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
     /// Every tenant: operators, and the service itself (sweeps, replays).
@@ -167,6 +167,19 @@ impl Scope {
         match self {
             Self::All => None,
             Self::Tenant(tenant) => Some(tenant),
+        }
+    }
+
+    /// The condition keeping a statement to this scope, with the tenant
+    /// bound as `$n`: `column = $n` for one tenant, so that an index led by
+    /// the tenant serves the statement, and `$n IS NULL` (true: the bound
+    /// [`Scope::tenant`] is `None`) for every tenant. A single
+    /// `($n IS NULL OR column = $n)` for both would keep SQLite from every
+    /// such index, and PostgreSQL from a generic plan.
+    pub fn filter(&self, column: &str, n: u8) -> String {
+        match self {
+            Self::All => format!("${n} IS NULL"),
+            Self::Tenant(_) => format!("{column} = ${n}"),
         }
     }
 

@@ -329,7 +329,8 @@ pub async fn by_id<T>(
     from_row: impl FnOnce(&sqlx::any::AnyRow) -> Result<T, sqlx::Error>,
 ) -> Result<Option<T>, sqlx::Error> {
     let row = sqlx::query(&format!(
-        "SELECT {columns} FROM {table} WHERE id = $1 AND ($2 IS NULL OR tenant_id = $2){}",
+        "SELECT {columns} FROM {table} WHERE id = $1 AND {}{}",
+        scope.filter("tenant_id", 2),
         lock.clause_for(conn)
     ))
     .bind(id)

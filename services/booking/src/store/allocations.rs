@@ -57,8 +57,9 @@ pub(crate) async fn calendar_version(
 ) -> Result<i64, sqlx::Error> {
     let version: Option<i64> = sqlx::query_scalar(&format!(
         "SELECT version FROM calendar_versions WHERE location_id = $1 \
-         AND ($2 IS NULL OR tenant_id = $2){}",
-        lock.clause_for(conn)
+         AND {tenant}{lock}",
+        lock = lock.clause_for(conn),
+        tenant = scope.filter("tenant_id", 2),
     ))
     .bind(location_id)
     .bind(scope.tenant())
@@ -108,12 +109,13 @@ pub(crate) async fn occupied(
     // No allocation is longer than this, so the index on (resource_id,
     // start_us) bounds the scan on both sides however long the history.
     let longest = MAX_SESSION + MAX_TURNOVER * 2;
-    let rows = sqlx::query(
+    let rows = sqlx::query(&format!(
         "SELECT a.resource_id, a.start_us, a.end_us, a.expire_us FROM allocations a \
          JOIN resources r ON r.id = a.resource_id \
-         WHERE ($1 IS NULL OR r.tenant_id = $1) AND r.location_id = $2 AND a.start_us < $3 \
+         WHERE {tenant} AND r.location_id = $2 AND a.start_us < $3 \
          AND a.until_us > $4 AND a.start_us > $5",
-    )
+        tenant = scope.filter("r.tenant_id", 1)
+    ))
     .bind(scope.tenant())
     .bind(location_id)
     .bind(to_micros(to.saturating_add(margin).unwrap_or(to)))
@@ -350,19 +352,21 @@ pub(crate) async fn prune_expired_holds(
     now: i64,
     forget_before: i64,
 ) -> Result<u64, sqlx::Error> {
-    let allocations = sqlx::query(
+    let allocations = sqlx::query(&format!(
         "DELETE FROM allocations WHERE expire_us IS NOT NULL AND expire_us <= $1 \
-         AND ($2 IS NULL OR tenant_id = $2)",
-    )
+         AND {tenant}",
+        tenant = scope.filter("tenant_id", 2)
+    ))
     .bind(now)
     .bind(scope.tenant())
     .execute(&mut *conn)
     .await?
     .rows_affected();
-    let holds = sqlx::query(
+    let holds = sqlx::query(&format!(
         "DELETE FROM holds WHERE booking_id IS NULL AND expire_us <= $1 \
-         AND ($2 IS NULL OR tenant_id = $2)",
-    )
+         AND {tenant}",
+        tenant = scope.filter("tenant_id", 2)
+    ))
     .bind(forget_before)
     .bind(scope.tenant())
     .execute(&mut *conn)

@@ -127,11 +127,12 @@ pub(crate) async fn list(
             ("client_id = $2 AND $3 = $3 AND $4 = $4", client_id, 0, 0)
         }
     };
+    let tenant = scope.filter("tenant_id", 1);
     let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM bookings WHERE ($1 IS NULL OR tenant_id = $1) AND {condition} \
+        "SELECT {COLUMNS} FROM bookings WHERE {tenant} AND {condition} \
          AND ($5 IS NULL OR status = $5) \
          AND ($6 IS NULL OR (start_us, id) > (SELECT start_us, id FROM bookings \
-              WHERE id = $6 AND ($1 IS NULL OR tenant_id = $1))) \
+              WHERE id = $6 AND {tenant})) \
          ORDER BY start_us, id LIMIT $7"
     ))
     .bind(scope.tenant())

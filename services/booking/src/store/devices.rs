@@ -209,10 +209,11 @@ pub(crate) async fn settings(
     scope: &Scope,
     location_id: &str,
 ) -> Result<Settings, sqlx::Error> {
-    let row = sqlx::query(
+    let row = sqlx::query(&format!(
         "SELECT auto_reassign, update_time FROM booking_location_settings \
-         WHERE ($1 IS NULL OR tenant_id = $1) AND location_id = $2",
-    )
+         WHERE {tenant} AND location_id = $2",
+        tenant = scope.filter("tenant_id", 1)
+    ))
     .bind(scope.tenant())
     .bind(location_id)
     .fetch_optional(&mut *conn)

@@ -125,10 +125,11 @@ pub(crate) async fn locations(
     scope: &Scope,
     limit: i64,
 ) -> Result<Vec<String>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT DISTINCT location_id FROM resources WHERE ($1 IS NULL OR tenant_id = $1) \
+    let rows = sqlx::query(&format!(
+        "SELECT DISTINCT location_id FROM resources WHERE {tenant} \
          ORDER BY location_id LIMIT $2",
-    )
+        tenant = scope.filter("tenant_id", 1)
+    ))
     .bind(scope.tenant())
     .bind(limit)
     .fetch_all(&mut *conn)
@@ -145,8 +146,9 @@ pub(crate) async fn at_location(
     from: Timestamp,
 ) -> Result<Vec<Resource>, sqlx::Error> {
     let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM resources WHERE ($1 IS NULL OR tenant_id = $1) \
-         AND location_id = $2 ORDER BY id"
+        "SELECT {COLUMNS} FROM resources WHERE {tenant} \
+         AND location_id = $2 ORDER BY id",
+        tenant = scope.filter("tenant_id", 1)
     ))
     .bind(scope.tenant())
     .bind(location_id)
@@ -156,12 +158,13 @@ pub(crate) async fn at_location(
         .iter()
         .map(Resource::from_row)
         .collect::<Result<Vec<_>, _>>()?;
-    let blackouts = sqlx::query(
+    let blackouts = sqlx::query(&format!(
         "SELECT b.id, b.resource_id, b.start_us, b.end_us, b.reason FROM blackouts b \
          JOIN resources r ON r.id = b.resource_id \
-         WHERE ($1 IS NULL OR r.tenant_id = $1) AND r.location_id = $2 AND b.end_us > $3 \
+         WHERE {tenant} AND r.location_id = $2 AND b.end_us > $3 \
          ORDER BY b.start_us, b.id",
-    )
+        tenant = scope.filter("r.tenant_id", 1)
+    ))
     .bind(scope.tenant())
     .bind(location_id)
     .bind(to_micros(from))

@@ -143,12 +143,13 @@ pub(crate) async fn versions(
     location_id: &str,
     tenant_id: &str,
 ) -> Result<Versions, sqlx::Error> {
-    let row = sqlx::query(
+    let row = sqlx::query(&format!(
         "SELECT COALESCE((SELECT version FROM calendar_versions WHERE location_id = $1 \
-         AND ($2 IS NULL OR tenant_id = $2)), 0) AS calendar, \
+         AND {tenant}), 0) AS calendar, \
          COALESCE((SELECT version FROM catalog_versions WHERE tenant_id = $3 \
-         AND ($2 IS NULL OR tenant_id = $2)), 0) AS catalog",
-    )
+         AND {tenant}), 0) AS catalog",
+        tenant = scope.filter("tenant_id", 2)
+    ))
     .bind(location_id)
     .bind(scope.tenant())
     .bind(tenant_id)
@@ -169,8 +170,9 @@ pub(crate) async fn list(
     limit: i64,
 ) -> Result<Vec<Treatment>, sqlx::Error> {
     let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM treatments WHERE ($1 IS NULL OR tenant_id = $1) \
-         AND ($2 IS NULL OR id > $2) AND ($3 = 1 OR archive_time IS NULL) ORDER BY id LIMIT $4"
+        "SELECT {COLUMNS} FROM treatments WHERE {tenant} \
+         AND ($2 IS NULL OR id > $2) AND ($3 = 1 OR archive_time IS NULL) ORDER BY id LIMIT $4",
+        tenant = scope.filter("tenant_id", 1)
     ))
     .bind(scope.tenant())
     .bind(after)

@@ -214,9 +214,10 @@ pub(crate) async fn entries(
         Some(EntryState::Left) => (Some(EntryStatus::Left), ""),
     };
     let rows = sqlx::query(&format!(
-        "SELECT {ENTRY_COLUMNS} FROM waitlist_entries WHERE ($1 IS NULL OR tenant_id = $1) \
+        "SELECT {ENTRY_COLUMNS} FROM waitlist_entries WHERE {tenant} \
          AND location_id = $2 AND ($3 IS NULL OR client_id = $3) AND ($4 IS NULL OR status = $4) \
-         AND ($5 IS NULL OR id > $5) AND $7 = $7{ends} ORDER BY id LIMIT $6"
+         AND ($5 IS NULL OR id > $5) AND $7 = $7{ends} ORDER BY id LIMIT $6",
+        tenant = scope.filter("tenant_id", 1)
     ))
     .bind(scope.tenant())
     .bind(filter.location_id)
@@ -348,8 +349,9 @@ pub(crate) async fn offer(
 ) -> Result<Option<Offer>, sqlx::Error> {
     let row = sqlx::query(&format!(
         "SELECT {OFFER_COLUMNS} FROM waitlist_offers o WHERE o.id = $1 \
-         AND ($2 IS NULL OR o.tenant_id = $2){}",
-        lock.clause_for(conn)
+         AND {tenant}{lock}",
+        lock = lock.clause_for(conn),
+        tenant = scope.filter("o.tenant_id", 2),
     ))
     .bind(id)
     .bind(scope.tenant())
@@ -399,8 +401,9 @@ pub(crate) async fn open_offers_at(
     now: i64,
 ) -> Result<Vec<Offer>, sqlx::Error> {
     let rows = sqlx::query(&format!(
-        "SELECT {OFFER_COLUMNS} FROM waitlist_offers o WHERE ($1 IS NULL OR o.tenant_id = $1) \
-         AND o.location_id = $2 AND o.status = $3 AND o.expire_us > $4 ORDER BY o.id"
+        "SELECT {OFFER_COLUMNS} FROM waitlist_offers o WHERE {tenant} \
+         AND o.location_id = $2 AND o.status = $3 AND o.expire_us > $4 ORDER BY o.id",
+        tenant = scope.filter("o.tenant_id", 1)
     ))
     .bind(scope.tenant())
     .bind(location_id)

@@ -127,7 +127,7 @@ pub(crate) async fn device<'e>(
     id: &str,
 ) -> Result<DeviceRow, Error> {
     let row = sqlx::query(&select_devices(
-        "id = $3 AND ($4 IS NULL OR tenant_id = $4)",
+        &format!("id = $3 AND {}", scope.filter("tenant_id", 4)),
         "",
     ))
     .bind(times.now)
@@ -151,7 +151,8 @@ pub(crate) async fn lock_device(
     let lock = Lock::ForUpdate.clause_for(tx);
     let row = sqlx::query(&format!(
         "SELECT {DEVICE_COLUMNS}, {EFFECTIVE_STATE} AS eff_state FROM devices d \
-         WHERE d.id = $3 AND ($4 IS NULL OR d.tenant_id = $4){lock}"
+         WHERE d.id = $3 AND {}{lock}",
+        scope.filter("d.tenant_id", 4)
     ))
     .bind(times.now)
     .bind(times.stale_before)
@@ -180,8 +181,11 @@ pub(crate) async fn devices<'e>(
     page: &Page,
 ) -> Result<Vec<DeviceRow>, Error> {
     let rows = sqlx::query(&select_devices(
-        "($3 IS NULL OR tenant_id = $3) AND ($4 IS NULL OR location_id = $4) \
-         AND ($5 IS NULL OR kind = $5) AND ($6 IS NULL OR eff_state = $6) AND id > $7",
+        &format!(
+            "{} AND ($4 IS NULL OR location_id = $4) \
+             AND ($5 IS NULL OR kind = $5) AND ($6 IS NULL OR eff_state = $6) AND id > $7",
+            filter.scope.filter("tenant_id", 3)
+        ),
         "ORDER BY id LIMIT $8",
     ))
     .bind(times.now)
@@ -215,9 +219,12 @@ pub(crate) async fn due_for_service<'e>(
 ) -> Result<Vec<DeviceRow>, Error> {
     let (after_usage, after_id) = page.after.clone().unwrap_or((i64::MAX, String::new()));
     let rows = sqlx::query(&select_devices(
-        "($3 IS NULL OR tenant_id = $3) AND ($4 IS NULL OR location_id = $4) \
-         AND state <> 'retired' AND usage_since_service >= $5 \
-         AND (usage_since_service < $6 OR (usage_since_service = $6 AND id > $7))",
+        &format!(
+            "{} AND ($4 IS NULL OR location_id = $4) \
+             AND state <> 'retired' AND usage_since_service >= $5 \
+             AND (usage_since_service < $6 OR (usage_since_service = $6 AND id > $7))",
+            filter.scope.filter("tenant_id", 3)
+        ),
         "ORDER BY usage_since_service DESC, id LIMIT $8",
     ))
     .bind(times.now)
@@ -245,9 +252,12 @@ pub(crate) async fn candidates(
     attachment: Option<Attachment>,
 ) -> Result<Vec<DeviceRow>, Error> {
     let rows = sqlx::query(&select_devices(
-        "($3 IS NULL OR tenant_id = $3) AND location_id = $4 AND kind = $5 \
-         AND eff_state IN ('available', 'reserved', 'charging', 'in_use') \
-         AND ($6 IS NULL OR (',' || attachments || ',') LIKE $6)",
+        &format!(
+            "{} AND location_id = $4 AND kind = $5 \
+             AND eff_state IN ('available', 'reserved', 'charging', 'in_use') \
+             AND ($6 IS NULL OR (',' || attachments || ',') LIKE $6)",
+            scope.filter("tenant_id", 3)
+        ),
         "ORDER BY usage_seconds, battery_percent DESC, id LIMIT 100",
     ))
     .bind(times.now)
@@ -270,7 +280,10 @@ pub(crate) async fn board<'e>(
     limit: i64,
 ) -> Result<Vec<DeviceRow>, Error> {
     let rows = sqlx::query(&select_devices(
-        "($3 IS NULL OR tenant_id = $3) AND location_id = $4 AND state <> 'retired'",
+        &format!(
+            "{} AND location_id = $4 AND state <> 'retired'",
+            scope.filter("tenant_id", 3)
+        ),
         "ORDER BY id LIMIT $5",
     ))
     .bind(times.now)

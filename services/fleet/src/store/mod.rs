@@ -1,6 +1,6 @@
 //! Every SQL statement of the fleet, one text for both engines. Reads
-//! scoped to a tenant take a [`Scope`] (bound as `$n` in
-//! `($n IS NULL OR tenant_id = $n)`), reads that lock rows a [`Lock`],
+//! scoped to a tenant take a [`Scope`] (its `filter` in the statement, its
+//! `tenant()` bound as that `$n`), reads that lock rows a [`Lock`],
 //! states their enums; rows come back as named structs.
 //!
 //! [`Scope`]: recovery_kit::Scope

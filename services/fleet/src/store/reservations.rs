@@ -73,7 +73,8 @@ pub(crate) async fn reservation(
     let lock = lock.clause_for(conn);
     let row = sqlx::query(&format!(
         "SELECT {RESERVATION_COLUMNS} FROM device_reservations \
-         WHERE id = $1 AND ($2 IS NULL OR tenant_id = $2){lock}"
+         WHERE id = $1 AND {tenant}{lock}",
+        tenant = scope.filter("tenant_id", 2)
     ))
     .bind(id)
     .bind(scope.tenant())
@@ -207,8 +208,9 @@ pub(crate) async fn held_of_booking(
     let lock = Lock::ForUpdate.clause_for(tx);
     let rows = sqlx::query(&format!(
         "SELECT {RESERVATION_COLUMNS} FROM device_reservations \
-         WHERE booking_id = $1 AND ($2 IS NULL OR tenant_id = $2) AND state = $3 \
-         ORDER BY id{lock}"
+         WHERE booking_id = $1 AND {tenant} AND state = $3 \
+         ORDER BY id{lock}",
+        tenant = scope.filter("tenant_id", 2)
     ))
     .bind(booking_id)
     .bind(scope.tenant())
@@ -269,10 +271,11 @@ pub(crate) async fn reservations<'e>(
     let (after_start, after_id) = page.after.clone().unwrap_or((i64::MIN, String::new()));
     let rows = sqlx::query(&format!(
         "SELECT {RESERVATION_COLUMNS} FROM device_reservations \
-         WHERE ($1 IS NULL OR tenant_id = $1) AND {column} = $2 \
+         WHERE {tenant} AND {column} = $2 \
          AND start_us < $3 AND end_us > $4 AND ($5 IS NULL OR state = $5) \
          AND (start_us > $6 OR (start_us = $6 AND id > $7)) \
-         ORDER BY start_us, id LIMIT $8"
+         ORDER BY start_us, id LIMIT $8",
+        tenant = filter.scope.filter("tenant_id", 1)
     ))
     .bind(filter.scope.tenant())
     .bind(value)

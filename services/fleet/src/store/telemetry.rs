@@ -30,14 +30,15 @@ pub(crate) async fn device_in_scope<'e>(
     scope: &Scope,
     id: &str,
 ) -> Result<bool, Error> {
-    Ok(
-        sqlx::query("SELECT id FROM devices WHERE id = $1 AND ($2 IS NULL OR tenant_id = $2)")
-            .bind(id)
-            .bind(scope.tenant())
-            .fetch_optional(db)
-            .await?
-            .is_some(),
-    )
+    Ok(sqlx::query(&format!(
+        "SELECT id FROM devices WHERE id = $1 AND {tenant}",
+        tenant = scope.filter("tenant_id", 2)
+    ))
+    .bind(id)
+    .bind(scope.tenant())
+    .fetch_optional(db)
+    .await?
+    .is_some())
 }
 
 /// Stores `batch` (readings of `tenant_id`'s devices, received at `now`) in

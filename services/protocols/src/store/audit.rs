@@ -52,13 +52,14 @@ pub(crate) async fn list(
     query: &AuditQuery,
 ) -> Result<Vec<AuditRow>, Error> {
     let after = query.page.after.as_ref();
-    let rows = sqlx::query(
+    let rows = sqlx::query(&format!(
         "SELECT id, client_id, actor, action, detail, occur_time FROM protocols_audit \
-         WHERE ($1 IS NULL OR tenant_id = $1) AND ($2 IS NULL OR client_id = $2) \
+         WHERE {tenant} AND ($2 IS NULL OR client_id = $2) \
          AND ($3 IS NULL OR occur_time >= $3) AND ($4 IS NULL OR occur_time < $4) \
          AND ($5 IS NULL OR occur_time < $5 OR (occur_time = $5 AND id < $6)) \
          ORDER BY occur_time DESC, id DESC LIMIT $7",
-    )
+        tenant = scope.filter("tenant_id", 1)
+    ))
     .bind(scope.tenant())
     .bind(query.client_id.as_deref())
     .bind(query.from.map(recovery_kit::time::to_micros))

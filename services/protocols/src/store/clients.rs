@@ -56,8 +56,9 @@ pub(crate) async fn find(
 ) -> Result<pb::Client, Error> {
     let row = sqlx::query(&format!(
         "SELECT {CLIENT_COLUMNS} FROM protocols_clients \
-         WHERE id = $1 AND ($2 IS NULL OR tenant_id = $2){}",
-        lock.clause_for(conn)
+         WHERE id = $1 AND {tenant}{lock}",
+        tenant = scope.filter("tenant_id", 2),
+        lock = lock.clause_for(conn)
     ))
     .bind(id)
     .bind(scope.tenant())
@@ -127,10 +128,13 @@ pub(crate) async fn update(
     fields: &ClientFields,
 ) -> Result<(), Error> {
     with_fields(
-        "UPDATE protocols_clients SET given_name = $3, family_name = $4, email = $5, \
-         phone = $6, date_of_birth = $7, emergency_name = $8, emergency_phone = $9, \
-         emergency_relationship = $10, search_text = $11, update_time = $12, updated_by = $13 \
-         WHERE id = $1 AND ($2 IS NULL OR tenant_id = $2)",
+        &format!(
+            "UPDATE protocols_clients SET given_name = $3, family_name = $4, email = $5, \
+             phone = $6, date_of_birth = $7, emergency_name = $8, emergency_phone = $9, \
+             emergency_relationship = $10, search_text = $11, update_time = $12, \
+             updated_by = $13 WHERE id = $1 AND {tenant}",
+            tenant = change.scope.filter("tenant_id", 2)
+        ),
         id,
         change.scope.tenant(),
         fields,
@@ -152,9 +156,10 @@ pub(crate) async fn list(
     let pattern = (!text.is_empty()).then(|| format!("%{}%", like_escape(text)));
     sqlx::query(&format!(
         "SELECT {CLIENT_COLUMNS} FROM protocols_clients \
-         WHERE ($1 IS NULL OR tenant_id = $1) AND erase_time IS NULL \
+         WHERE {tenant} AND erase_time IS NULL \
          AND ($2 IS NULL OR id > $2) AND ($3 IS NULL OR search_text LIKE $3 ESCAPE '\\') \
          ORDER BY id LIMIT $4",
+        tenant = scope.filter("tenant_id", 1),
     ))
     .bind(scope.tenant())
     .bind(page.after.as_deref())
@@ -175,38 +180,49 @@ pub(crate) async fn erase(
     change: &Change<'_>,
     id: &str,
 ) -> Result<(), Error> {
-    sqlx::query(
+    sqlx::query(&format!(
         "UPDATE protocols_clients SET given_name = '', family_name = '', email = '', \
          phone = '', date_of_birth = '', emergency_name = '', emergency_phone = '', \
          emergency_relationship = '', search_text = '', update_time = $1, updated_by = $2, \
-         erase_time = $1 WHERE id = $3 AND ($4 IS NULL OR tenant_id = $4)",
-    )
+         erase_time = $1 WHERE id = $3 AND {tenant}",
+        tenant = change.scope.filter("tenant_id", 4)
+    ))
     .bind(to_micros(change.now))
     .bind(change.actor)
     .bind(id)
     .bind(change.scope.tenant())
     .execute(&mut *conn)
     .await?;
+    let tenant = change.scope.filter("tenant_id", 1);
     let statements = [
         // Health answers are personal data through and through.
-        "DELETE FROM protocols_screening_answers WHERE screening_id IN \
-         (SELECT id FROM protocols_screenings \
-          WHERE ($1 IS NULL OR tenant_id = $1) AND client_id = $2)",
-        "DELETE FROM protocols_screenings WHERE ($1 IS NULL OR tenant_id = $1) AND client_id = $2",
+        format!(
+            "DELETE FROM protocols_screening_answers WHERE screening_id IN \
+             (SELECT id FROM protocols_screenings WHERE {tenant} AND client_id = $2)"
+        ),
+        format!("DELETE FROM protocols_screenings WHERE {tenant} AND client_id = $2"),
         // The waiver's version and times stay; the names go.
-        "UPDATE protocols_waivers SET signer_name = '', guardian_name = '' \
-         WHERE ($1 IS NULL OR tenant_id = $1) AND client_id = $2",
+        format!(
+            "UPDATE protocols_waivers SET signer_name = '', guardian_name = '' \
+             WHERE {tenant} AND client_id = $2"
+        ),
         // Sessions and activities stay for anonymous statistics; free
         // text may name people or conditions.
-        "UPDATE protocols_sessions SET notes = '' \
-         WHERE ($1 IS NULL OR tenant_id = $1) AND client_id = $2",
-        "UPDATE protocols_activities SET notes = '' \
-         WHERE ($1 IS NULL OR tenant_id = $1) AND client_id = $2",
+        format!(
+            "UPDATE protocols_sessions SET notes = '' \
+             WHERE {tenant} AND client_id = $2"
+        ),
+        format!(
+            "UPDATE protocols_activities SET notes = '' \
+             WHERE {tenant} AND client_id = $2"
+        ),
         // Who did what and when stays; the details go.
-        "UPDATE protocols_audit SET detail = '' \
-         WHERE ($1 IS NULL OR tenant_id = $1) AND client_id = $2",
+        format!(
+            "UPDATE protocols_audit SET detail = '' \
+             WHERE {tenant} AND client_id = $2"
+        ),
     ];
-    for sql in statements {
+    for sql in &statements {
         sqlx::query(sql)
             .bind(change.scope.tenant())
             .bind(id)

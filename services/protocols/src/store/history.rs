@@ -132,9 +132,10 @@ pub(crate) async fn activities(
     let after = page.after.as_ref();
     sqlx::query(&format!(
         "SELECT {ACTIVITY_COLUMNS} FROM protocols_activities \
-         WHERE ($1 IS NULL OR tenant_id = $1) AND client_id = $2 \
+         WHERE {tenant} AND client_id = $2 \
          AND ($3 IS NULL OR start_time < $3 OR (start_time = $3 AND id < $4)) \
-         ORDER BY start_time DESC, id DESC LIMIT $5"
+         ORDER BY start_time DESC, id DESC LIMIT $5",
+        tenant = scope.filter("tenant_id", 1)
     ))
     .bind(scope.tenant())
     .bind(client_id)
@@ -171,10 +172,11 @@ pub(crate) async fn activity_span(
     client_id: &str,
     id: &str,
 ) -> Result<Option<Span>, Error> {
-    let row = sqlx::query(
+    let row = sqlx::query(&format!(
         "SELECT start_time, end_time FROM protocols_activities \
-         WHERE id = $1 AND ($2 IS NULL OR tenant_id = $2) AND client_id = $3",
-    )
+         WHERE id = $1 AND {tenant} AND client_id = $3",
+        tenant = scope.filter("tenant_id", 2)
+    ))
     .bind(id)
     .bind(scope.tenant())
     .bind(client_id)
@@ -190,11 +192,12 @@ pub(crate) async fn last_activity(
     client_id: &str,
     before: Timestamp,
 ) -> Result<Option<Span>, Error> {
-    let row = sqlx::query(
+    let row = sqlx::query(&format!(
         "SELECT start_time, end_time FROM protocols_activities \
-         WHERE ($1 IS NULL OR tenant_id = $1) AND client_id = $2 AND end_time <= $3 \
+         WHERE {tenant} AND client_id = $2 AND end_time <= $3 \
          ORDER BY end_time DESC LIMIT 1",
-    )
+        tenant = scope.filter("tenant_id", 1)
+    ))
     .bind(scope.tenant())
     .bind(client_id)
     .bind(to_micros(before))
@@ -247,7 +250,8 @@ pub(crate) async fn session_of_booking(
 ) -> Result<Option<pb::RecoverySession>, Error> {
     sqlx::query(&format!(
         "SELECT {SESSION_COLUMNS} FROM protocols_sessions \
-         WHERE ($1 IS NULL OR tenant_id = $1) AND booking_id = $2"
+         WHERE {tenant} AND booking_id = $2",
+        tenant = scope.filter("tenant_id", 1)
     ))
     .bind(scope.tenant())
     .bind(booking_id)
@@ -295,8 +299,9 @@ async fn by_ids(
         return Ok(Vec::new());
     }
     let sql = format!(
-        "SELECT {columns} FROM {table} WHERE ($1 IS NULL OR tenant_id = $1) AND id IN ({})",
-        placeholders(2, ids.len())
+        "SELECT {columns} FROM {table} WHERE {tenant} AND id IN ({ids})",
+        tenant = scope.filter("tenant_id", 1),
+        ids = placeholders(2, ids.len())
     );
     let mut query = sqlx::query(&sql).bind(scope.tenant());
     for id in ids {
@@ -333,19 +338,20 @@ pub(crate) async fn timeline(
         format!(",{},", codes.join(","))
     });
     let after = query.page.after.as_ref();
-    let rows = sqlx::query(
+    let rows = sqlx::query(&format!(
         "SELECT entry, id, occur FROM ( \
            SELECT 'session' AS entry, id, start_time AS occur FROM protocols_sessions \
-           WHERE ($1 IS NULL OR tenant_id = $1) AND client_id = $2 \
+           WHERE {tenant} AND client_id = $2 \
            AND ($3 IS NULL OR $3 LIKE '%,' || modality || ',%') \
            UNION ALL \
            SELECT 'activity' AS entry, id, start_time AS occur FROM protocols_activities \
-           WHERE ($1 IS NULL OR tenant_id = $1) AND client_id = $2 AND $3 IS NULL \
+           WHERE {tenant} AND client_id = $2 AND $3 IS NULL \
          ) AS timeline \
          WHERE ($4 IS NULL OR occur >= $4) AND ($5 IS NULL OR occur < $5) \
          AND ($6 IS NULL OR occur < $6 OR (occur = $6 AND id < $7)) \
          ORDER BY occur DESC, id DESC LIMIT $8",
-    )
+        tenant = scope.filter("tenant_id", 1)
+    ))
     .bind(scope.tenant())
     .bind(&query.client_id)
     .bind(modalities)
@@ -401,8 +407,8 @@ pub(crate) async fn modality_counts(
          CAST(SUM(CASE WHEN start_time >= $3 THEN 1 ELSE 0 END) AS BIGINT) AS recent, \
          CAST(SUM(CASE WHEN start_time >= $3 AND {both} THEN soreness_before - soreness_after ELSE 0 END) AS BIGINT) AS recent_drop_sum, \
          CAST(SUM(CASE WHEN start_time >= $3 AND {both} THEN 1 ELSE 0 END) AS BIGINT) AS recent_drop_n \
-         FROM protocols_sessions WHERE ($1 IS NULL OR tenant_id = $1) AND client_id = $2 \
-         GROUP BY modality"
+         FROM protocols_sessions WHERE {tenant} AND client_id = $2 \
+         GROUP BY modality", tenant = scope.filter("tenant_id", 1)
     ))
     .bind(scope.tenant())
     .bind(client_id)
@@ -433,11 +439,12 @@ pub(crate) async fn activity_count(
     from: Timestamp,
     to: Timestamp,
 ) -> Result<i64, Error> {
-    Ok(sqlx::query(
+    Ok(sqlx::query(&format!(
         "SELECT COUNT(*) AS n FROM protocols_activities \
-         WHERE ($1 IS NULL OR tenant_id = $1) AND client_id = $2 \
+         WHERE {tenant} AND client_id = $2 \
          AND start_time >= $3 AND start_time <= $4",
-    )
+        tenant = scope.filter("tenant_id", 1)
+    ))
     .bind(scope.tenant())
     .bind(client_id)
     .bind(to_micros(from))
@@ -456,15 +463,16 @@ pub(crate) async fn activities_around(
     (from, to): (Timestamp, Timestamp),
     before: Timestamp,
 ) -> Result<Vec<Activity>, Error> {
-    let rows = sqlx::query(
+    let rows = sqlx::query(&format!(
         "SELECT id, kind, start_time, end_time, distance_meters, perceived_effort \
-         FROM protocols_activities WHERE ($1 IS NULL OR tenant_id = $1) AND client_id = $2 \
+         FROM protocols_activities WHERE {tenant} AND client_id = $2 \
          AND end_time >= $3 AND start_time <= $4 \
          UNION \
          SELECT * FROM (SELECT id, kind, start_time, end_time, distance_meters, perceived_effort \
-         FROM protocols_activities WHERE ($1 IS NULL OR tenant_id = $1) AND client_id = $2 \
+         FROM protocols_activities WHERE {tenant} AND client_id = $2 \
          AND end_time <= $5 ORDER BY end_time DESC LIMIT 1) AS latest",
-    )
+        tenant = scope.filter("tenant_id", 1)
+    ))
     .bind(scope.tenant())
     .bind(client_id)
     .bind(to_micros(from))
@@ -496,10 +504,11 @@ pub(crate) async fn session_history(
     scope: &Scope,
     client_id: &str,
 ) -> Result<Vec<Session>, Error> {
-    sqlx::query(
+    sqlx::query(&format!(
         "SELECT modality, start_time, duration_us FROM protocols_sessions \
-         WHERE ($1 IS NULL OR tenant_id = $1) AND client_id = $2",
-    )
+         WHERE {tenant} AND client_id = $2",
+        tenant = scope.filter("tenant_id", 1)
+    ))
     .bind(scope.tenant())
     .bind(client_id)
     .fetch_all(conn)

@@ -1,7 +1,7 @@
 //! Every SQL statement of protocols, one statement set for both engines, a
 //! file per area. Every query is scoped: functions take the caller's
-//! [`Scope`] and bind `scope.tenant()` as `$n` in
-//! `($n IS NULL OR tenant_id = $n)`; new rows belong to the scope's one
+//! [`Scope`], write `scope.filter("tenant_id", n)` into the statement and
+//! bind `scope.tenant()` as its `$n`; new rows belong to the scope's one
 //! tenant ([`owner`]). Reads that lock take a [`recovery_kit::Lock`].
 
 pub(crate) mod audit;

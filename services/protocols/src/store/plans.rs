@@ -66,11 +66,12 @@ pub(crate) async fn templates(
     scope: &Scope,
     page: &Page,
 ) -> Result<Vec<pb::ProtocolTemplate>, Error> {
-    sqlx::query(
+    sqlx::query(&format!(
         "SELECT id, display_name, description, steps, create_time, created_by \
-         FROM protocols_templates WHERE ($1 IS NULL OR tenant_id = $1) \
+         FROM protocols_templates WHERE {tenant} \
          AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3",
-    )
+        tenant = scope.filter("tenant_id", 1)
+    ))
     .bind(scope.tenant())
     .bind(page.after.as_deref())
     .bind(page.fetch())
@@ -87,9 +88,10 @@ pub(crate) async fn template_exists(
     scope: &Scope,
     id: &str,
 ) -> Result<bool, Error> {
-    Ok(sqlx::query(
-        "SELECT id FROM protocols_templates WHERE id = $1 AND ($2 IS NULL OR tenant_id = $2)",
-    )
+    Ok(sqlx::query(&format!(
+        "SELECT id FROM protocols_templates WHERE id = $1 AND {tenant}",
+        tenant = scope.filter("tenant_id", 2)
+    ))
     .bind(id)
     .bind(scope.tenant())
     .fetch_optional(conn)
@@ -146,12 +148,13 @@ pub(crate) async fn assignments(
     scope: &Scope,
     client_id: &str,
 ) -> Result<Vec<Assigned>, Error> {
-    sqlx::query(
+    sqlx::query(&format!(
         "SELECT a.id, a.template_id, a.anchor_start, a.anchor_end, t.steps \
          FROM protocols_assignments a JOIN protocols_templates t ON t.id = a.template_id \
-         WHERE ($1 IS NULL OR a.tenant_id = $1) AND a.client_id = $2 \
+         WHERE {tenant} AND a.client_id = $2 \
          ORDER BY a.id DESC LIMIT 100",
-    )
+        tenant = scope.filter("a.tenant_id", 1)
+    ))
     .bind(scope.tenant())
     .bind(client_id)
     .fetch_all(conn)

@@ -16,11 +16,12 @@ pub(crate) async fn current(
     scope: &Scope,
     client_id: &str,
 ) -> Result<Option<pb::Screening>, Error> {
-    let Some(row) = sqlx::query(
+    let Some(row) = sqlx::query(&format!(
         "SELECT id, client_id, questionnaire_version, systolic, diastolic, measure_time, \
          record_time, recorded_by FROM protocols_screenings \
-         WHERE ($1 IS NULL OR tenant_id = $1) AND client_id = $2 ORDER BY id DESC LIMIT 1",
-    )
+         WHERE {tenant} AND client_id = $2 ORDER BY id DESC LIMIT 1",
+        tenant = scope.filter("tenant_id", 1)
+    ))
     .bind(scope.tenant())
     .bind(client_id)
     .fetch_optional(&mut *conn)

@@ -32,12 +32,13 @@ pub(crate) async fn current(
     scope: &Scope,
     client_id: &str,
 ) -> Result<Option<pb::Waiver>, Error> {
-    sqlx::query(
+    sqlx::query(&format!(
         "SELECT id, client_id, version, sign_time, expire_time, signer_name, guardian_name, \
          record_time, recorded_by FROM protocols_waivers \
-         WHERE ($1 IS NULL OR tenant_id = $1) AND client_id = $2 \
+         WHERE {tenant} AND client_id = $2 \
          ORDER BY sign_time DESC, id DESC LIMIT 1",
-    )
+        tenant = scope.filter("tenant_id", 1)
+    ))
     .bind(scope.tenant())
     .bind(client_id)
     .fetch_optional(conn)

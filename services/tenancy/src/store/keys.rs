@@ -127,7 +127,8 @@ pub(crate) async fn get(
     let lock = lock.clause_for(conn);
     let sql = format!(
         "SELECT {COLUMNS}, key_hash FROM api_keys \
-         WHERE id = $1 AND ($2 IS NULL OR tenant_id = $2){lock}"
+         WHERE id = $1 AND {tenant}{lock}",
+        tenant = scope.filter("tenant_id", 2)
     );
     let query = sqlx::query(&sql).bind(id).bind(scope.tenant());
     super::optional(&mut *conn, query, |row| {

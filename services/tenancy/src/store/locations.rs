@@ -57,7 +57,8 @@ pub(crate) async fn get(
 ) -> Result<Option<Location>, Error> {
     let lock = lock.clause_for(conn);
     let sql = format!(
-        "SELECT {COLUMNS} FROM locations WHERE id = $1 AND ($2 IS NULL OR tenant_id = $2){lock}"
+        "SELECT {COLUMNS} FROM locations WHERE id = $1 AND {tenant}{lock}",
+        tenant = scope.filter("tenant_id", 2)
     );
     let query = sqlx::query(&sql).bind(id).bind(scope.tenant());
     super::optional(&mut *conn, query, location).await
@@ -70,8 +71,9 @@ pub(crate) async fn list<'e>(
     page: &Page,
 ) -> Result<Vec<Location>, Error> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM locations WHERE ($1 IS NULL OR tenant_id = $1) \
-         AND id > $2 ORDER BY id LIMIT $3"
+        "SELECT {COLUMNS} FROM locations WHERE {tenant} \
+         AND id > $2 ORDER BY id LIMIT $3",
+        tenant = scope.filter("tenant_id", 1)
     );
     let query = sqlx::query(&sql).bind(scope.tenant());
     super::all(db, query.bind(page.cursor()).bind(page.fetch()), location).await

@@ -1,7 +1,7 @@
 //! Every SQL statement of tenancy, one statement set for both engines, a
 //! file per area. Reads that callers may only make within their tenant take
-//! a [`recovery_kit::Scope`] and bind [`recovery_kit::Scope::tenant`] as
-//! `($n IS NULL OR tenant_id = $n)`; reads made to change a row take a
+//! a [`recovery_kit::Scope`], write its [`recovery_kit::Scope::filter`] into
+//! the statement and bind [`recovery_kit::Scope::tenant`] as its `$n`; reads made to change a row take a
 //! [`recovery_kit::Lock`]. Rows come back as named structs, never tuples.
 
 pub(crate) mod keys;
