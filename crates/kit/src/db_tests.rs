@@ -352,6 +352,50 @@ mod outbox {
     crate::engine_tests!(outbox_hands_on_every_event_in_order_once_it_committed);
 }
 
+/// A tenant's statement reaches its rows through an index led by the
+/// tenant; every tenant's still sees all rows. (SQLite plans
+/// `($n IS NULL OR tenant_id = $n)` as a scan of the whole table.)
+#[tokio::test]
+async fn a_tenants_filter_is_served_by_the_tenants_index() {
+    let test = TestDb::sqlite().await;
+    let db = &test.db;
+    setup(db).await;
+    let mut tx = db.begin().await.unwrap();
+    tx.execute("CREATE INDEX things_by_tenant ON things (tenant_id, seconds)")
+        .await
+        .unwrap();
+    for (id, tenant) in [("a", "t1"), ("b", "t1"), ("c", "t2")] {
+        sqlx::query("INSERT INTO things (id, tenant_id, seconds) VALUES ($1, $2, 1)")
+            .bind(id)
+            .bind(tenant)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let plan = |scope: Scope| async move {
+        let rows = sqlx::query(&format!(
+            "EXPLAIN QUERY PLAN SELECT id FROM things WHERE {} AND seconds > 0",
+            scope.filter("tenant_id", 1)
+        ))
+        .bind(scope.tenant())
+        .fetch_all(db.reader())
+        .await
+        .unwrap();
+        rows.iter()
+            .map(|row| row.try_get::<String, _>("detail").unwrap())
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let tenant = plan(Scope::tenant_of("t1")).await;
+    assert!(
+        tenant.contains("SEARCH things USING") && tenant.contains("tenant_id=?"),
+        "{tenant}"
+    );
+    assert_eq!(count(db, &Scope::tenant_of("t1")).await, 2);
+    assert_eq!(count(db, &Scope::All).await, 3, "every tenant's rows");
+}
+
 /// A PostgreSQL pool run dry answers UNAVAILABLE after the acquire timeout,
 /// not after 10 s: held connections are what a rush on one slot used to do.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
