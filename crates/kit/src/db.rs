@@ -340,6 +340,26 @@ pub async fn by_id<T>(
     row.as_ref().map(from_row).transpose()
 }
 
+/// The condition of a filter a call may leave out, its values bound as
+/// `params`: `condition` when the call sets it, else `$n IS NULL` for each
+/// (true: a filter left out binds NULL). With one statement text per shape
+/// of call, where `($n IS NULL OR condition)` served every shape, the
+/// planner sees the conditions the call has: PostgreSQL can then keep a
+/// generic plan as good as one made for the call's values, instead of
+/// planning the statement again on every call. (So can a literal `LIMIT`:
+/// a list writes its page size into the text, one of a handful.)
+pub fn optional(set: bool, condition: &str, params: &[u8]) -> String {
+    if set {
+        format!("({condition})")
+    } else {
+        params
+            .iter()
+            .map(|n| format!("${n} IS NULL"))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    }
+}
+
 /// `$first, $first+1, …`: `n` placeholders for an `IN (…)` list, which
 /// both engines take.
 pub fn placeholders(first: usize, n: usize) -> String {

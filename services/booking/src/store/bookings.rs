@@ -1,7 +1,7 @@
 //! Bookings.
 
 use jiff::Timestamp;
-use recovery_kit::db::engine_of;
+use recovery_kit::db::{engine_of, optional};
 use recovery_kit::time::to_micros;
 use recovery_kit::{Engine, Lock, Scope};
 use recovery_rules::Modality;
@@ -128,12 +128,15 @@ pub(crate) async fn list(
         }
     };
     let tenant = scope.filter("tenant_id", 1);
+    let of_status = optional(status.is_some(), "status = $5", &[5]);
+    let after_that = optional(
+        after.is_some(),
+        &format!("(start_us, id) > (SELECT start_us, id FROM bookings WHERE id = $6 AND {tenant})"),
+        &[6],
+    );
     let rows = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM bookings WHERE {tenant} AND {condition} \
-         AND ($5 IS NULL OR status = $5) \
-         AND ($6 IS NULL OR (start_us, id) > (SELECT start_us, id FROM bookings \
-              WHERE id = $6 AND {tenant})) \
-         ORDER BY start_us, id LIMIT $7"
+         AND {of_status} AND {after_that} ORDER BY start_us, id LIMIT {limit}"
     ))
     .bind(scope.tenant())
     .bind(key)
@@ -141,7 +144,6 @@ pub(crate) async fn list(
     .bind(to)
     .bind(status.map(Status::as_str))
     .bind(after)
-    .bind(limit)
     .fetch_all(&mut *conn)
     .await?;
     rows.iter().map(Booking::from_row).collect()

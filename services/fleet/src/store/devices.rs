@@ -1,5 +1,6 @@
 //! Devices: their rows, with the effective state read at [`Times`].
 
+use recovery_kit::db::optional;
 use recovery_kit::page::{Keyset, Page};
 use recovery_kit::{Error, Lock, Scope};
 use sqlx::any::{AnyArguments, AnyRow};
@@ -182,11 +183,13 @@ pub(crate) async fn devices<'e>(
 ) -> Result<Vec<DeviceRow>, Error> {
     let rows = sqlx::query(&select_devices(
         &format!(
-            "{} AND ($4 IS NULL OR location_id = $4) \
-             AND ($5 IS NULL OR kind = $5) AND ($6 IS NULL OR eff_state = $6) AND id > $7",
-            filter.scope.filter("tenant_id", 3)
+            "{} AND {} AND {} AND {} AND id > $7",
+            filter.scope.filter("tenant_id", 3),
+            optional(filter.location_id.is_some(), "location_id = $4", &[4]),
+            optional(filter.kind.is_some(), "kind = $5", &[5]),
+            optional(filter.state.is_some(), "eff_state = $6", &[6]),
         ),
-        "ORDER BY id LIMIT $8",
+        &format!("ORDER BY id LIMIT {}", page.fetch()),
     ))
     .bind(times.now)
     .bind(times.stale_before)
@@ -195,7 +198,6 @@ pub(crate) async fn devices<'e>(
     .bind(filter.kind.map(Kind::as_str))
     .bind(filter.state.map(State::as_str))
     .bind(page.cursor())
-    .bind(page.fetch())
     .fetch_all(db)
     .await?;
     DeviceRow::all(&rows)

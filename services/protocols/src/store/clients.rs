@@ -1,7 +1,7 @@
 //! `protocols_clients`, and erasure across every table that holds
 //! something personal.
 
-use recovery_kit::db::{engine_of, like_escape};
+use recovery_kit::db::{engine_of, like_escape, optional};
 use recovery_kit::page::Page;
 use recovery_kit::time::to_micros;
 use recovery_kit::wire::stored_timestamp;
@@ -156,15 +156,16 @@ pub(crate) async fn list(
     let pattern = (!text.is_empty()).then(|| format!("%{}%", like_escape(text)));
     sqlx::query(&format!(
         "SELECT {CLIENT_COLUMNS} FROM protocols_clients \
-         WHERE {tenant} AND erase_time IS NULL \
-         AND ($2 IS NULL OR id > $2) AND ($3 IS NULL OR search_text LIKE $3 ESCAPE '\\') \
-         ORDER BY id LIMIT $4",
+         WHERE {tenant} AND erase_time IS NULL AND {after} AND {matching} \
+         ORDER BY id LIMIT {limit}",
         tenant = scope.filter("tenant_id", 1),
+        after = optional(page.after.is_some(), "id > $2", &[2]),
+        matching = optional(pattern.is_some(), "search_text LIKE $3 ESCAPE '\\'", &[3]),
+        limit = page.fetch(),
     ))
     .bind(scope.tenant())
     .bind(page.after.as_deref())
     .bind(pattern)
-    .bind(page.fetch())
     .fetch_all(conn)
     .await?
     .iter()

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use jiff::{SignedDuration, Timestamp};
-use recovery_kit::db::placeholders;
+use recovery_kit::db::{optional, placeholders};
 use recovery_kit::page::Keyset;
 use recovery_kit::time::{from_micros, to_micros};
 use recovery_kit::wire::{duration_to_wire, stored_timestamp};
@@ -341,16 +341,27 @@ pub(crate) async fn timeline(
     let rows = sqlx::query(&format!(
         "SELECT entry, id, occur FROM ( \
            SELECT 'session' AS entry, id, start_time AS occur FROM protocols_sessions \
-           WHERE {tenant} AND client_id = $2 \
-           AND ($3 IS NULL OR $3 LIKE '%,' || modality || ',%') \
+           WHERE {tenant} AND client_id = $2 AND {of_modalities} \
            UNION ALL \
            SELECT 'activity' AS entry, id, start_time AS occur FROM protocols_activities \
            WHERE {tenant} AND client_id = $2 AND $3 IS NULL \
          ) AS timeline \
-         WHERE ($4 IS NULL OR occur >= $4) AND ($5 IS NULL OR occur < $5) \
-         AND ($6 IS NULL OR occur < $6 OR (occur = $6 AND id < $7)) \
-         ORDER BY occur DESC, id DESC LIMIT $8",
-        tenant = scope.filter("tenant_id", 1)
+         WHERE {from} AND {to} AND {before} \
+         ORDER BY occur DESC, id DESC LIMIT {limit}",
+        tenant = scope.filter("tenant_id", 1),
+        of_modalities = optional(
+            modalities.is_some(),
+            "$3 LIKE '%,' || modality || ',%'",
+            &[3]
+        ),
+        from = optional(query.from.is_some(), "occur >= $4", &[4]),
+        to = optional(query.to.is_some(), "occur < $5", &[5]),
+        before = optional(
+            after.is_some(),
+            "occur < $6 OR (occur = $6 AND id < $7)",
+            &[6, 7]
+        ),
+        limit = query.page.fetch(),
     ))
     .bind(scope.tenant())
     .bind(&query.client_id)
@@ -359,7 +370,6 @@ pub(crate) async fn timeline(
     .bind(query.to.map(to_micros))
     .bind(after.map(|(at, _)| *at))
     .bind(after.map(|(_, id)| id.as_str()))
-    .bind(query.page.fetch())
     .fetch_all(conn)
     .await?;
     rows.iter()
