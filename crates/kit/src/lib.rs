@@ -30,6 +30,20 @@ pub mod testing;
 #[cfg(test)]
 mod tests;
 
+/// The heap of every binary that links kit (the five servers, the
+/// examples, the tests): mimalloc instead of glibc's malloc. A call here
+/// makes and frees thousands of small values across threads (rows, strings,
+/// messages, h2 frames); with glibc's arenas that was about a third of a
+/// list's CPU (`malloc`, `_int_free`, `malloc_consolidate` at the top of
+/// the profile), with mimalloc the health check itself answers 1.5x more
+/// calls a second (`docs/BENCHMARKS.md`). Built without transparent huge
+/// pages (the workspace's `no_thp` feature): with them idle RSS doubled,
+/// 22 to 46 MB. Only Rust's allocations move:
+/// SQLite and the other C code keep the system's malloc (mimalloc's
+/// `override` feature is not used; its maintainers advise against it).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub use auth::{Caller, Role, Scope, authorize};
 pub use db::{Db, Engine, Lock};
 pub use error::{Error, Violations, reason};
