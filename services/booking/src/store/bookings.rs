@@ -268,7 +268,8 @@ pub(crate) async fn count_active(
     sqlx::query(&format!(
         "SELECT COUNT(*) AS n FROM bookings WHERE tenant_id = $1 AND client_id = $2 \
          AND modality = $3 AND status IN ({active}) AND start_us >= $4 AND start_us < $5 \
-         AND ($6 IS NULL OR id <> $6)"
+         AND {other}",
+        other = optional(except.is_some(), "id <> $6", &[6]),
     ))
     .bind(tenant_id)
     .bind(client_id)
@@ -297,11 +298,12 @@ pub(crate) async fn upcoming(
     (from, to): (Timestamp, Timestamp),
     except: Option<&str>,
 ) -> Result<Vec<Nearby>, sqlx::Error> {
-    let rows = sqlx::query(
+    let rows = sqlx::query(&format!(
         "SELECT modality, start_us, end_us FROM bookings WHERE tenant_id = $1 \
          AND client_id = $2 AND status IN ($3, $4, $5) AND start_us >= $6 AND start_us < $7 \
-         AND ($8 IS NULL OR id <> $8) ORDER BY start_us",
-    )
+         AND {other} ORDER BY start_us",
+        other = optional(except.is_some(), "id <> $8", &[8]),
+    ))
     .bind(tenant_id)
     .bind(client_id)
     .bind(Status::Booked.as_str())

@@ -1,5 +1,6 @@
 //! The catalog: treatments.
 
+use recovery_kit::db::optional;
 use recovery_kit::{Lock, Scope};
 use recovery_peers::{Attachment, DeviceKind, DeviceNeed};
 use recovery_rules::Modality;
@@ -170,14 +171,18 @@ pub(crate) async fn list(
     limit: i64,
 ) -> Result<Vec<Treatment>, sqlx::Error> {
     let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM treatments WHERE {tenant} \
-         AND ($2 IS NULL OR id > $2) AND ($3 = 1 OR archive_time IS NULL) ORDER BY id LIMIT $4",
-        tenant = scope.filter("tenant_id", 1)
+        "SELECT {COLUMNS} FROM treatments WHERE {tenant} AND {after_that} AND {archived} \
+         ORDER BY id LIMIT {limit}",
+        tenant = scope.filter("tenant_id", 1),
+        after_that = optional(after.is_some(), "id > $2", &[2]),
+        archived = if include_archived {
+            "TRUE"
+        } else {
+            "archive_time IS NULL"
+        },
     ))
     .bind(scope.tenant())
     .bind(after)
-    .bind(i64::from(include_archived))
-    .bind(limit)
     .fetch_all(&mut *conn)
     .await?;
     rows.iter().map(Treatment::from_row).collect()

@@ -2,6 +2,7 @@
 //! (`holds` and its `allocations`); the unique partial index
 //! `waitlist_offers_one_open_per_client` keeps a client at one open offer.
 
+use recovery_kit::db::optional;
 use recovery_kit::{Lock, Scope};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row as _};
@@ -208,23 +209,25 @@ pub(crate) async fn entries(
     // The stored status, and which side of `now` the window ends on.
     let (status, ends) = match filter.state {
         None => (None, ""),
-        Some(EntryState::Waiting) => (Some(EntryStatus::Waiting), " AND to_us > $7"),
-        Some(EntryState::Expired) => (Some(EntryStatus::Waiting), " AND to_us <= $7"),
+        Some(EntryState::Waiting) => (Some(EntryStatus::Waiting), " AND to_us > $6"),
+        Some(EntryState::Expired) => (Some(EntryStatus::Waiting), " AND to_us <= $6"),
         Some(EntryState::Booked) => (Some(EntryStatus::Booked), ""),
         Some(EntryState::Left) => (Some(EntryStatus::Left), ""),
     };
     let rows = sqlx::query(&format!(
         "SELECT {ENTRY_COLUMNS} FROM waitlist_entries WHERE {tenant} \
-         AND location_id = $2 AND ($3 IS NULL OR client_id = $3) AND ($4 IS NULL OR status = $4) \
-         AND ($5 IS NULL OR id > $5) AND $7 = $7{ends} ORDER BY id LIMIT $6",
-        tenant = scope.filter("tenant_id", 1)
+         AND location_id = $2 AND {of_client} AND {of_status} AND {after_that} \
+         AND $6 = $6{ends} ORDER BY id LIMIT {limit}",
+        tenant = scope.filter("tenant_id", 1),
+        of_client = optional(filter.client_id.is_some(), "client_id = $3", &[3]),
+        of_status = optional(status.is_some(), "status = $4", &[4]),
+        after_that = optional(after.is_some(), "id > $5", &[5]),
     ))
     .bind(scope.tenant())
     .bind(filter.location_id)
     .bind(filter.client_id)
     .bind(status.map(EntryStatus::as_str))
     .bind(after)
-    .bind(limit)
     .bind(now)
     .fetch_all(&mut *conn)
     .await?;

@@ -222,12 +222,16 @@ pub(crate) async fn due_for_service<'e>(
     let (after_usage, after_id) = page.after.clone().unwrap_or((i64::MAX, String::new()));
     let rows = sqlx::query(&select_devices(
         &format!(
-            "{} AND ($4 IS NULL OR location_id = $4) \
+            "{} AND {} \
              AND state <> 'retired' AND usage_since_service >= $5 \
              AND (usage_since_service < $6 OR (usage_since_service = $6 AND id > $7))",
-            filter.scope.filter("tenant_id", 3)
+            filter.scope.filter("tenant_id", 3),
+            optional(filter.location_id.is_some(), "location_id = $4", &[4]),
         ),
-        "ORDER BY usage_since_service DESC, id LIMIT $8",
+        &format!(
+            "ORDER BY usage_since_service DESC, id LIMIT {}",
+            page.fetch()
+        ),
     ))
     .bind(times.now)
     .bind(times.stale_before)
@@ -236,7 +240,6 @@ pub(crate) async fn due_for_service<'e>(
     .bind(filter.min_usage_seconds)
     .bind(after_usage)
     .bind(&after_id)
-    .bind(page.fetch())
     .fetch_all(db)
     .await?;
     DeviceRow::all(&rows)
@@ -257,8 +260,13 @@ pub(crate) async fn candidates(
         &format!(
             "{} AND location_id = $4 AND kind = $5 \
              AND eff_state IN ('available', 'reserved', 'charging', 'in_use') \
-             AND ($6 IS NULL OR (',' || attachments || ',') LIKE $6)",
-            scope.filter("tenant_id", 3)
+             AND {}",
+            scope.filter("tenant_id", 3),
+            optional(
+                attachment.is_some(),
+                "(',' || attachments || ',') LIKE $6",
+                &[6]
+            ),
         ),
         "ORDER BY usage_seconds, battery_percent DESC, id LIMIT 100",
     ))

@@ -2,6 +2,7 @@
 //! much it had been used.
 
 use recovery_kit::Error;
+use recovery_kit::db::optional;
 use recovery_kit::page::Page;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Executor, Row as _};
@@ -114,11 +115,12 @@ pub(crate) async fn maintenance_records<'e>(
 ) -> Result<Vec<MaintenanceRow>, Error> {
     let rows = sqlx::query(&format!(
         "SELECT {MAINTENANCE_COLUMNS} FROM maintenance_records \
-         WHERE device_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
+         WHERE device_id = $1 AND {after_that} ORDER BY id DESC LIMIT {limit}",
+        after_that = optional(page.after.is_some(), "id < $2", &[2]),
+        limit = page.fetch(),
     ))
     .bind(device_id)
     .bind(page.after.as_deref())
-    .bind(page.fetch())
     .fetch_all(db)
     .await?;
     rows.iter().map(MaintenanceRow::from_row).collect()

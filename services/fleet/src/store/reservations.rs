@@ -1,5 +1,6 @@
 //! Reservations: windows in which a device is held for a session.
 
+use recovery_kit::db::optional;
 use recovery_kit::page::Keyset;
 use recovery_kit::{Error, Lock, Scope};
 use sqlx::any::AnyRow;
@@ -272,10 +273,12 @@ pub(crate) async fn reservations<'e>(
     let rows = sqlx::query(&format!(
         "SELECT {RESERVATION_COLUMNS} FROM device_reservations \
          WHERE {tenant} AND {column} = $2 \
-         AND start_us < $3 AND end_us > $4 AND ($5 IS NULL OR state = $5) \
+         AND start_us < $3 AND end_us > $4 AND {of_state} \
          AND (start_us > $6 OR (start_us = $6 AND id > $7)) \
-         ORDER BY start_us, id LIMIT $8",
-        tenant = filter.scope.filter("tenant_id", 1)
+         ORDER BY start_us, id LIMIT {limit}",
+        tenant = filter.scope.filter("tenant_id", 1),
+        of_state = optional(filter.state.is_some(), "state = $5", &[5]),
+        limit = page.fetch(),
     ))
     .bind(filter.scope.tenant())
     .bind(value)
@@ -284,7 +287,6 @@ pub(crate) async fn reservations<'e>(
     .bind(filter.state.map(Phase::as_str))
     .bind(after_start)
     .bind(&after_id)
-    .bind(page.fetch())
     .fetch_all(db)
     .await?;
     rows.iter().map(ReservationRow::from_row).collect()

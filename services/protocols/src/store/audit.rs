@@ -1,6 +1,7 @@
 //! `protocols_audit`: who changed what, when. Rows are written in the
 //! change's transaction and never deleted; erasure empties their details.
 
+use recovery_kit::db::optional;
 use recovery_kit::{Error, Scope};
 use sqlx::{AnyConnection, Row as _};
 
@@ -54,11 +55,18 @@ pub(crate) async fn list(
     let after = query.page.after.as_ref();
     let rows = sqlx::query(&format!(
         "SELECT id, client_id, actor, action, detail, occur_time FROM protocols_audit \
-         WHERE {tenant} AND ($2 IS NULL OR client_id = $2) \
-         AND ($3 IS NULL OR occur_time >= $3) AND ($4 IS NULL OR occur_time < $4) \
-         AND ($5 IS NULL OR occur_time < $5 OR (occur_time = $5 AND id < $6)) \
-         ORDER BY occur_time DESC, id DESC LIMIT $7",
-        tenant = scope.filter("tenant_id", 1)
+         WHERE {tenant} AND {of_client} AND {from} AND {to} AND {after_that} \
+         ORDER BY occur_time DESC, id DESC LIMIT {limit}",
+        tenant = scope.filter("tenant_id", 1),
+        of_client = optional(query.client_id.is_some(), "client_id = $2", &[2]),
+        from = optional(query.from.is_some(), "occur_time >= $3", &[3]),
+        to = optional(query.to.is_some(), "occur_time < $4", &[4]),
+        after_that = optional(
+            after.is_some(),
+            "occur_time < $5 OR (occur_time = $5 AND id < $6)",
+            &[5, 6]
+        ),
+        limit = query.page.fetch(),
     ))
     .bind(scope.tenant())
     .bind(query.client_id.as_deref())
@@ -66,7 +74,6 @@ pub(crate) async fn list(
     .bind(query.to.map(recovery_kit::time::to_micros))
     .bind(after.map(|(at, _)| *at))
     .bind(after.map(|(_, id)| id.as_str()))
-    .bind(query.page.fetch())
     .fetch_all(conn)
     .await?;
     rows.iter()

@@ -132,16 +132,20 @@ pub(crate) async fn activities(
     let after = page.after.as_ref();
     sqlx::query(&format!(
         "SELECT {ACTIVITY_COLUMNS} FROM protocols_activities \
-         WHERE {tenant} AND client_id = $2 \
-         AND ($3 IS NULL OR start_time < $3 OR (start_time = $3 AND id < $4)) \
-         ORDER BY start_time DESC, id DESC LIMIT $5",
-        tenant = scope.filter("tenant_id", 1)
+         WHERE {tenant} AND client_id = $2 AND {after_that} \
+         ORDER BY start_time DESC, id DESC LIMIT {limit}",
+        tenant = scope.filter("tenant_id", 1),
+        after_that = optional(
+            after.is_some(),
+            "start_time < $3 OR (start_time = $3 AND id < $4)",
+            &[3, 4]
+        ),
+        limit = page.fetch(),
     ))
     .bind(scope.tenant())
     .bind(client_id)
     .bind(after.map(|(at, _)| *at))
     .bind(after.map(|(_, id)| id.as_str()))
-    .bind(page.fetch())
     .fetch_all(conn)
     .await?
     .iter()

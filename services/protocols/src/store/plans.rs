@@ -1,6 +1,7 @@
 //! `protocols_templates` and `protocols_assignments`.
 
 use prost::Message as _;
+use recovery_kit::db::optional;
 use recovery_kit::page::Page;
 use recovery_kit::time::{from_micros, to_micros};
 use recovery_kit::wire::stored_timestamp;
@@ -68,13 +69,13 @@ pub(crate) async fn templates(
 ) -> Result<Vec<pb::ProtocolTemplate>, Error> {
     sqlx::query(&format!(
         "SELECT id, display_name, description, steps, create_time, created_by \
-         FROM protocols_templates WHERE {tenant} \
-         AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3",
-        tenant = scope.filter("tenant_id", 1)
+         FROM protocols_templates WHERE {tenant} AND {after_that} ORDER BY id LIMIT {limit}",
+        tenant = scope.filter("tenant_id", 1),
+        after_that = optional(page.after.is_some(), "id > $2", &[2]),
+        limit = page.fetch(),
     ))
     .bind(scope.tenant())
     .bind(page.after.as_deref())
-    .bind(page.fetch())
     .fetch_all(conn)
     .await?
     .iter()
