@@ -109,6 +109,20 @@ pub struct Db {
 
 pub(crate) static DRIVERS: Once = Once::new();
 
+/// SQLite connections for reads: two per core, at least 2 and at most 8.
+/// Each connection steps its statements on a thread of its own, so reads
+/// are CPU on those threads; more threads than that only take turns on
+/// the cores (on two cores 4 readers served the lists 1.05-1.1x the calls
+/// of 8, `docs/BENCHMARKS.md`). No path holds a reader while it waits on
+/// a peer, a stream or a write transaction, so a small pool is not
+/// starved by a slow call elsewhere.
+fn sqlite_readers() -> u32 {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    u32::try_from(cores.saturating_mul(2))
+        .unwrap_or(u32::MAX)
+        .clamp(2, 8)
+}
+
 impl Db {
     /// Connects to `url` (`sqlite://path?mode=rwc` or `postgres://…`).
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
@@ -142,7 +156,7 @@ impl Db {
                     .await
                     .context("open sqlite database")?;
                 let read = pool()
-                    .max_connections(8)
+                    .max_connections(sqlite_readers())
                     .connect_with(options)
                     .await
                     .context("open sqlite database")?;
