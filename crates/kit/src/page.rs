@@ -283,6 +283,18 @@ impl Keyset {
         self.size + 1
     }
 
+    /// The condition of a newest-first list (`ORDER BY column DESC, id
+    /// DESC`) for the rows after the cursor, its pair bound as `$n` and
+    /// `$n+1`: written only when there is a cursor ([`crate::db::optional`]).
+    pub fn older_than(&self, column: &str, n: u8) -> String {
+        let id = n.saturating_add(1);
+        crate::db::optional(
+            self.after.is_some(),
+            &format!("{column} < ${n} OR ({column} = ${n} AND id < ${id})"),
+            &[n, id],
+        )
+    }
+
     /// Trims `rows` (fetched with [`Keyset::fetch`]) to the page and returns
     /// the next page token, empty on the last page.
     pub fn finish<T>(&self, rows: &mut Vec<T>, key: impl Fn(&T) -> (i64, &str)) -> String {

@@ -61,11 +61,7 @@ pub(crate) async fn list(
         of_client = optional(query.client_id.is_some(), "client_id = $2", &[2]),
         from = optional(query.from.is_some(), "occur_time >= $3", &[3]),
         to = optional(query.to.is_some(), "occur_time < $4", &[4]),
-        after_that = optional(
-            after.is_some(),
-            "occur_time < $5 OR (occur_time = $5 AND id < $6)",
-            &[5, 6]
-        ),
+        after_that = query.page.older_than("occur_time", 5),
         limit = query.page.fetch(),
     ))
     .bind(scope.tenant())

@@ -135,11 +135,7 @@ pub(crate) async fn activities(
          WHERE {tenant} AND client_id = $2 AND {after_that} \
          ORDER BY start_time DESC, id DESC LIMIT {limit}",
         tenant = scope.filter("tenant_id", 1),
-        after_that = optional(
-            after.is_some(),
-            "start_time < $3 OR (start_time = $3 AND id < $4)",
-            &[3, 4]
-        ),
+        after_that = page.older_than("start_time", 3),
         limit = page.fetch(),
     ))
     .bind(scope.tenant())
@@ -360,11 +356,7 @@ pub(crate) async fn timeline(
         ),
         from = optional(query.from.is_some(), "occur >= $4", &[4]),
         to = optional(query.to.is_some(), "occur < $5", &[5]),
-        before = optional(
-            after.is_some(),
-            "occur < $6 OR (occur = $6 AND id < $7)",
-            &[6, 7]
-        ),
+        before = query.page.older_than("occur", 6),
         limit = query.page.fetch(),
     ))
     .bind(scope.tenant())
