@@ -148,7 +148,7 @@ impl Caller {
 
 /// Which tenants' rows a query may see. Store functions take it, write
 /// [`Scope::filter`] into their SQL and bind [`Scope::tenant`] as its `$n`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Scope {
     /// Every tenant: operators, and the service itself (sweeps, replays).
     All,

@@ -1,7 +1,7 @@
 //! What every recovery service shares, written once: configuration,
 //! telemetry, the server with health, reflection and gRPC-Web, API-key
 //! authentication, errors with google.rpc details, the database, pagination,
-//! idempotent creates, the clock, and test support.
+//! values kept under their rows' versions, idempotent creates, the clock, and test support.
 
 pub mod auth;
 pub mod config;
@@ -10,6 +10,7 @@ pub mod error;
 pub mod events;
 pub mod idempotency;
 pub mod ids;
+pub mod kept;
 pub mod limits;
 pub mod metrics;
 pub mod outbox;

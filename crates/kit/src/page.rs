@@ -67,7 +67,7 @@ impl TokenKey {
 
 /// A list request's list, tenant and filter, under a [`TokenKey`]: what its
 /// page tokens are bound to.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Binding {
     key: Arc<[u8; 32]>,
     context: [u8; 32],
@@ -141,7 +141,7 @@ pub const DEFAULT_SIZE: i64 = 50;
 pub const MAX_SIZE: i64 = 500;
 
 /// A validated page request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Page {
     /// How many items to return.
     pub size: i64,
@@ -242,7 +242,7 @@ impl<T> Listed<T> {
 /// A validated page request for a list ordered by `(position, id)`, e.g.
 /// an occurrence time in microseconds and then the id. Resuming after the
 /// last pair (a keyset cursor) keeps pages stable while rows are added.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Keyset {
     /// How many items to return.
     pub size: i64,

@@ -1,11 +1,16 @@
 //! Bookings: create (for a slot or from a hold), read, list, reschedule and
 //! cancel.
 
+use std::sync::Arc;
+
 use jiff::Timestamp;
+use prost::Message as _;
 use recovery_kit::db::{Attempt, MAX_ATTEMPTS, retry};
 use recovery_kit::events::Event;
 use recovery_kit::idempotency::{Key, Once, Step};
 use recovery_kit::ids::new_id;
+use recovery_kit::kept::Versioned;
+use recovery_kit::page::Page;
 use recovery_kit::time::{from_micros, to_micros};
 use recovery_kit::{Caller, Error, Lock, Scope, metrics};
 use recovery_peers::Reserved;
@@ -37,6 +42,27 @@ pub(crate) struct Fresh<'a> {
     pub(crate) vetted: &'a Vetted,
     pub(crate) devices: &'a [Reserved],
 }
+
+/// A page of a location's day as asked: what [`Bookings::list_bookings`]
+/// keeps its answers under, with the location's list versions.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub(crate) struct DayPage {
+    scope: Scope,
+    location_id: String,
+    from: Timestamp,
+    to: Timestamp,
+    status: Option<Status>,
+    page: Page,
+}
+
+/// Day pages kept at most, in encoded bytes (about 12 KB a page of 50; in
+/// memory a few times that); a full cache starts over (a desk pages
+/// through a few days of a few locations).
+pub(crate) const DAY_PAGES: usize = 2 << 20;
+
+/// Day pages kept, each under the (calendar, bookings) versions of its
+/// location read before it.
+pub(crate) type DayPages = Versioned<DayPage, (i64, i64), Arc<pb::ListBookingsResponse>>;
 
 impl Bookings {
     pub(crate) fn publish(&self, booking: &pb::Booking) {
@@ -466,6 +492,10 @@ impl Bookings {
             .ok_or_else(|| Error::not_found("booking", id))
     }
 
+    /// A page of a location's day or of a client's bookings. A day's page
+    /// is kept under the location's list versions (calendar and bookings,
+    /// `store::bookings::list_versions`, read first) and served again while
+    /// neither moves: no change to what it shows committed since.
     pub(crate) async fn list_bookings(
         &self,
         caller: &Caller,
@@ -473,33 +503,61 @@ impl Bookings {
     ) -> Result<pb::ListBookingsResponse, Error> {
         let scope = caller.scope()?;
         let page = query.page;
-        let place;
-        let filter = match &query.of {
+        // A day's page is keyed (and may be kept); a client's is not.
+        let listing = match &query.of {
             BookingsOf::Day { location_id, day } => {
-                place = self.place(caller, location_id).await?;
+                let place = self.place(caller, location_id).await?;
                 let (from, to) = wire::day_bounds(*day, &place.tz).map_err(Error::Internal)?;
-                BookingFilter::Window {
-                    location_id: &place.location.id,
+                Ok(DayPage {
+                    scope: scope.clone(),
+                    location_id: place.location.id,
                     from,
                     to,
-                }
+                    status: query.status,
+                    page: page.clone(),
+                })
             }
-            BookingsOf::Client(client_id) => BookingFilter::Client(client_id),
+            BookingsOf::Client(client_id) => Err(client_id),
         };
-        let mut bookings = self
-            .bookings(
-                &scope,
-                &filter,
-                query.status,
-                page.after.as_deref(),
-                page.fetch(),
-            )
-            .await?;
+        let mut conn = self.db.reader().acquire().await?;
+        let (filter, versions) = match &listing {
+            Ok(key) => {
+                // The versions first: a page read after them is at least as new.
+                let versions =
+                    store::bookings::list_versions(&mut conn, &scope, &key.location_id).await?;
+                if let Some(kept) = self.day_pages.get(key, versions) {
+                    return Ok(pb::ListBookingsResponse::clone(&kept));
+                }
+                let filter = BookingFilter::Window {
+                    location_id: &key.location_id,
+                    from: key.from,
+                    to: key.to,
+                };
+                (filter, Some(versions))
+            }
+            Err(client_id) => (BookingFilter::Client(client_id), None),
+        };
+        let mut bookings = Self::bookings_on(
+            &mut conn,
+            &scope,
+            &filter,
+            query.status,
+            page.after.as_deref(),
+            page.fetch(),
+        )
+        .await?;
+        drop(conn);
         let next_page_token = page.finish(&mut bookings, |b| &b.id);
-        Ok(pb::ListBookingsResponse {
+        let response = pb::ListBookingsResponse {
             bookings,
             next_page_token,
-        })
+        };
+        if let (Ok(key), Some(versions)) = (listing, versions) {
+            let weight = response.encoded_len();
+            self.day_pages
+                .put_weighed(key, versions, Arc::new(response.clone()), weight);
+        }
+        Ok(response)
     }
 
     /// Bookings in wire form, with the resources each holds.
@@ -512,9 +570,21 @@ impl Bookings {
         limit: i64,
     ) -> Result<Vec<pb::Booking>, Error> {
         let mut conn = self.db.reader().acquire().await?;
-        let rows = store::bookings::list(&mut conn, scope, filter, status, after, limit).await?;
+        Self::bookings_on(&mut conn, scope, filter, status, after, limit).await
+    }
+
+    /// [`Bookings::bookings`] on `conn`.
+    async fn bookings_on(
+        conn: &mut AnyConnection,
+        scope: &Scope,
+        filter: &BookingFilter<'_>,
+        status: Option<Status>,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<pb::Booking>, Error> {
+        let rows = store::bookings::list(conn, scope, filter, status, after, limit).await?;
         let ids: Vec<&str> = rows.iter().map(|b| b.id.as_str()).collect();
-        let details = store::details_of(&mut conn, &ids).await?;
+        let details = store::details_of(conn, &ids).await?;
         Ok(rows
             .iter()
             .zip(&details)

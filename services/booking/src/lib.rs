@@ -109,6 +109,8 @@ pub struct Bookings {
     calendars: Arc<calendars::Calendars>,
     /// Treatments kept for searches, under their tenants' catalog versions.
     catalog: Arc<treatments::Catalog>,
+    /// Pages of a location's day kept for lists, under its list versions.
+    day_pages: Arc<bookings::DayPages>,
     /// The waitlist's offer time.
     waitlist: Arc<offers::Settings>,
     shutdown: Shutdown,
@@ -156,6 +158,7 @@ impl Bookings {
             gates: gates::Gates::default(),
             calendars: Arc::default(),
             catalog: Arc::default(),
+            day_pages: Arc::new(bookings::DayPages::new(bookings::DAY_PAGES)),
             waitlist: Arc::default(),
             shutdown: Shutdown::never(),
         });
@@ -199,6 +202,7 @@ impl Bookings {
             gates: self.gates.clone(),
             calendars: Arc::clone(&self.calendars),
             catalog: Arc::clone(&self.catalog),
+            day_pages: Arc::clone(&self.day_pages),
             waitlist: Arc::clone(&self.waitlist),
             shutdown: self.shutdown.clone(),
         }

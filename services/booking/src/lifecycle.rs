@@ -15,7 +15,7 @@ use crate::wire::Completion;
 use crate::{Bookings, SESSION_COMPLETED_TOPIC};
 
 /// Where a booking is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Status {
     Booked,
     CheckedIn,

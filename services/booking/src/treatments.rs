@@ -1,12 +1,10 @@
 //! The catalog: treatments, what a session of each takes and the rules for
 //! booking it.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
-
 use jiff::SignedDuration;
 use recovery_kit::idempotency;
 use recovery_kit::ids::new_id;
+use recovery_kit::kept::Versioned;
 use recovery_kit::time::to_micros;
 use recovery_kit::{Caller, Error, Lock, Scope};
 use recovery_peers::DeviceNeed;
@@ -39,39 +37,32 @@ pub(crate) struct Terms {
 /// Treatments as searches last read them, each under its tenant's catalog
 /// version at the time (`store::treatments::versions`): one is used only
 /// while that version stands, so never after a change committed.
-#[derive(Default)]
+#[derive(Debug)]
 pub(crate) struct Catalog {
-    kept: Mutex<HashMap<String, (i64, Treatment)>>,
+    kept: Versioned<String, i64, Treatment>,
 }
 
 /// Treatments kept at most; a full catalog starts over.
 const KEPT: usize = 1_000;
 
-impl std::fmt::Debug for Catalog {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Catalog").finish_non_exhaustive()
+impl Default for Catalog {
+    fn default() -> Self {
+        Self {
+            kept: Versioned::new(KEPT),
+        }
     }
 }
 
 impl Catalog {
     /// The treatment `id` as kept under catalog `version`.
     pub(crate) fn get(&self, id: &str, version: i64) -> Option<Treatment> {
-        let kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
-        kept.get(id)
-            .filter(|(at, _)| *at == version)
-            .map(|(_, treatment)| treatment.clone())
+        self.kept.get(id, version)
     }
 
     /// Keeps `treatment`, read after catalog `version` was.
     pub(crate) fn put(&self, version: i64, treatment: &Treatment) {
-        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
-        if kept.get(&treatment.id).is_some_and(|(at, _)| *at > version) {
-            return;
-        }
-        if kept.len() >= KEPT && !kept.contains_key(&treatment.id) {
-            kept.clear();
-        }
-        kept.insert(treatment.id.clone(), (version, treatment.clone()));
+        self.kept
+            .put(treatment.id.clone(), version, treatment.clone());
     }
 }
 

@@ -149,6 +149,29 @@ pub(crate) async fn list(
     rows.iter().map(Booking::from_row).collect()
 }
 
+/// The versions a day's list of `location_id`'s bookings is kept under,
+/// in one statement: the location's calendar version (what the bookings
+/// hold, the devices' states) and its bookings version (the bookings, their
+/// findings and reserved devices; migration 20090).
+pub(crate) async fn list_versions(
+    conn: &mut AnyConnection,
+    scope: &Scope,
+    location_id: &str,
+) -> Result<(i64, i64), sqlx::Error> {
+    let row = sqlx::query(&format!(
+        "SELECT COALESCE((SELECT version FROM calendar_versions WHERE location_id = $1 \
+         AND {tenant}), 0) AS calendar, \
+         COALESCE((SELECT version FROM booking_versions WHERE location_id = $1 \
+         AND {tenant}), 0) AS bookings",
+        tenant = scope.filter("tenant_id", 2)
+    ))
+    .bind(location_id)
+    .bind(scope.tenant())
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok((row.try_get("calendar")?, row.try_get("bookings")?))
+}
+
 /// Stores a new booking.
 pub(crate) async fn insert(
     conn: &mut AnyConnection,

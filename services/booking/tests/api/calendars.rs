@@ -17,11 +17,11 @@ use crate::support::{Client, Studio, reason, start, t};
 
 const CHAMBERS: usize = 4;
 /// 10:00-11:00 in New York on Wednesday 2026-12-02: 20 three-minute slots.
-const WINDOW: (&str, &str) = ("2026-12-02T15:00:00Z", "2026-12-02T16:00:00Z");
+pub(crate) const WINDOW: (&str, &str) = ("2026-12-02T15:00:00Z", "2026-12-02T16:00:00Z");
 
 /// A second booking service on the studio's database, behind its own
 /// server: its own kept calendars, its own bus.
-async fn replica(studio: &Studio) -> (Arc<Bookings>, TestServer) {
+pub(crate) async fn replica(studio: &Studio) -> (Arc<Bookings>, TestServer) {
     let replica = studio.replica().await;
     let mut services = Services::new(Arc::clone(&studio.authenticator));
     replica.mount(&mut services);
@@ -65,7 +65,7 @@ fn taken(booking: &pb::Booking) -> Vec<String> {
         .collect()
 }
 
-async fn studio_with_chambers(db: TestDb) -> Studio {
+pub(crate) async fn studio_with_chambers(db: TestDb) -> Studio {
     let studio = start(db).await;
     for n in 2..=CHAMBERS {
         studio.chamber(&format!("Chamber {n}")).await;

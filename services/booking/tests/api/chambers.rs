@@ -466,6 +466,15 @@ async fn bookings_at_risk_are_streamed_and_moved_keeping_their_id(db: TestDb) {
         .watch(&studio.staff, &studio.location_id, "2026-12-02")
         .await;
     stream.message().await.unwrap().unwrap();
+    // The desk's list of the day (kept after this call) shows it too.
+    let mut desk = studio.client(&studio.desk).await;
+    let day = pb::ListBookingsRequest {
+        location_id: studio.location_id.clone(),
+        day: "2026-12-02".into(),
+        ..Default::default()
+    };
+    let listed = desk.list_bookings(day.clone()).await.unwrap().into_inner();
+    assert!(listed.bookings[0].at_risk.is_none());
 
     maintenance(&studio, &a, true).await;
     relay(&studio).await;
@@ -486,6 +495,11 @@ async fn bookings_at_risk_are_streamed_and_moved_keeping_their_id(db: TestDb) {
         .booking
         .unwrap();
     assert!(got.at_risk.is_some());
+    let listed = desk.list_bookings(day.clone()).await.unwrap().into_inner();
+    assert_eq!(
+        listed.bookings[0].at_risk, got.at_risk,
+        "the kept day is not shown"
+    );
 
     // Staff move it to the other chamber: same booking, same time.
     let moved = studio
@@ -507,6 +521,9 @@ async fn bookings_at_risk_are_streamed_and_moved_keeping_their_id(db: TestDb) {
     let seen = next_change(&mut stream, &booking.id).await;
     assert_eq!(chamber_of(&seen), chamber_b);
     assert!(seen.at_risk.is_none());
+    let listed = desk.list_bookings(day).await.unwrap().into_inner();
+    assert_eq!(chamber_of(&listed.bookings[0]), chamber_b);
+    assert!(listed.bookings[0].at_risk.is_none());
     // Chamber B is taken at that time now; A is out: nothing is offered.
     assert!(
         offered(&studio, TEN_AM, "2026-12-02T15:01:00Z")

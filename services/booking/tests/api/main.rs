@@ -22,6 +22,7 @@ mod dst;
 mod holds;
 mod idempotency;
 mod lifecycle;
+mod lists;
 mod rpcs;
 mod suggestions;
 mod support;
