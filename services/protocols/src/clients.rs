@@ -1,6 +1,8 @@
 //! Clients: registered, found, corrected, and erased on request. Every
 //! change is audited in its transaction.
 
+use std::sync::Arc;
+
 use prost::Message as _;
 use recovery_kit::events::Event;
 use recovery_kit::ids::new_id;
@@ -12,7 +14,7 @@ use sqlx::AnyConnection;
 
 use crate::audit::Action;
 use crate::wire::clients::{ClientFields, ClientPatch, ClientSearch, NewClient};
-use crate::{CLIENT_ERASED, Listed, Protocols, store};
+use crate::{CLIENT_ERASED, Listed, Protocols, lists, store};
 
 /// The client `id`, refused with `CLIENT_ERASED` when erased: nothing new
 /// is recorded about someone who asked to be forgotten.
@@ -74,13 +76,25 @@ impl Protocols {
         search: ClientSearch,
     ) -> Result<Listed<pb::Client>, Error> {
         let mut conn = store::reader(&self.db).await?;
+        // The version first: a page read after it is at least as new.
+        let version = store::clients::list_version(&mut conn, scope).await?;
+        let key = (scope.clone(), search);
+        if let Some(page) = self.kept.clients.get(&key, version) {
+            return Ok(Listed::clone(&page));
+        }
+        let search = &key.1;
         let mut clients =
             store::clients::list(&mut conn, scope, &search.text, &search.page).await?;
+        drop(conn);
         let next_page_token = search.page.finish(&mut clients, |c| &c.id);
-        Ok(Listed {
+        let page = Listed {
             items: clients,
             next_page_token,
-        })
+        };
+        self.kept
+            .clients
+            .put_weighed(key, version, Arc::new(page.clone()), lists::weight(&page));
+        Ok(page)
     }
 
     /// `UpdateClient`: the named fields of a client not erased.

@@ -3,6 +3,7 @@
 //! helped.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use jiff::SignedDuration;
 use recovery_kit::ids::new_id;
@@ -14,7 +15,7 @@ use recovery_proto::protocols::v1 as pb;
 use crate::audit::Action;
 use crate::store::history::{EntryKind, ModalityCounts};
 use crate::wire::history::{ActivityList, NewActivity, NewSession, TimelineQuery};
-use crate::{Listed, Protocols, clients, store};
+use crate::{Listed, Protocols, clients, lists, store};
 
 /// How far back the summary's recent figures reach.
 const RECENT: SignedDuration = SignedDuration::from_hours(24 * 30);
@@ -155,8 +156,15 @@ impl Protocols {
         query: TimelineQuery,
     ) -> Result<Listed<pb::TimelineEntry>, Error> {
         let mut conn = store::reader(&self.db).await?;
+        // The version first: a page read after it is at least as new.
+        let version = store::history::timeline_version(&mut conn, scope, &query.client_id).await?;
+        let key = (scope.clone(), query);
+        if let Some(page) = self.kept.timelines.get(&key, version) {
+            return Ok(Listed::clone(&page));
+        }
+        let query = &key.1;
         store::clients::find(&mut conn, scope, &query.client_id, Lock::Read).await?;
-        let mut keys = store::history::timeline(&mut conn, scope, &query).await?;
+        let mut keys = store::history::timeline(&mut conn, scope, query).await?;
         let next_page_token = query
             .page
             .finish(&mut keys, |key| (key.occur, key.id.as_str()));
@@ -195,10 +203,15 @@ impl Protocols {
                 })
             })
             .collect();
-        Ok(Listed {
+        drop(conn);
+        let page = Listed {
             items: entries,
             next_page_token,
-        })
+        };
+        self.kept
+            .timelines
+            .put_weighed(key, version, Arc::new(page.clone()), lists::weight(&page));
+        Ok(page)
     }
 
     /// `GetSummary`: sessions and soreness drops per modality and in all,

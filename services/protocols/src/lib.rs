@@ -13,6 +13,7 @@ mod audit;
 mod clients;
 mod grpc;
 mod history;
+mod lists;
 mod peers;
 mod plans;
 mod rules;
@@ -61,6 +62,8 @@ pub struct Protocols {
     directory: Arc<dyn Directory>,
     /// Booking's open slots for recommended session steps, once told.
     slots: OnceLock<Arc<dyn recovery_peers::Slots>>,
+    /// Pages of the client list and of timelines, under their versions.
+    kept: lists::Kept,
 }
 
 impl Protocols {
@@ -86,6 +89,7 @@ impl Protocols {
             outbox,
             directory,
             slots: OnceLock::new(),
+            kept: lists::Kept::default(),
         }))
     }
 
@@ -205,6 +209,7 @@ fn tenant_scope(caller: &Caller) -> Result<Scope, Error> {
 }
 
 /// One page of a list, and the token of the next page (empty on the last).
+#[derive(Debug, Clone)]
 struct Listed<T> {
     items: Vec<T>,
     next_page_token: String,

@@ -173,6 +173,22 @@ pub(crate) async fn list(
     .collect()
 }
 
+/// The version of `scope`'s client list (migration 40060): bumped by every
+/// change to its clients.
+pub(crate) async fn list_version(
+    conn: &mut AnyConnection,
+    scope: &Scope,
+) -> Result<i64, sqlx::Error> {
+    let version: Option<i64> = sqlx::query_scalar(&format!(
+        "SELECT version FROM protocols_client_list_versions WHERE {tenant}",
+        tenant = scope.filter("tenant_id", 1)
+    ))
+    .bind(scope.tenant())
+    .fetch_optional(conn)
+    .await?;
+    Ok(version.unwrap_or(0))
+}
+
 /// Empties client `id`'s personal fields, screening answers, free text,
 /// audit details and the stored answers of idempotent creates that mention
 /// it; keeps anonymous session and activity rows and who did what when.

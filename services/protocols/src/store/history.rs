@@ -326,6 +326,24 @@ pub(crate) struct TimelineKey {
     pub(crate) occur: i64,
 }
 
+/// The version of client `client_id`'s timeline (migration 40060): bumped
+/// by every change to its sessions, its activities and the client.
+pub(crate) async fn timeline_version(
+    conn: &mut AnyConnection,
+    scope: &Scope,
+    client_id: &str,
+) -> Result<i64, sqlx::Error> {
+    let version: Option<i64> = sqlx::query_scalar(&format!(
+        "SELECT version FROM protocols_timeline_versions WHERE client_id = $2 AND {tenant}",
+        tenant = scope.filter("tenant_id", 1)
+    ))
+    .bind(scope.tenant())
+    .bind(client_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(version.unwrap_or(0))
+}
+
 /// A page (fetched with [`Keyset::fetch`]) of a client's sessions and
 /// activities, newest first.
 pub(crate) async fn timeline(

@@ -199,6 +199,7 @@ impl ClientPatch {
 
 /// A validated `ListClients`: lowercased search text (empty: everyone) and
 /// the page.
+#[derive(Debug, PartialEq, Eq, Hash)]
 pub(crate) struct ClientSearch {
     pub(crate) text: String,
     pub(crate) page: Page,

@@ -230,6 +230,7 @@ impl ActivityList {
 }
 
 /// A validated `ListTimeline`.
+#[derive(Debug, PartialEq, Eq, Hash)]
 pub(crate) struct TimelineQuery {
     pub(crate) client_id: String,
     pub(crate) from: Option<Timestamp>,

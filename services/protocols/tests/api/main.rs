@@ -9,6 +9,7 @@ mod audit;
 mod clients;
 mod history;
 mod idempotency;
+mod lists;
 mod plans;
 mod rpcs;
 mod rules;

@@ -31,10 +31,12 @@ pub(crate) struct Env {
     pub(crate) operator: String,
     pub(crate) protocols: Arc<Protocols>,
     pub(crate) bus: Bus,
+    platform: Platform,
 }
 
 /// A studio: its manager and front-desk keys and one location in Berlin.
 pub(crate) struct Studio {
+    pub(crate) manager_key: String,
     pub(crate) manager: Client,
     pub(crate) front_desk: Client,
     pub(crate) location_id: String,
@@ -60,15 +62,32 @@ pub(crate) async fn env(db: TestDb) -> Env {
         db,
         server,
         clock,
-        operator: platform.operator,
+        operator: platform.operator.clone(),
         protocols,
         bus,
+        platform,
     }
 }
 
 impl Env {
     pub(crate) async fn client(&self, key: &str) -> Client {
         ProtocolServiceClient::with_interceptor(self.server.channel().await, Bearer::new(key))
+    }
+
+    /// A second protocols service on the same database, behind its own
+    /// server (its own kept pages, its own bus), as another replica.
+    pub(crate) async fn replica(&self) -> TestServer {
+        let protocols = Protocols::start(
+            self.db.db.clone(),
+            self.clock.clone(),
+            Bus::default(),
+            self.platform.directory(),
+        )
+        .await
+        .unwrap();
+        let mut services = self.platform.services();
+        protocols.mount(&mut services);
+        TestServer::start(services).await
     }
 
     pub(crate) async fn studio(&self, name: &str) -> Studio {
@@ -81,6 +100,7 @@ impl Env {
         )
         .await;
         Studio {
+            manager_key: made.key(Role::Manager).to_owned(),
             manager: self.client(made.key(Role::Manager)).await,
             front_desk: self.client(made.key(Role::FrontDesk)).await,
             location_id: made.location_id,
