@@ -17,7 +17,7 @@ use crate::support::{Client, Studio, reason, start, t};
 
 const CHAMBERS: usize = 4;
 /// 10:00-11:00 in New York on Wednesday 2026-12-02: 20 three-minute slots.
-pub(crate) const WINDOW: (&str, &str) = ("2026-12-02T15:00:00Z", "2026-12-02T16:00:00Z");
+const WINDOW: (&str, &str) = ("2026-12-02T15:00:00Z", "2026-12-02T16:00:00Z");
 
 /// A second booking service on the studio's database, behind its own
 /// server: its own kept calendars, its own bus.
@@ -144,20 +144,18 @@ const SEARCHERS: usize = 4;
 /// Searches per searcher at most (the keys' rate limit stays far away).
 const SEARCHES_EACH: usize = 30;
 
-/// Bookings race searches on two replicas: every slot a search returned
-/// was free when the search began. A search's answer is checked against
-/// every booking whose answer reached its desk before the search was sent
-/// (so committed before the search began): none of its chambers may be
-/// offered at its time.
-async fn bookings_racing_searches_never_show_a_taken_slot_free(db: TestDb) {
-    let studio = studio_with_chambers(db).await;
-    let (_replica, server) = replica(&studio).await;
-    let channels = [studio.server.channel().await, server.channel().await];
+/// The bookings of `bookers` desks racing in the window, `each` apiece:
+/// desk `d`'s `k`-th takes slot `(k + 5 d) mod 20`, so with 4 desks of 10
+/// every slot is booked twice (2 of the 4 chambers), and all of them fit.
+pub(crate) async fn racing_bookings(
+    studio: &Studio,
+    bookers: usize,
+    each: usize,
+) -> Vec<Vec<pb::CreateBookingRequest>> {
     let mut requests = Vec::new();
-    for booker in 0..BOOKERS {
+    for booker in 0..bookers {
         let mut mine = Vec::new();
-        for k in 0..BOOKINGS_EACH {
-            // Slot (k + 5 * booker) mod 20: each slot twice, 2 of 4 chambers.
+        for k in 0..each {
             let slot = (k + 5 * booker) % 20;
             let start: jiff::Timestamp = WINDOW.0.parse().unwrap();
             let start = start + jiff::SignedDuration::from_mins(3 * i64::try_from(slot).unwrap());
@@ -169,6 +167,19 @@ async fn bookings_racing_searches_never_show_a_taken_slot_free(db: TestDb) {
         }
         requests.push(mine);
     }
+    requests
+}
+
+/// Bookings race searches on two replicas: every slot a search returned
+/// was free when the search began. A search's answer is checked against
+/// every booking whose answer reached its desk before the search was sent
+/// (so committed before the search began): none of its chambers may be
+/// offered at its time.
+async fn bookings_racing_searches_never_show_a_taken_slot_free(db: TestDb) {
+    let studio = studio_with_chambers(db).await;
+    let (_replica, server) = replica(&studio).await;
+    let channels = [studio.server.channel().await, server.channel().await];
+    let requests = racing_bookings(&studio, BOOKERS, BOOKINGS_EACH).await;
     // Both replicas keep the empty window's calendar before the race.
     for channel in &channels {
         let mut client =

@@ -12,7 +12,7 @@ use recovery_proto::booking::v1 as pb;
 use recovery_proto::booking::v1::booking_service_client::BookingServiceClient;
 use tokio::sync::Barrier;
 
-use crate::calendars::{WINDOW, replica, studio_with_chambers};
+use crate::calendars::{racing_bookings, replica, studio_with_chambers};
 use crate::support::{Client, Studio, TEN_AM, start};
 
 const DAY: &str = "2026-12-02";
@@ -142,22 +142,7 @@ async fn bookings_racing_lists_are_never_missing_from_a_later_list(db: TestDb) {
     let studio = studio_with_chambers(db).await;
     let (_replica, server) = replica(&studio).await;
     let channels = [studio.server.channel().await, server.channel().await];
-    let mut requests = Vec::new();
-    for booker in 0..BOOKERS {
-        let mut mine = Vec::new();
-        for k in 0..BOOKINGS_EACH {
-            // Slot (k + 5 * booker) mod 20: each slot twice, 2 of 4 chambers.
-            let slot = (k + 5 * booker) % 20;
-            let start: jiff::Timestamp = WINDOW.0.parse().unwrap();
-            let start = start + jiff::SignedDuration::from_mins(3 * i64::try_from(slot).unwrap());
-            mine.push(
-                studio
-                    .booking(&format!("racer-{booker}-{k}"), &start.to_string())
-                    .await,
-            );
-        }
-        requests.push(mine);
-    }
+    let requests = racing_bookings(&studio, BOOKERS, BOOKINGS_EACH).await;
     // Both replicas keep the empty day's page before the race.
     let whole_day = || day(&studio, pb::BookingStatus::Unspecified, 100);
     for channel in &channels {
