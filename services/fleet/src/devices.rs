@@ -1,10 +1,13 @@
 //! Devices: what they are (kinds, attachments, specs), registering,
 //! reading, listing, updating and retiring them.
 
+use std::sync::Arc;
+
 use jiff::SignedDuration;
 use recovery_kit::db::is_unique_violation;
 use recovery_kit::idempotency::{self, Key};
 use recovery_kit::ids::new_id;
+use recovery_kit::kept::Versioned;
 use recovery_kit::page::Page;
 use recovery_kit::{Caller, Error, Scope, Violations, reason};
 use recovery_proto::fleet::v1 as pb;
@@ -189,6 +192,27 @@ fn or_serial_taken(error: sqlx::Error, serial: &str) -> Error {
     }
 }
 
+/// A page of `ListDevices` as kept: what it listed, read at `read_at`
+/// (micros), the same until `valid_until` unless a write moves the version.
+#[derive(Debug)]
+pub(crate) struct KeptDevices {
+    listing: Listing<DeviceRow>,
+    read_at: i64,
+    valid_until: i64,
+}
+
+/// Devices kept at most in pages; a full cache starts over.
+pub(crate) const KEPT_DEVICES: usize = 10_000;
+
+/// Pages of `ListDevices`, by filter and page, under their tenants' device
+/// list versions.
+pub(crate) type KeptPages = Versioned<(DeviceFilter, Page), i64, Arc<KeptDevices>>;
+
+/// `span` in micros, saturating (a configured hours-long span never is).
+fn to_micros_span(span: SignedDuration) -> i64 {
+    i64::try_from(span.as_micros()).unwrap_or(i64::MAX)
+}
+
 impl Fleet {
     /// Registers a device (once per `key`), available at its location.
     pub(crate) async fn register(
@@ -250,9 +274,43 @@ impl Fleet {
     ) -> Result<Listing<DeviceRow>, Error> {
         self.optional_location(caller, filter.location_id.as_deref(), &filter.scope)
             .await?;
-        let mut devices = store::devices(self.db.reader(), self.times(), &filter, &page).await?;
+        let times = self.times();
+        let mut conn = self.db.reader().acquire().await?;
+        // A page is kept under its tenant's device list version, read first,
+        // and until the clock changes a state in it. A state filter makes
+        // which devices are listed depend on the clock, and every tenant's
+        // list has no one version: those are read every time.
+        let version = if filter.state.is_none() && filter.scope.tenant().is_some() {
+            Some(store::list_version(&mut conn, &filter.scope).await?)
+        } else {
+            None
+        };
+        let key = (filter, page);
+        if let Some(version) = version
+            && let Some(kept) = self.kept_devices.get(&key, version)
+            && (kept.read_at..kept.valid_until).contains(&times.now)
+        {
+            return Ok(kept.listing.clone());
+        }
+        let (filter, page) = &key;
+        let mut devices = store::devices(&mut *conn, times, filter, page).await?;
         let next_page_token = page.finish(&mut devices, |d| &d.id);
-        Ok(Listing::new(devices, next_page_token))
+        let listing = Listing::new(devices, next_page_token);
+        if let Some(version) = version {
+            let offline_after = to_micros_span(self.config.offline_after());
+            let valid_until = store::next_flip(&mut conn, times, offline_after, &listing.items)
+                .await?
+                .unwrap_or(i64::MAX);
+            let weight = listing.items.len().max(1);
+            let kept = KeptDevices {
+                listing: listing.clone(),
+                read_at: times.now,
+                valid_until,
+            };
+            self.kept_devices
+                .put_weighed(key, version, Arc::new(kept), weight);
+        }
+        Ok(listing)
     }
 
     /// Checks a location a list is filtered by (none: no filter): another

@@ -109,6 +109,8 @@ pub struct Fleet {
     shutdown: OnceLock<Shutdown>,
     /// When [`Fleet::sweep_windows`] last looked, in micros.
     last_sweep: Mutex<i64>,
+    /// Pages of `ListDevices` kept under their tenants' list versions.
+    kept_devices: devices::KeptPages,
 }
 
 impl Fleet {
@@ -142,6 +144,7 @@ impl Fleet {
             config,
             shutdown: OnceLock::new(),
             last_sweep,
+            kept_devices: devices::KeptPages::new(devices::KEPT_DEVICES),
         }))
     }
 

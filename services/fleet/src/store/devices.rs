@@ -1,6 +1,6 @@
 //! Devices: their rows, with the effective state read at [`Times`].
 
-use recovery_kit::db::optional;
+use recovery_kit::db::{optional, placeholders};
 use recovery_kit::page::{Keyset, Page};
 use recovery_kit::{Error, Lock, Scope};
 use sqlx::any::{AnyArguments, AnyRow};
@@ -166,7 +166,7 @@ pub(crate) async fn lock_device(
 }
 
 /// What `ListDevices` filters by; `None` filters nothing.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct DeviceFilter {
     pub(crate) scope: Scope,
     pub(crate) location_id: Option<String>,
@@ -201,6 +201,67 @@ pub(crate) async fn devices<'e>(
     .fetch_all(db)
     .await?;
     DeviceRow::all(&rows)
+}
+
+/// The version of `scope`'s device list (migration 30060): bumped by every
+/// change to its devices and their reservations.
+pub(crate) async fn list_version(conn: &mut AnyConnection, scope: &Scope) -> Result<i64, Error> {
+    let version: Option<i64> = sqlx::query_scalar(&format!(
+        "SELECT version FROM fleet_list_versions WHERE {}",
+        scope.filter("tenant_id", 1)
+    ))
+    .bind(scope.tenant())
+    .fetch_optional(conn)
+    .await?;
+    Ok(version.unwrap_or(0))
+}
+
+/// When the clock alone next changes the effective state of one of `rows`
+/// (read at `times`; devices go offline `offline_after_us` after their last
+/// heartbeat): an available, charging or reserved device going offline, a
+/// held reservation of one starting or ending. `None`: never, until a write.
+pub(crate) async fn next_flip(
+    conn: &mut AnyConnection,
+    times: Times,
+    offline_after_us: i64,
+    rows: &[DeviceRow],
+) -> Result<Option<i64>, Error> {
+    let moving: Vec<&DeviceRow> = rows
+        .iter()
+        .filter(|d| {
+            matches!(
+                d.state,
+                State::Available | State::Charging | State::Reserved
+            )
+        })
+        .collect();
+    if moving.is_empty() {
+        return Ok(None);
+    }
+    // Offline once the heartbeat is older than `now - offline_after`: from
+    // one microsecond past `last + offline_after`.
+    let offline = moving
+        .iter()
+        .filter_map(|d| {
+            d.last_seen
+                .unwrap_or(d.create_time)
+                .checked_add(offline_after_us)?
+                .checked_add(1)
+        })
+        .filter(|at| *at > times.now)
+        .min();
+    let sql = format!(
+        "SELECT MIN(CASE WHEN start_us > $1 THEN start_us ELSE end_us END) AS flip \
+         FROM device_reservations WHERE state = 'held' AND end_us > $1 \
+         AND device_id IN ({})",
+        placeholders(2, moving.len())
+    );
+    let mut query = sqlx::query_scalar::<_, Option<i64>>(&sql).bind(times.now);
+    for device in &moving {
+        query = query.bind(device.id.as_str());
+    }
+    let reservation = query.fetch_one(conn).await?;
+    Ok([offline, reservation].into_iter().flatten().min())
 }
 
 /// What `ListDueForService` filters by.

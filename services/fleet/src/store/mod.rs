@@ -18,7 +18,8 @@ use recovery_kit::time::to_micros;
 
 pub(crate) use devices::{
     Also, DeviceFilter, DeviceRow, DueFilter, board, candidates, device, devices, due_for_service,
-    insert_device, lock_device, mark_offline, set_state, silent_devices, update_device,
+    insert_device, list_version, lock_device, mark_offline, next_flip, set_state, silent_devices,
+    update_device,
 };
 pub(crate) use links::{set_told, told};
 pub(crate) use maintenance::{

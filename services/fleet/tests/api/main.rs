@@ -7,6 +7,7 @@
 mod bookings;
 mod devices;
 mod idempotency;
+mod lists;
 mod maintenance;
 mod reservations;
 mod support;
