@@ -203,17 +203,17 @@ pub(crate) async fn devices<'e>(
     DeviceRow::all(&rows)
 }
 
-/// The version of `scope`'s device list (migration 30060): bumped by every
-/// change to its devices and their reservations.
+/// The version of `scope`'s device list (migration 30060): the sum of its
+/// shards, which every change to its devices and their reservations bumps.
 pub(crate) async fn list_version(conn: &mut AnyConnection, scope: &Scope) -> Result<i64, Error> {
-    let version: Option<i64> = sqlx::query_scalar(&format!(
-        "SELECT version FROM fleet_list_versions WHERE {}",
+    let version: i64 = sqlx::query_scalar(&format!(
+        "SELECT CAST(COALESCE(SUM(version), 0) AS BIGINT) FROM fleet_list_versions WHERE {}",
         scope.filter("tenant_id", 1)
     ))
     .bind(scope.tenant())
-    .fetch_optional(conn)
+    .fetch_one(conn)
     .await?;
-    Ok(version.unwrap_or(0))
+    Ok(version)
 }
 
 /// When the clock alone next changes the effective state of one of `rows`
