@@ -99,6 +99,8 @@ impl Engine {
 pub struct Db {
     read: AnyPool,
     write: AnyPool,
+    /// Connections for reading version counters only ([`Db::counters`]).
+    counters: AnyPool,
     engine: Engine,
     /// PostgreSQL: whether connections act as [`ROW_ROLE`], which
     /// [`Db::migrate`] turns on once the migrations made it.
@@ -108,6 +110,10 @@ pub struct Db {
 }
 
 pub(crate) static DRIVERS: Once = Once::new();
+
+/// PostgreSQL connections for version counters ([`Db::counters`]) per
+/// process: a counter read is one short statement.
+const COUNTER_CONNECTIONS: u32 = 4;
 
 /// SQLite connections for reads: two per core, at least 2 and at most 8.
 /// Each connection steps its statements on a thread of its own, so reads
@@ -161,6 +167,7 @@ impl Db {
                     .await
                     .context("open sqlite database")?;
                 Self {
+                    counters: read.clone(),
                     read,
                     write,
                     engine,
@@ -190,10 +197,25 @@ impl Db {
                             (tenant_setting(), on_acquire.load(Ordering::Relaxed));
                         Box::pin(async move { confine(conn, tenant, as_role).await.map(|()| true) })
                     })
-                    .connect_with(options)
+                    .connect_with(options.clone())
                     .await
                     .context("connect to postgres")?;
+                // Version counters: confined once, when connected, to every
+                // tenant (as the service's own work is), and never again, so
+                // a counter costs one round trip instead of two. Only
+                // numbers are read through it (`Db::counters`).
+                let on_counter = Arc::clone(&as_role);
+                let counters = AnyPoolOptions::new()
+                    .max_connections(COUNTER_CONNECTIONS)
+                    .test_before_acquire(false)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .after_connect(move |conn, _meta| {
+                        let as_role = on_counter.load(Ordering::Relaxed);
+                        Box::pin(confine(conn, "*".to_owned(), as_role))
+                    })
+                    .connect_lazy_with(options);
                 Self {
+                    counters,
                     read: pool.clone(),
                     write: pool,
                     engine,
@@ -213,6 +235,18 @@ impl Db {
     /// The pool for reads outside a transaction.
     pub fn reader(&self) -> &AnyPool {
         &self.read
+    }
+
+    /// The pool for reading version counters, and nothing else: the
+    /// calendar, catalog and list versions a kept value is checked against
+    /// (`kit::kept`). On PostgreSQL its connections are not confined to the
+    /// caller's tenant on every acquire as the reader's are (they see every
+    /// tenant's rows, as the service's own work does), which saves a round
+    /// trip a call; a version number says nothing about a tenant's data, and
+    /// every counter query still filters by the caller's scope. On SQLite
+    /// it is the reader pool.
+    pub fn counters(&self) -> &AnyPool {
+        &self.counters
     }
 
     /// Starts a write transaction.

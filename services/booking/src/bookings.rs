@@ -519,12 +519,13 @@ impl Bookings {
             }
             BookingsOf::Client(client_id) => Err(client_id),
         };
-        let mut conn = self.db.reader().acquire().await?;
         let (filter, versions) = match &listing {
             Ok(key) => {
                 // The versions first: a page read after them is at least as new.
+                let mut counters = self.db.counters().acquire().await?;
                 let versions =
-                    store::bookings::list_versions(&mut conn, &scope, &key.location_id).await?;
+                    store::bookings::list_versions(&mut counters, &scope, &key.location_id).await?;
+                drop(counters);
                 if let Some(kept) = self.day_pages.get(key, versions) {
                     return Ok(pb::ListBookingsResponse::clone(&kept));
                 }
@@ -537,6 +538,7 @@ impl Bookings {
             }
             Err(client_id) => (BookingFilter::Client(client_id), None),
         };
+        let mut conn = self.db.reader().acquire().await?;
         let mut bookings = Self::bookings_on(
             &mut conn,
             &scope,

@@ -275,13 +275,13 @@ impl Fleet {
         self.optional_location(caller, filter.location_id.as_deref(), &filter.scope)
             .await?;
         let times = self.times();
-        let mut conn = self.db.reader().acquire().await?;
         // A page is kept under its tenant's device list version, read first,
         // and until the clock changes a state in it. A state filter makes
         // which devices are listed depend on the clock, and every tenant's
         // list has no one version: those are read every time.
         let version = if filter.state.is_none() && filter.scope.tenant().is_some() {
-            Some(store::list_version(&mut conn, &filter.scope).await?)
+            let mut counters = self.db.counters().acquire().await?;
+            Some(store::list_version(&mut counters, &filter.scope).await?)
         } else {
             None
         };
@@ -293,6 +293,7 @@ impl Fleet {
             return Ok(kept.listing.clone());
         }
         let (filter, page) = &key;
+        let mut conn = self.db.reader().acquire().await?;
         let mut devices = store::devices(&mut *conn, times, filter, page).await?;
         let next_page_token = page.finish(&mut devices, |d| &d.id);
         let listing = Listing::new(devices, next_page_token);

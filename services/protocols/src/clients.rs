@@ -75,14 +75,16 @@ impl Protocols {
         scope: &Scope,
         search: ClientSearch,
     ) -> Result<Listed<pb::Client>, Error> {
-        let mut conn = store::reader(&self.db).await?;
         // The version first: a page read after it is at least as new.
-        let version = store::clients::list_version(&mut conn, scope).await?;
+        let mut counters = self.db.counters().acquire().await?;
+        let version = store::clients::list_version(&mut counters, scope).await?;
+        drop(counters);
         let key = (scope.clone(), search);
         if let Some(page) = self.kept.clients.get(&key, version) {
             return Ok(Listed::clone(&page));
         }
         let search = &key.1;
+        let mut conn = store::reader(&self.db).await?;
         let mut clients =
             store::clients::list(&mut conn, scope, &search.text, &search.page).await?;
         drop(conn);

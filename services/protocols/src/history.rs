@@ -155,14 +155,17 @@ impl Protocols {
         scope: &Scope,
         query: TimelineQuery,
     ) -> Result<Listed<pb::TimelineEntry>, Error> {
-        let mut conn = store::reader(&self.db).await?;
         // The version first: a page read after it is at least as new.
-        let version = store::history::timeline_version(&mut conn, scope, &query.client_id).await?;
+        let mut counters = self.db.counters().acquire().await?;
+        let version =
+            store::history::timeline_version(&mut counters, scope, &query.client_id).await?;
+        drop(counters);
         let key = (scope.clone(), query);
         if let Some(page) = self.kept.timelines.get(&key, version) {
             return Ok(Listed::clone(&page));
         }
         let query = &key.1;
+        let mut conn = store::reader(&self.db).await?;
         store::clients::find(&mut conn, scope, &query.client_id, Lock::Read).await?;
         let mut keys = store::history::timeline(&mut conn, scope, query).await?;
         let next_page_token = query
