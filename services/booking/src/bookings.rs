@@ -538,17 +538,15 @@ impl Bookings {
             }
             Err(client_id) => (BookingFilter::Client(client_id), None),
         };
-        let mut conn = self.db.reader().acquire().await?;
-        let mut bookings = Self::bookings_on(
-            &mut conn,
-            &scope,
-            &filter,
-            query.status,
-            page.after.as_deref(),
-            page.fetch(),
-        )
-        .await?;
-        drop(conn);
+        let mut bookings = self
+            .bookings(
+                &scope,
+                &filter,
+                query.status,
+                page.after.as_deref(),
+                page.fetch(),
+            )
+            .await?;
         let next_page_token = page.finish(&mut bookings, |b| &b.id);
         let response = pb::ListBookingsResponse {
             bookings,
@@ -572,21 +570,9 @@ impl Bookings {
         limit: i64,
     ) -> Result<Vec<pb::Booking>, Error> {
         let mut conn = self.db.reader().acquire().await?;
-        Self::bookings_on(&mut conn, scope, filter, status, after, limit).await
-    }
-
-    /// [`Bookings::bookings`] on `conn`.
-    async fn bookings_on(
-        conn: &mut AnyConnection,
-        scope: &Scope,
-        filter: &BookingFilter<'_>,
-        status: Option<Status>,
-        after: Option<&str>,
-        limit: i64,
-    ) -> Result<Vec<pb::Booking>, Error> {
-        let rows = store::bookings::list(conn, scope, filter, status, after, limit).await?;
+        let rows = store::bookings::list(&mut conn, scope, filter, status, after, limit).await?;
         let ids: Vec<&str> = rows.iter().map(|b| b.id.as_str()).collect();
-        let details = store::details_of(conn, &ids).await?;
+        let details = store::details_of(&mut conn, &ids).await?;
         Ok(rows
             .iter()
             .zip(&details)
