@@ -4,7 +4,7 @@
 //! services (replicas) on one database, each behind its own server.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use recovery_booking::Bookings;
 use recovery_kit::server::Services;
@@ -12,6 +12,8 @@ use recovery_kit::testing::{Bearer, TestDb, TestServer};
 use recovery_proto::booking::v1 as pb;
 use recovery_proto::booking::v1::booking_service_client::BookingServiceClient;
 use tokio::sync::Barrier;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
 
 use crate::support::{Client, Studio, reason, start, t};
 
@@ -170,6 +172,56 @@ pub(crate) async fn racing_bookings(
     requests
 }
 
+/// What a racing desk did: each booking with when its answer came back,
+/// and each cancellation's booking id with when its answer came back.
+pub(crate) type Done = (Vec<(Duration, pb::Booking)>, Vec<(Duration, String)>);
+
+/// One desk per list of `requests`, on `channels` in turn: each waits at
+/// the gate, then books its requests one after another, cancelling every
+/// second booking when `cancel` is set; times are since the epoch.
+pub(crate) fn spawn_desks(
+    studio: &Studio,
+    channels: &[Channel],
+    requests: Vec<Vec<pb::CreateBookingRequest>>,
+    (gate, epoch): (&Arc<Barrier>, Instant),
+    cancel: bool,
+) -> Vec<JoinHandle<Done>> {
+    let mut desks = Vec::new();
+    for (n, mine) in requests.into_iter().enumerate() {
+        let mut desk = BookingServiceClient::with_interceptor(
+            channels[n % channels.len()].clone(),
+            Bearer::new(&studio.desk),
+        );
+        let gate = Arc::clone(gate);
+        desks.push(tokio::spawn(async move {
+            gate.wait().await;
+            let (mut booked, mut cancelled) = (Vec::new(), Vec::new());
+            for (k, request) in mine.into_iter().enumerate() {
+                let booking = desk
+                    .create_booking(request)
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .booking
+                    .unwrap();
+                let id = booking.id.clone();
+                booked.push((epoch.elapsed(), booking));
+                if cancel && k % 2 == 1 {
+                    desk.cancel_booking(pb::CancelBookingRequest {
+                        id: id.clone(),
+                        reason: "race".into(),
+                    })
+                    .await
+                    .unwrap();
+                    cancelled.push((epoch.elapsed(), id));
+                }
+            }
+            (booked, cancelled)
+        }));
+    }
+    desks
+}
+
 /// Bookings race searches on two replicas: every slot a search returned
 /// was free when the search began. A search's answer is checked against
 /// every booking whose answer reached its desk before the search was sent
@@ -189,29 +241,7 @@ async fn bookings_racing_searches_never_show_a_taken_slot_free(db: TestDb) {
 
     let epoch = Instant::now();
     let gate = Arc::new(Barrier::new(BOOKERS + SEARCHERS));
-    let mut bookers = Vec::new();
-    for (n, mine) in requests.into_iter().enumerate() {
-        let mut desk = BookingServiceClient::with_interceptor(
-            channels[n % 2].clone(),
-            Bearer::new(&studio.desk),
-        );
-        let gate = Arc::clone(&gate);
-        bookers.push(tokio::spawn(async move {
-            gate.wait().await;
-            let mut done = Vec::new();
-            for request in mine {
-                let booking = desk
-                    .create_booking(request)
-                    .await
-                    .unwrap()
-                    .into_inner()
-                    .booking
-                    .unwrap();
-                done.push((epoch.elapsed(), booking));
-            }
-            done
-        }));
-    }
+    let bookers = spawn_desks(&studio, &channels, requests, (&gate, epoch), false);
     let mut searchers = Vec::new();
     for n in 0..SEARCHERS {
         let mut client = BookingServiceClient::with_interceptor(
@@ -232,7 +262,7 @@ async fn bookings_racing_searches_never_show_a_taken_slot_free(db: TestDb) {
     }
     let mut booked = Vec::new();
     for booker in bookers {
-        booked.extend(booker.await.unwrap());
+        booked.extend(booker.await.unwrap().0);
     }
     let mut answers = Vec::new();
     for searcher in searchers {

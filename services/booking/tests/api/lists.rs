@@ -12,7 +12,7 @@ use recovery_proto::booking::v1 as pb;
 use recovery_proto::booking::v1::booking_service_client::BookingServiceClient;
 use tokio::sync::Barrier;
 
-use crate::calendars::{racing_bookings, replica, studio_with_chambers};
+use crate::calendars::{racing_bookings, replica, spawn_desks, studio_with_chambers};
 use crate::support::{Client, Studio, TEN_AM, start};
 
 const DAY: &str = "2026-12-02";
@@ -153,38 +153,7 @@ async fn bookings_racing_lists_are_never_missing_from_a_later_list(db: TestDb) {
 
     let epoch = Instant::now();
     let gate = Arc::new(Barrier::new(BOOKERS + LISTERS));
-    let mut bookers = Vec::new();
-    for (n, mine) in requests.into_iter().enumerate() {
-        let mut desk = BookingServiceClient::with_interceptor(
-            channels[n % 2].clone(),
-            Bearer::new(&studio.desk),
-        );
-        let gate = Arc::clone(&gate);
-        bookers.push(tokio::spawn(async move {
-            gate.wait().await;
-            let (mut booked, mut cancelled) = (Vec::new(), Vec::new());
-            for (k, request) in mine.into_iter().enumerate() {
-                let booking = desk
-                    .create_booking(request)
-                    .await
-                    .unwrap()
-                    .into_inner()
-                    .booking
-                    .unwrap();
-                booked.push((epoch.elapsed(), booking.id.clone()));
-                if k % 2 == 1 {
-                    desk.cancel_booking(pb::CancelBookingRequest {
-                        id: booking.id.clone(),
-                        reason: "race".into(),
-                    })
-                    .await
-                    .unwrap();
-                    cancelled.push((epoch.elapsed(), booking.id));
-                }
-            }
-            (booked, cancelled)
-        }));
-    }
+    let bookers = spawn_desks(&studio, &channels, requests, (&gate, epoch), true);
     let mut listers = Vec::new();
     for n in 0..LISTERS {
         let mut client = BookingServiceClient::with_interceptor(
@@ -223,7 +192,11 @@ async fn bookings_racing_lists_are_never_missing_from_a_later_list(db: TestDb) {
                 .find(|b| b.id == id)
                 .map(pb::Booking::status)
         };
-        for (answered, id) in booked.iter().filter(|(at, _)| at < began) {
+        for (answered, id) in booked
+            .iter()
+            .filter(|(at, _)| at < began)
+            .map(|(at, b)| (at, &b.id))
+        {
             checked += 1;
             assert!(
                 status(id).is_some(),
