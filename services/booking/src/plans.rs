@@ -26,7 +26,7 @@ use crate::availability::{Place, check_policy};
 use crate::bookings::Fresh;
 use crate::saga::Reservation;
 use crate::store::Treatment;
-use crate::vetting::{Vetted, refused};
+use crate::vetting::{Vetted, about_client, refused};
 use crate::wire::NewPlan;
 use crate::{Bookings, IDEMPOTENCY_TABLE};
 
@@ -121,7 +121,7 @@ impl Bookings {
         }
     }
 
-    /// The client's standing and the rules on every session, in one call:
+    /// The rules on every session, the client's standing with them, in one call:
     /// any refusal is the answer.
     async fn judge_plan(
         &self,
@@ -130,7 +130,6 @@ impl Bookings {
         places: &[Place],
         items: &mut [Item],
     ) -> Result<(), Error> {
-        self.check_standing(tenant_id, &plan.client_id).await?;
         let starts = plan.sessions.iter().map(|s| s.slot.start);
         let first = starts.clone().min().unwrap_or_else(|| self.clock.now());
         let last = starts.max().unwrap_or(first);
@@ -152,7 +151,13 @@ impl Bookings {
                 .await?,
             follows: Follows::Nothing,
         };
-        let judged = self.peers.clients.evaluate_many(tenant_id, &batch).await?;
+        // The rules refuse an unknown or erased client themselves.
+        let judged = self
+            .peers
+            .clients
+            .evaluate_many(tenant_id, &batch)
+            .await
+            .map_err(|e| about_client(e, &plan.client_id))?;
         for (index, (item, verdict)) in items.iter_mut().zip(judged.verdicts).enumerate() {
             if let Some(refusal) = verdict.refusals.first() {
                 tracing::info!(reason = %refusal.reason, "the rules refused a plan's session");

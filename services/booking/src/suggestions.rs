@@ -30,7 +30,7 @@ use recovery_rules::{Fit, Modality, Reason};
 use crate::Bookings;
 use crate::availability::{Openings, Place};
 use crate::store::{self, Treatment};
-use crate::vetting::refused;
+use crate::vetting::{about_client, refused};
 use crate::wire::{self, Named, Offer, SuggestQuery};
 
 /// The most locations one call searches.
@@ -72,7 +72,6 @@ impl Bookings {
             self.check_standing(&tenant_id, &query.client_id).await?;
             return Ok(pb::SuggestSlotsResponse::default());
         }
-        self.check_standing(&tenant_id, &query.client_id).await?;
         let batch = Batch {
             client_id: query.client_id.clone(),
             sessions: opens
@@ -92,7 +91,13 @@ impl Bookings {
                 .await?,
             follows: query.follows.clone(),
         };
-        let judged = self.peers.clients.evaluate_many(&tenant_id, &batch).await?;
+        // The rules refuse an unknown or erased client themselves.
+        let judged = self
+            .peers
+            .clients
+            .evaluate_many(&tenant_id, &batch)
+            .await
+            .map_err(|e| about_client(e, &query.client_id))?;
         let after = judged.activity.map(|(_, end)| end);
         let candidates: Vec<recovery_rules::Candidate> = opens
             .iter()

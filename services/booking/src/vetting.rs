@@ -78,9 +78,11 @@ pub(crate) fn refused(finding: &Finding, client_id: &str) -> Error {
 impl Bookings {
     /// Checks the client with protocols and asks the rules; a refusal (or an
     /// unknown or erased client) is the answer, and nothing was written.
+    ///
+    /// The rules refuse an unknown or erased client themselves, so the
+    /// client is read once, by the evaluation.
     pub(crate) async fn vet(&self, c: &Candidate<'_>) -> Result<Vetted, Error> {
         let clients = &self.peers.clients;
-        self.check_standing(c.tenant_id, c.client_id).await?;
         let booked = {
             let mut conn = self.db.reader().acquire().await?;
             let from = c.start.saturating_sub(NEARBY).unwrap_or(c.start);
@@ -96,7 +98,10 @@ impl Bookings {
             location_id: c.location_id.to_owned(),
             booked: as_facts(&booked),
         };
-        let verdict = clients.evaluate(c.tenant_id, &proposal).await?;
+        let verdict = clients
+            .evaluate(c.tenant_id, &proposal)
+            .await
+            .map_err(|e| about_client(e, c.client_id))?;
         if let Some(refusal) = verdict.refusals.first() {
             tracing::info!(reason = %refusal.reason, "the rules refused a session");
             return Err(refused(refusal, c.client_id));
@@ -130,11 +135,7 @@ impl Bookings {
         client_id: &str,
     ) -> Result<(), Error> {
         match self.peers.clients.standing(tenant_id, client_id).await {
-            Ok(Standing::Erased) => Err(Error::refuse(
-                reason::CLIENT_ERASED,
-                "the client's personal data was erased: they cannot be booked",
-                &[("client_id", client_id)],
-            )),
+            Ok(Standing::Erased) => Err(erased(client_id)),
             // A malformed id names no client either: the one argument of
             // the call is the client id.
             Err(Error::NotFound { .. } | Error::InvalidArgument(_)) => {
@@ -148,6 +149,56 @@ impl Bookings {
             Ok(Standing::Active) => Ok(()),
             Err(other) => Err(other),
         }
+    }
+}
+
+/// `CLIENT_ERASED` for a client whose personal data protocols erased.
+fn erased(client_id: &str) -> Error {
+    Error::refuse(
+        reason::CLIENT_ERASED,
+        "the client's personal data was erased: they cannot be booked",
+        &[("client_id", client_id)],
+    )
+}
+
+/// An evaluation's failure as booking answers it: protocols refusing the
+/// client (unknown, malformed or erased, in process or over gRPC) is
+/// answered as [`Bookings::check_standing`] answers it; anything else as it
+/// came (an unknown activity, say, or protocols being unavailable).
+pub(crate) fn about_client(error: Error, client_id: &str) -> Error {
+    let names_client = |field: &str| field == "client_id";
+    match &error {
+        Error::NotFound { kind: "client", .. } => unknown_client(client_id),
+        Error::InvalidArgument(violations) if violations.iter().any(|v| names_client(&v.field)) => {
+            unknown_client(client_id)
+        }
+        Error::FailedPrecondition { reason, .. } if *reason == reason::CLIENT_ERASED => {
+            erased(client_id)
+        }
+        Error::Upstream(status) => {
+            let details = status.get_error_details();
+            let info = details.error_info();
+            let kind = info
+                .and_then(|i| i.metadata.get("kind"))
+                .map(String::as_str);
+            match status.code() {
+                Code::NotFound if kind == Some("client") => unknown_client(client_id),
+                Code::InvalidArgument
+                    if details.bad_request().is_some_and(|b| {
+                        b.field_violations.iter().any(|f| names_client(&f.field))
+                    }) =>
+                {
+                    unknown_client(client_id)
+                }
+                Code::FailedPrecondition
+                    if info.is_some_and(|i| i.reason == reason::CLIENT_ERASED) =>
+                {
+                    erased(client_id)
+                }
+                _ => error,
+            }
+        }
+        _ => error,
     }
 }
 

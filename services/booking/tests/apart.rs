@@ -145,17 +145,43 @@ async fn the_booking_binary_runs_apart_from_tenancy_protocols_and_fleet() {
     // Clients are protocols' (over gRPC, with the service key): an unknown
     // one is NOT_FOUND naming the field, an unscreened one is refused by the
     // rules, a screened one with a waiver is booked with the rules' warnings.
-    let unknown = desk.create_booking(request.clone()).await.unwrap_err();
-    assert_eq!(unknown.code(), Code::NotFound, "{unknown:?}");
-    let info = unknown.get_error_details().error_info().cloned().unwrap();
-    assert_eq!(
-        info.metadata.get("field").map(String::as_str),
-        Some("client_id")
-    );
+    // The id malformed or well formed.
+    for client_id in ["no-such-client".to_owned(), recovery_kit::ids::new_id()] {
+        let unknown = desk
+            .create_booking(pb::CreateBookingRequest {
+                client_id: client_id.clone(),
+                ..request.clone()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(unknown.code(), Code::NotFound, "{client_id}: {unknown:?}");
+        let info = unknown.get_error_details().error_info().cloned().unwrap();
+        assert_eq!(
+            info.metadata.get("field").map(String::as_str),
+            Some("client_id")
+        );
+    }
     let mut people = ProtocolServiceClient::with_interceptor(
         tenancy.server.channel().await,
         Bearer::new(studio.key(Role::Manager)),
     );
+    // An erased client is refused as erased.
+    let gone = new_client(&mut people, "Gone", "Apart").await.unwrap();
+    people
+        .delete_client(recovery_proto::protocols::v1::DeleteClientRequest { id: gone.clone() })
+        .await
+        .unwrap();
+    let erased = desk
+        .create_booking(pb::CreateBookingRequest {
+            client_id: gone.clone(),
+            ..request.clone()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(erased.code(), Code::FailedPrecondition, "{erased:?}");
+    let info = erased.get_error_details().error_info().cloned().unwrap();
+    assert_eq!(info.reason, "CLIENT_ERASED");
+    assert_eq!(info.metadata.get("client_id"), Some(&gone));
     let ana = new_client(&mut people, "Ana", "Apart").await.unwrap();
     let request = pb::CreateBookingRequest {
         client_id: ana.clone(),

@@ -304,6 +304,8 @@ async fn unknown_and_erased_clients_are_refused_and_erasure_travels(db: TestDb) 
         .unwrap_err();
     assert_eq!(erased.code(), Code::FailedPrecondition);
     assert_eq!(reason(&erased), "CLIENT_ERASED");
+    let info = erased.get_error_details().error_info().cloned().unwrap();
+    assert_eq!(info.metadata.get("client_id"), Some(&ana));
     assert_eq!(studio.bookings_of("ana").await.len(), 1);
 
     // The completion, still in the outbox when the client was erased,

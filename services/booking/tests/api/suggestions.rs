@@ -335,6 +335,35 @@ async fn refusals_answer_with_the_reason_and_write_nothing(db: TestDb) {
     // An unknown client is NOT_FOUND; bad input names its fields.
     let unknown = ask(recovery_kit::ids::new_id()).await;
     assert_eq!(unknown.code(), Code::NotFound);
+    assert_eq!(fact(&unknown, "field").as_deref(), Some("client_id"));
+    // An erased client is refused as erased, for suggestions and plans.
+    let gone = studio.new_client("gone").await;
+    studio
+        .protocols_client()
+        .await
+        .delete_client(protocols_pb::DeleteClientRequest { id: gone.clone() })
+        .await
+        .unwrap();
+    let erased = ask(gone.clone()).await;
+    assert_eq!(reason(&erased), "CLIENT_ERASED");
+    assert_eq!(fact(&erased, "client_id"), Some(gone.clone()));
+    let plan = studio
+        .client(&studio.desk)
+        .await
+        .book_plan(pb::BookPlanRequest {
+            client_id: gone.clone(),
+            sessions: vec![pb::PlannedSession {
+                location_id: studio.location_id.clone(),
+                treatment_id: studio.cryo_id.clone(),
+                start_time: t(TEN_AM),
+                ..Default::default()
+            }],
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&plan), "CLIENT_ERASED");
+    assert_eq!(fact(&plan, "client_id"), Some(gone));
     let bad = studio
         .suggest(pb::SuggestSlotsRequest {
             client_id: String::new(),
