@@ -1,5 +1,7 @@
 //! The input and output types.
 
+use std::sync::Arc;
+
 use jiff::civil::{Date, Time, Weekday};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
@@ -167,8 +169,9 @@ impl Treatment {
 /// An existing active booking or unexpired hold on one resource.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Busy {
-    /// The resource taken; unknown ids are ignored.
-    pub resource_id: String,
+    /// The resource taken; unknown ids are ignored. Shared: a kept
+    /// calendar's thousands of these are copied as a booking changes it.
+    pub resource_id: Arc<str>,
     /// When it is taken.
     pub interval: Interval,
 }
@@ -176,7 +179,7 @@ pub struct Busy {
 impl Busy {
     /// `resource_id` is taken from `start` to `end`.
     #[must_use]
-    pub fn new(resource_id: impl Into<String>, start: Timestamp, end: Timestamp) -> Self {
+    pub fn new(resource_id: impl Into<Arc<str>>, start: Timestamp, end: Timestamp) -> Self {
         Self {
             resource_id: resource_id.into(),
             interval: Interval::new(start, end),

@@ -56,7 +56,7 @@ pub fn pick<'a>(
             return 0;
         };
         busy.iter()
-            .filter(|b| b.resource_id == id)
+            .filter(|b| &*b.resource_id == id)
             .map(|b| {
                 let s = b.interval.start.as_nanosecond().max(day_start);
                 let e = b.interval.end.as_nanosecond().min(day_end);

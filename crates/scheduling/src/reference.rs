@@ -46,7 +46,7 @@ fn is_free(
     let resource = lane.resource;
     let mine = || {
         busy.iter()
-            .filter(|b| b.resource_id == resource.id)
+            .filter(|b| *b.resource_id == *resource.id)
             .map(|b| {
                 (
                     b.interval.start.as_nanosecond(),

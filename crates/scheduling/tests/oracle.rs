@@ -329,7 +329,7 @@ fn free_for(
     let taken: Vec<(Timestamp, Timestamp)> = c
         .busy
         .iter()
-        .filter(|b| b.resource_id == r.id)
+        .filter(|b| *b.resource_id == *r.id)
         .map(|b| (b.interval.start, b.interval.end + r.turnover))
         .chain(r.blackouts.iter().map(|b| (b.start, b.end)))
         .collect();
@@ -341,7 +341,7 @@ fn free_for(
         return true;
     };
     let warm = c.busy.iter().any(|b| {
-        b.resource_id == r.id
+        *b.resource_id == *r.id
             && b.interval.end <= start
             && b.interval.end >= start - precool.after
             && b.interval.end >= open

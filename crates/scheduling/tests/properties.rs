@@ -162,7 +162,7 @@ fn case(earliest: i64) -> impl Strategy<Value = Case> {
                         .map(|(r, s)| {
                             let interval = span(base, s);
                             Busy {
-                                resource_id: format!("r{r}"),
+                                resource_id: format!("r{r}").into(),
                                 interval,
                             }
                         })
@@ -238,7 +238,7 @@ proptest! {
                         prop_assert!(within(tz, shifts, slot.start, slot.end));
                     }
                     let held = (slot.start, slot.end + c.treatment.turnover + r.turnover);
-                    let mine: Vec<_> = c.busy.iter().filter(|b| b.resource_id == r.id).collect();
+                    let mine: Vec<_> = c.busy.iter().filter(|b| *b.resource_id == *r.id).collect();
                     for b in &mine {
                         prop_assert!(!overlaps(held, (b.interval.start, b.interval.end + r.turnover)), "busy {:?}", b);
                     }

@@ -42,17 +42,57 @@ use crate::store::{self, Resource};
 const KEPT: usize = 64;
 
 /// One location's calendar around one window, as read under `version`.
+///
+/// What a change leaves as it was is shared between the calendar before it
+/// and after it (`Kept::advanced`): a booking copies the calendar of its own
+/// day, not every day kept at its location.
 pub(crate) struct Kept {
     version: i64,
-    resources: Vec<Resource>,
-    /// Bookings' allocations and holds' (with their expiry).
-    occupied: Vec<Occupied>,
-    /// The bookings' part alone, when no hold is among `occupied`: shared
-    /// by every search as it is.
-    settled: Option<Arc<Vec<sched::Busy>>>,
-    /// Open slots found on this calendar; only when `settled` and no
+    resources: Arc<Vec<Resource>>,
+    taken: Taken,
+    /// Open slots found on this calendar; only when it is `Settled` and no
     /// resource is a fleet device (then nothing here depends on the clock).
-    answers: Mutex<Vec<Answer>>,
+    answers: Mutex<Vec<Arc<Answer>>>,
+}
+
+/// What occupies a kept calendar's resources.
+#[derive(Clone)]
+enum Taken {
+    /// Bookings' allocations alone: shared by every search as it is.
+    Settled(Arc<Vec<sched::Busy>>),
+    /// Bookings' allocations and holds' (with their expiry).
+    Holds(Arc<Vec<Occupied>>),
+}
+
+impl Taken {
+    fn of(occupied: Vec<Occupied>) -> Self {
+        if occupied.iter().all(|o| o.expire.is_none()) {
+            Self::Settled(Arc::new(occupied.into_iter().map(|o| o.busy).collect()))
+        } else {
+            Self::Holds(Arc::new(occupied))
+        }
+    }
+
+    /// Every allocation when holds are among them; none when settled (then
+    /// no hold has lapsed in anyone's way).
+    fn with_holds(&self) -> &[Occupied] {
+        match self {
+            Self::Settled(_) => &[],
+            Self::Holds(occupied) => occupied,
+        }
+    }
+
+    /// Each allocation with its expiry (a hold's).
+    fn entries(&self) -> impl Iterator<Item = (&sched::Busy, Option<Timestamp>)> {
+        let (settled, holds): (&[sched::Busy], &[Occupied]) = match self {
+            Self::Settled(busy) => (busy, &[]),
+            Self::Holds(occupied) => (&[], occupied),
+        };
+        settled
+            .iter()
+            .map(|b| (b, None))
+            .chain(holds.iter().map(|o| (&o.busy, o.expire)))
+    }
 }
 
 /// Answers kept per calendar at most (treatments and preferences searched
@@ -69,24 +109,30 @@ struct Answer {
 }
 
 impl Kept {
-    fn new(version: i64, resources: Vec<Resource>, occupied: Vec<Occupied>) -> Self {
-        let settled = occupied
-            .iter()
-            .all(|o| o.expire.is_none())
-            .then(|| Arc::new(occupied.iter().map(|o| o.busy.clone()).collect()));
+    fn new(version: i64, resources: Arc<Vec<Resource>>, occupied: Vec<Occupied>) -> Self {
         Self {
             version,
             resources,
-            occupied,
-            settled,
+            taken: Taken::of(occupied),
             answers: Mutex::default(),
+        }
+    }
+
+    /// This calendar, unchanged, under `version`: its answers stand.
+    fn relabelled(&self, version: i64) -> Self {
+        let answers = self.answers.lock().unwrap_or_else(PoisonError::into_inner);
+        Self {
+            version,
+            resources: Arc::clone(&self.resources),
+            taken: self.taken.clone(),
+            answers: Mutex::new(answers.clone()),
         }
     }
 
     /// Whether the open slots found on this calendar do not depend on the
     /// clock: no hold occupies it and no resource is a fleet device.
     fn timeless(&self) -> bool {
-        self.settled.is_some() && self.resources.iter().all(|r| r.device.is_none())
+        matches!(self.taken, Taken::Settled(_)) && self.resources.iter().all(|r| r.device.is_none())
     }
 
     /// The open slots `search` finds on this calendar for `treatment` at
@@ -118,12 +164,12 @@ impl Kept {
         if answers.len() >= ANSWERS {
             answers.clear();
         }
-        answers.push(Answer {
+        answers.push(Arc::new(Answer {
             location: location.clone(),
             treatment: treatment.clone(),
             preference: preference.map(str::to_owned),
             slots: Arc::clone(&slots),
-        });
+        }));
         Ok(slots)
     }
 
@@ -134,7 +180,7 @@ impl Kept {
         from: Timestamp,
         to: Timestamp,
     ) -> Vec<Resource> {
-        let mut resources = self.resources.clone();
+        let mut resources = self.resources.to_vec();
         crate::devices::apply_readiness(&mut resources, now, from, to);
         resources
     }
@@ -149,8 +195,8 @@ impl Kept {
         now: Timestamp,
     ) -> bool {
         let until = end.saturating_add(resource.turnover).unwrap_or(end);
-        self.occupied.iter().any(|o| {
-            o.busy.resource_id == resource.id
+        self.taken.with_holds().iter().any(|o| {
+            *o.busy.resource_id == *resource.id
                 && o.expire.is_some_and(|e| e <= now)
                 && o.busy.interval.start < until
                 && o.busy
@@ -164,16 +210,16 @@ impl Kept {
 
     /// What occupies the resources at `now`: holds past their expiry do not.
     pub(crate) fn busy(&self, now: Timestamp) -> Arc<Vec<sched::Busy>> {
-        if let Some(settled) = &self.settled {
-            return Arc::clone(settled);
+        match &self.taken {
+            Taken::Settled(busy) => Arc::clone(busy),
+            Taken::Holds(occupied) => Arc::new(
+                occupied
+                    .iter()
+                    .filter(|o| o.expire.is_none_or(|e| e > now))
+                    .map(|o| o.busy.clone())
+                    .collect(),
+            ),
         }
-        Arc::new(
-            self.occupied
-                .iter()
-                .filter(|o| o.expire.is_none_or(|e| e > now))
-                .map(|o| o.busy.clone())
-                .collect(),
-        )
     }
 }
 
@@ -242,7 +288,9 @@ struct Change<'a> {
 }
 
 impl Kept {
-    /// This calendar with `change` made, under the version it left.
+    /// This calendar with `change` made, under the version it left; the
+    /// same calendar relabelled when the change is outside its window and
+    /// its margins.
     fn advanced(&self, window: &Window, change: &Change<'_>) -> Kept {
         let turnover = |id: &str| {
             self.resources
@@ -252,17 +300,17 @@ impl Kept {
         };
         let until = |busy: &sched::Busy| {
             let end = busy.interval.end;
-            end.saturating_add(turnover(&busy.resource_id))
+            end.saturating_add(turnover(&busy.resource_id[..]))
                 .unwrap_or(end)
         };
         // As `allocate`: expired holds overlapping a new allocation on its
         // resource are deleted with it.
-        let freed = |o: &Occupied| {
-            o.expire.is_some_and(|e| e <= change.now)
+        let freed = |busy: &sched::Busy, expire: Option<Timestamp>| {
+            expire.is_some_and(|e| e <= change.now)
                 && change.added.iter().any(|a| {
-                    a.busy.resource_id == o.busy.resource_id
-                        && o.busy.interval.start < until(&a.busy)
-                        && until(&o.busy) > a.busy.interval.start
+                    a.busy.resource_id == busy.resource_id
+                        && busy.interval.start < until(&a.busy)
+                        && until(busy) > a.busy.interval.start
                 })
         };
         let from = window
@@ -273,19 +321,27 @@ impl Kept {
             .end
             .saturating_add(crate::availability::MARGIN)
             .unwrap_or(window.end);
+        let within = |a: &&Occupied| a.busy.interval.start < to && until(&a.busy) > from;
+        let touched = change.added.iter().any(|a| within(&a))
+            || self
+                .taken
+                .with_holds()
+                .iter()
+                .any(|o| freed(&o.busy, o.expire));
+        if !touched {
+            return self.relabelled(change.after);
+        }
         let occupied = self
-            .occupied
-            .iter()
-            .filter(|o| !freed(o))
-            .chain(
-                change
-                    .added
-                    .iter()
-                    .filter(|a| a.busy.interval.start < to && until(&a.busy) > from),
-            )
-            .cloned()
+            .taken
+            .entries()
+            .filter(|&(busy, expire)| !freed(busy, expire))
+            .map(|(busy, expire)| Occupied {
+                busy: busy.clone(),
+                expire,
+            })
+            .chain(change.added.iter().filter(within).cloned())
             .collect();
-        Kept::new(change.after, self.resources.clone(), occupied)
+        Kept::new(change.after, Arc::clone(&self.resources), occupied)
     }
 }
 
@@ -470,5 +526,5 @@ async fn read_window(
     let occupied =
         store::allocations::occupied(conn, &scope, &window.location_id, window.start, window.end)
             .await?;
-    Ok(Kept::new(version, resources, occupied))
+    Ok(Kept::new(version, Arc::new(resources), occupied))
 }
