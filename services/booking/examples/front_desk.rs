@@ -18,7 +18,8 @@
 //! then PostgreSQL (a fresh database next to `TEST_DATABASE_URL`) when it is
 //! set; `-- sqlite` or `-- postgres` runs one. `SECS` (default 3) is how
 //! long each path and baseline runs, `CALLERS` (default 32) the callers of
-//! the read paths.
+//! the read paths, `DAYS` (default 1) the days `CreateBooking` fills (a
+//! longer, steadier measure of it).
 //!
 //!     TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test \
 //!         cargo run --release -p recovery-booking --example front_desk
@@ -117,6 +118,38 @@ impl std::fmt::Display for Row {
             self.baseline_rate,
             self.run.rate() / self.baseline_rate,
         )
+    }
+}
+
+/// CPU seconds spent so far by this process and by every PostgreSQL
+/// process on the machine, from `/proc` (Linux; `None` elsewhere).
+struct Cpu {
+    process: f64,
+    postgres: f64,
+}
+
+impl Cpu {
+    fn now() -> Option<Cpu> {
+        // utime and stime, the 14th and 15th fields, after the command.
+        fn seconds(stat: &str) -> Option<(String, f64)> {
+            let (head, rest) = stat.rsplit_once(") ")?;
+            let comm = head.split_once(" (")?.1.to_owned();
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let ticks: f64 =
+                fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+            Some((comm, ticks / 100.0))
+        }
+        let process = seconds(&std::fs::read_to_string("/proc/self/stat").ok()?)?.1;
+        let mut postgres = 0.0;
+        for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+            if let Ok(stat) = std::fs::read_to_string(entry.path().join("stat"))
+                && let Some((comm, secs)) = seconds(&stat)
+                && comm == "postgres"
+            {
+                postgres += secs;
+            }
+        }
+        Some(Cpu { process, postgres })
     }
 }
 
@@ -244,18 +277,30 @@ async fn run(db: TestDb, engine: &'static str) -> anyhow::Result<Vec<Row>> {
 
     // CreateBooking: desk `d` books the slots d, d + 16, ... of the day in
     // rounds (each round one more chamber of every slot), so no two desks
-    // ever ask for the same slot.
+    // ever ask for the same slot; then the same on each of the `DAYS - 1`
+    // days after it, for a longer measure (the paths after it read the
+    // first day).
+    let days = i64::try_from(env_or("DAYS", 1).max(1))?;
     let jobs: Arc<Vec<Vec<(usize, prost_types::Timestamp)>>> = Arc::new(
         (0..BOOKING_CALLERS)
             .map(|desk| {
-                (0..BOOKINGS)
-                    .filter(|n| (n % starts.len()) % BOOKING_CALLERS == desk)
-                    .map(|n| (n, starts[n % starts.len()]))
+                (0..days)
+                    .flat_map(|d| {
+                        (0..BOOKINGS)
+                            .filter(|n| (n % starts.len()) % BOOKING_CALLERS == desk)
+                            .map(|n| {
+                                let mut start = starts[n % starts.len()];
+                                start.seconds += d * 86_400;
+                                (n, start)
+                            })
+                            .collect::<Vec<_>>()
+                    })
                     .collect()
             })
             .collect(),
     );
     let baseline = health(BOOKING_CALLERS).await?;
+    let cpu_before = Cpu::now();
     let booked = drive(&channels, BOOKING_CALLERS, Duration::MAX, {
         let (key, location, cryo) = (key.clone(), location.clone(), cryo.clone());
         let clients = Arc::clone(&clients);
@@ -274,6 +319,16 @@ async fn run(db: TestDb, engine: &'static str) -> anyhow::Result<Vec<Row>> {
     })
     .await?;
     let booked_rate = booked.rate();
+    if let (Some(before), Some(after)) = (cpu_before, Cpu::now()) {
+        // CPU time is steadier than a rate on a shared machine.
+        let n = f64::from(u32::try_from(booked.latencies.len().max(1)).unwrap_or(u32::MAX));
+        println!(
+            "{engine}: CPU per booking: {:.2} ms in this process (server and load \
+             generator), {:.2} ms in PostgreSQL's processes",
+            (after.process - before.process) * 1e3 / n,
+            (after.postgres - before.postgres) * 1e3 / n,
+        );
+    }
     rows.push(Row {
         engine,
         path: "CreateBooking (distinct slots)",
