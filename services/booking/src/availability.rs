@@ -417,8 +417,6 @@ impl Bookings {
         let end = start
             .saturating_add(treatment.terms.duration)
             .unwrap_or(start);
-        store::allocations::lock_location(tx, &place.location.tenant_id, &place.location.id)
-            .await?;
         let locked = self.calendars.locked(tx, place, (start, end)).await?;
         let from = start.saturating_sub(MARGIN).unwrap_or(start);
         let to = end.saturating_add(MARGIN).unwrap_or(end);

@@ -403,11 +403,11 @@ impl Calendars {
     }
 
     /// The calendar of `place` for a change to `[start, end)` inside
-    /// transaction `tx`, which holds the location's lock: the location's
-    /// version is read `FOR UPDATE` (no other change to the calendar
-    /// commits until `tx` ends), and a calendar kept at that version that
-    /// covers the session serves as it is; otherwise the session's local
-    /// day is read in `tx`.
+    /// transaction `tx`, which takes the location's lock here: its version
+    /// comes with the lock (no other change to the calendar commits until
+    /// `tx` ends), and a calendar kept at that version that covers the
+    /// session serves as it is; otherwise the session's local day is read
+    /// in `tx`.
     ///
     /// A calendar kept at the version the row holds is exactly what is
     /// committed: every change bumps the version in its own transaction,
@@ -419,10 +419,9 @@ impl Calendars {
         place: &Place,
         (start, end): (Timestamp, Timestamp),
     ) -> Result<Locked, sqlx::Error> {
-        let scope = place.scope();
         let location_id = &place.location.id;
         let version =
-            store::allocations::calendar_version(tx, &scope, location_id, Lock::ForUpdate).await?;
+            store::allocations::lock_location(tx, &place.location.tenant_id, location_id).await?;
         let covering = {
             let kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
             kept.iter()

@@ -1,6 +1,6 @@
 //! One allocating transaction per location at a time in this process.
 //!
-//! The location's advisory lock (`store::allocations::lock_location`) is
+//! The location's lock (`store::allocations::lock_location`) is
 //! what makes check-and-insert atomic, across replicas too; but a caller
 //! waiting for it holds a pool connection, so 100 desks on one slot would
 //! hold all 20 and every other tenant would wait for one. Waiting here

@@ -4,10 +4,10 @@
 use jiff::{SignedDuration, Timestamp};
 use std::collections::HashMap;
 
-use recovery_kit::db::{engine_of, placeholders};
+use recovery_kit::db::placeholders;
 use recovery_kit::ids::new_id;
 use recovery_kit::time::{from_micros, to_micros};
-use recovery_kit::{Engine, Lock, Scope};
+use recovery_kit::{Lock, Scope};
 use recovery_scheduling as sched;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row as _};
@@ -16,32 +16,31 @@ use super::Resource;
 use crate::resources::ResourceKind;
 use crate::wire::{MAX_SESSION, MAX_TURNOVER, Named as _, stored};
 
-/// The key space of the advisory locks on locations: the two-key form of
-/// `pg_advisory_xact_lock` never meets the one-key form that
-/// `bookings::lock_client` takes.
-const LOCATION_LOCKS: i32 = 20_001;
-
-/// Serialises the transactions that allocate a location's resources until
-/// this one ends (PostgreSQL: an advisory lock; SQLite's write transactions
-/// are serialised already). Taken before the calendar is read, it makes
-/// check-and-insert atomic per location, so concurrent callers each see the
-/// allocations of those before them and take the next free resource
-/// instead of all picking the first one and losing to the exclusion
-/// constraint, which stays as the last wall.
+/// Serialises the transactions that change a location's calendar until
+/// this one ends, and answers the location's calendar version, which no
+/// other transaction moves until then: the location's `calendar_versions`
+/// row is locked, made at 0 when there is none yet (one statement; SQLite's
+/// write transactions are serialised already). Taken before the calendar
+/// is read, it makes check-and-insert atomic per location, so concurrent
+/// callers each see the allocations of those before them and take the
+/// next free resource instead of all picking the first one and losing to
+/// the exclusion constraint, which stays as the last wall. Every change to
+/// the calendar bumps the same row (triggers, migration 20060), so it waits
+/// here too.
 pub(crate) async fn lock_location(
     conn: &mut AnyConnection,
     tenant_id: &str,
     location_id: &str,
-) -> Result<(), sqlx::Error> {
-    if engine_of(conn) == Engine::Postgres {
-        sqlx::query(&format!(
-            "SELECT pg_advisory_xact_lock({LOCATION_LOCKS}, hashtext($1))::text"
-        ))
-        .bind(format!("{tenant_id}/{location_id}"))
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(())
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO calendar_versions (location_id, tenant_id, version) VALUES ($1, $2, 0) \
+         ON CONFLICT (location_id) DO UPDATE SET version = calendar_versions.version \
+         RETURNING version",
+    )
+    .bind(location_id)
+    .bind(tenant_id)
+    .fetch_one(&mut *conn)
+    .await
 }
 
 /// The calendar version of a location: bumped by every change to its

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use recovery_kit::testing::TestDb;
-use sqlx::Row as _;
+use sqlx::{Connection as _, Row as _};
 use tokio::sync::Barrier;
 use tonic::Code;
 
@@ -116,6 +116,94 @@ async fn many_desks_book_one_clients_cryo_the_same_day_and_one_wins(db: TestDb) 
     assert_eq!(won, 1);
     assert_eq!(studio.rows("bookings").await, 1);
     assert_eq!(studio.rows("allocations").await, 1);
+}
+
+/// On PostgreSQL, where replicas meet only in the database: a booking
+/// waits for a change to its location that another transaction holds
+/// uncommitted (here a blackout on the first chamber, as another replica's
+/// booking or a manager would write), then books around it, and the kept
+/// calendar shows both. Without the location's lock the booking would not
+/// wait and would take the chamber the blackout closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_booking_waits_for_a_change_to_its_location_and_books_around_it() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let studio = start(db).await;
+    let second = studio.chamber("Chamber 2").await;
+    // A search keeps the day's calendar, as a desk's would.
+    let free = studio.search(TEN_AM, "2026-12-02T15:01:00Z").await;
+    assert_eq!(free[0].free[0].resource_ids.len(), 2, "{free:?}");
+
+    // Another transaction locks the location as a change does, and closes
+    // the first chamber at 10:00 without committing yet.
+    let mut other = sqlx::PgConnection::connect(studio.db.url()).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut other).await.unwrap();
+    sqlx::query("SELECT version FROM calendar_versions WHERE location_id = $1 FOR UPDATE")
+        .bind(&studio.location_id)
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let ten = crate::support::at(TEN_AM).as_microsecond();
+    sqlx::query(
+        "INSERT INTO blackouts (id, tenant_id, resource_id, start_us, end_us, reason, \
+         create_time, created_by) VALUES ($1, $2, $3, $4, $5, 'repair', $4, 'test')",
+    )
+    .bind(recovery_kit::ids::new_id())
+    .bind(&studio.tenant_id)
+    .bind(&studio.chamber_id)
+    .bind(ten - 3_600_000_000)
+    .bind(ten + 3_600_000_000)
+    .execute(&mut other)
+    .await
+    .unwrap();
+
+    let request = studio.booking("ana", TEN_AM).await;
+    let mut desk = studio.client(&studio.desk).await;
+    let booking = tokio::spawn(async move { desk.create_booking(request).await });
+    // The booking's transaction waits on the location's row.
+    let mut watch = sqlx::PgConnection::connect(studio.db.url()).await.unwrap();
+    let waited = Instant::now();
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND wait_event_type = 'Lock' AND query LIKE '%calendar_versions%'",
+        )
+        .fetch_one(&mut watch)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            !booking.is_finished(),
+            "the booking did not wait for the location's change: {:?}",
+            booking.await.unwrap()
+        );
+        assert!(
+            waited.elapsed() < Duration::from_secs(30),
+            "no transaction waits on the location"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    sqlx::query("COMMIT").execute(&mut other).await.unwrap();
+
+    let booked = booking
+        .await
+        .unwrap()
+        .unwrap()
+        .into_inner()
+        .booking
+        .unwrap();
+    let held: Vec<_> = booked
+        .resources
+        .iter()
+        .flat_map(|r| r.resource_ids.clone())
+        .collect();
+    assert_eq!(held, [second], "booked around the blackout");
+    // The kept calendar holds both: no chamber is free at 10:00.
+    let free = studio.search(TEN_AM, "2026-12-02T15:01:00Z").await;
+    assert!(free.iter().all(|s| s.start_time != t(TEN_AM)), "{free:?}");
 }
 
 recovery_kit::engine_tests!(
