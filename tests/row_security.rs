@@ -166,4 +166,43 @@ async fn a_query_without_its_tenant_filter_sees_only_its_tenant() {
         planted.is_err(),
         "moving A's rows into B's name must break the policy: {planted:?}"
     );
+
+    // The same through a write transaction (`Db::begin` confines the
+    // transaction itself, in the statement that begins it): A's sees and
+    // changes A's rows only; one of no tenant sees none.
+    let db = world.db.db.clone();
+    let (seen, changed) = confined(Some(Scope::tenant_of(&a)), async {
+        let mut tx = db.begin().await.unwrap();
+        let seen: Vec<String> = sqlx::query_scalar("SELECT DISTINCT tenant_id FROM resources")
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap();
+        let changed =
+            sqlx::query("UPDATE resources SET display_name = 'taken' WHERE tenant_id = $1")
+                .bind(&b)
+                .execute(&mut *tx)
+                .await
+                .unwrap()
+                .rows_affected();
+        tx.commit().await.unwrap();
+        (seen, changed)
+    })
+    .await;
+    assert_eq!(
+        seen,
+        std::slice::from_ref(&a),
+        "tenant A's transaction sees {seen:?}"
+    );
+    assert_eq!(changed, 0, "tenant A's transaction changed B's resources");
+    let none = confined(None, async {
+        let mut tx = db.begin().await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM resources")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        tx.rollback().await.unwrap();
+        n
+    })
+    .await;
+    assert_eq!(none, 0, "a transaction of no tenant sees resources");
 }
