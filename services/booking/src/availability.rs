@@ -473,13 +473,8 @@ impl Bookings {
                 expire: session.expire,
             })
             .collect();
-        let after = store::allocations::calendar_version(
-            tx,
-            &place.scope(),
-            &place.location.id,
-            Lock::Read,
-        )
-        .await?;
+        let after =
+            store::allocations::calendar_version(tx, &place.scope(), &place.location.id).await?;
         Ok(Occupation::of(
             &allocations,
             locked.placed(added, now, after),

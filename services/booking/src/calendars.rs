@@ -27,7 +27,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use jiff::Timestamp;
-use recovery_kit::{Error, Lock};
+use recovery_kit::Error;
 use recovery_proto::booking::v1 as pb;
 use recovery_proto::tenancy::v1 as tenancy;
 use recovery_scheduling as sched;
@@ -369,13 +369,8 @@ impl Calendars {
         end: Timestamp,
     ) -> Result<Arc<Kept>, sqlx::Error> {
         // The version first: the calendar read after it is at least as new.
-        let version = store::allocations::calendar_version(
-            conn,
-            &place.scope(),
-            &place.location.id,
-            Lock::Read,
-        )
-        .await?;
+        let version =
+            store::allocations::calendar_version(conn, &place.scope(), &place.location.id).await?;
         self.read_at(conn, place, (start, end), version).await
     }
 

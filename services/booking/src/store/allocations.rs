@@ -45,19 +45,15 @@ pub(crate) async fn lock_location(
 
 /// The calendar version of a location: bumped by every change to its
 /// resources, their blackouts and its allocations, in the change's own
-/// transaction (migration 20060); 0 before the first. `Lock::ForUpdate`
-/// waits for a change in flight and holds the next one off until this
-/// transaction ends.
+/// transaction (migration 20060); 0 before the first. A change takes it
+/// with the location's lock instead ([`lock_location`]).
 pub(crate) async fn calendar_version(
     conn: &mut AnyConnection,
     scope: &Scope,
     location_id: &str,
-    lock: Lock,
 ) -> Result<i64, sqlx::Error> {
     let version: Option<i64> = sqlx::query_scalar(&format!(
-        "SELECT version FROM calendar_versions WHERE location_id = $1 \
-         AND {tenant}{lock}",
-        lock = lock.clause_for(conn),
+        "SELECT version FROM calendar_versions WHERE location_id = $1 AND {tenant}",
         tenant = scope.filter("tenant_id", 2),
     ))
     .bind(location_id)
