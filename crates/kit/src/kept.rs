@@ -6,10 +6,15 @@
 //! reads the same version gets the kept value: no change committed since it
 //! was read (when the value holds a later commit too, the version has
 //! moved and nobody sees it again). Used by booking's treatments and lists.
+//!
+//! [`Shared`] shares the version reads themselves: callers that ask for
+//! the same key while no read of it has been sent yet take one read, which
+//! starts after every one of them asked.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::hash::Hash;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 /// Values by key, each under the version it was read after, up to a
 /// budget: a count of values, or a weight the caller gives each (a page's
@@ -91,6 +96,108 @@ impl<K: Eq + Hash, V: Ord + Copy, T: Clone> Versioned<K, V, T> {
     }
 }
 
+/// Version reads shared by the callers that ask for the same key at once.
+///
+/// A kept value is current when the version is read after the caller
+/// asked; any read that *starts* after that will do. So callers asking for
+/// a key join one round; the first of them to get the key's turn closes
+/// the round (a caller asking later starts the next one), reads, and hands
+/// the version to the round. One read is under way per key at a time, and
+/// a caller waits at most for the read under way when it asked and then
+/// its own round's. Sixteen desks listing the same day make a read or two
+/// where they made sixteen.
+pub struct Shared<K, V> {
+    keys: Mutex<HashMap<K, Arc<Turns<V>>>>,
+}
+
+/// One key's rounds: the one still open to joiners, and the turn to read.
+struct Turns<V> {
+    open: Mutex<Option<Arc<Round<V>>>>,
+    turn: tokio::sync::Mutex<()>,
+}
+
+/// The callers that one read serves; its version once read (`None` when
+/// the read failed: each of them reads on its own then).
+struct Round<V> {
+    read: OnceLock<Option<V>>,
+}
+
+impl<K, V> std::fmt::Debug for Shared<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").finish_non_exhaustive()
+    }
+}
+
+impl<K, V> Default for Shared<K, V> {
+    fn default() -> Self {
+        Self {
+            keys: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<K: Eq + Hash + Clone, V: Clone> Shared<K, V> {
+    /// The version of `key` as `read` answers it, read after this call
+    /// began: by this caller, or by another whose read started later.
+    /// `read` is called only by the caller that reads (or after a shared
+    /// read failed).
+    ///
+    /// # Errors
+    ///
+    /// `read`'s, when this caller's read failed.
+    pub async fn read<F, Fut, E>(&self, key: &K, read: F) -> Result<V, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>>,
+    {
+        let turns = {
+            let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+            Arc::clone(keys.entry(key.clone()).or_insert_with(|| {
+                Arc::new(Turns {
+                    open: Mutex::new(None),
+                    turn: tokio::sync::Mutex::new(()),
+                })
+            }))
+        };
+        let round = {
+            let mut open = turns.open.lock().unwrap_or_else(PoisonError::into_inner);
+            Arc::clone(open.get_or_insert_with(|| {
+                Arc::new(Round {
+                    read: OnceLock::new(),
+                })
+            }))
+        };
+        let result = {
+            let _turn = turns.turn.lock().await;
+            if let Some(Some(version)) = round.read.get() {
+                Ok(version.clone())
+            } else {
+                // This caller reads for its round: close it first, so that
+                // whoever asks from now on waits for a read that starts
+                // after they asked. (Closed already when the round's
+                // reader failed or was dropped: read alone then.)
+                {
+                    let mut open = turns.open.lock().unwrap_or_else(PoisonError::into_inner);
+                    if open.as_ref().is_some_and(|o| Arc::ptr_eq(o, &round)) {
+                        *open = None;
+                    }
+                }
+                let result = read().await;
+                let _ = round.read.set(result.as_ref().ok().cloned());
+                result
+            }
+        };
+        drop(round);
+        let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+        // Nobody else holds the key's turns (they take them under this
+        // lock): forget the key until it is asked for again.
+        if Arc::strong_count(&turns) == 2 {
+            keys.remove(key);
+        }
+        result
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Versioned;
@@ -140,5 +247,137 @@ mod tests {
         kept.put(3, 1, 'd');
         assert_eq!(kept.get(&1, 1), None);
         assert_eq!(kept.get(&3, 1), Some('d'));
+    }
+}
+
+#[cfg(test)]
+mod shared {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    use tokio::sync::Semaphore;
+
+    use super::Shared;
+
+    /// A version counter whose reads wait for a permit each: what a read
+    /// returns is the number of reads made, so a caller's answer shows
+    /// which read served it.
+    /// Its first `failing` reads fail.
+    struct Counter {
+        reads: AtomicI64,
+        failing: i64,
+        gate: Semaphore,
+    }
+
+    impl Counter {
+        fn new(failing: i64) -> Arc<Self> {
+            Arc::new(Self {
+                reads: AtomicI64::new(0),
+                failing,
+                gate: Semaphore::new(0),
+            })
+        }
+
+        async fn read(&self) -> Result<i64, &'static str> {
+            let number = self.reads.fetch_add(1, Ordering::SeqCst) + 1;
+            self.gate.acquire().await.expect("open").forget();
+            if number <= self.failing {
+                Err("failed")
+            } else {
+                Ok(number)
+            }
+        }
+    }
+
+    /// How many callers have joined `key`'s open round.
+    fn waiting(shared: &Shared<&'static str, i64>, key: &'static str) -> usize {
+        let keys = shared.keys.lock().unwrap();
+        keys.get(key).map_or(0, |turns| {
+            let open = turns.open.lock().unwrap();
+            open.as_ref()
+                .map_or(0, |round| Arc::strong_count(round) - 1)
+        })
+    }
+
+    /// Yields until `done` (the spawned callers run meanwhile); a state
+    /// never reached fails the test instead of hanging it.
+    async fn until(mut done: impl FnMut() -> bool) {
+        for _ in 0..100_000 {
+            if done() {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("never reached");
+    }
+
+    #[tokio::test]
+    async fn callers_asking_during_a_read_share_the_next_one() {
+        let shared = Arc::new(Shared::default());
+        let counter = Counter::new(0);
+        let ask = || {
+            let (shared, counter) = (Arc::clone(&shared), Arc::clone(&counter));
+            tokio::spawn(async move { shared.read(&"day", || counter.read()).await })
+        };
+        let first = ask();
+        until(|| counter.reads.load(Ordering::SeqCst) == 1).await;
+        // Asked while the first read is under way: it may have been sent
+        // before a change they must see, so they wait for another.
+        let later: Vec<_> = (0..5).map(|_| ask()).collect();
+        until(|| waiting(&shared, "day") == 5).await;
+        counter.gate.add_permits(1);
+        assert_eq!(first.await.unwrap(), Ok(1));
+        until(|| counter.reads.load(Ordering::SeqCst) == 2).await;
+        counter.gate.add_permits(1);
+        for caller in later {
+            assert_eq!(caller.await.unwrap(), Ok(2), "one read, after they asked");
+        }
+        assert_eq!(
+            counter.reads.load(Ordering::SeqCst),
+            2,
+            "six callers, two reads"
+        );
+        assert!(
+            shared.keys.lock().unwrap().is_empty(),
+            "an idle key is forgotten"
+        );
+    }
+
+    #[tokio::test]
+    async fn when_the_shared_read_fails_each_caller_reads_alone() {
+        let shared = Arc::new(Shared::default());
+        let counter = Counter::new(2);
+        let ask = || {
+            let (shared, counter) = (Arc::clone(&shared), Arc::clone(&counter));
+            tokio::spawn(async move { shared.read(&"day", || counter.read()).await })
+        };
+        let first = ask();
+        until(|| counter.reads.load(Ordering::SeqCst) == 1).await;
+        let later: Vec<_> = (0..3).map(|_| ask()).collect();
+        until(|| waiting(&shared, "day") == 3).await;
+        counter.gate.add_permits(10);
+        assert_eq!(first.await.unwrap(), Err("failed"));
+        let mut answers = Vec::new();
+        for caller in later {
+            answers.push(caller.await.unwrap());
+        }
+        answers.sort_unstable();
+        // The round's read (the second) failed; the other two read alone.
+        assert_eq!(answers, [Ok(3), Ok(4), Err("failed")]);
+    }
+
+    #[tokio::test]
+    async fn keys_do_not_wait_for_each_other() {
+        let shared = Arc::new(Shared::default());
+        let counter = Counter::new(0);
+        let blocked = {
+            let (shared, counter) = (Arc::clone(&shared), Arc::clone(&counter));
+            tokio::spawn(async move { shared.read(&"monday", || counter.read()).await })
+        };
+        until(|| counter.reads.load(Ordering::SeqCst) == 1).await;
+        let other = shared.read(&"tuesday", || async { Ok::<_, &str>(7) }).await;
+        assert_eq!(other, Ok(7));
+        counter.gate.add_permits(1);
+        assert_eq!(blocked.await.unwrap(), Ok(1));
     }
 }

@@ -9,7 +9,7 @@ use recovery_kit::db::{Attempt, MAX_ATTEMPTS, retry};
 use recovery_kit::events::Event;
 use recovery_kit::idempotency::{Key, Once, Step};
 use recovery_kit::ids::new_id;
-use recovery_kit::kept::Versioned;
+use recovery_kit::kept::{Shared, Versioned};
 use recovery_kit::page::Page;
 use recovery_kit::time::{from_micros, to_micros};
 use recovery_kit::{Caller, Error, Lock, Scope, metrics};
@@ -63,6 +63,11 @@ pub(crate) const DAY_PAGES: usize = 2 << 20;
 /// Day pages kept, each under the (calendar, bookings) versions of its
 /// location read before it.
 pub(crate) type DayPages = Versioned<DayPage, (i64, i64), Arc<pb::ListBookingsResponse>>;
+
+/// Reads of a location's list versions, by scope and location, shared by
+/// the lists that ask at once (a read that starts after each of them
+/// asked serves them all).
+pub(crate) type ListVersions = Shared<(Scope, String), (i64, i64)>;
 
 impl Bookings {
     pub(crate) fn publish(&self, booking: &pb::Booking) {
@@ -494,8 +499,9 @@ impl Bookings {
 
     /// A page of a location's day or of a client's bookings. A day's page
     /// is kept under the location's list versions (calendar and bookings,
-    /// `store::bookings::list_versions`, read first) and served again while
-    /// neither moves: no change to what it shows committed since.
+    /// `store::bookings::list_versions`, read first, one read for the lists
+    /// that ask at once) and served again while neither moves: no change to
+    /// what it shows committed since.
     pub(crate) async fn list_bookings(
         &self,
         caller: &Caller,
@@ -522,10 +528,14 @@ impl Bookings {
         let (filter, versions) = match &listing {
             Ok(key) => {
                 // The versions first: a page read after them is at least as new.
-                let mut counters = self.db.counters().acquire().await?;
-                let versions =
-                    store::bookings::list_versions(&mut counters, &scope, &key.location_id).await?;
-                drop(counters);
+                let versions = self
+                    .list_versions
+                    .read(&(scope.clone(), key.location_id.clone()), || async {
+                        let mut counters = self.db.counters().acquire().await?;
+                        store::bookings::list_versions(&mut counters, &scope, &key.location_id)
+                            .await
+                    })
+                    .await?;
                 if let Some(kept) = self.day_pages.get(key, versions) {
                     return Ok(pb::ListBookingsResponse::clone(&kept));
                 }

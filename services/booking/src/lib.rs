@@ -111,6 +111,8 @@ pub struct Bookings {
     catalog: Arc<treatments::Catalog>,
     /// Pages of a location's day kept for lists, under its list versions.
     day_pages: Arc<bookings::DayPages>,
+    /// Reads of a location's list versions, shared by lists asking at once.
+    list_versions: Arc<bookings::ListVersions>,
     /// The waitlist's offer time.
     waitlist: Arc<offers::Settings>,
     shutdown: Shutdown,
@@ -159,6 +161,7 @@ impl Bookings {
             calendars: Arc::default(),
             catalog: Arc::default(),
             day_pages: Arc::new(bookings::DayPages::new(bookings::DAY_PAGES)),
+            list_versions: Arc::default(),
             waitlist: Arc::default(),
             shutdown: Shutdown::never(),
         });
@@ -203,6 +206,7 @@ impl Bookings {
             calendars: Arc::clone(&self.calendars),
             catalog: Arc::clone(&self.catalog),
             day_pages: Arc::clone(&self.day_pages),
+            list_versions: Arc::clone(&self.list_versions),
             waitlist: Arc::clone(&self.waitlist),
             shutdown: self.shutdown.clone(),
         }

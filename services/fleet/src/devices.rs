@@ -280,8 +280,12 @@ impl Fleet {
         // which devices are listed depend on the clock, and every tenant's
         // list has no one version: those are read every time.
         let version = if filter.state.is_none() && filter.scope.tenant().is_some() {
-            let mut counters = self.db.counters().acquire().await?;
-            Some(store::list_version(&mut counters, &filter.scope).await?)
+            let scope = &filter.scope;
+            let read = || async {
+                let mut counters = self.db.counters().acquire().await?;
+                store::list_version(&mut counters, scope).await
+            };
+            Some(self.list_versions.read(scope, read).await?)
         } else {
             None
         };

@@ -25,6 +25,7 @@ use std::time::Duration;
 use jiff::SignedDuration;
 use prost::Message as _;
 use recovery_kit::events::{Bus, Event};
+use recovery_kit::kept::Shared;
 use recovery_kit::outbox::Outbox;
 use recovery_kit::server::{Services, Shutdown, spawn_every};
 use recovery_kit::time::{Clock, to_micros};
@@ -111,6 +112,8 @@ pub struct Fleet {
     last_sweep: Mutex<i64>,
     /// Pages of `ListDevices` kept under their tenants' list versions.
     kept_devices: devices::KeptPages,
+    /// Reads of a tenant's device list version, shared by lists asking at once.
+    list_versions: Shared<Scope, i64>,
 }
 
 impl Fleet {
@@ -145,6 +148,7 @@ impl Fleet {
             shutdown: OnceLock::new(),
             last_sweep,
             kept_devices: devices::KeptPages::new(devices::KEPT_DEVICES),
+            list_versions: Shared::default(),
         }))
     }
 

@@ -76,9 +76,11 @@ impl Protocols {
         search: ClientSearch,
     ) -> Result<Listed<pb::Client>, Error> {
         // The version first: a page read after it is at least as new.
-        let mut counters = self.db.counters().acquire().await?;
-        let version = store::clients::list_version(&mut counters, scope).await?;
-        drop(counters);
+        let read = || async {
+            let mut counters = self.db.counters().acquire().await?;
+            store::clients::list_version(&mut counters, scope).await
+        };
+        let version = self.kept.client_versions.read(scope, read).await?;
         let key = (scope.clone(), search);
         if let Some(page) = self.kept.clients.get(&key, version) {
             return Ok(Listed::clone(&page));

@@ -156,10 +156,15 @@ impl Protocols {
         query: TimelineQuery,
     ) -> Result<Listed<pb::TimelineEntry>, Error> {
         // The version first: a page read after it is at least as new.
-        let mut counters = self.db.counters().acquire().await?;
-        let version =
-            store::history::timeline_version(&mut counters, scope, &query.client_id).await?;
-        drop(counters);
+        let read = || async {
+            let mut counters = self.db.counters().acquire().await?;
+            store::history::timeline_version(&mut counters, scope, &query.client_id).await
+        };
+        let version = self
+            .kept
+            .timeline_versions
+            .read(&(scope.clone(), query.client_id.clone()), read)
+            .await?;
         let key = (scope.clone(), query);
         if let Some(page) = self.kept.timelines.get(&key, version) {
             return Ok(Listed::clone(&page));

@@ -3,13 +3,14 @@
 //! client's timeline, bumped by triggers in every writing transaction,
 //! whichever replica wrote it). A list reads the version first and serves
 //! the page kept under that version when there is one: no change to it
-//! committed since it was read, so it is what a read would return.
+//! committed since it was read, so it is what a read would return. Lists
+//! asking at once share one read of the version (`kit::kept::Shared`).
 
 use std::sync::Arc;
 
 use prost::Message;
 use recovery_kit::Scope;
-use recovery_kit::kept::Versioned;
+use recovery_kit::kept::{Shared, Versioned};
 use recovery_proto::protocols::v1 as pb;
 
 use crate::Listed;
@@ -33,6 +34,10 @@ pub(crate) struct Kept {
     pub(crate) clients: Versioned<(Scope, ClientSearch), i64, Arc<Listed<pb::Client>>>,
     /// Pages of a client's timeline, by query, under its timeline version.
     pub(crate) timelines: Versioned<(Scope, TimelineQuery), i64, Arc<Listed<pb::TimelineEntry>>>,
+    /// Reads of a tenant's client list version, shared by lists asking at once.
+    pub(crate) client_versions: Shared<Scope, i64>,
+    /// Reads of a client's timeline version, shared likewise.
+    pub(crate) timeline_versions: Shared<(Scope, String), i64>,
 }
 
 impl Default for Kept {
@@ -40,6 +45,8 @@ impl Default for Kept {
         Self {
             clients: Versioned::new(PAGES),
             timelines: Versioned::new(PAGES),
+            client_versions: Shared::default(),
+            timeline_versions: Shared::default(),
         }
     }
 }
