@@ -19,6 +19,7 @@ use sqlx::AnyConnection;
 
 use crate::availability::{Occupancy, Place, check_policy};
 use crate::calendars::Placed;
+use crate::gates::{Lane, Turn};
 use crate::lifecycle::{Change, Status};
 use crate::saga::Reservation;
 use crate::store::{self, Booking, BookingFilter, Treatment};
@@ -80,7 +81,7 @@ impl Bookings {
     }
 
     /// Refuses a booking over the treatment's per-client daily limit;
-    /// `except` is the booking being moved.
+    /// `except` is the booking being moved or made (written already).
     pub(crate) async fn check_daily_limit(
         &self,
         tx: &mut AnyConnection,
@@ -266,25 +267,27 @@ impl Bookings {
         // books in a fresh transaction.
         let (new, place, fresh) = (&new, &place, &fresh);
         let outcome = retry(MAX_ATTEMPTS, move || async move {
-            let _turn = self.gates.enter(&place.location.id).await;
+            let lane = self.gates.lane(&place.location.id).await;
             let mut once = Once::new(IDEMPOTENCY_TABLE, new.key.as_ref(), now_micros);
             let mut tx = match once.begin::<pb::Booking>(&self.db).await? {
                 Step::Replay(stored) => return Ok((stored, false)),
                 Step::Work(tx) => tx,
             };
             let now = self.clock.now();
-            let (booking, placed) = match &new.from {
+            // The location's turn, until commit.
+            let (booking, placed, _turn) = match &new.from {
                 BookingSource::Hold(hold_id) => {
+                    let turn = lane.enter().await;
                     let booking = self
                         .book_hold(&mut tx, caller, place, hold_id, now, fresh)
                         .await?;
-                    (booking, None)
+                    (booking, None, Some(turn))
                 }
                 BookingSource::Slot { slot, .. } => {
-                    let (booking, placed) = self
-                        .book_slot(&mut tx, caller, place, slot, now, fresh)
+                    let (booking, placed, turn) = self
+                        .book_slot(&mut tx, caller, place, slot, now, fresh, Some(&lane))
                         .await?;
-                    (booking, Some(placed))
+                    (booking, Some(placed), turn)
                 }
             };
             if once.commit(tx, &booking).await? {
@@ -348,6 +351,10 @@ impl Bookings {
         .await
     }
 
+    /// Books `slot` in `tx`: the booking's rows, then (with `lane`, after
+    /// entering its location's turn, returned to hold until commit; without,
+    /// the caller holds the turn) the daily limit and the calendar.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn book_slot(
         &self,
         tx: &mut AnyConnection,
@@ -356,7 +363,8 @@ impl Bookings {
         slot: &Wanted,
         now: Timestamp,
         fresh: &Fresh<'_>,
-    ) -> Result<(pb::Booking, Placed), Attempt> {
+        lane: Option<&Lane>,
+    ) -> Result<(pb::Booking, Placed, Option<Turn>), Attempt> {
         let treatment = self.bookable(tx, caller, place, &slot.treatment_id).await?;
         check_policy(&treatment, slot.start, now, true)?;
         let booked = Booked {
@@ -365,8 +373,14 @@ impl Bookings {
             client_id: &slot.client_id,
             start: slot.start,
         };
-        self.check_daily_limit(tx, &booked, None).await?;
+        // The booking's own rows first, then the location's turn (when the
+        // caller does not hold it already) for what its calendar decides.
         let booking = self.insert_booking(tx, &booked, caller, now, fresh).await?;
+        let turn = match lane {
+            Some(lane) => Some(lane.enter().await),
+            None => None,
+        };
+        self.check_daily_limit(tx, &booked, Some(fresh.id)).await?;
         let session = Occupancy {
             start: slot.start,
             preference: slot.preference.as_deref(),
@@ -381,7 +395,7 @@ impl Bookings {
             devices: fresh.devices.to_vec(),
             at_risk: taken.at_risk,
         };
-        Ok((booking.to_wire(&details), taken.placed))
+        Ok((booking.to_wire(&details), taken.placed, turn))
     }
 
     async fn book_hold(

@@ -86,9 +86,10 @@ impl Bookings {
             .await?;
         let (new, place, vetted) = (&new, &place, &vetted);
         let (hold, details) = retry(MAX_ATTEMPTS, move || async move {
-            let _turn = self.gates.enter(&place.location.id).await;
+            let lane = self.gates.lane(&place.location.id).await;
             let now = self.clock.now();
             let mut tx = self.db.begin().await?;
+            let _turn = lane.enter().await;
             let treatment = self
                 .bookable(&mut tx, caller, place, &slot.treatment_id)
                 .await?;

@@ -332,10 +332,11 @@ impl Bookings {
             .await?;
         let (found, vetted) = (&found, &vetted);
         let made = retry(MAX_ATTEMPTS, move || async move {
-            let _turn = self.gates.enter(&place.location.id).await;
+            let lane = self.gates.lane(&place.location.id).await;
             let now = self.clock.now();
             let now_us = to_micros(now);
             let mut tx = self.db.begin().await?;
+            let _turn = lane.enter().await;
             store::bookings::lock_client(&mut tx, &entry.tenant_id, &entry.client_id).await?;
             let Some(current) =
                 store::waitlist::entry(&mut tx, &Scope::All, &entry.id, Lock::ForUpdate).await?

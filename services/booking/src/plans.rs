@@ -8,7 +8,7 @@
 //! then one write transaction that books each session with
 //! `Bookings::book_slot`, so a session that lost its slot to a race rolls
 //! the others back too. Sessions are booked by location then start, and
-//! the locations' turns (`gates`) are taken in that order, so two plans
+//! the locations' lanes and turns (`gates`) are taken in that order, so two plans
 //! never wait on each other in a circle; locks stay client first, then
 //! location.
 
@@ -243,15 +243,16 @@ impl Bookings {
         locations.dedup();
         let (order, locations) = (&order, &locations);
         retry(MAX_ATTEMPTS, move || async move {
-            let mut turns = Vec::with_capacity(locations.len());
-            for location_id in locations {
-                turns.push(self.gates.enter(location_id).await);
-            }
+            let lanes = self.gates.lanes(locations).await;
             let mut once = Once::new(IDEMPOTENCY_TABLE, plan.key.as_ref(), now_micros);
             let mut tx = match once.begin::<pb::BookPlanResponse>(&self.db).await? {
                 Step::Replay(stored) => return Ok((stored, false)),
                 Step::Work(tx) => tx,
             };
+            let mut turns = Vec::with_capacity(lanes.len());
+            for lane in &lanes {
+                turns.push(lane.enter().await);
+            }
             let now = self.clock.now();
             let mut bookings: Vec<Option<pb::Booking>> = vec![None; items.len()];
             let mut changes = Vec::with_capacity(items.len());
@@ -262,7 +263,7 @@ impl Bookings {
                     vetted: &item.vetted,
                     devices: &item.devices,
                 };
-                let (booking, change) = self
+                let (booking, change, _) = self
                     .book_slot(
                         &mut tx,
                         caller,
@@ -270,6 +271,7 @@ impl Bookings {
                         &plan.sessions[i].slot,
                         now,
                         &fresh,
+                        None,
                     )
                     .await
                     .map_err(|e| e.with_fact("session", i.to_string()))?;

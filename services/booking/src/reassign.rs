@@ -101,8 +101,9 @@ impl Bookings {
         let place = self.place(mover.caller, &location_id).await?;
         let (place, scope) = (&place, &scope);
         let (booking, from, to) = retry(MAX_ATTEMPTS, move || async move {
-            let _turn = self.gates.enter(&place.location.id).await;
+            let lane = self.gates.lane(&place.location.id).await;
             let mut tx = self.db.begin().await?;
+            let _turn = lane.enter().await;
             let done = self.move_in(&mut tx, mover, place, scope, id, to).await?;
             tx.commit().await?;
             Ok(done)

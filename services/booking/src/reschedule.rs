@@ -157,9 +157,10 @@ impl Bookings {
             old,
         } = *plan;
         let id = &change.id;
-        let _turn = self.gates.enter(&place.location.id).await;
+        let lane = self.gates.lane(&place.location.id).await;
         let now = self.clock.now();
         let mut tx = self.db.begin().await?;
+        let _turn = lane.enter().await;
         let booking = store::bookings::get(&mut tx, scope, id, Lock::ForUpdate)
             .await?
             .ok_or_else(|| Error::not_found("booking", id))?;
