@@ -33,7 +33,7 @@ use tokio::sync::Mutex;
 
 #[path = "common/mod.rs"]
 mod common;
-use common::{Backends, Desk, chambers_and_cryo, fleet_config, screened_client};
+use common::{Backends, Desk, chambers_and_cryo, fleet_config, screened_client, unlimited};
 
 const CHAMBERS: usize = 20;
 const SLOTS: usize = 20;
@@ -48,7 +48,7 @@ async fn main() -> anyhow::Result<()> {
     let clock = Arc::new(ManualClock::new("2026-12-07T10:00:00Z".parse()?));
     let backends = Backends::start(&db, clock, fleet_config(), Bus::default).await?;
     let demo = backends.platform.tenancy.seed_demo().await?;
-    let server = TestServer::start(backends.services()).await;
+    let server = TestServer::start(backends.services_with(unlimited())).await;
     let channel = server.channel().await;
     let mut manager =
         BookingServiceClient::with_interceptor(channel.clone(), Bearer::new(&demo.manager_key));

@@ -161,18 +161,22 @@ pub(crate) struct Stack {
     pub(crate) operator: String,
 }
 
+/// Admission without the per-key rate and the tenant's cap on calls at
+/// once: with them a measure would measure the limiter, not the calls.
+pub(crate) fn unlimited() -> Admission {
+    Admission::new(Limits {
+        key_rate: 1e9,
+        key_burst: 1_000_000_000,
+        tenant_in_flight: 100_000,
+        ..Limits::default()
+    })
+}
+
 impl Stack {
     pub(crate) async fn start(db: &TestDb, clock: Arc<ManualClock>) -> anyhow::Result<Stack> {
         let backends = Backends::start(db, clock, fleet_config(), Bus::default).await?;
         let demo = backends.platform.tenancy.seed_demo().await?;
-        // The per-key rate limit would measure the limiter, not the calls.
-        let admission = Admission::new(Limits {
-            key_rate: 1e9,
-            key_burst: 1_000_000_000,
-            tenant_in_flight: 100_000,
-            ..Limits::default()
-        });
-        let server = TestServer::start(backends.services_with(admission)).await;
+        let server = TestServer::start(backends.services_with(unlimited())).await;
         Ok(Stack {
             server,
             bookings: backends.bookings,
