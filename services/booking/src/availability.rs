@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
 use recovery_kit::db::Attempt;
+use recovery_kit::kept::Shared;
 use recovery_kit::{Caller, Error, Lock, Scope, reason};
 use recovery_proto::booking::v1 as pb;
 use recovery_proto::tenancy::v1 as tenancy;
@@ -225,6 +226,11 @@ impl Openings {
     }
 }
 
+/// Reads of a location's search versions (its calendar's and its tenant's
+/// catalog's), by scope and location, shared by the searches that ask at
+/// once.
+pub(crate) type SearchVersions = Shared<(Scope, String), store::treatments::Versions>;
+
 impl Bookings {
     pub(crate) async fn place(&self, caller: &Caller, location_id: &str) -> Result<Place, Error> {
         let location = self
@@ -256,6 +262,27 @@ impl Bookings {
         Ok(treatment)
     }
 
+    /// The treatment `id` kept under the catalog `version`, as
+    /// [`Bookings::bookable`] would answer it (the caller's tenant's, and the
+    /// place's); `None` when none is kept under that version.
+    pub(crate) fn kept_bookable(
+        &self,
+        caller: &Caller,
+        place: &Place,
+        id: &str,
+        version: i64,
+    ) -> Option<Result<Treatment, Error>> {
+        let treatment = self.catalog.get(id, version)?;
+        Some(
+            if caller.sees(&treatment.tenant_id) && treatment.tenant_id == place.location.tenant_id
+            {
+                Ok(treatment)
+            } else {
+                Err(Error::not_found("treatment", id))
+            },
+        )
+    }
+
     /// [`Bookings::bookable`] under the tenant's catalog `version`, read
     /// before this call: the treatment kept at that version when there is
     /// one (no change to the catalog committed since it was read).
@@ -267,13 +294,8 @@ impl Bookings {
         id: &str,
         version: i64,
     ) -> Result<Treatment, Error> {
-        if let Some(treatment) = self.catalog.get(id, version) {
-            // As `bookable` reads it: the caller's tenant's, and the place's.
-            if caller.sees(&treatment.tenant_id) && treatment.tenant_id == place.location.tenant_id
-            {
-                return Ok(treatment);
-            }
-            return Err(Error::not_found("treatment", id));
+        if let Some(kept) = self.kept_bookable(caller, place, id, version) {
+            return kept;
         }
         let treatment = self.bookable(conn, caller, place, id).await?;
         self.catalog.put(version, &treatment);
@@ -308,34 +330,53 @@ impl Bookings {
         query: AvailabilityQuery,
     ) -> Result<Vec<pb::Slot>, Error> {
         let place = self.place(caller, &query.location_id).await?;
-        let mut conn = self.db.reader().acquire().await?;
-        // Both versions first, in one statement: what is read after them
-        // is at least as new, and what was kept under them is current.
-        let versions = store::treatments::versions(
-            &mut conn,
-            &place.scope(),
-            &place.location.id,
-            &place.location.tenant_id,
-        )
-        .await?;
-        let treatment = self
-            .bookable_at(
-                &mut conn,
-                caller,
-                &place,
-                &query.treatment_id,
-                versions.catalog,
-            )
+        let scope = place.scope();
+        // Both versions first, in one statement (one for the searches that
+        // ask at once): what is read after them is at least as new, and
+        // what was kept under them is current.
+        let versions = self
+            .search_versions
+            .read(&(scope.clone(), place.location.id.clone()), || async {
+                let mut counters = self.db.counters().acquire().await?;
+                let location = &place.location;
+                store::treatments::versions(
+                    &mut counters,
+                    &scope,
+                    &location.id,
+                    &location.tenant_id,
+                )
+                .await
+            })
             .await?;
+        // A connection only for what is not kept.
+        let mut conn = None;
+        let id = &query.treatment_id;
+        let treatment = if let Some(kept) = self.kept_bookable(caller, &place, id, versions.catalog)
+        {
+            kept?
+        } else {
+            let conn = conn.insert(self.db.reader().acquire().await?);
+            self.bookable_at(conn, caller, &place, id, versions.catalog)
+                .await?
+        };
         if treatment.archive_time.is_some() {
             return Err(treatment_archived());
         }
         let now = self.clock.now();
         let (start, end) = (query.start, query.end);
-        let calendar = self
-            .calendars
-            .read_at(&mut conn, &place, (start, end), versions.calendar)
-            .await?;
+        let window = (start, end);
+        let calendar = if let Some(kept) = self.calendars.kept_at(&place, window, versions.calendar)
+        {
+            kept
+        } else {
+            let conn = match &mut conn {
+                Some(conn) => conn,
+                None => conn.insert(self.db.reader().acquire().await?),
+            };
+            self.calendars
+                .read_at(conn, &place, window, versions.calendar)
+                .await?
+        };
         drop(conn);
         let preference = query.preference.as_deref();
         let found = calendar.open_slots(

@@ -374,6 +374,22 @@ impl Calendars {
         self.read_at(conn, place, (start, end), version).await
     }
 
+    /// The calendar of `place` around `[start, end)` kept at the location's
+    /// calendar `version`, if one is.
+    pub(crate) fn kept_at(
+        &self,
+        place: &Place,
+        (start, end): (Timestamp, Timestamp),
+        version: i64,
+    ) -> Option<Arc<Kept>> {
+        let window = Window {
+            location_id: place.location.id.clone(),
+            start,
+            end,
+        };
+        self.get(&window).filter(|k| k.version == version)
+    }
+
     /// [`Calendars::read`] with the location's calendar `version` read by
     /// the caller (before this call).
     pub(crate) async fn read_at(
@@ -383,15 +399,14 @@ impl Calendars {
         (start, end): (Timestamp, Timestamp),
         version: i64,
     ) -> Result<Arc<Kept>, sqlx::Error> {
-        let location_id = &place.location.id;
+        if let Some(kept) = self.kept_at(place, (start, end), version) {
+            return Ok(kept);
+        }
         let window = Window {
-            location_id: location_id.clone(),
+            location_id: place.location.id.clone(),
             start,
             end,
         };
-        if let Some(kept) = self.get(&window).filter(|k| k.version == version) {
-            return Ok(kept);
-        }
         let kept = Arc::new(read_window(conn, place, &window, version).await?);
         self.put(window, Arc::clone(&kept));
         Ok(kept)

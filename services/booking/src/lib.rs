@@ -113,6 +113,8 @@ pub struct Bookings {
     day_pages: Arc<bookings::DayPages>,
     /// Reads of a location's list versions, shared by lists asking at once.
     list_versions: Arc<bookings::ListVersions>,
+    /// Reads of a location's search versions, shared by searches asking at once.
+    search_versions: Arc<availability::SearchVersions>,
     /// The waitlist's offer time.
     waitlist: Arc<offers::Settings>,
     shutdown: Shutdown,
@@ -162,6 +164,7 @@ impl Bookings {
             catalog: Arc::default(),
             day_pages: Arc::new(bookings::DayPages::new(bookings::DAY_PAGES)),
             list_versions: Arc::default(),
+            search_versions: Arc::default(),
             waitlist: Arc::default(),
             shutdown: Shutdown::never(),
         });
@@ -207,6 +210,7 @@ impl Bookings {
             catalog: Arc::clone(&self.catalog),
             day_pages: Arc::clone(&self.day_pages),
             list_versions: Arc::clone(&self.list_versions),
+            search_versions: Arc::clone(&self.search_versions),
             waitlist: Arc::clone(&self.waitlist),
             shutdown: self.shutdown.clone(),
         }
