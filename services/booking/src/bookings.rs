@@ -37,11 +37,15 @@ pub(crate) struct Booked<'a> {
     pub(crate) start: Timestamp,
 }
 
-/// A new booking's id, what the rules said and the devices reserved for it.
+/// A new booking's id, what the rules said and the devices reserved for
+/// it, and the lane of its location it queues in (`None` when the caller
+/// holds the location's turn already).
+#[derive(Clone, Copy)]
 pub(crate) struct Fresh<'a> {
     pub(crate) id: &'a str,
     pub(crate) vetted: &'a Vetted,
     pub(crate) devices: &'a [Reserved],
+    pub(crate) lane: Option<&'a Lane>,
 }
 
 /// A page of a location's day as asked: what [`Bookings::list_bookings`]
@@ -262,12 +266,17 @@ impl Bookings {
             id: &booking_id,
             vetted: &vetted,
             devices: &devices,
+            lane: None,
         };
         // Idempotent and retried: each attempt replays a stored result or
         // books in a fresh transaction.
         let (new, place, fresh) = (&new, &place, &fresh);
         let outcome = retry(MAX_ATTEMPTS, move || async move {
             let lane = self.gates.lane(&place.location.id).await;
+            let fresh = &Fresh {
+                lane: Some(&lane),
+                ..*fresh
+            };
             let mut once = Once::new(IDEMPOTENCY_TABLE, new.key.as_ref(), now_micros);
             let mut tx = match once.begin::<pb::Booking>(&self.db).await? {
                 Step::Replay(stored) => return Ok((stored, false)),
@@ -285,7 +294,7 @@ impl Bookings {
                 }
                 BookingSource::Slot { slot, .. } => {
                     let (booking, placed, turn) = self
-                        .book_slot(&mut tx, caller, place, slot, now, fresh, Some(&lane))
+                        .book_slot(&mut tx, caller, place, slot, now, fresh)
                         .await?;
                     (booking, Some(placed), turn)
                 }
@@ -351,10 +360,9 @@ impl Bookings {
         .await
     }
 
-    /// Books `slot` in `tx`: the booking's rows, then (with `lane`, after
-    /// entering its location's turn, returned to hold until commit; without,
-    /// the caller holds the turn) the daily limit and the calendar.
-    #[allow(clippy::too_many_arguments)]
+    /// Books `slot` in `tx`: the booking's rows, then (with `fresh.lane`,
+    /// after entering its location's turn, returned to hold until commit;
+    /// without, the caller holds the turn) the daily limit and the calendar.
     pub(crate) async fn book_slot(
         &self,
         tx: &mut AnyConnection,
@@ -363,7 +371,6 @@ impl Bookings {
         slot: &Wanted,
         now: Timestamp,
         fresh: &Fresh<'_>,
-        lane: Option<&Lane>,
     ) -> Result<(pb::Booking, Placed, Option<Turn>), Attempt> {
         let treatment = self.bookable(tx, caller, place, &slot.treatment_id).await?;
         check_policy(&treatment, slot.start, now, true)?;
@@ -376,7 +383,7 @@ impl Bookings {
         // The booking's own rows first, then the location's turn (when the
         // caller does not hold it already) for what its calendar decides.
         let booking = self.insert_booking(tx, &booked, caller, now, fresh).await?;
-        let turn = match lane {
+        let turn = match fresh.lane {
             Some(lane) => Some(lane.enter().await),
             None => None,
         };

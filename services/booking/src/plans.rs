@@ -262,6 +262,7 @@ impl Bookings {
                     id: &item.id,
                     vetted: &item.vetted,
                     devices: &item.devices,
+                    lane: None,
                 };
                 let (booking, change, _) = self
                     .book_slot(
@@ -271,7 +272,6 @@ impl Bookings {
                         &plan.sessions[i].slot,
                         now,
                         &fresh,
-                        None,
                     )
                     .await
                     .map_err(|e| e.with_fact("session", i.to_string()))?;
