@@ -12,7 +12,7 @@ use sqlx::{Connection as _, Row as _};
 use tokio::sync::Barrier;
 use tonic::Code;
 
-use crate::support::{Studio, TEN_AM, reason, start, t};
+use crate::support::{Client, Studio, TEN_AM, reason, start, t};
 
 /// The slowest call of a race this test tolerates: the calls are short
 /// transactions that queue on one lock per location, so even a debug build
@@ -32,22 +32,11 @@ async fn twenty_desks_book_twenty_free_chambers_on_one_slot(db: TestDb) {
     for i in 0..DESKS {
         requests.push(studio.booking(&format!("client-{i}"), TEN_AM).await);
     }
-    let gate = Arc::new(Barrier::new(DESKS));
-    let mut calls = Vec::new();
-    for request in requests {
-        let mut desk = studio.client(&studio.desk).await;
-        let gate = Arc::clone(&gate);
-        calls.push(tokio::spawn(async move {
-            gate.wait().await;
-            let started = Instant::now();
-            let answer = desk.create_booking(request).await;
-            (started.elapsed(), answer)
-        }));
-    }
-    let mut slowest = Duration::ZERO;
-    for call in calls {
-        let (took, answer) = call.await.unwrap();
-        slowest = slowest.max(took);
+    let (answers, slowest) = race(&studio, requests, |mut desk, request| async move {
+        desk.create_booking(request).await
+    })
+    .await;
+    for answer in answers {
         if let Err(status) = answer {
             panic!("a free chamber was refused: {status:?}");
         }
@@ -60,6 +49,38 @@ async fn twenty_desks_book_twenty_free_chambers_on_one_slot(db: TestDb) {
     let held = held(&studio).await;
     assert_eq!(held.len(), DESKS, "every chamber used once");
     assert_eq!(held.values().map(Vec::len).sum::<usize>(), DESKS);
+}
+
+/// Sends each request from a desk of its own, all released at once; the
+/// answers in order, and how long the slowest took.
+async fn race<R, T, F, Fut>(studio: &Studio, requests: Vec<R>, call: F) -> (Vec<T>, Duration)
+where
+    R: Send + 'static,
+    T: Send + 'static,
+    F: Fn(Client, R) -> Fut,
+    Fut: Future<Output = T> + Send + 'static,
+{
+    let gate = Arc::new(Barrier::new(requests.len()));
+    let mut calls = Vec::new();
+    for request in requests {
+        let desk = studio.client(&studio.desk).await;
+        let gate = Arc::clone(&gate);
+        let call = call(desk, request);
+        calls.push(tokio::spawn(async move {
+            gate.wait().await;
+            let started = Instant::now();
+            let answer = call.await;
+            (started.elapsed(), answer)
+        }));
+    }
+    let mut answers = Vec::with_capacity(calls.len());
+    let mut slowest = Duration::ZERO;
+    for call in calls {
+        let (took, answer) = call.await.unwrap();
+        slowest = slowest.max(took);
+        answers.push(answer);
+    }
+    (answers, slowest)
 }
 
 /// The allocations as stored, by resource, in time order; fails when two
@@ -253,31 +274,20 @@ async fn bookings_made_while_others_move_all_finish(db: TestDb) {
         .flat_map(|make| [moves.next().map(Ok), Some(Err(make))])
         .flatten()
         .collect();
-    let gate = Arc::new(Barrier::new(requests.len()));
-    let mut calls = Vec::new();
-    for request in requests {
-        let mut desk = studio.client(&studio.desk).await;
-        let gate = Arc::clone(&gate);
-        calls.push(tokio::spawn(async move {
-            gate.wait().await;
-            let started = Instant::now();
-            let what = format!("{request:?}");
-            let call = async {
-                match request {
-                    Ok(move_to) => desk.reschedule_booking(move_to).await.map(|_| ()),
-                    Err(make) => desk.create_booking(make).await.map(|_| ()),
-                }
-            };
-            // A wait in a circle would last until a deadline: fail
-            // instead of hanging.
-            let answer = tokio::time::timeout(SLOWEST * 4, call).await;
-            (started.elapsed(), what, answer)
-        }));
-    }
-    let mut slowest = Duration::ZERO;
-    for call in calls {
-        let (took, what, answer) = call.await.unwrap();
-        slowest = slowest.max(took);
+    let (answers, slowest) = race(&studio, requests, |mut desk, request| async move {
+        let what = format!("{request:?}");
+        let call = async {
+            match request {
+                Ok(move_to) => desk.reschedule_booking(move_to).await.map(|_| ()),
+                Err(make) => desk.create_booking(make).await.map(|_| ()),
+            }
+        };
+        // A wait in a circle would last until a deadline: fail instead of
+        // hanging.
+        (what, tokio::time::timeout(SLOWEST * 4, call).await)
+    })
+    .await;
+    for (what, answer) in answers {
         match answer {
             Ok(Ok(())) => {}
             Ok(Err(status)) => panic!("{what} was refused: {status:?}"),
