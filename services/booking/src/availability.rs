@@ -11,7 +11,8 @@ use recovery_kit::{Caller, Error, Lock, Scope, reason};
 use recovery_proto::booking::v1 as pb;
 use recovery_proto::tenancy::v1 as tenancy;
 use recovery_scheduling as sched;
-use sqlx::AnyConnection;
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection};
 
 use crate::Bookings;
 use crate::calendars::Placed;
@@ -262,41 +263,56 @@ impl Bookings {
         Ok(treatment)
     }
 
-    /// The treatment `id` kept under the catalog `version`, as
-    /// [`Bookings::bookable`] would answer it (the caller's tenant's, and the
-    /// place's); `None` when none is kept under that version.
-    pub(crate) fn kept_bookable(
+    /// A location's search versions (its calendar's and its tenant's
+    /// catalog's), in one statement, one read for the callers that ask at
+    /// once: what is read after them is at least as new, and what was kept
+    /// under them is current.
+    pub(crate) async fn search_versions(
         &self,
-        caller: &Caller,
         place: &Place,
-        id: &str,
-        version: i64,
-    ) -> Option<Result<Treatment, Error>> {
-        let treatment = self.catalog.get(id, version)?;
-        Some(
-            if caller.sees(&treatment.tenant_id) && treatment.tenant_id == place.location.tenant_id
-            {
-                Ok(treatment)
-            } else {
-                Err(Error::not_found("treatment", id))
-            },
-        )
+    ) -> Result<store::treatments::Versions, Error> {
+        let scope = place.scope();
+        let location = &place.location;
+        Ok(self
+            .search_versions
+            .read(&(scope.clone(), location.id.clone()), || async {
+                let mut counters = self.db.counters().acquire().await?;
+                store::treatments::versions(
+                    &mut counters,
+                    &scope,
+                    &location.id,
+                    &location.tenant_id,
+                )
+                .await
+            })
+            .await?)
     }
 
     /// [`Bookings::bookable`] under the tenant's catalog `version`, read
     /// before this call: the treatment kept at that version when there is
-    /// one (no change to the catalog committed since it was read).
+    /// one (no change to the catalog committed since it was read), else
+    /// read on `conn`, taken from the readers when the caller holds none.
     pub(crate) async fn bookable_at(
         &self,
-        conn: &mut AnyConnection,
+        conn: &mut Option<PoolConnection<Any>>,
         caller: &Caller,
         place: &Place,
         id: &str,
         version: i64,
     ) -> Result<Treatment, Error> {
-        if let Some(kept) = self.kept_bookable(caller, place, id, version) {
-            return kept;
+        if let Some(treatment) = self.catalog.get(id, version) {
+            return if caller.sees(&treatment.tenant_id)
+                && treatment.tenant_id == place.location.tenant_id
+            {
+                Ok(treatment)
+            } else {
+                Err(Error::not_found("treatment", id))
+            };
         }
+        let conn = match conn {
+            Some(conn) => conn,
+            None => conn.insert(self.db.reader().acquire().await?),
+        };
         let treatment = self.bookable(conn, caller, place, id).await?;
         self.catalog.put(version, &treatment);
         Ok(treatment)
@@ -330,35 +346,18 @@ impl Bookings {
         query: AvailabilityQuery,
     ) -> Result<Vec<pb::Slot>, Error> {
         let place = self.place(caller, &query.location_id).await?;
-        let scope = place.scope();
-        // Both versions first, in one statement (one for the searches that
-        // ask at once): what is read after them is at least as new, and
-        // what was kept under them is current.
-        let versions = self
-            .search_versions
-            .read(&(scope.clone(), place.location.id.clone()), || async {
-                let mut counters = self.db.counters().acquire().await?;
-                let location = &place.location;
-                store::treatments::versions(
-                    &mut counters,
-                    &scope,
-                    &location.id,
-                    &location.tenant_id,
-                )
-                .await
-            })
-            .await?;
+        let versions = self.search_versions(&place).await?;
         // A connection only for what is not kept.
         let mut conn = None;
-        let id = &query.treatment_id;
-        let treatment = if let Some(kept) = self.kept_bookable(caller, &place, id, versions.catalog)
-        {
-            kept?
-        } else {
-            let conn = conn.insert(self.db.reader().acquire().await?);
-            self.bookable_at(conn, caller, &place, id, versions.catalog)
-                .await?
-        };
+        let treatment = self
+            .bookable_at(
+                &mut conn,
+                caller,
+                &place,
+                &query.treatment_id,
+                versions.catalog,
+            )
+            .await?;
         if treatment.archive_time.is_some() {
             return Err(treatment_archived());
         }

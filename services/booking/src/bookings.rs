@@ -241,11 +241,12 @@ impl Bookings {
         }
         let (location_id, client_id, treatment_id, start) = self.wanted(&scope, &new.from).await?;
         let place = self.place(caller, &location_id).await?;
-        let treatment = {
-            let mut conn = self.db.reader().acquire().await?;
-            self.bookable(&mut conn, caller, &place, &treatment_id)
-                .await?
-        };
+        // Kept under the catalog version when it can be (the transaction
+        // reads it again): the rules, the devices and the policy go by it.
+        let versions = self.search_versions(&place).await?;
+        let treatment = self
+            .bookable_at(&mut None, caller, &place, &treatment_id, versions.catalog)
+            .await?;
         check_policy(&treatment, start, now, true)?;
         let tenant_id = place.location.tenant_id.as_str();
         let vetted = self
