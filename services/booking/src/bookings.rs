@@ -85,7 +85,10 @@ impl Bookings {
     }
 
     /// Refuses a booking over the treatment's per-client daily limit;
-    /// `except` is the booking being moved or made (written already).
+    /// `except` is the booking being moved or made (written already). The
+    /// caller holds the client's lock (`store::bookings::lock_client`),
+    /// taken before any location's turn, so that two desks cannot both
+    /// take the client's last session of the day.
     pub(crate) async fn check_daily_limit(
         &self,
         tx: &mut AnyConnection,
@@ -97,9 +100,6 @@ impl Bookings {
             return Ok(());
         }
         let tenant_id = &booked.place.location.tenant_id;
-        // Serialises one client's bookings, so two desks cannot both take
-        // the last session of the day.
-        store::bookings::lock_client(tx, tenant_id, booked.client_id).await?;
         let tz = &booked.place.tz;
         let day = booked.start.to_zoned_datetime(tz.clone()).date();
         let bounds = wire::day_bounds(day, tz).map_err(Error::Internal)?;
@@ -271,7 +271,7 @@ impl Bookings {
         };
         // Idempotent and retried: each attempt replays a stored result or
         // books in a fresh transaction.
-        let (new, place, fresh) = (&new, &place, &fresh);
+        let (new, place, fresh, client_id) = (&new, &place, &fresh, &client_id);
         let outcome = retry(MAX_ATTEMPTS, move || async move {
             let lane = self.gates.lane(&place.location.id).await;
             let fresh = &Fresh {
@@ -283,6 +283,9 @@ impl Bookings {
                 Step::Replay(stored) => return Ok((stored, false)),
                 Step::Work(tx) => tx,
             };
+            // The client's lock before the location's turn, as on every
+            // path (`gates`).
+            store::bookings::lock_client(&mut tx, tenant_id, client_id).await?;
             let now = self.clock.now();
             // The location's turn, until commit.
             let (booking, placed, _turn) = match &new.from {
@@ -361,9 +364,10 @@ impl Bookings {
         .await
     }
 
-    /// Books `slot` in `tx`: the booking's rows, then (with `fresh.lane`,
-    /// after entering its location's turn, returned to hold until commit;
-    /// without, the caller holds the turn) the daily limit and the calendar.
+    /// Books `slot` in `tx`, whose caller holds the client's lock: the
+    /// booking's rows and the daily limit, then (with `fresh.lane`, after
+    /// entering its location's turn, returned to hold until commit;
+    /// without, the caller holds the turn) the calendar.
     pub(crate) async fn book_slot(
         &self,
         tx: &mut AnyConnection,
@@ -381,14 +385,15 @@ impl Bookings {
             client_id: &slot.client_id,
             start: slot.start,
         };
-        // The booking's own rows first, then the location's turn (when the
+        // The booking's own rows and the client's day first (the caller
+        // holds the client's lock), then the location's turn (when the
         // caller does not hold it already) for what its calendar decides.
         let booking = self.insert_booking(tx, &booked, caller, now, fresh).await?;
+        self.check_daily_limit(tx, &booked, Some(fresh.id)).await?;
         let turn = match fresh.lane {
             Some(lane) => Some(lane.enter().await),
             None => None,
         };
-        self.check_daily_limit(tx, &booked, Some(fresh.id)).await?;
         let session = Occupancy {
             start: slot.start,
             preference: slot.preference.as_deref(),

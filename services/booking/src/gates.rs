@@ -6,14 +6,17 @@
 //! most one of them waits on the database's lock.
 //!
 //! A caller takes, in this order: one of the location's [`LANES`], a
-//! connection (its transaction), the location's turn. The lanes bound the
+//! connection (its transaction), the client's lock when it books or moves
+//! a client's session (`store::bookings::lock_client`, for the daily
+//! limit), the location's turn. The lanes bound the
 //! connections one location's queue holds (100 desks on one slot would
 //! otherwise hold all 20 and every other tenant would wait for one); the
 //! turn is taken with a connection in hand, so whoever has the turn never
-//! waits for a connection. A booking does its own rows (the booking, its
-//! findings and devices) before it asks for the turn, and only what the
-//! location's calendar decides inside it: the next booking's rows are
-//! written while the one before it holds the turn.
+//! waits for a connection, and no holder of a turn waits for a client's
+//! lock. A booking does its own rows (the booking, its findings and
+//! devices) and counts the client's day before it asks for the turn, and
+//! only what the location's calendar decides inside it: the next booking's
+//! rows are written while the one before it holds the turn.
 //!
 //! Nothing a transaction does before its turn may lock a row that a holder
 //! of the turn could wait for: the bookings version (migration 20091) is

@@ -336,8 +336,8 @@ impl Bookings {
             let now = self.clock.now();
             let now_us = to_micros(now);
             let mut tx = self.db.begin().await?;
-            let _turn = lane.enter().await;
             store::bookings::lock_client(&mut tx, &entry.tenant_id, &entry.client_id).await?;
+            let _turn = lane.enter().await;
             let Some(current) =
                 store::waitlist::entry(&mut tx, &Scope::All, &entry.id, Lock::ForUpdate).await?
             else {

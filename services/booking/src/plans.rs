@@ -95,7 +95,10 @@ impl Bookings {
             .reserve_plan(&tenant_id, &plan, &places, &mut items)
             .await;
         let outcome = match booked {
-            Ok(()) => self.commit_plan(caller, &plan, &places, &items).await,
+            Ok(()) => {
+                self.commit_plan(caller, &tenant_id, &plan, &places, &items)
+                    .await
+            }
             Err(error) => Err(error),
         };
         match outcome {
@@ -221,6 +224,7 @@ impl Bookings {
     async fn commit_plan(
         &self,
         caller: &Caller,
+        tenant_id: &str,
         plan: &NewPlan,
         places: &[Place],
         items: &[Item],
@@ -249,6 +253,8 @@ impl Bookings {
                 Step::Replay(stored) => return Ok((stored, false)),
                 Step::Work(tx) => tx,
             };
+            // The client's lock before the locations' turns (`gates`).
+            crate::store::bookings::lock_client(&mut tx, tenant_id, &plan.client_id).await?;
             let mut turns = Vec::with_capacity(lanes.len());
             for lane in &lanes {
                 turns.push(lane.enter().await);

@@ -48,6 +48,8 @@ struct Move<'a> {
     change: &'a Reschedule,
     place: &'a Place,
     scope: &'a Scope,
+    /// Whose booking it is.
+    client_id: &'a str,
     end: Timestamp,
     vetted: &'a Vetted,
     /// The new window's reservations, when the treatment needs devices.
@@ -121,6 +123,7 @@ impl Bookings {
             change: &change,
             place: &place,
             scope: &scope,
+            client_id: &current.client_id,
             end,
             vetted: &vetted,
             devices: devices.as_deref(),
@@ -151,6 +154,7 @@ impl Bookings {
             change,
             place,
             scope,
+            client_id,
             end,
             vetted,
             devices,
@@ -160,6 +164,8 @@ impl Bookings {
         let lane = self.gates.lane(&place.location.id).await;
         let now = self.clock.now();
         let mut tx = self.db.begin().await?;
+        // The client's lock before the location's turn (`gates`).
+        store::bookings::lock_client(&mut tx, &place.location.tenant_id, client_id).await?;
         let _turn = lane.enter().await;
         let booking = store::bookings::get(&mut tx, scope, id, Lock::ForUpdate)
             .await?

@@ -309,8 +309,79 @@ async fn bookings_made_while_others_move_all_finish(db: TestDb) {
     );
 }
 
+/// Clients' bookings moved while desks book the same clients on the
+/// following days and once more the same day, at one location at once: a
+/// move takes the client's lock before the location's turn, as a booking
+/// does; in the other order a move holding the turn and a booking holding
+/// the client's lock would each wait for the other until a deadline. Every
+/// call is answered quickly, every move and every booking of another day
+/// lands, and every second cryo the same day is refused.
+async fn clients_moved_while_booked_again_all_finish(db: TestDb) {
+    const CLIENTS: usize = 6;
+    const DAYS: usize = 3;
+    let studio = start(db).await;
+    for n in 2..=CLIENTS {
+        studio.chamber(&format!("Chamber {n}")).await;
+    }
+    let mut requests = Vec::new();
+    for c in 0..CLIENTS {
+        let client = format!("client-{c}");
+        let booking = studio.book(&client, TEN_AM).await.unwrap();
+        requests.push(Again::Move(pb::RescheduleBookingRequest {
+            id: booking.id,
+            start_time: t(&at(60 + 3 * c)),
+            resource_id: String::new(),
+        }));
+        requests.push(Again::SameDay(
+            studio.booking(&client, &at(120 + 3 * c)).await,
+        ));
+        for day in 0..DAYS {
+            let start = format!("2026-12-{:02}T15:{:02}:00Z", 3 + day, 3 * c);
+            requests.push(Again::OtherDay(studio.booking(&client, &start).await));
+        }
+    }
+    let (answers, slowest) = race(&studio, requests, |mut desk, request| async move {
+        let call = async {
+            match request {
+                Again::Move(to) => (true, desk.reschedule_booking(to).await.map(|_| ())),
+                Again::SameDay(again) => (false, desk.create_booking(again).await.map(|_| ())),
+                Again::OtherDay(again) => (true, desk.create_booking(again).await.map(|_| ())),
+            }
+        };
+        // A wait in a circle would last until a deadline: fail instead of
+        // hanging.
+        tokio::time::timeout(SLOWEST * 4, call).await
+    })
+    .await;
+    for answer in answers {
+        match answer.expect("a call was never answered: the desks waited in a circle") {
+            (true, Ok(())) => {}
+            (true, Err(status)) => panic!("a move or another day was refused: {status:?}"),
+            (false, Ok(())) => panic!("a second cryo the same day was booked"),
+            (false, Err(status)) => {
+                assert_eq!(reason(&status), "DAILY_LIMIT_REACHED", "{status:?}");
+            }
+        }
+    }
+    assert!(slowest < SLOWEST, "the slowest call took {slowest:?}");
+    let kept = CLIENTS * (1 + DAYS);
+    assert_eq!(studio.rows("bookings").await, i64::try_from(kept).unwrap());
+    assert_eq!(
+        held(&studio).await.values().map(Vec::len).sum::<usize>(),
+        kept
+    );
+}
+
+/// What [`clients_moved_while_booked_again_all_finish`] sends.
+enum Again {
+    Move(pb::RescheduleBookingRequest),
+    SameDay(pb::CreateBookingRequest),
+    OtherDay(pb::CreateBookingRequest),
+}
+
 recovery_kit::engine_tests!(
     twenty_desks_book_twenty_free_chambers_on_one_slot,
     many_desks_book_one_clients_cryo_the_same_day_and_one_wins,
     bookings_made_while_others_move_all_finish,
+    clients_moved_while_booked_again_all_finish,
 );
