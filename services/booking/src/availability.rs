@@ -513,8 +513,12 @@ impl Bookings {
                 expire: session.expire,
             })
             .collect();
-        let after =
-            store::allocations::calendar_version(tx, &place.scope(), &place.location.id).await?;
+        let after = match locked.leaves() {
+            Some(leaves) => leaves,
+            None => {
+                store::allocations::calendar_version(tx, &place.scope(), &place.location.id).await?
+            }
+        };
         Ok(Occupation::of(
             &allocations,
             locked.placed(added, now, after),

@@ -244,6 +244,9 @@ impl Window {
 /// change once it commits (`Locked::placed`).
 pub(crate) struct Locked {
     version: i64,
+    /// The version the transaction leaves, when the lock knew it
+    /// (`store::allocations::LocationLock`).
+    leaves: Option<i64>,
     calendar: Arc<Kept>,
     /// The window `calendar` was read for inside the transaction: kept
     /// with the change once it commits. `None`: a kept calendar served.
@@ -256,9 +259,15 @@ impl Locked {
         &self.calendar
     }
 
+    /// The version the transaction leaves, when the lock knew it.
+    pub(crate) fn leaves(&self) -> Option<i64> {
+        self.leaves
+    }
+
     /// What this transaction changed of the calendar: `added` occupied,
     /// expired holds in their way freed (as `allocate` does), and the
-    /// location's version `after` it, read in the transaction.
+    /// location's version `after` it, known at the lock or read in the
+    /// transaction.
     pub(crate) fn placed(self, added: Vec<Occupied>, now: Timestamp, after: i64) -> Placed {
         Placed {
             locked: self,
@@ -430,8 +439,9 @@ impl Calendars {
         (start, end): (Timestamp, Timestamp),
     ) -> Result<Locked, sqlx::Error> {
         let location_id = &place.location.id;
-        let version =
+        let lock =
             store::allocations::lock_location(tx, &place.location.tenant_id, location_id).await?;
+        let version = lock.found;
         let covering = {
             let kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
             kept.iter()
@@ -441,6 +451,7 @@ impl Calendars {
         if let Some(calendar) = covering {
             return Ok(Locked {
                 version,
+                leaves: lock.leaves,
                 calendar,
                 read: None,
                 location_id: location_id.clone(),
@@ -456,6 +467,7 @@ impl Calendars {
         let calendar = Arc::new(read_window(tx, place, &window, version).await?);
         Ok(Locked {
             version,
+            leaves: lock.leaves,
             calendar,
             read: Some(window),
             location_id: location_id.clone(),

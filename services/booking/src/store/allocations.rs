@@ -4,7 +4,7 @@
 use jiff::{SignedDuration, Timestamp};
 use std::collections::HashMap;
 
-use recovery_kit::db::placeholders;
+use recovery_kit::db::{Engine, engine_of, placeholders};
 use recovery_kit::ids::new_id;
 use recovery_kit::time::{from_micros, to_micros};
 use recovery_kit::{Lock, Scope};
@@ -16,10 +16,22 @@ use super::Resource;
 use crate::resources::ResourceKind;
 use crate::wire::{MAX_SESSION, MAX_TURNOVER, Named as _, stored};
 
+/// What [`lock_location`] answers: the location's calendar version as the
+/// transaction found it, and on PostgreSQL the version it leaves at commit.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LocationLock {
+    pub(crate) found: i64,
+    /// PostgreSQL: the lock bumps the version once, for every change the
+    /// transaction makes to the location's calendar after it (the triggers
+    /// of migration 20092 skip a location their transaction bumped so). On
+    /// SQLite the triggers bump for each change: read the version after.
+    pub(crate) leaves: Option<i64>,
+}
+
 /// Serialises the transactions that change a location's calendar until
 /// this one ends, and answers the location's calendar version, which no
 /// other transaction moves until then: the location's `calendar_versions`
-/// row is locked, made at 0 when there is none yet (one statement; SQLite's
+/// row is locked, made when there is none yet (one statement; SQLite's
 /// write transactions are serialised already). Taken before the calendar
 /// is read, it makes check-and-insert atomic per location, so concurrent
 /// callers each see the allocations of those before them and take the
@@ -31,8 +43,29 @@ pub(crate) async fn lock_location(
     conn: &mut AnyConnection,
     tenant_id: &str,
     location_id: &str,
-) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
+) -> Result<LocationLock, sqlx::Error> {
+    if engine_of(conn) == Engine::Postgres {
+        // Bumped here, once, and the location marked bumped for the rest
+        // of the transaction (a local setting, gone at its end): nothing
+        // is left to read after the change.
+        let leaves: i64 = sqlx::query_scalar(
+            "WITH bumped AS (INSERT INTO calendar_versions (location_id, tenant_id, version) \
+             VALUES ($1, $2, 1) ON CONFLICT (location_id) DO UPDATE \
+             SET version = calendar_versions.version + 1 RETURNING version) \
+             SELECT version FROM bumped WHERE set_config('recovery.calendar_bumped', \
+             COALESCE(current_setting('recovery.calendar_bumped', true), '') \
+             || '<' || $1 || '>', true) IS NOT NULL",
+        )
+        .bind(location_id)
+        .bind(tenant_id)
+        .fetch_one(&mut *conn)
+        .await?;
+        return Ok(LocationLock {
+            found: leaves.saturating_sub(1),
+            leaves: Some(leaves),
+        });
+    }
+    let found = sqlx::query_scalar(
         "INSERT INTO calendar_versions (location_id, tenant_id, version) VALUES ($1, $2, 0) \
          ON CONFLICT (location_id) DO UPDATE SET version = calendar_versions.version \
          RETURNING version",
@@ -40,7 +73,11 @@ pub(crate) async fn lock_location(
     .bind(location_id)
     .bind(tenant_id)
     .fetch_one(&mut *conn)
-    .await
+    .await?;
+    Ok(LocationLock {
+        found,
+        leaves: None,
+    })
 }
 
 /// The calendar version of a location: bumped by every change to its
