@@ -37,12 +37,14 @@ pub(crate) struct Booked<'a> {
     pub(crate) start: Timestamp,
 }
 
-/// A new booking's id, what the rules said and the devices reserved for
-/// it, and the lane of its location it queues in (`None` when the caller
-/// holds the location's turn already).
+/// A new booking's id, its treatment as read when the call began (its
+/// catalog version then), what the rules said and the devices reserved
+/// for it, and the lane of its location it queues in (`None` when the
+/// caller holds the location's turn already).
 #[derive(Clone, Copy)]
 pub(crate) struct Fresh<'a> {
     pub(crate) id: &'a str,
+    pub(crate) treatment: &'a Treatment,
     pub(crate) vetted: &'a Vetted,
     pub(crate) devices: &'a [Reserved],
     pub(crate) lane: Option<&'a Lane>,
@@ -265,6 +267,7 @@ impl Bookings {
             .await?;
         let fresh = Fresh {
             id: &booking_id,
+            treatment: &treatment,
             vetted: &vetted,
             devices: &devices,
             lane: None,
@@ -377,11 +380,13 @@ impl Bookings {
         now: Timestamp,
         fresh: &Fresh<'_>,
     ) -> Result<(pb::Booking, Placed, Option<Turn>), Attempt> {
-        let treatment = self.bookable(tx, caller, place, &slot.treatment_id).await?;
-        check_policy(&treatment, slot.start, now, true)?;
+        // The treatment as the call read it, not again: a change committed
+        // since is as if it came just after this booking.
+        let treatment = fresh.treatment;
+        check_policy(treatment, slot.start, now, true)?;
         let booked = Booked {
             place,
-            treatment: &treatment,
+            treatment,
             client_id: &slot.client_id,
             start: slot.start,
         };
@@ -400,7 +405,7 @@ impl Bookings {
             owner_id: fresh.id,
             expire: None,
         };
-        let taken = self.occupy(tx, place, &treatment, &session, now).await?;
+        let taken = self.occupy(tx, place, treatment, &session, now).await?;
         // The booking as reading it back would give, without the reads.
         let details = store::Details {
             held: taken.held,

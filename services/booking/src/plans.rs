@@ -266,6 +266,7 @@ impl Bookings {
                 let item = &items[i];
                 let fresh = Fresh {
                     id: &item.id,
+                    treatment: &item.treatment,
                     vetted: &item.vetted,
                     devices: &item.devices,
                     lane: None,
