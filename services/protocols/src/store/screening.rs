@@ -10,45 +10,45 @@ use super::{narrow, owner};
 use crate::Change;
 use crate::wire::screening::{NewScreening, condition_to_wire};
 
-/// The current (newest) screening of a client, if any.
+/// The current (newest) screening of a client, if any, with its answers,
+/// in one statement (a row per answer; one without answers for none).
 pub(crate) async fn current(
     conn: &mut AnyConnection,
     scope: &Scope,
     client_id: &str,
 ) -> Result<Option<pb::Screening>, Error> {
-    let Some(row) = sqlx::query(&format!(
-        "SELECT id, client_id, questionnaire_version, systolic, diastolic, measure_time, \
-         record_time, recorded_by FROM protocols_screenings \
-         WHERE {tenant} AND client_id = $2 ORDER BY id DESC LIMIT 1",
+    let rows = sqlx::query(&format!(
+        "SELECT s.id, s.client_id, s.questionnaire_version, s.systolic, s.diastolic, \
+         s.measure_time, s.record_time, s.recorded_by, a.condition, a.present, a.detail, \
+         a.answer_time, a.answered_by \
+         FROM protocols_screenings s \
+         LEFT JOIN protocols_screening_answers a ON a.screening_id = s.id \
+         WHERE s.id = (SELECT id FROM protocols_screenings \
+         WHERE {tenant} AND client_id = $2 ORDER BY id DESC LIMIT 1) \
+         ORDER BY a.position",
         tenant = scope.filter("tenant_id", 1)
     ))
     .bind(scope.tenant())
     .bind(client_id)
-    .fetch_optional(&mut *conn)
-    .await?
-    else {
+    .fetch_all(&mut *conn)
+    .await?;
+    let Some(row) = rows.first() else {
         return Ok(None);
     };
     let id: String = row.try_get("id")?;
-    let answers = sqlx::query(
-        "SELECT condition, present, detail, answer_time, answered_by \
-         FROM protocols_screening_answers WHERE screening_id = $1 ORDER BY position",
-    )
-    .bind(&id)
-    .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .map(|a| {
-        let condition: String = a.try_get("condition")?;
-        Ok(pb::ScreeningAnswer {
+    let mut answers = Vec::with_capacity(rows.len());
+    for a in &rows {
+        let Some(condition) = a.try_get::<Option<String>, _>("condition")? else {
+            continue;
+        };
+        answers.push(pb::ScreeningAnswer {
             condition: condition_to_wire(&condition) as i32,
             present: a.try_get::<i64, _>("present")? != 0,
             detail: a.try_get("detail")?,
             answer_time: stored_timestamp(a.try_get("answer_time")?),
             answered_by: a.try_get("answered_by")?,
-        })
-    })
-    .collect::<Result<Vec<_>, Error>>()?;
+        });
+    }
     let systolic: Option<i64> = row.try_get("systolic")?;
     let diastolic: Option<i64> = row.try_get("diastolic")?;
     let measured: Option<i64> = row.try_get("measure_time")?;
