@@ -87,9 +87,10 @@ impl Bookings {
     }
 
     /// Refuses a booking over the treatment's per-client daily limit;
-    /// `except` is the booking being moved or made (written already). The
-    /// caller holds the client's lock (`store::bookings::lock_client`),
-    /// taken before any location's turn, so that two desks cannot both
+    /// `except` is the booking being moved or made (written already). When
+    /// the treatment has a limit, the caller holds the client's lock
+    /// (`store::bookings::lock_client`), taken before any location's turn
+    /// and decided by this same treatment, so that two desks cannot both
     /// take the client's last session of the day.
     pub(crate) async fn check_daily_limit(
         &self,
@@ -287,8 +288,10 @@ impl Bookings {
                 Step::Work(tx) => tx,
             };
             // The client's lock before the location's turn, as on every
-            // path (`gates`).
-            store::bookings::lock_client(&mut tx, tenant_id, client_id).await?;
+            // path (`gates`), for the daily limit.
+            if fresh.treatment.terms.max_per_day > 0 {
+                store::bookings::lock_client(&mut tx, tenant_id, client_id).await?;
+            }
             let now = self.clock.now();
             // The location's turn, until commit.
             let (booking, placed, _turn) = match &new.from {
@@ -444,14 +447,22 @@ impl Bookings {
             )
             .into());
         }
-        let treatment = self
-            .treatment(tx, &scope, &hold.treatment_id, Lock::Read)
-            .await?;
+        // The treatment as the call read it (the hold's, which never
+        // changes).
+        let treatment = fresh.treatment;
+        if treatment.id != hold.treatment_id {
+            return Err(Error::Internal(anyhow::anyhow!(
+                "hold {hold_id} is for treatment {}, read as {}",
+                hold.treatment_id,
+                treatment.id
+            ))
+            .into());
+        }
         let start = from_micros(hold.start);
-        check_policy(&treatment, start, now, true)?;
+        check_policy(treatment, start, now, true)?;
         let booked = Booked {
             place,
-            treatment: &treatment,
+            treatment,
             client_id: &hold.client_id,
             start,
         };

@@ -253,8 +253,11 @@ impl Bookings {
                 Step::Replay(stored) => return Ok((stored, false)),
                 Step::Work(tx) => tx,
             };
-            // The client's lock before the locations' turns (`gates`).
-            crate::store::bookings::lock_client(&mut tx, tenant_id, &plan.client_id).await?;
+            // The client's lock before the locations' turns (`gates`), for
+            // the daily limits.
+            if items.iter().any(|i| i.treatment.terms.max_per_day > 0) {
+                crate::store::bookings::lock_client(&mut tx, tenant_id, &plan.client_id).await?;
+            }
             let mut turns = Vec::with_capacity(lanes.len());
             for lane in &lanes {
                 turns.push(lane.enter().await);

@@ -19,7 +19,7 @@ use crate::availability::{Occupancy, Place, check_policy};
 use crate::bookings::Booked;
 use crate::lifecycle::{Status, illegal};
 use crate::saga::Reservation;
-use crate::store;
+use crate::store::{self, Treatment};
 use crate::vetting::{Candidate, Vetted};
 use crate::wire::Reschedule;
 use crate::{Bookings, RELEASE_DEVICES_TOPIC};
@@ -50,6 +50,8 @@ struct Move<'a> {
     scope: &'a Scope,
     /// Whose booking it is.
     client_id: &'a str,
+    /// Its treatment, as the call read it (a booking's never changes).
+    treatment: &'a Treatment,
     end: Timestamp,
     vetted: &'a Vetted,
     /// The new window's reservations, when the treatment needs devices.
@@ -124,6 +126,7 @@ impl Bookings {
             place: &place,
             scope: &scope,
             client_id: &current.client_id,
+            treatment: &treatment,
             end,
             vetted: &vetted,
             devices: devices.as_deref(),
@@ -155,6 +158,7 @@ impl Bookings {
             place,
             scope,
             client_id,
+            treatment,
             end,
             vetted,
             devices,
@@ -164,8 +168,11 @@ impl Bookings {
         let lane = self.gates.lane(&place.location.id).await;
         let now = self.clock.now();
         let mut tx = self.db.begin().await?;
-        // The client's lock before the location's turn (`gates`).
-        store::bookings::lock_client(&mut tx, &place.location.tenant_id, client_id).await?;
+        // The client's lock before the location's turn (`gates`), for the
+        // daily limit.
+        if treatment.terms.max_per_day > 0 {
+            store::bookings::lock_client(&mut tx, &place.location.tenant_id, client_id).await?;
+        }
         let _turn = lane.enter().await;
         let booking = store::bookings::get(&mut tx, scope, id, Lock::ForUpdate)
             .await?
@@ -173,13 +180,10 @@ impl Bookings {
         if booking.status != Status::Booked {
             return Err(illegal(booking.status, "rescheduled").into());
         }
-        let treatment = self
-            .treatment(&mut tx, scope, &booking.treatment_id, Lock::Read)
-            .await?;
-        check_policy(&treatment, change.start, now, false)?;
+        check_policy(treatment, change.start, now, false)?;
         let booked = Booked {
             place,
-            treatment: &treatment,
+            treatment,
             client_id: &booking.client_id,
             start: change.start,
         };
@@ -194,7 +198,7 @@ impl Bookings {
             expire: None,
         };
         let taken = self
-            .occupy(&mut tx, place, &treatment, &session, now)
+            .occupy(&mut tx, place, treatment, &session, now)
             .await?;
         store::bookings::move_to(
             &mut tx,
