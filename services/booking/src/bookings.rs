@@ -189,6 +189,11 @@ impl Bookings {
                 let hold = store::allocations::hold(&mut conn, scope, hold_id, Lock::Read)
                     .await?
                     .ok_or_else(|| Error::not_found("hold", hold_id))?;
+                // Before the rules: they would count the hold's own booking
+                // and answer with the daily limit instead.
+                if let Some(booking_id) = &hold.booking_id {
+                    return Err(hold_already_booked(booking_id));
+                }
                 (
                     hold.location_id,
                     hold.client_id,
@@ -433,12 +438,7 @@ impl Bookings {
             .await?
             .ok_or_else(|| Error::not_found("hold", hold_id))?;
         if let Some(booking_id) = &hold.booking_id {
-            return Err(Error::refuse(
-                "HOLD_ALREADY_BOOKED",
-                "this hold was booked already",
-                &[("booking_id", booking_id)],
-            )
-            .into());
+            return Err(hold_already_booked(booking_id).into());
         }
         if from_micros(hold.expire) <= now {
             return Err(Error::precondition(
@@ -657,4 +657,13 @@ impl Bookings {
         )
         .await
     }
+}
+
+/// `HOLD_ALREADY_BOOKED`, naming the booking the hold became.
+fn hold_already_booked(booking_id: &str) -> Error {
+    Error::refuse(
+        "HOLD_ALREADY_BOOKED",
+        "this hold was booked already",
+        &[("booking_id", booking_id)],
+    )
 }

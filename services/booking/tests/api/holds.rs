@@ -55,6 +55,11 @@ async fn an_expired_hold_frees_itself(db: TestDb) {
     let booked = studio.book_hold(&hold.id).await.unwrap();
     assert_eq!(booked.client_id, studio.person("cy").await);
     assert_eq!(booked.start_time, t("2026-12-02T15:03:00Z"));
+    // Booked twice (a second click without a request id): the hold says
+    // so, not the client's daily limit its own booking fills.
+    let twice = studio.book_hold(&hold.id).await.unwrap_err();
+    assert_eq!(reason(&twice), "HOLD_ALREADY_BOOKED", "{twice:?}");
+    assert_eq!(studio.rows("bookings").await, 2);
     let too_long = desk
         .hold_slot(pb::HoldSlotRequest {
             ttl: mins(16),
