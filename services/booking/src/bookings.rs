@@ -249,8 +249,8 @@ impl Bookings {
         }
         let (location_id, client_id, treatment_id, start) = self.wanted(&scope, &new.from).await?;
         let place = self.place(caller, &location_id).await?;
-        // Kept under the catalog version when it can be (the transaction
-        // reads it again): the rules, the devices and the policy go by it.
+        // Kept under the catalog version when it can be: the rules, the
+        // devices, the policy and the transaction all go by this one read.
         let versions = self.search_versions(&place).await?;
         let treatment = self
             .bookable_at(&mut None, caller, &place, &treatment_id, versions.catalog)
