@@ -1,12 +1,16 @@
 //! Choosing concrete resources for a slot.
 
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+
 use jiff::civil::Time;
 use jiff::{SignedDuration, Timestamp};
 
 use crate::calendar::{self, Nanos};
 use crate::error::Error;
 use crate::fast::search;
-use crate::model::{Assignment, Busy, Interval, Location, Resource, Treatment};
+use crate::model::{Assignment, Busy, Free, Interval, Location, Resource, Treatment};
+use crate::query::Fnv;
 
 /// Chooses the resources for the slot starting at `start`: per need, in the
 /// treatment's order, `count` assignments. Within a kind the preferred
@@ -32,11 +36,14 @@ pub fn pick<'a>(
     let end = start
         .checked_add(SignedDuration::from_nanos(1))
         .map_err(|_| Error::SlotUnavailable)?;
+    // Only what lies near the slot can decide it; a kept calendar holds
+    // the whole day around it, and the sweep would sort all of it.
+    let near = near(resources, treatment, busy, start);
     let slots = search(
         location,
         resources,
         treatment,
-        busy,
+        &near,
         Interval::new(start, end),
         preference,
     )?;
@@ -45,32 +52,16 @@ pub fn pick<'a>(
         .find(|s| s.start == start)
         .ok_or(Error::SlotUnavailable)?;
 
-    let date = location.tz.to_datetime(start).date();
-    let day = calendar::resolve(&location.tz, date, Time::midnight()).zip(
-        date.tomorrow()
-            .ok()
-            .and_then(|next| calendar::resolve(&location.tz, next, Time::midnight())),
-    );
-    let load = |id: &str| -> Nanos {
-        let Some((day_start, day_end)) = day else {
-            return 0;
-        };
-        busy.iter()
-            .filter(|b| &*b.resource_id == id)
-            .map(|b| {
-                let s = b.interval.start.as_nanosecond().max(day_start);
-                let e = b.interval.end.as_nanosecond().min(day_end);
-                (e - s).max(0)
-            })
-            .sum()
-    };
-
+    let load = day_load(location, &slot.free, busy, start);
     let mut picked = Vec::new();
     for (free, need) in slot.free.iter().zip(&treatment.needs) {
         let mut ranked: Vec<(bool, Nanos, &'a str)> = free
             .candidates
             .iter()
-            .map(|&id| (Some(id) != preference, load(id), id))
+            .map(|&id| {
+                let busy_for = load.get(id).copied().unwrap_or(0);
+                (Some(id) != preference, busy_for, id)
+            })
             .collect();
         ranked.sort_unstable();
         let count = usize::try_from(need.count).unwrap_or(usize::MAX);
@@ -80,4 +71,71 @@ pub fn pick<'a>(
         }));
     }
     Ok(picked)
+}
+
+/// The intervals of `busy` that can decide whether a session of
+/// `treatment` may start at `start`: those within the longest pre-cool
+/// reach and turnover of any resource before it, and the session with
+/// both turnovers after it. An improper interval is kept, so the search
+/// refuses it as it would anywhere.
+fn near(
+    resources: &[Resource],
+    treatment: &Treatment,
+    busy: &[Busy],
+    start: Timestamp,
+) -> Vec<Busy> {
+    let longest = |f: &dyn Fn(&Resource) -> Nanos| resources.iter().map(f).max().unwrap_or(0);
+    let turnover = longest(&|r| r.turnover.as_nanos().abs());
+    let precool = longest(&|r| {
+        r.precool.map_or(0, |p| {
+            p.after.as_nanos().abs().max(p.duration.as_nanos().abs())
+        })
+    });
+    let at = start.as_nanosecond();
+    let from = at - precool - turnover;
+    let until =
+        at + treatment.duration.as_nanos().abs() + treatment.turnover.as_nanos().abs() + turnover;
+    busy.iter()
+        .filter(|b| {
+            let (s, e) = (
+                b.interval.start.as_nanosecond(),
+                b.interval.end.as_nanosecond(),
+            );
+            s >= e || (e >= from && s <= until)
+        })
+        .cloned()
+        .collect()
+}
+
+/// How long each candidate of `free` is busy on the local day of `start`,
+/// in one pass over `busy`.
+fn day_load<'a>(
+    location: &Location,
+    free: &[Free<'a>],
+    busy: &[Busy],
+    start: Timestamp,
+) -> HashMap<&'a str, Nanos, BuildHasherDefault<Fnv>> {
+    let mut load: HashMap<&'a str, Nanos, BuildHasherDefault<Fnv>> = free
+        .iter()
+        .flat_map(|f| f.candidates.iter().map(|&id| (id, 0)))
+        .collect();
+    let date = location.tz.to_datetime(start).date();
+    let day = calendar::resolve(&location.tz, date, Time::midnight()).zip(
+        date.tomorrow()
+            .ok()
+            .and_then(|next| calendar::resolve(&location.tz, next, Time::midnight())),
+    );
+    let Some((day_start, day_end)) = day else {
+        return load;
+    };
+    for b in busy {
+        let s = b.interval.start.as_nanosecond().max(day_start);
+        let e = b.interval.end.as_nanosecond().min(day_end);
+        if e > s
+            && let Some(total) = load.get_mut(&*b.resource_id)
+        {
+            *total += e - s;
+        }
+    }
+    load
 }

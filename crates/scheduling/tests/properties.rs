@@ -1,5 +1,6 @@
 //! Random locations, resources, bookings and windows: the fast search equals
-//! the reference scan, and no offered slot breaks a rule.
+//! the reference scan, no offered slot breaks a rule, and a pick decides as
+//! the reference scan over every booking would.
 
 mod common;
 
@@ -9,7 +10,8 @@ use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use proptest::prelude::*;
 use recovery_scheduling::{
-    Busy, Interval, Location, Need, OpeningHours, Precool, Resource, Treatment, reference, search,
+    Busy, Interval, Location, Need, OpeningHours, Precool, Resource, Treatment, pick, reference,
+    search,
 };
 
 const ZONES: [&str; 3] = ["UTC", "America/New_York", "Europe/Berlin"];
@@ -262,6 +264,83 @@ proptest! {
                     }
                 }
             }
+        }
+    }
+}
+
+/// What `pick` must choose at `start`: the reference scan's slot there over
+/// every booking, and per need the preferred resource, then the least busy
+/// on the slot's local day, then the smallest id. `None`: no slot there.
+fn expected_pick(c: &Case, start: Timestamp) -> Option<Vec<(String, String)>> {
+    let window = Interval::new(start, start + SignedDuration::from_nanos(1));
+    let pref = c.preference.as_deref();
+    let slots = reference::search(
+        &c.location,
+        &c.resources,
+        &c.treatment,
+        &c.busy,
+        window,
+        pref,
+    )
+    .ok()?;
+    let slot = slots.into_iter().find(|s| s.start == start)?;
+    let tz = &c.location.tz;
+    let date = tz.to_datetime(start).date();
+    let day_start = tz.to_timestamp(date.to_datetime(Time::midnight())).unwrap();
+    let day_end = tz
+        .to_timestamp(date.tomorrow().unwrap().to_datetime(Time::midnight()))
+        .unwrap();
+    let load = |id: &str| -> i128 {
+        c.busy
+            .iter()
+            .filter(|b| &*b.resource_id == id)
+            .map(|b| {
+                let s = b.interval.start.max(day_start).as_nanosecond();
+                let e = b.interval.end.min(day_end).as_nanosecond();
+                (e - s).max(0)
+            })
+            .sum()
+    };
+    let mut picked = Vec::new();
+    for (free, need) in slot.free.iter().zip(&c.treatment.needs) {
+        let mut ranked: Vec<(bool, i128, &str)> = free
+            .candidates
+            .iter()
+            .map(|&id| (Some(id) != pref, load(id), id))
+            .collect();
+        ranked.sort_unstable();
+        picked.extend(
+            ranked
+                .into_iter()
+                .take(need.count as usize)
+                .map(|(_, _, id)| (free.kind.to_owned(), id.to_owned())),
+        );
+    }
+    Some(picked)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    /// `pick` looks only at the bookings near the slot: at every open slot
+    /// of the window, and at starts between them, it decides as the
+    /// reference scan over all of them.
+    #[test]
+    fn pick_decides_as_the_reference_over_every_booking(case in case(0)) {
+        let c = &case;
+        let pref = c.preference.as_deref();
+        let open = reference::search(&c.location, &c.resources, &c.treatment, &c.busy, c.window, pref)
+            .unwrap_or_default();
+        let starts = open
+            .iter()
+            .map(|s| s.start)
+            .chain((0..48).map(|k| c.window.start + mins(7 * k)))
+            .filter(|s| *s < c.window.end);
+        for start in starts {
+            let got = pick(&c.location, &c.resources, &c.treatment, &c.busy, start, pref)
+                .ok()
+                .map(|p| p.iter().map(|a| (a.kind.to_owned(), a.resource_id.to_owned())).collect::<Vec<_>>());
+            prop_assert_eq!(got, expected_pick(c, start), "at {}", start);
         }
     }
 }
