@@ -297,31 +297,20 @@ struct Change<'a> {
 }
 
 impl Kept {
-    /// This calendar with `change` made, under the version it left; the
-    /// same calendar relabelled when the change is outside its window and
-    /// its margins.
-    fn advanced(&self, window: &Window, change: &Change<'_>) -> Kept {
-        let turnover = |id: &str| {
-            self.resources
-                .iter()
-                .find(|r| r.id == id)
-                .map_or(jiff::SignedDuration::ZERO, |r| r.turnover)
-        };
-        let until = |busy: &sched::Busy| {
-            let end = busy.interval.end;
-            end.saturating_add(turnover(&busy.resource_id[..]))
-                .unwrap_or(end)
-        };
-        // As `allocate`: expired holds overlapping a new allocation on its
-        // resource are deleted with it.
-        let freed = |busy: &sched::Busy, expire: Option<Timestamp>| {
-            expire.is_some_and(|e| e <= change.now)
-                && change.added.iter().any(|a| {
-                    a.busy.resource_id == busy.resource_id
-                        && busy.interval.start < until(&a.busy)
-                        && until(busy) > a.busy.interval.start
-                })
-        };
+    /// When `busy` stops occupying its resource: its end and the
+    /// resource's turnover.
+    fn until(&self, busy: &sched::Busy) -> Timestamp {
+        let turnover = self
+            .resources
+            .iter()
+            .find(|r| *r.id == *busy.resource_id)
+            .map_or(jiff::SignedDuration::ZERO, |r| r.turnover);
+        let end = busy.interval.end;
+        end.saturating_add(turnover).unwrap_or(end)
+    }
+
+    /// Whether `added` lies within `window` and its margins.
+    fn within(&self, window: &Window, added: &Occupied) -> bool {
         let from = window
             .start
             .saturating_sub(crate::availability::MARGIN)
@@ -330,7 +319,53 @@ impl Kept {
             .end
             .saturating_add(crate::availability::MARGIN)
             .unwrap_or(window.end);
-        let within = |a: &&Occupied| a.busy.interval.start < to && until(&a.busy) > from;
+        added.busy.interval.start < to && self.until(&added.busy) > from
+    }
+
+    /// [`Kept::advanced`] of a calendar no one else holds: bookings'
+    /// allocations added to a settled calendar in place, without copying
+    /// the thousands it holds; anything else as `advanced` does.
+    fn advance(kept: Arc<Self>, window: &Window, change: &Change<'_>) -> Self {
+        let mut kept = match Arc::try_unwrap(kept) {
+            Ok(kept) => kept,
+            Err(shared) => return shared.advanced(window, change),
+        };
+        let settled = matches!(kept.taken, Taken::Settled(_));
+        if !settled || change.added.iter().any(|a| a.expire.is_some()) {
+            return kept.advanced(window, change);
+        }
+        // Settled: no hold to free. Untouched: the answers stand.
+        let added: Vec<sched::Busy> = change
+            .added
+            .iter()
+            .filter(|a| kept.within(window, a))
+            .map(|a| a.busy.clone())
+            .collect();
+        kept.version = change.after;
+        if let Taken::Settled(busy) = &mut kept.taken
+            && !added.is_empty()
+        {
+            Arc::make_mut(busy).extend(added);
+            kept.answers = Mutex::default();
+        }
+        kept
+    }
+
+    /// This calendar with `change` made, under the version it left; the
+    /// same calendar relabelled when the change is outside its window and
+    /// its margins.
+    fn advanced(&self, window: &Window, change: &Change<'_>) -> Kept {
+        // As `allocate`: expired holds overlapping a new allocation on its
+        // resource are deleted with it.
+        let freed = |busy: &sched::Busy, expire: Option<Timestamp>| {
+            expire.is_some_and(|e| e <= change.now)
+                && change.added.iter().any(|a| {
+                    a.busy.resource_id == busy.resource_id
+                        && busy.interval.start < self.until(&a.busy)
+                        && self.until(busy) > a.busy.interval.start
+                })
+        };
+        let within = |a: &&Occupied| self.within(window, a);
         let touched = change.added.iter().any(|a| within(&a))
             || self
                 .taken
@@ -490,15 +525,35 @@ impl Calendars {
             now,
             after,
         };
+        let Locked {
+            version,
+            calendar,
+            read,
+            location_id,
+            ..
+        } = locked;
+        let mut moved: Vec<(Window, Kept)> = Vec::new();
+        // The calendar read in the transaction is this call's alone; one
+        // served from those kept is let go, so the kept one may be moved
+        // in place.
+        match read {
+            Some(window) => {
+                let calendar = Kept::advance(calendar, &window, &change);
+                moved.push((window, calendar));
+            }
+            None => drop(calendar),
+        }
         let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut moved: Vec<(Window, Kept)> = kept
+        let windows: Vec<Window> = kept
             .iter()
-            .filter(|(w, k)| w.location_id == locked.location_id && k.version == locked.version)
-            .map(|(w, k)| (w.clone(), k.advanced(w, &change)))
+            .filter(|(w, k)| w.location_id == location_id && k.version == version)
+            .map(|(w, _)| w.clone())
             .collect();
-        if let Some(window) = locked.read {
-            let calendar = locked.calendar.advanced(&window, &change);
-            moved.push((window, calendar));
+        for window in windows {
+            if let Some(calendar) = kept.remove(&window) {
+                let calendar = Kept::advance(calendar, &window, &change);
+                moved.push((window, calendar));
+            }
         }
         for (window, calendar) in moved {
             Self::keep(&mut kept, window, Arc::new(calendar));
