@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
-use recovery_kit::db::Attempt;
+use recovery_kit::db::{Attempt, Engine, engine_of};
 use recovery_kit::kept::Shared;
 use recovery_kit::{Caller, Error, Lock, Scope, reason};
 use recovery_proto::booking::v1 as pb;
@@ -15,7 +15,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection};
 
 use crate::Bookings;
-use crate::calendars::Placed;
+use crate::calendars::{Kept, Placed};
 use crate::store::allocations::Occupied;
 use crate::store::{self, Allocation, Resource, Treatment};
 use crate::wire::{self, AvailabilityQuery, Named as _};
@@ -457,45 +457,58 @@ impl Bookings {
         let end = start
             .saturating_add(treatment.terms.duration)
             .unwrap_or(start);
-        let locked = self.calendars.locked(tx, place, (start, end)).await?;
         let from = start.saturating_sub(MARGIN).unwrap_or(start);
         let to = end.saturating_add(MARGIN).unwrap_or(end);
+        let added = |allocations: &[Allocation<'_>]| -> Vec<Occupied> {
+            allocations
+                .iter()
+                .map(|a| Occupied {
+                    busy: sched::Busy::new(a.resource.id.clone(), a.start, a.end),
+                    expire: session.expire,
+                })
+                .collect()
+        };
+        // PostgreSQL, with a calendar kept for the session: decided on it,
+        // and the location's lock taken with the allocations in one
+        // statement that holds only while the location's version is the
+        // one the calendar was kept at (a round trip fewer in the turn). A
+        // version moved, a slot the kept calendar does not show free, or a
+        // lapsed hold to clear: the lock first, then the calendar under it.
+        if engine_of(tx) == Engine::Postgres
+            && let Some(kept) = self.calendars.kept_for(place, (start, end))
+        {
+            let resources = kept.calendar().resources(now, from, to);
+            let chosen = assign(place, kept.calendar(), &resources, treatment, session, now);
+            if let Ok(allocations) = chosen
+                && allocations.iter().all(|a| !a.clear)
+            {
+                let leaves = store::allocations::allocate_at(
+                    tx,
+                    &place.location.tenant_id,
+                    &place.location.id,
+                    kept.version(),
+                    session.owner_id,
+                    (&allocations, session.expire),
+                )
+                .await
+                .map_err(|e| Attempt::on_exclusion(e, slot_unavailable))?;
+                if let Some(leaves) = leaves {
+                    let added = added(&allocations);
+                    let placed = kept.confirmed(leaves).placed(added, now, leaves);
+                    return Ok(Occupation::of(&allocations, placed));
+                }
+            }
+        }
+        let locked = self.calendars.locked(tx, place, (start, end)).await?;
         let resources = locked.calendar().resources(now, from, to);
-        let busy = locked.calendar().busy(now);
-        let sched_resources: Vec<sched::Resource> =
-            resources.iter().map(Resource::to_sched).collect();
-        let assignments = sched::pick(
-            &place.schedule,
-            &sched_resources,
-            &treatment.to_sched(),
-            &busy,
-            start,
-            session.preference,
-        )
-        .map_err(|e| match e {
-            sched::Error::SlotUnavailable => crate::devices::unavailable(
-                place,
-                &resources,
-                treatment,
-                &busy,
-                start,
-                session.preference,
-            ),
-            other => sched_error(&other),
-        })?;
-        let occupied = end.saturating_add(treatment.terms.turnover).unwrap_or(end);
-        let allocations: Vec<Allocation<'_>> = assignments
-            .iter()
-            .filter_map(|a| resources.iter().find(|r| r.id == a.resource_id))
-            .map(|resource| Allocation {
-                resource,
-                start,
-                end: occupied,
-                clear: locked
-                    .calendar()
-                    .lapsed_in_way(resource, start, occupied, now),
-            })
-            .collect();
+        let allocations = assign(
+            place,
+            locked.calendar(),
+            &resources,
+            treatment,
+            session,
+            now,
+        )?;
         store::allocations::allocate(
             tx,
             &place.location.tenant_id,
@@ -506,22 +519,64 @@ impl Bookings {
         )
         .await
         .map_err(|e| Attempt::on_exclusion(e, slot_unavailable))?;
-        let added = allocations
-            .iter()
-            .map(|a| Occupied {
-                busy: sched::Busy::new(a.resource.id.clone(), a.start, a.end),
-                expire: session.expire,
-            })
-            .collect();
         let after = match locked.leaves() {
             Some(leaves) => leaves,
             None => {
                 store::allocations::calendar_version(tx, &place.scope(), &place.location.id).await?
             }
         };
+        let added = added(&allocations);
         Ok(Occupation::of(
             &allocations,
             locked.placed(added, now, after),
         ))
     }
+}
+
+/// The resources `calendar` gives a session of `treatment`: picked
+/// (`sched::pick`), each with whether a lapsed hold is in its way.
+fn assign<'r>(
+    place: &Place,
+    calendar: &Kept,
+    resources: &'r [Resource],
+    treatment: &Treatment,
+    session: &Occupancy<'_>,
+    now: Timestamp,
+) -> Result<Vec<Allocation<'r>>, Error> {
+    let start = session.start;
+    let end = start
+        .saturating_add(treatment.terms.duration)
+        .unwrap_or(start);
+    let busy = calendar.busy(now);
+    let sched_resources: Vec<sched::Resource> = resources.iter().map(Resource::to_sched).collect();
+    let assignments = sched::pick(
+        &place.schedule,
+        &sched_resources,
+        &treatment.to_sched(),
+        &busy,
+        start,
+        session.preference,
+    )
+    .map_err(|e| match e {
+        sched::Error::SlotUnavailable => crate::devices::unavailable(
+            place,
+            resources,
+            treatment,
+            &busy,
+            start,
+            session.preference,
+        ),
+        other => sched_error(&other),
+    })?;
+    let occupied = end.saturating_add(treatment.terms.turnover).unwrap_or(end);
+    Ok(assignments
+        .iter()
+        .filter_map(|a| resources.iter().find(|r| r.id == a.resource_id))
+        .map(|resource| Allocation {
+            resource,
+            start,
+            end: occupied,
+            clear: calendar.lapsed_in_way(resource, start, occupied, now),
+        })
+        .collect())
 }

@@ -259,6 +259,20 @@ impl Locked {
         &self.calendar
     }
 
+    /// The location's calendar version this calendar stands for.
+    pub(crate) fn version(&self) -> i64 {
+        self.version
+    }
+
+    /// A calendar from [`Calendars::kept_for`] once the lock, taken on the
+    /// condition that the version had not moved, has bumped it to `leaves`.
+    pub(crate) fn confirmed(self, leaves: i64) -> Self {
+        Self {
+            leaves: Some(leaves),
+            ..self
+        }
+    }
+
     /// The version the transaction leaves, when the lock knew it.
     pub(crate) fn leaves(&self) -> Option<i64> {
         self.leaves
@@ -505,6 +519,33 @@ impl Calendars {
             leaves: lock.leaves,
             calendar,
             read: Some(window),
+            location_id: location_id.clone(),
+        })
+    }
+
+    /// The newest calendar kept for a change to `[start, end)` at `place`,
+    /// before the location's lock: what [`Calendars::locked`] would serve
+    /// if the location's version has not moved since it was kept. Good only
+    /// with a lock taken on that condition
+    /// (`store::allocations::allocate_at`), then [`Locked::confirmed`].
+    pub(crate) fn kept_for(
+        &self,
+        place: &Place,
+        (start, end): (Timestamp, Timestamp),
+    ) -> Option<Locked> {
+        let location_id = &place.location.id;
+        let calendar = {
+            let kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+            kept.iter()
+                .filter(|(w, _)| w.covers(location_id, start, end))
+                .max_by_key(|(_, k)| k.version)
+                .map(|(_, k)| Arc::clone(k))?
+        };
+        Some(Locked {
+            version: calendar.version,
+            leaves: None,
+            calendar,
+            read: None,
             location_id: location_id.clone(),
         })
     }

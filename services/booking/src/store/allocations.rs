@@ -224,6 +224,74 @@ pub(crate) async fn allocate(
     Ok(())
 }
 
+/// PostgreSQL: [`lock_location`] and [`allocate`] in one statement, on
+/// the condition that the location's calendar version is still `version`
+/// (the one a kept calendar was read under, which `allocations` were
+/// chosen on): the row is locked and bumped, the location marked bumped,
+/// and the allocations written, all or nothing. Answers the version the
+/// transaction leaves, or `None` when the version had moved or no row was
+/// made yet: then nothing was locked or written, and the caller takes the
+/// lock the usual way. Waiting on another holder of the row, it sees that
+/// holder's commit (and its bump) before it decides.
+///
+/// An allocation with a lapsed hold to clear is not for this statement.
+pub(crate) async fn allocate_at(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    location_id: &str,
+    version: i64,
+    owner_id: &str,
+    (allocations, expire): (&[Allocation<'_>], Option<Timestamp>),
+) -> Result<Option<i64>, sqlx::Error> {
+    const BEFORE: usize = 5;
+    const COLUMNS: usize = 6;
+    let rows = (0..allocations.len())
+        .map(|i| {
+            let p = BEFORE + i * COLUMNS;
+            format!(
+                "(${}::text, ${}::text, ${}::text, ${}::bigint, ${}::bigint, ${}::bigint)",
+                p + 1,
+                p + 2,
+                p + 3,
+                p + 4,
+                p + 5,
+                p + 6
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "WITH bumped AS (UPDATE calendar_versions SET version = version + 1 \
+         WHERE location_id = $1 AND tenant_id = $2 AND version = $3 \
+         RETURNING version, set_config('recovery.calendar_bumped', \
+         COALESCE(current_setting('recovery.calendar_bumped', true), '') \
+         || '<' || $1 || '>', true) AS marked), \
+         placed AS (INSERT INTO allocations (id, tenant_id, resource_id, kind, owner_id, \
+         start_us, end_us, until_us, expire_us) \
+         SELECT a.id, $2, a.resource_id, a.kind, $4, a.start_us, a.end_us, a.until_us, \
+         $5::bigint FROM bumped CROSS JOIN (VALUES {rows}) \
+         AS a (id, resource_id, kind, start_us, end_us, until_us)) \
+         SELECT version FROM bumped WHERE marked IS NOT NULL"
+    );
+    let mut query = sqlx::query_scalar(&sql)
+        .bind(location_id)
+        .bind(tenant_id)
+        .bind(version)
+        .bind(owner_id)
+        .bind(expire.map(to_micros));
+    for a in allocations {
+        let until = a.end.saturating_add(a.resource.turnover).unwrap_or(a.end);
+        query = query
+            .bind(new_id())
+            .bind(&a.resource.id)
+            .bind(a.resource.kind.as_str())
+            .bind(to_micros(a.start))
+            .bind(to_micros(a.end))
+            .bind(to_micros(until));
+    }
+    query.fetch_optional(&mut *conn).await
+}
+
 /// One resource an owner holds.
 #[derive(Debug, Clone)]
 pub(crate) struct Held {
