@@ -132,7 +132,7 @@ impl Occupation {
     fn of(allocations: &[Allocation<'_>], placed: Placed) -> Self {
         let mut taken: Vec<&Resource> = allocations.iter().map(|a| a.resource).collect();
         taken.sort_by(|a, b| a.id.cmp(&b.id));
-        // As `store::devices::risk`: the first resource, by id, whose device
+        // As `store::devices::holdings`: the first resource, by id, whose device
         // is out of service.
         let at_risk = taken.iter().find_map(|r| {
             let link = r.device.as_ref().filter(|d| !d.in_service())?;

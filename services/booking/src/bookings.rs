@@ -467,7 +467,7 @@ impl Bookings {
             start,
         };
         self.check_daily_limit(tx, &booked, None).await?;
-        self.insert_booking(tx, &booked, caller, now, fresh).await?;
+        let booking = self.insert_booking(tx, &booked, caller, now, fresh).await?;
         // The hold's resources must still be there: a hold whose allocations
         // were released meanwhile holds nothing, and a booking from it would
         // have no resources. The transaction rolls back with the refusal.
@@ -480,8 +480,16 @@ impl Bookings {
         }
         // A waitlist offer's hold: the offer is accepted with the booking.
         store::waitlist::accept_by_hold(tx, hold_id, fresh.id, to_micros(now)).await?;
-        crate::devices::check_in_service(tx, fresh.id, now).await?;
-        self.reload(tx, fresh.id).await
+        let holding = crate::devices::check_in_service(tx, fresh.id, now).await?;
+        // The booking as reading it back would give, without the reads:
+        // what it holds was just read, and none of it is at risk.
+        let details = store::Details {
+            held: holding,
+            warnings: fresh.vetted.warnings.clone(),
+            devices: fresh.devices.to_vec(),
+            at_risk: None,
+        };
+        Ok(booking.to_wire(&details))
     }
 
     /// Stores a new booking with what the rules said and the devices

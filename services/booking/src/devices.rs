@@ -193,11 +193,12 @@ pub(crate) fn unavailable(
 /// Refuses what `owner_id` holds when a resource of it is a device out of
 /// service (a hold made before its chamber went into maintenance does not
 /// become a booking): `SLOT_UNAVAILABLE`, cause `DEVICE_NOT_READY`.
+/// Otherwise answers what it holds, by kind then id (none of it at risk).
 pub(crate) async fn check_in_service(
     conn: &mut sqlx::AnyConnection,
     owner_id: &str,
     now: Timestamp,
-) -> Result<(), Error> {
+) -> Result<Vec<store::allocations::Held>, Error> {
     // A chamber that warmed up since the hold was taken cannot take a
     // session within the hour, as a search would not offer it.
     let horizon = now.saturating_add(TEMPERATURE_HORIZON).unwrap_or(now);
@@ -216,8 +217,9 @@ pub(crate) async fn check_in_service(
             ],
         ));
     }
-    match store::devices::risk(conn, owner_id).await? {
-        None => Ok(()),
+    let mut holdings = store::devices::holdings(conn, &[owner_id]).await?;
+    match holdings.risks.remove(owner_id) {
+        None => Ok(holdings.held.remove(owner_id).unwrap_or_default()),
         Some(risk) => Err(Error::refuse(
             reason::SLOT_UNAVAILABLE,
             format!(

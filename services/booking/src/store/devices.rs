@@ -94,23 +94,6 @@ pub(crate) struct Risk {
     pub(crate) since: i64,
 }
 
-/// The first resource `owner_id` holds whose device is out of service.
-pub(crate) async fn risk(
-    conn: &mut AnyConnection,
-    owner_id: &str,
-) -> Result<Option<Risk>, sqlx::Error> {
-    Ok(risks_of(conn, &[owner_id]).await?.remove(owner_id))
-}
-
-/// For each of `owners` that holds one, the first resource (by id) whose
-/// device is out of service.
-pub(crate) async fn risks_of(
-    conn: &mut AnyConnection,
-    owners: &[&str],
-) -> Result<HashMap<String, Risk>, sqlx::Error> {
-    Ok(holdings(conn, owners).await?.risks)
-}
-
 /// What each of some owners (bookings or holds) holds.
 #[derive(Debug, Default)]
 pub(crate) struct Holdings {

@@ -55,6 +55,19 @@ async fn an_expired_hold_frees_itself(db: TestDb) {
     let booked = studio.book_hold(&hold.id).await.unwrap();
     assert_eq!(booked.client_id, studio.person("cy").await);
     assert_eq!(booked.start_time, t("2026-12-02T15:03:00Z"));
+    // The answer is the booking as stored, on the hold's chamber.
+    assert!(!hold.resources.is_empty());
+    assert_eq!(booked.resources, hold.resources);
+    let stored = desk
+        .get_booking(pb::GetBookingRequest {
+            id: booked.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .booking
+        .unwrap();
+    assert_eq!(stored, booked);
     // Booked twice (a second click without a request id): the hold says
     // so, not the client's daily limit its own booking fills.
     let twice = studio.book_hold(&hold.id).await.unwrap_err();
