@@ -376,13 +376,23 @@ async fn run(db: TestDb, engine: &'static str) -> anyhow::Result<Vec<Row>> {
         move |channel: Channel| BookingServiceClient::with_interceptor(channel, Bearer::new(&key))
     };
 
+    let raw = raw();
+    if raw {
+        println!("{engine}: read paths' answers counted, not decoded (RAW=1)");
+    }
     let baseline = health(callers).await?;
     let search = drive(&channels, callers, span, {
-        let booking_calls = booking_calls.clone();
-        move |channel, _, _| {
-            let mut client = booking_calls(channel);
-            let request = day.clone();
-            Some(async move { client.search_availability(request).await.map(|_| ()) })
+        let (booking_calls, key) = (booking_calls.clone(), key.clone());
+        move |channel: Channel, _, _| {
+            let mut client = booking_calls(channel.clone());
+            let (request, key) = (day.clone(), key.clone());
+            Some(async move {
+                if raw {
+                    let path = "/recovery.booking.v1.BookingService/SearchAvailability";
+                    return raw_call(channel, &key, path, request).await;
+                }
+                client.search_availability(request).await.map(|_| ())
+            })
         }
     })
     .await?;
@@ -390,15 +400,22 @@ async fn run(db: TestDb, engine: &'static str) -> anyhow::Result<Vec<Row>> {
 
     let baseline = health(callers).await?;
     let list = drive(&channels, callers, span, {
-        let location = location.clone();
-        move |channel, _, _| {
-            let mut client = booking_calls(channel);
+        let (location, key) = (location.clone(), key.clone());
+        move |channel: Channel, _, _| {
+            let mut client = booking_calls(channel.clone());
             let request = pb::ListBookingsRequest {
                 location_id: location.clone(),
                 day: DAY.into(),
                 ..Default::default()
             };
-            Some(async move { client.list_bookings(request).await.map(|_| ()) })
+            let key = key.clone();
+            Some(async move {
+                if raw {
+                    let path = "/recovery.booking.v1.BookingService/ListBookings";
+                    return raw_call(channel, &key, path, request).await;
+                }
+                client.list_bookings(request).await.map(|_| ())
+            })
         }
     })
     .await?;
@@ -407,13 +424,16 @@ async fn run(db: TestDb, engine: &'static str) -> anyhow::Result<Vec<Row>> {
     let baseline = health(callers).await?;
     let list = drive(&channels, callers, span, {
         let key = key.clone();
-        move |channel, _, _| {
-            let mut client = ProtocolServiceClient::with_interceptor(channel, Bearer::new(&key));
+        move |channel: Channel, _, _| {
+            let mut client =
+                ProtocolServiceClient::with_interceptor(channel.clone(), Bearer::new(&key));
+            let (request, key) = (protocols_pb::ListClientsRequest::default(), key.clone());
             Some(async move {
-                client
-                    .list_clients(protocols_pb::ListClientsRequest::default())
-                    .await
-                    .map(|_| ())
+                if raw {
+                    let path = "/recovery.protocols.v1.ProtocolService/ListClients";
+                    return raw_call(channel, &key, path, request).await;
+                }
+                client.list_clients(request).await.map(|_| ())
             })
         }
     })
@@ -423,13 +443,21 @@ async fn run(db: TestDb, engine: &'static str) -> anyhow::Result<Vec<Row>> {
     let baseline = health(callers).await?;
     let list = drive(&channels, callers, span, {
         let (key, location) = (key.clone(), location.clone());
-        move |channel, _, _| {
-            let mut client = FleetServiceClient::with_interceptor(channel, Bearer::new(&key));
+        move |channel: Channel, _, _| {
+            let mut client =
+                FleetServiceClient::with_interceptor(channel.clone(), Bearer::new(&key));
             let request = fleet_pb::ListDevicesRequest {
                 location_id: location.clone(),
                 ..Default::default()
             };
-            Some(async move { client.list_devices(request).await.map(|_| ()) })
+            let key = key.clone();
+            Some(async move {
+                if raw {
+                    let path = "/recovery.fleet.v1.FleetService/ListDevices";
+                    return raw_call(channel, &key, path, request).await;
+                }
+                client.list_devices(request).await.map(|_| ())
+            })
         }
     })
     .await?;
@@ -438,13 +466,21 @@ async fn run(db: TestDb, engine: &'static str) -> anyhow::Result<Vec<Row>> {
     let baseline = health(callers).await?;
     let list = drive(&channels, callers, span, {
         let key = key.clone();
-        move |channel, _, _| {
-            let mut client = ProtocolServiceClient::with_interceptor(channel, Bearer::new(&key));
+        move |channel: Channel, _, _| {
+            let mut client =
+                ProtocolServiceClient::with_interceptor(channel.clone(), Bearer::new(&key));
             let request = protocols_pb::ListTimelineRequest {
                 client_id: athlete.clone(),
                 ..Default::default()
             };
-            Some(async move { client.list_timeline(request).await.map(|_| ()) })
+            let key = key.clone();
+            Some(async move {
+                if raw {
+                    let path = "/recovery.protocols.v1.ProtocolService/ListTimeline";
+                    return raw_call(channel, &key, path, request).await;
+                }
+                client.list_timeline(request).await.map(|_| ())
+            })
         }
     })
     .await?;
@@ -636,4 +672,72 @@ async fn pgbench(url: &str, clients: usize, span: Duration) -> anyhow::Result<f6
         .execute(&mut conn)
         .await?;
     Ok(tps)
+}
+
+/// `RAW=1`: answers counted, not decoded (see the module docs).
+fn raw() -> bool {
+    env_or("RAW", 0) == 1
+}
+
+/// Calls `path` with `request` as the bearer of `key`, and takes the
+/// answer off the wire without decoding it.
+async fn raw_call<Req>(
+    channel: Channel,
+    key: &str,
+    path: &'static str,
+    request: Req,
+) -> Result<(), tonic::Status>
+where
+    Req: prost::Message + Send + Sync + 'static,
+{
+    let mut grpc = tonic::client::Grpc::new(tonic::service::interceptor::InterceptedService::new(
+        channel,
+        Bearer::new(key),
+    ));
+    grpc.ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    grpc.unary(
+        tonic::Request::new(request),
+        tonic::codegen::http::uri::PathAndQuery::from_static(path),
+        Counted::<Req>(std::marker::PhantomData),
+    )
+    .await
+    .map(|_| ())
+}
+
+/// A codec that encodes requests as prost does and answers the length of
+/// each message received, its bytes skipped.
+struct Counted<Req>(std::marker::PhantomData<Req>);
+
+impl<Req: prost::Message + Send + 'static> tonic::codec::Codec for Counted<Req> {
+    type Encode = Req;
+    type Decode = usize;
+    type Encoder = tonic_prost::ProstEncoder<Req>;
+    type Decoder = Skip;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        tonic_prost::ProstEncoder::default()
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        Skip
+    }
+}
+
+struct Skip;
+
+impl tonic::codec::Decoder for Skip {
+    type Item = usize;
+    type Error = tonic::Status;
+
+    fn decode(
+        &mut self,
+        buf: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<usize>, tonic::Status> {
+        use prost::bytes::Buf as _;
+        let n = buf.remaining();
+        buf.advance(n);
+        Ok(Some(n))
+    }
 }
