@@ -17,7 +17,7 @@ use recovery_proto::fleet::v1 as fleet_pb;
 use tonic::Code;
 
 use crate::common::chamber_device;
-use crate::support::{Studio, TEN_AM, at, reason, refused, start, t};
+use crate::support::{Studio, TEN_AM, at, reason, refused, start, stored, t};
 
 /// Registers a cryo chamber in fleet (ready at -90 °C or colder) and lets
 /// fleet's word reach booking; its device id.
@@ -483,17 +483,7 @@ async fn bookings_at_risk_are_streamed_and_moved_keeping_their_id(db: TestDb) {
     assert_eq!(risk.resource_id, chamber_a);
     assert_eq!(risk.device_id, a);
     assert_eq!(risk.device_state(), fleet_pb::DeviceState::Maintenance);
-    let got = studio
-        .client(&studio.desk)
-        .await
-        .get_booking(pb::GetBookingRequest {
-            id: booking.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .booking
-        .unwrap();
+    let got = stored(&mut studio.client(&studio.desk).await, &booking.id).await;
     assert!(got.at_risk.is_some());
     let listed = desk.list_bookings(day.clone()).await.unwrap().into_inner();
     assert_eq!(
@@ -564,13 +554,7 @@ async fn a_move_is_refused_when_no_other_chamber_is_free(db: TestDb) {
         .await;
     refused(result, "SLOT_UNAVAILABLE");
     // Nothing moved: Ana is still on A, at risk.
-    let got = staff
-        .get_booking(pb::GetBookingRequest { id: ana.id.clone() })
-        .await
-        .unwrap()
-        .into_inner()
-        .booking
-        .unwrap();
+    let got = stored(&mut staff, &ana.id).await;
     assert_eq!(chamber_of(&got), chamber_a);
     assert!(got.at_risk.is_some());
     // Bad input names the field and changes nothing.

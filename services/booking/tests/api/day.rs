@@ -11,7 +11,7 @@ use recovery_proto::protocols::v1 as protocols_pb;
 use tonic::Code;
 use tonic_types::StatusExt as _;
 
-use crate::support::{Studio, TEN_AM, mins, reason, refused, start, t};
+use crate::support::{Studio, TEN_AM, mins, reason, refused, start, stored, t};
 
 /// Another day, for the old booking a move starts from.
 const FRIDAY: &str = "2026-12-04T15:00:00Z";
@@ -205,15 +205,7 @@ async fn warnings_are_kept_on_the_booking_and_streamed(db: TestDb) {
     assert_eq!(booked.recommended_duration, Some(recommended));
 
     // Stored: Get and List show the same.
-    let got = desk
-        .get_booking(pb::GetBookingRequest {
-            id: booked.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .booking
-        .unwrap();
+    let got = stored(&mut desk, &booked.id).await;
     assert_eq!(got.warnings, booked.warnings);
     assert_eq!(got.recommended_duration, booked.recommended_duration);
     let listed = studio.bookings_of("ana").await;

@@ -4,7 +4,7 @@ use jiff::SignedDuration;
 use recovery_kit::testing::TestDb;
 use recovery_proto::booking::v1 as pb;
 
-use crate::support::{TEN_AM, at, fields, mins, reason, start, t};
+use crate::support::{TEN_AM, at, fields, mins, reason, start, stored, t};
 
 async fn an_expired_hold_frees_itself(db: TestDb) {
     let studio = start(db).await;
@@ -58,16 +58,7 @@ async fn an_expired_hold_frees_itself(db: TestDb) {
     // The answer is the booking as stored, on the hold's chamber.
     assert!(!hold.resources.is_empty());
     assert_eq!(booked.resources, hold.resources);
-    let stored = desk
-        .get_booking(pb::GetBookingRequest {
-            id: booked.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .booking
-        .unwrap();
-    assert_eq!(stored, booked);
+    assert_eq!(stored(&mut desk, &booked.id).await, booked);
     // Booked twice (a second click without a request id): the hold says
     // so, not the client's daily limit its own booking fills.
     let twice = studio.book_hold(&hold.id).await.unwrap_err();

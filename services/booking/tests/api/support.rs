@@ -662,6 +662,17 @@ pub(crate) fn answers(present: &[protocols_pb::Condition]) -> [(protocols_pb::Co
 }
 
 /// When `slots` start.
+/// The booking `id` as `GetBooking` answers it to `client`.
+pub(crate) async fn stored(client: &mut Client, id: &str) -> pb::Booking {
+    client
+        .get_booking(pb::GetBookingRequest { id: id.to_owned() })
+        .await
+        .unwrap()
+        .into_inner()
+        .booking
+        .unwrap()
+}
+
 pub(crate) fn starts(slots: &[pb::Slot]) -> Vec<Timestamp> {
     slots
         .iter()
