@@ -528,8 +528,7 @@ impl Bookings {
             session_start: None,
             session_end: None,
         };
-        store::bookings::insert(tx, &booking, &caller.key_id).await?;
-        store::workflow::add_findings(tx, fresh.id, tenant_id, &fresh.vetted.warnings).await?;
+        store::bookings::insert(tx, &booking, &caller.key_id, &fresh.vetted.warnings).await?;
         if !fresh.devices.is_empty() {
             store::workflow::set_devices(tx, fresh.id, tenant_id, fresh.devices).await?;
             store::workflow::end_saga(tx, fresh.id).await?;

@@ -4,6 +4,7 @@ use jiff::Timestamp;
 use recovery_kit::db::{engine_of, optional};
 use recovery_kit::time::to_micros;
 use recovery_kit::{Engine, Lock, Scope};
+use recovery_peers::Finding;
 use recovery_rules::Modality;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row as _};
@@ -172,35 +173,66 @@ pub(crate) async fn list_versions(
     Ok((row.try_get("calendar")?, row.try_get("bookings")?))
 }
 
-/// Stores a new booking.
+/// Stores a new booking with its `warnings`. On PostgreSQL the findings
+/// go in the booking's statement (one round trip, inside a transaction
+/// that holds a turn soon after); on SQLite, a function call each, in two.
 pub(crate) async fn insert(
     conn: &mut AnyConnection,
     booking: &Booking,
     key_id: &str,
+    warnings: &[Finding],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO bookings (id, tenant_id, location_id, treatment_id, modality, client_id, \
-         start_us, end_us, status, late_cancel, cancel_reason, create_time, update_time, \
-         created_by, updated_by, recommended_s) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15)",
-    )
-    .bind(&booking.id)
-    .bind(&booking.tenant_id)
-    .bind(&booking.location_id)
-    .bind(&booking.treatment_id)
-    .bind(booking.modality.code())
-    .bind(&booking.client_id)
-    .bind(booking.start)
-    .bind(booking.end)
-    .bind(booking.status.as_str())
-    .bind(i64::from(booking.late_cancel))
-    .bind(&booking.cancel_reason)
-    .bind(booking.create_time)
-    .bind(booking.update_time)
-    .bind(key_id)
-    .bind(booking.recommended_s)
-    .execute(&mut *conn)
-    .await?;
+    const INSERT: &str = "INSERT INTO bookings (id, tenant_id, location_id, treatment_id, \
+         modality, client_id, start_us, end_us, status, late_cancel, cancel_reason, \
+         create_time, update_time, created_by, updated_by, recommended_s) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15)";
+    const BEFORE: usize = 15;
+    let together = !warnings.is_empty() && engine_of(conn) == Engine::Postgres;
+    let sql = if together {
+        let rows = (0..warnings.len())
+            .map(|n| {
+                let p = BEFORE + 3 * n;
+                format!("(${}::bigint, ${}::text, ${}::text)", p + 1, p + 2, p + 3)
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "WITH booked AS ({INSERT} RETURNING id, tenant_id) \
+             INSERT INTO booking_findings (owner_id, tenant_id, position, reason, message) \
+             SELECT booked.id, booked.tenant_id, f.position, f.reason, f.message \
+             FROM booked CROSS JOIN (VALUES {rows}) AS f (position, reason, message)"
+        )
+    } else {
+        INSERT.to_owned()
+    };
+    let mut query = sqlx::query(&sql)
+        .bind(&booking.id)
+        .bind(&booking.tenant_id)
+        .bind(&booking.location_id)
+        .bind(&booking.treatment_id)
+        .bind(booking.modality.code())
+        .bind(&booking.client_id)
+        .bind(booking.start)
+        .bind(booking.end)
+        .bind(booking.status.as_str())
+        .bind(i64::from(booking.late_cancel))
+        .bind(&booking.cancel_reason)
+        .bind(booking.create_time)
+        .bind(booking.update_time)
+        .bind(key_id)
+        .bind(booking.recommended_s);
+    if together {
+        for (position, finding) in (0_i64..).zip(warnings) {
+            query = query
+                .bind(position)
+                .bind(&finding.reason)
+                .bind(&finding.message);
+        }
+    }
+    query.execute(&mut *conn).await?;
+    if !together {
+        super::workflow::add_findings(conn, &booking.id, &booking.tenant_id, warnings).await?;
+    }
     Ok(())
 }
 
