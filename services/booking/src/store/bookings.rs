@@ -205,7 +205,7 @@ pub(crate) async fn insert(
     } else {
         INSERT.to_owned()
     };
-    let mut query = sqlx::query(&sql)
+    let query = sqlx::query(&sql)
         .bind(&booking.id)
         .bind(&booking.tenant_id)
         .bind(&booking.location_id)
@@ -221,14 +221,11 @@ pub(crate) async fn insert(
         .bind(booking.update_time)
         .bind(key_id)
         .bind(booking.recommended_s);
-    if together {
-        for (position, finding) in (0_i64..).zip(warnings) {
-            query = query
-                .bind(position)
-                .bind(&finding.reason)
-                .bind(&finding.message);
-        }
-    }
+    let query = if together {
+        super::workflow::bind_findings(query, warnings)
+    } else {
+        query
+    };
     query.execute(&mut *conn).await?;
     if !together {
         super::workflow::add_findings(conn, &booking.id, &booking.tenant_id, warnings).await?;

@@ -6,7 +6,9 @@ use std::collections::HashMap;
 
 use recovery_kit::db::placeholders;
 use recovery_peers::{DeviceKind, Finding, Reserved};
-use sqlx::{AnyConnection, Row as _};
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
+use sqlx::{Any, AnyConnection, Row as _};
 
 use crate::wire::unknown_name;
 
@@ -41,15 +43,24 @@ pub(crate) async fn add_findings(
         "INSERT INTO booking_findings (owner_id, tenant_id, position, reason, message) VALUES {}",
         rows.join(", ")
     );
-    let mut query = sqlx::query(&sql).bind(owner_id).bind(tenant_id);
-    for (position, finding) in (0_i64..).zip(warnings) {
-        query = query
-            .bind(position)
-            .bind(&finding.reason)
-            .bind(&finding.message);
-    }
-    query.execute(&mut *conn).await?;
+    let query = sqlx::query(&sql).bind(owner_id).bind(tenant_id);
+    bind_findings(query, warnings).execute(&mut *conn).await?;
     Ok(())
+}
+
+/// Binds each of `warnings` as its position, reason and message, in order.
+pub(crate) fn bind_findings<'q>(
+    query: Query<'q, Any, AnyArguments<'q>>,
+    warnings: &'q [Finding],
+) -> Query<'q, Any, AnyArguments<'q>> {
+    (0_i64..)
+        .zip(warnings)
+        .fold(query, |query, (position, finding)| {
+            query
+                .bind(position)
+                .bind(&finding.reason)
+                .bind(&finding.message)
+        })
 }
 
 /// The warnings of each of `owners`, in the rules' order (an owner without
