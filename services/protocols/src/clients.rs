@@ -10,6 +10,7 @@ use recovery_kit::outbox;
 use recovery_kit::time::to_micros;
 use recovery_kit::{Caller, Error, Lock, Scope, reason};
 use recovery_proto::protocols::v1 as pb;
+use recovery_rules::Config;
 use sqlx::AnyConnection;
 
 use crate::audit::Action;
@@ -24,11 +25,32 @@ pub(crate) async fn live(
     id: &str,
     lock: Lock,
 ) -> Result<pb::Client, Error> {
-    let client = store::clients::find(conn, scope, id, lock).await?;
+    living(store::clients::find(conn, scope, id, lock).await?)
+}
+
+/// [`live`] for reading, with the tenant's thresholds: one statement
+/// where the scope is one tenant.
+pub(crate) async fn live_with_config(
+    conn: &mut AnyConnection,
+    scope: &Scope,
+    id: &str,
+) -> Result<(pb::Client, Config), Error> {
+    let Some(tenant) = scope.tenant() else {
+        let client = live(conn, scope, id, Lock::Read).await?;
+        return Ok((client, store::rules::config(conn, scope).await?));
+    };
+    let (client, config) = store::rules::client_and_config(conn, tenant, id).await?;
+    Ok((living(client)?, config))
+}
+
+fn living(client: pb::Client) -> Result<pb::Client, Error> {
     if client.erase_time.is_some() {
         return Err(Error::precondition(
             reason::CLIENT_ERASED,
-            format!("client {id} was erased on request; nothing more is recorded about them"),
+            format!(
+                "client {} was erased on request; nothing more is recorded about them",
+                client.id
+            ),
         ));
     }
     Ok(client)

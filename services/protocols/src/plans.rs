@@ -141,11 +141,11 @@ impl Protocols {
     ) -> Result<Vec<pb::Recommendation>, Error> {
         let tz = self.time_zone(caller, &query.location_id).await?;
         let mut conn = store::reader(&self.db).await?;
-        let client = clients::live(&mut conn, scope, &query.client_id, Lock::Read).await?;
+        let (client, config) =
+            clients::live_with_config(&mut conn, scope, &query.client_id).await?;
         let now = self.clock.now();
         let assigned = store::plans::assignments(&mut conn, scope, &client.id).await?;
         let facts = rules::facts(&mut conn, scope, &client, now).await?;
-        let config = store::rules::config(&mut conn, scope).await?;
         let mut out = Vec::new();
         // Session steps the rules allow: (index in `out`, modality, window).
         let mut bookable = Vec::new();

@@ -193,10 +193,10 @@ impl Protocols {
     ) -> Result<Evaluation, Error> {
         let tz = self.time_zone(caller, &proposal.location_id).await?;
         let mut conn = store::reader(&self.db).await?;
-        let client = clients::live(&mut conn, scope, &proposal.client_id, Lock::Read).await?;
+        let (client, config) =
+            clients::live_with_config(&mut conn, scope, &proposal.client_id).await?;
         let mut facts = facts(&mut conn, scope, &client, proposal.start).await?;
         facts.booked = proposal.booked;
-        let config = store::rules::config(&mut conn, scope).await?;
         let proposal = Proposal {
             modality: proposal.modality,
             start: proposal.start,
@@ -223,7 +223,8 @@ impl Protocols {
             }
         }
         let mut conn = store::reader(&self.db).await?;
-        let client = clients::live(&mut conn, scope, &batch.client_id, Lock::Read).await?;
+        let (client, config) =
+            clients::live_with_config(&mut conn, scope, &batch.client_id).await?;
         let activity = match &batch.follows {
             Follows::Nothing => None,
             Follows::Activity(id) => Some(
@@ -241,7 +242,6 @@ impl Protocols {
         let last = starts.max().unwrap_or(first);
         let mut facts = facts_between(&mut conn, scope, &client, (first, last)).await?;
         facts.booked = batch.booked;
-        let config = store::rules::config(&mut conn, scope).await?;
         drop(conn);
         let evaluations = batch
             .sessions

@@ -15,11 +15,19 @@ use super::owner;
 use crate::Change;
 use crate::wire::clients::ClientFields;
 
-const CLIENT_COLUMNS: &str = "id, given_name, family_name, email, phone, \
-     date_of_birth, emergency_name, emergency_phone, emergency_relationship, create_time, \
-     update_time, created_by, updated_by, erase_time";
+/// A client's columns, for every read of one.
+macro_rules! client_columns {
+    () => {
+        "id, given_name, family_name, email, phone, date_of_birth, emergency_name, \
+         emergency_phone, emergency_relationship, create_time, update_time, created_by, \
+         updated_by, erase_time"
+    };
+}
+pub(super) use client_columns;
 
-fn client(row: &AnyRow) -> Result<pb::Client, Error> {
+const CLIENT_COLUMNS: &str = client_columns!();
+
+pub(super) fn client(row: &AnyRow) -> Result<pb::Client, Error> {
     let ec_name: String = row.try_get("emergency_name")?;
     let ec_phone: String = row.try_get("emergency_phone")?;
     let ec_rel: String = row.try_get("emergency_relationship")?;

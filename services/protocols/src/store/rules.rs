@@ -9,14 +9,21 @@ use recovery_rules::Config;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row as _};
 
+use super::clients::client_columns;
 use super::{narrow, owner};
 use crate::Change;
 use crate::wire::rules::{clock_time, clock_time_text, rules_to_wire};
 
-const RULE_COLUMNS: &str = "cryo_window_s, daily_cryo_limit, progression_start_s, \
-     progression_step_s, progression_max_s, adult_age, max_systolic, max_diastolic, \
-     stent_months, race_evening, waiver_required, required_waiver_version, update_time, \
-     updated_by";
+/// The thresholds' columns, without who changed them when.
+macro_rules! config_columns {
+    () => {
+        "cryo_window_s, daily_cryo_limit, progression_start_s, progression_step_s, \
+         progression_max_s, adult_age, max_systolic, max_diastolic, stent_months, \
+         race_evening, waiver_required, required_waiver_version"
+    };
+}
+
+const RULE_COLUMNS: &str = concat!(config_columns!(), ", update_time, updated_by");
 
 /// A tenant's own thresholds, with when and by whom they were last changed.
 pub(crate) struct StoredRules {
@@ -36,6 +43,15 @@ impl StoredRules {
 }
 
 fn rules_row(row: &AnyRow) -> Result<StoredRules, Error> {
+    Ok(StoredRules {
+        config: config_row(row)?,
+        update_time: row.try_get("update_time")?,
+        updated_by: row.try_get("updated_by")?,
+    })
+}
+
+/// The thresholds of a row that has [`config_columns`].
+fn config_row(row: &AnyRow) -> Result<Config, Error> {
     let secs = |column: &str| row.try_get(column).map(SignedDuration::from_secs);
     let evening: String = row.try_get("race_evening")?;
     let race_evening = clock_time(&evening).map_err(|e| {
@@ -43,23 +59,19 @@ fn rules_row(row: &AnyRow) -> Result<StoredRules, Error> {
     })?;
     let version: String = row.try_get("required_waiver_version")?;
     let waiver_required: i64 = row.try_get("waiver_required")?;
-    Ok(StoredRules {
-        config: Config {
-            cryo_window: secs("cryo_window_s")?,
-            daily_cryo_limit: number(row, "daily_cryo_limit")?,
-            progression_start: secs("progression_start_s")?,
-            progression_step: secs("progression_step_s")?,
-            progression_max: secs("progression_max_s")?,
-            adult_age: number(row, "adult_age")?,
-            max_systolic: number(row, "max_systolic")?,
-            max_diastolic: number(row, "max_diastolic")?,
-            stent_months: number(row, "stent_months")?,
-            race_evening,
-            waiver_required: waiver_required != 0,
-            required_waiver_version: (!version.is_empty()).then_some(version),
-        },
-        update_time: row.try_get("update_time")?,
-        updated_by: row.try_get("updated_by")?,
+    Ok(Config {
+        cryo_window: secs("cryo_window_s")?,
+        daily_cryo_limit: number(row, "daily_cryo_limit")?,
+        progression_start: secs("progression_start_s")?,
+        progression_step: secs("progression_step_s")?,
+        progression_max: secs("progression_max_s")?,
+        adult_age: number(row, "adult_age")?,
+        max_systolic: number(row, "max_systolic")?,
+        max_diastolic: number(row, "max_diastolic")?,
+        stent_months: number(row, "stent_months")?,
+        race_evening,
+        waiver_required: waiver_required != 0,
+        required_waiver_version: (!version.is_empty()).then_some(version),
     })
 }
 
@@ -92,6 +104,36 @@ pub(crate) async fn config(conn: &mut AnyConnection, scope: &Scope) -> Result<Co
         .await?
         .map(|s| s.config)
         .unwrap_or_default())
+}
+
+/// The client `id` of `tenant` and the tenant's thresholds (the studio
+/// defaults while it has none), in one statement: NOT_FOUND when there is
+/// no such client. Read only: nothing is locked.
+pub(crate) async fn client_and_config(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    id: &str,
+) -> Result<(pb::Client, Config), Error> {
+    let row = sqlx::query(concat!(
+        "SELECT cl.*, r.tenant_id AS configured_for, ",
+        config_columns!(),
+        " FROM (SELECT ",
+        client_columns!(),
+        " FROM protocols_clients WHERE id = $1 AND tenant_id = $2) cl \
+         LEFT JOIN protocols_rule_configs r ON r.tenant_id = $2"
+    ))
+    .bind(id)
+    .bind(tenant)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| Error::not_found("client", id))?;
+    let configured: Option<String> = row.try_get("configured_for")?;
+    let config = if configured.is_some() {
+        config_row(&row)?
+    } else {
+        Config::default()
+    };
+    Ok((super::clients::client(&row)?, config))
 }
 
 /// What [`save`] does with a row the tenant has already.
