@@ -354,6 +354,7 @@ async fn book_first_slot(
             start_time: Some(timestamp(from)),
             end_time: Some(timestamp(from + jiff::SignedDuration::from_hours(24))),
             resource_id: String::new(),
+            ..Default::default()
         })
         .await)
     .slots;

@@ -27,6 +27,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // retried create with a map field fingerprints alike (HashMap order
         // differs per instance and made such retries REQUEST_ID_REUSED).
         .btree_map(".")
+        // Written by hand (`src/encoded.rs`): the same message, able to
+        // carry slots the server encoded once.
+        .extern_path(
+            ".recovery.booking.v1.SearchAvailabilityResponse",
+            "crate::encoded::SearchAvailabilityResponse",
+        )
         .build_client(true)
         .build_server(true)
         .compile_fds(fds)?;

@@ -2,6 +2,8 @@
 
 #![allow(unreachable_pub, clippy::all, clippy::pedantic)]
 
+mod encoded;
+
 /// Encoded `FileDescriptorSet` of every recovery proto, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/recovery_descriptor.bin"));
@@ -19,6 +21,8 @@ pub mod booking {
     /// Version 1.
     pub mod v1 {
         tonic::include_proto!("recovery.booking.v1");
+
+        pub use crate::encoded::SearchAvailabilityResponse;
     }
 }
 

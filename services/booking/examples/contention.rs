@@ -81,6 +81,7 @@ async fn main() -> anyhow::Result<()> {
                 start_time: Some(to_proto(from.parse()?)),
                 end_time: Some(to_proto(to.parse()?)),
                 resource_id: String::new(),
+                ..Default::default()
             })
             .await?
             .into_inner()

@@ -9,7 +9,9 @@
 //!   1,000 bookings (on PostgreSQL also against pgbench's raw insert rate
 //!   into a table with the same `btree_gist` exclusion constraint, 16
 //!   clients, in the same run);
-//! - `SearchAvailability` of that day (1,000 bookings), 32 callers;
+//! - `SearchAvailability` of that day (1,000 bookings), 32 callers, in the
+//!   full view (every free chamber by id, about 200 KB) and the basic one
+//!   (free chambers counted);
 //! - `ListBookings` of the day, `ListClients`, `ListDevices`,
 //!   `ListTimeline` (first pages), 32 callers.
 //!
@@ -199,6 +201,7 @@ async fn run(db: TestDb, engine: &'static str) -> anyhow::Result<Vec<Row>> {
         start_time: Some(to_proto(DAY_START.parse()?)),
         end_time: Some(to_proto(DAY_END.parse()?)),
         resource_id: String::new(),
+        ..Default::default()
     };
     let starts: Vec<_> = manager
         .search_availability(day.clone())
@@ -380,23 +383,34 @@ async fn run(db: TestDb, engine: &'static str) -> anyhow::Result<Vec<Row>> {
     if raw {
         println!("{engine}: read paths' answers counted, not decoded (RAW=1)");
     }
-    let baseline = health(callers).await?;
-    let search = drive(&channels, callers, span, {
-        let (booking_calls, key) = (booking_calls.clone(), key.clone());
-        move |channel: Channel, _, _| {
-            let mut client = booking_calls(channel.clone());
-            let (request, key) = (day.clone(), key.clone());
-            Some(async move {
-                if raw {
-                    let path = "/recovery.booking.v1.BookingService/SearchAvailability";
-                    return raw_call(channel, &key, path, request).await;
-                }
-                client.search_availability(request).await.map(|_| ())
-            })
-        }
-    })
-    .await?;
-    read("SearchAvailability (one day)", search, baseline);
+    // The full view, then the basic one: each slot's free chambers
+    // counted, not named (what a day's grid shows).
+    let basic = pb::SearchAvailabilityRequest {
+        view: pb::SlotView::Basic.into(),
+        ..day.clone()
+    };
+    for (path, request) in [
+        ("SearchAvailability (one day)", day),
+        ("SearchAvailability (one day, basic view)", basic),
+    ] {
+        let baseline = health(callers).await?;
+        let search = drive(&channels, callers, span, {
+            let (booking_calls, key) = (booking_calls.clone(), key.clone());
+            move |channel: Channel, _, _| {
+                let mut client = booking_calls(channel.clone());
+                let (request, key) = (request.clone(), key.clone());
+                Some(async move {
+                    if raw {
+                        let path = "/recovery.booking.v1.BookingService/SearchAvailability";
+                        return raw_call(channel, &key, path, request).await;
+                    }
+                    client.search_availability(request).await.map(|_| ())
+                })
+            }
+        })
+        .await?;
+        read(path, search, baseline);
+    }
 
     let baseline = health(callers).await?;
     let list = drive(&channels, callers, span, {

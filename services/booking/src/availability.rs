@@ -5,10 +5,10 @@
 use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
+use prost::bytes::Bytes;
 use recovery_kit::db::{Attempt, Engine, engine_of};
 use recovery_kit::kept::Shared;
 use recovery_kit::{Caller, Error, Lock, Scope, reason};
-use recovery_proto::booking::v1 as pb;
 use recovery_proto::tenancy::v1 as tenancy;
 use recovery_scheduling as sched;
 use sqlx::pool::PoolConnection;
@@ -344,7 +344,7 @@ impl Bookings {
         &self,
         caller: &Caller,
         query: AvailabilityQuery,
-    ) -> Result<Vec<pb::Slot>, Error> {
+    ) -> Result<Bytes, Error> {
         let place = self.place(caller, &query.location_id).await?;
         let versions = self.search_versions(&place).await?;
         // A connection only for what is not kept.
@@ -397,11 +397,9 @@ impl Bookings {
             },
         )?;
         // The policy depends on the clock: it filters every time.
-        Ok(found
-            .iter()
-            .filter(|(start, _)| check_policy(&treatment, *start, now, true).is_ok())
-            .map(|(_, slot)| slot.clone())
-            .collect())
+        Ok(found.encoded(query.basic, |start| {
+            check_policy(&treatment, start, now, true).is_ok()
+        }))
     }
 
     /// What a search for `treatment` at `place` in `[start, end)` needs to

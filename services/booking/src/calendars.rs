@@ -27,6 +27,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use jiff::Timestamp;
+use prost::bytes::Bytes;
 use recovery_kit::Error;
 use recovery_proto::booking::v1 as pb;
 use recovery_proto::tenancy::v1 as tenancy;
@@ -99,13 +100,78 @@ impl Taken {
 /// on one location's window).
 const ANSWERS: usize = 16;
 
-/// The open slots of one search on a kept calendar, in wire form, before
-/// the treatment's policy (which depends on the clock) filters them.
+/// The open slots of one search on a kept calendar, before the
+/// treatment's policy (which depends on the clock) filters them.
 struct Answer {
     location: tenancy::Location,
     treatment: sched::Treatment,
     preference: Option<String>,
-    slots: Arc<Vec<(Timestamp, pb::Slot)>>,
+    slots: Arc<OpenSlots>,
+}
+
+/// Open slots in start order, encoded once in each view as
+/// `SearchAvailabilityResponse` sends them: a kept full answer is about
+/// 200 KB on a busy day of 20 chambers, and each search takes a slice of
+/// it rather than cloning and encoding some 6,000 chamber ids again.
+pub(crate) struct OpenSlots {
+    starts: Vec<Timestamp>,
+    full: Encoded,
+    basic: Encoded,
+}
+
+/// Slots encoded one after another, and where each one ends.
+struct Encoded {
+    bytes: Bytes,
+    ends: Vec<usize>,
+}
+
+impl Encoded {
+    fn of(slots: &[pb::Slot]) -> Self {
+        let (bytes, ends) = pb::SearchAvailabilityResponse::encode_slots(slots);
+        Self { bytes, ends }
+    }
+
+    /// Slot `i`'s bytes.
+    fn piece(&self, i: usize) -> std::ops::Range<usize> {
+        let from = i.checked_sub(1).map_or(0, |before| self.ends[before]);
+        from..self.ends[i]
+    }
+}
+
+impl OpenSlots {
+    /// `slots` (start, full wire form) in start order.
+    pub(crate) fn of(slots: Vec<(Timestamp, pb::Slot)>) -> Self {
+        let (starts, slots): (Vec<_>, Vec<_>) = slots.into_iter().unzip();
+        let basic: Vec<pb::Slot> = slots.iter().map(crate::wire::basic_slot).collect();
+        Self {
+            starts,
+            full: Encoded::of(&slots),
+            basic: Encoded::of(&basic),
+        }
+    }
+
+    /// The encoding (in the full or basic view) of the slots whose start
+    /// `admits`: a slice of the kept bytes when they are one run (the
+    /// policy's bounds are a window of starts), else a copy of the pieces.
+    pub(crate) fn encoded(&self, basic: bool, admits: impl Fn(Timestamp) -> bool) -> Bytes {
+        let kept = if basic { &self.basic } else { &self.full };
+        let admitted: Vec<usize> = (0..self.starts.len())
+            .filter(|&i| admits(self.starts[i]))
+            .collect();
+        let (Some(&first), Some(&last)) = (admitted.first(), admitted.last()) else {
+            return Bytes::new();
+        };
+        if last - first + 1 == admitted.len() {
+            return kept
+                .bytes
+                .slice(kept.piece(first).start..kept.piece(last).end);
+        }
+        let mut out = Vec::new();
+        for i in admitted {
+            out.extend_from_slice(&kept.bytes[kept.piece(i)]);
+        }
+        Bytes::from(out)
+    }
 }
 
 impl Kept {
@@ -144,9 +210,9 @@ impl Kept {
         treatment: &sched::Treatment,
         preference: Option<&str>,
         search: impl FnOnce(&Self) -> Result<Vec<(Timestamp, pb::Slot)>, Error>,
-    ) -> Result<Arc<Vec<(Timestamp, pb::Slot)>>, Error> {
+    ) -> Result<Arc<OpenSlots>, Error> {
         if !self.timeless() {
-            return Ok(Arc::new(search(self)?));
+            return Ok(Arc::new(OpenSlots::of(search(self)?)));
         }
         let same = |a: &Answer| {
             a.treatment == *treatment
@@ -159,7 +225,7 @@ impl Kept {
                 return Ok(Arc::clone(&answer.slots));
             }
         }
-        let slots = Arc::new(search(self)?);
+        let slots = Arc::new(OpenSlots::of(search(self)?));
         let mut answers = self.answers.lock().unwrap_or_else(PoisonError::into_inner);
         if answers.len() >= ANSWERS {
             answers.clear();

@@ -181,8 +181,11 @@ impl BookingService for Bookings {
     ) -> Answer<pb::SearchAvailabilityResponse> {
         let caller = authorize(&request, DESK)?;
         let query = AvailabilityQuery::parse(request.get_ref())?;
-        let slots = self.search_availability(caller, query).await?;
-        Ok(Response::new(pb::SearchAvailabilityResponse { slots }))
+        let encoded_slots = self.search_availability(caller, query).await?;
+        Ok(Response::new(pb::SearchAvailabilityResponse {
+            slots: Vec::new(),
+            encoded_slots,
+        }))
     }
 
     async fn hold_slot(

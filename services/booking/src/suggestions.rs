@@ -261,17 +261,10 @@ fn suggestion(
     fit: Fit,
 ) -> pb::Suggestion {
     let picked = found.pick(place, treatment, open.start);
-    let mut resources: Vec<pb::KindResources> = Vec::new();
-    for a in &picked {
+    let resources = crate::wire::by_kind(picked.iter().map(|a| {
         let kind = crate::resources::ResourceKind::parse(a.kind).map_or(0, Named::wire);
-        match resources.iter_mut().find(|k| k.kind == kind) {
-            Some(group) => group.resource_ids.push(a.resource_id.to_owned()),
-            None => resources.push(pb::KindResources {
-                kind,
-                resource_ids: vec![a.resource_id.to_owned()],
-            }),
-        }
-    }
+        (kind, a.resource_id.to_owned())
+    }));
     pb::Suggestion {
         treatment_id: treatment.id.clone(),
         modality: treatment.modality.wire(),

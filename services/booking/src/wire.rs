@@ -208,21 +208,31 @@ pub(crate) fn day_bounds(
 
 /// Resources grouped by kind, in the order held.
 pub(crate) fn kind_resources(held: &[Held]) -> Vec<pb::KindResources> {
+    by_kind(held.iter().map(|h| (h.kind.wire(), h.resource_id.clone())))
+}
+
+/// Resource ids (with their kind, in wire form) grouped by kind, in the
+/// order given, each group counted.
+pub(crate) fn by_kind(ids: impl IntoIterator<Item = (i32, String)>) -> Vec<pb::KindResources> {
     let mut out: Vec<pb::KindResources> = Vec::new();
-    for h in held {
-        let kind = h.kind.wire();
+    for (kind, id) in ids {
         match out.iter_mut().find(|k| k.kind == kind) {
-            Some(group) => group.resource_ids.push(h.resource_id.clone()),
+            Some(group) => group.resource_ids.push(id),
             None => out.push(pb::KindResources {
                 kind,
-                resource_ids: vec![h.resource_id.clone()],
+                resource_ids: vec![id],
+                count: 0,
             }),
         }
+    }
+    for group in &mut out {
+        group.count = count(group.resource_ids.len());
     }
     out
 }
 
-/// A free slot the scheduler found.
+/// A free slot the scheduler found (the full view: every free resource by
+/// id).
 pub(crate) fn slot(slot: &sched::Slot<'_>) -> pb::Slot {
     pb::Slot {
         start_time: recovery_kit::wire::timestamp(slot.start),
@@ -233,6 +243,25 @@ pub(crate) fn slot(slot: &sched::Slot<'_>) -> pb::Slot {
             .map(|f| pb::KindResources {
                 kind: ResourceKind::parse(f.kind).map_or(0, Named::wire),
                 resource_ids: f.candidates.iter().map(|c| (*c).to_owned()).collect(),
+                count: count(f.candidates.len()),
+            })
+            .collect(),
+    }
+}
+
+/// `slot` in a search's basic view: each kind's free resources counted,
+/// not named.
+pub(crate) fn basic_slot(slot: &pb::Slot) -> pb::Slot {
+    pb::Slot {
+        start_time: slot.start_time,
+        end_time: slot.end_time,
+        free: slot
+            .free
+            .iter()
+            .map(|f| pb::KindResources {
+                kind: f.kind,
+                resource_ids: Vec::new(),
+                count: f.count,
             })
             .collect(),
     }

@@ -128,6 +128,7 @@ async fn the_booking_binary_runs_apart_from_tenancy_protocols_and_fleet() {
             start_time: Some(to_proto(now)),
             end_time: Some(to_proto(now + jiff::SignedDuration::from_hours(48))),
             resource_id: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -435,6 +436,7 @@ async fn a_chamber_registered_in_fleet_reaches_booking_run_apart(db: TestDb) {
         start_time: Some(to_proto(now + jiff::SignedDuration::from_hours(2))),
         end_time: Some(to_proto(now + jiff::SignedDuration::from_hours(50))),
         resource_id: String::new(),
+        ..Default::default()
     };
     let slots = |request: pb::SearchAvailabilityRequest| {
         let mut desk = BookingServiceClient::with_interceptor(

@@ -367,6 +367,7 @@ pub(crate) fn day_search(
         start_time: Some(to_proto(start.parse()?)),
         end_time: Some(to_proto(end.parse()?)),
         resource_id: String::new(),
+        ..Default::default()
     })
 }
 

@@ -34,6 +34,8 @@ pub(crate) struct AvailabilityQuery {
     pub(crate) start: Timestamp,
     pub(crate) end: Timestamp,
     pub(crate) preference: Option<String>,
+    /// `SLOT_VIEW_BASIC`: free resources counted, not named.
+    pub(crate) basic: bool,
 }
 
 impl AvailabilityQuery {
@@ -51,6 +53,11 @@ impl AvailabilityQuery {
                 v.add("end_time", "at most 14 days after start_time");
             }
         }
+        let view = pb::SlotView::try_from(req.view);
+        if view.is_err() {
+            v.add("view", "not a SLOT_VIEW_…");
+        }
+        let basic = view == Ok(pb::SlotView::Basic);
         let ((treatment_id, start), end) = v.finish_with(treatment_id.zip(start).zip(end))?;
         Ok(Self {
             location_id,
@@ -58,6 +65,7 @@ impl AvailabilityQuery {
             start,
             end,
             preference,
+            basic,
         })
     }
 }

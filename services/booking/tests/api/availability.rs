@@ -3,7 +3,7 @@
 use recovery_kit::testing::TestDb;
 use recovery_proto::booking::v1 as pb;
 
-use crate::support::{TEN_AM, at, reason, start, t};
+use crate::support::{Studio, TEN_AM, at, reason, start, starts, t};
 
 async fn slots_respect_precool_bookings_and_half_open_intervals(db: TestDb) {
     let studio = start(db).await;
@@ -62,4 +62,71 @@ async fn slots_respect_precool_bookings_and_half_open_intervals(db: TestDb) {
     );
 }
 
-recovery_kit::engine_tests!(slots_respect_precool_bookings_and_half_open_intervals,);
+/// The day's slots in one view, as the desk searches them.
+async fn viewed(studio: &Studio, view: pb::SlotView, from: &str, to: &str) -> Vec<pb::Slot> {
+    studio
+        .client(&studio.desk)
+        .await
+        .search_availability(pb::SearchAvailabilityRequest {
+            location_id: studio.location_id.clone(),
+            treatment_id: studio.cryo_id.clone(),
+            start_time: t(from),
+            end_time: t(to),
+            view: view.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .slots
+}
+
+async fn the_basic_view_counts_the_chambers_the_full_view_names(db: TestDb) {
+    let studio = start(db).await;
+    let second = studio.chamber("Chamber 2").await;
+    studio.book("ana", TEN_AM).await.unwrap();
+    let (from, to) = ("2026-12-02T14:00:00Z", "2026-12-02T16:00:00Z");
+    // Searched twice in each view: the second answer is the kept one.
+    for _ in 0..2 {
+        let full = viewed(&studio, pb::SlotView::Unspecified, from, to).await;
+        assert_eq!(full, viewed(&studio, pb::SlotView::Full, from, to).await);
+        let basic = viewed(&studio, pb::SlotView::Basic, from, to).await;
+        assert_eq!(starts(&basic), starts(&full));
+        for (basic, full) in basic.iter().zip(&full) {
+            assert_eq!(basic.end_time, full.end_time);
+            let named: Vec<_> = full.free.iter().map(|k| (k.kind, k.count)).collect();
+            let counted: Vec<_> = basic.free.iter().map(|k| (k.kind, k.count)).collect();
+            assert_eq!(counted, named);
+            assert!(basic.free.iter().all(|k| k.resource_ids.is_empty()));
+            assert!(
+                full.free
+                    .iter()
+                    .all(|k| usize::try_from(k.count) == Ok(k.resource_ids.len()))
+            );
+        }
+        // 10:00 has one chamber left (ana took one), 10:30 both.
+        let count_at = |start: &str| {
+            let i = starts(&basic).iter().position(|s| *s == at(start)).unwrap();
+            basic[i].free[0].count
+        };
+        assert_eq!(count_at(TEN_AM), 1, "{basic:?}");
+        assert_eq!(count_at("2026-12-02T15:30:00Z"), 2);
+        let at_ten = &full[starts(&full).iter().position(|s| *s == at(TEN_AM)).unwrap()];
+        assert_eq!(at_ten.free[0].resource_ids.len(), 1);
+        assert!(
+            at_ten.free[0].resource_ids[0] == second
+                || at_ten.free[0].resource_ids[0] == studio.chamber_id
+        );
+    }
+    // Later on the day, the kept answer is cut at the clock.
+    studio.clock.set(at("2026-12-02T15:00:00Z"));
+    let basic = viewed(&studio, pb::SlotView::Basic, from, to).await;
+    let full = viewed(&studio, pb::SlotView::Full, from, to).await;
+    assert_eq!(starts(&basic), starts(&full));
+    assert_eq!(starts(&basic).first(), Some(&at("2026-12-02T15:00:00Z")));
+}
+
+recovery_kit::engine_tests!(
+    slots_respect_precool_bookings_and_half_open_intervals,
+    the_basic_view_counts_the_chambers_the_full_view_names,
+);

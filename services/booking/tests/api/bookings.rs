@@ -189,6 +189,7 @@ async fn another_tenants_calendar_is_not_found(db: TestDb) {
                 start_time: t(TEN_AM),
                 end_time: t("2026-12-02T16:00:00Z"),
                 resource_id: String::new(),
+                ..Default::default()
             })
             .await
             .map(|_| tonic::Response::new(())),
@@ -229,6 +230,7 @@ async fn bad_input_is_refused_with_field_details_and_writes_nothing(db: TestDb) 
         start_time: t(start),
         end_time: t(end),
         resource_id: String::new(),
+        ..Default::default()
     };
     let backwards = desk
         .search_availability(search("2026-12-02T16:00:00Z", TEN_AM))
@@ -241,6 +243,15 @@ async fn bad_input_is_refused_with_field_details_and_writes_nothing(db: TestDb) 
         .await
         .unwrap_err();
     assert_eq!(fields(&ninety_days), ["end_time"]);
+    let unknown_view = desk
+        .search_availability(pb::SearchAvailabilityRequest {
+            view: 7,
+            ..search(TEN_AM, "2026-12-02T16:00:00Z")
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown_view.code(), Code::InvalidArgument);
+    assert_eq!(fields(&unknown_view), ["view"]);
     let negative = desk
         .list_bookings(pb::ListBookingsRequest {
             location_id: studio.location_id.clone(),

@@ -38,6 +38,7 @@ fn window(studio: &Studio) -> pb::SearchAvailabilityRequest {
         start_time: t(WINDOW.0),
         end_time: t(WINDOW.1),
         resource_id: String::new(),
+        ..Default::default()
     }
 }
 

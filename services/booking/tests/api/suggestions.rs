@@ -163,6 +163,7 @@ async fn the_benefit_window_is_inclusive_and_local_days_bound_the_search(db: Tes
         vec![pb::KindResources {
             kind: pb::ResourceKind::CryoChamber as i32,
             resource_ids: vec![studio.chamber_id.clone()],
+            count: 1,
         }]
     );
     // A first-timer: 90 s recommended, the 3-minute treatment is above it.

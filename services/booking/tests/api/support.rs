@@ -489,6 +489,7 @@ impl Studio {
                 start_time: Some(to_proto(from)),
                 end_time: Some(to_proto(to)),
                 resource_id: String::new(),
+                ..Default::default()
             })
             .await
             .unwrap()
