@@ -55,6 +55,20 @@ fn sched_error(error: &sched::Error) -> Error {
     }
 }
 
+/// The starts the treatment's policy admits at `now` for a new booking or
+/// hold: from `now` and its notice on, up to its horizon (both included).
+pub(crate) fn admitted_starts(treatment: &Treatment, now: Timestamp) -> (Timestamp, Timestamp) {
+    let terms = &treatment.terms;
+    let notice = now.saturating_add(terms.min_notice).unwrap_or(now);
+    let horizon = terms
+        .max_days_ahead
+        .checked_mul(24)
+        .and_then(SignedDuration::try_from_hours)
+        .and_then(|ahead| now.saturating_add(ahead).ok())
+        .unwrap_or(now);
+    (now.max(notice), horizon)
+}
+
 /// Refuses what the treatment's policy forbids at `now`; `new`: a new
 /// booking or hold (not a move).
 pub(crate) fn check_policy(
@@ -67,13 +81,14 @@ pub(crate) fn check_policy(
     if new && treatment.archive_time.is_some() {
         return Err(treatment_archived());
     }
+    let (earliest, latest) = admitted_starts(treatment, now);
     if start < now {
         return Err(Error::precondition(
             "START_IN_PAST",
             "the session's start has passed",
         ));
     }
-    if start < now.saturating_add(terms.min_notice).unwrap_or(now) {
+    if start < earliest {
         return Err(Error::precondition(
             "TOO_SHORT_NOTICE",
             format!(
@@ -82,8 +97,7 @@ pub(crate) fn check_policy(
             ),
         ));
     }
-    let horizon = SignedDuration::from_hours(24 * terms.max_days_ahead);
-    if start > now.saturating_add(horizon).unwrap_or(now) {
+    if start > latest {
         return Err(Error::precondition(
             "TOO_FAR_AHEAD",
             format!(
@@ -396,10 +410,9 @@ impl Bookings {
                 Ok(slots.iter().map(|s| (s.start, wire::slot(s))).collect())
             },
         )?;
-        // The policy depends on the clock: it filters every time.
-        Ok(found.encoded(query.basic, |start| {
-            check_policy(&treatment, start, now, true).is_ok()
-        }))
+        // The policy depends on the clock: it admits a window of starts,
+        // every time.
+        Ok(found.encoded(query.basic, admitted_starts(&treatment, now)))
     }
 
     /// What a search for `treatment` at `place` in `[start, end)` needs to

@@ -139,8 +139,9 @@ impl Encoded {
 }
 
 impl OpenSlots {
-    /// `slots` (start, full wire form) in start order.
-    pub(crate) fn of(slots: Vec<(Timestamp, pb::Slot)>) -> Self {
+    /// `slots`: start, full wire form.
+    pub(crate) fn of(mut slots: Vec<(Timestamp, pb::Slot)>) -> Self {
+        slots.sort_by_key(|(start, _)| *start);
         let (starts, slots): (Vec<_>, Vec<_>) = slots.into_iter().unzip();
         let basic: Vec<pb::Slot> = slots.iter().map(crate::wire::basic_slot).collect();
         Self {
@@ -150,27 +151,17 @@ impl OpenSlots {
         }
     }
 
-    /// The encoding (in the full or basic view) of the slots whose start
-    /// `admits`: a slice of the kept bytes when they are one run (the
-    /// policy's bounds are a window of starts), else a copy of the pieces.
-    pub(crate) fn encoded(&self, basic: bool, admits: impl Fn(Timestamp) -> bool) -> Bytes {
+    /// The encoding (in the full or basic view) of the slots starting in
+    /// `[earliest, latest]`: a slice of the kept bytes.
+    pub(crate) fn encoded(&self, basic: bool, (earliest, latest): (Timestamp, Timestamp)) -> Bytes {
         let kept = if basic { &self.basic } else { &self.full };
-        let admitted: Vec<usize> = (0..self.starts.len())
-            .filter(|&i| admits(self.starts[i]))
-            .collect();
-        let (Some(&first), Some(&last)) = (admitted.first(), admitted.last()) else {
+        let first = self.starts.partition_point(|s| *s < earliest);
+        let end = self.starts.partition_point(|s| *s <= latest);
+        if first >= end {
             return Bytes::new();
-        };
-        if last - first + 1 == admitted.len() {
-            return kept
-                .bytes
-                .slice(kept.piece(first).start..kept.piece(last).end);
         }
-        let mut out = Vec::new();
-        for i in admitted {
-            out.extend_from_slice(&kept.bytes[kept.piece(i)]);
-        }
-        Bytes::from(out)
+        kept.bytes
+            .slice(kept.piece(first).start..kept.piece(end - 1).end)
     }
 }
 

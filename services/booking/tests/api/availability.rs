@@ -3,7 +3,7 @@
 use recovery_kit::testing::TestDb;
 use recovery_proto::booking::v1 as pb;
 
-use crate::support::{Studio, TEN_AM, at, reason, start, starts, t};
+use crate::support::{Studio, TEN_AM, at, mins, reason, start, starts, t};
 
 async fn slots_respect_precool_bookings_and_half_open_intervals(db: TestDb) {
     let studio = start(db).await;
@@ -126,7 +126,47 @@ async fn the_basic_view_counts_the_chambers_the_full_view_names(db: TestDb) {
     assert_eq!(starts(&basic).first(), Some(&at("2026-12-02T15:00:00Z")));
 }
 
+async fn searches_offer_only_what_the_policy_admits(db: TestDb) {
+    let studio = start(db).await;
+    studio
+        .client(&studio.manager)
+        .await
+        .update_treatment(pb::UpdateTreatmentRequest {
+            treatment: Some(pb::Treatment {
+                id: studio.cryo_id.clone(),
+                policy: Some(pb::BookingPolicy {
+                    min_notice: mins(30),
+                    max_days_ahead: 1,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["policy".into()],
+            }),
+        })
+        .await
+        .unwrap();
+    // 07:00 in New York: open, and the window runs two days on.
+    studio.clock.set(at("2026-12-01T12:00:00Z"));
+    let (from, to) = ("2026-12-01T10:00:00Z", "2026-12-03T10:00:00Z");
+    // Twice in each view: the second answer is the kept one.
+    for _ in 0..2 {
+        for view in [pb::SlotView::Full, pb::SlotView::Basic] {
+            let slots = starts(&viewed(&studio, view, from, to).await);
+            assert_eq!(slots.first(), Some(&at("2026-12-01T12:30:00Z")), "{view:?}");
+            assert_eq!(slots.last(), Some(&at("2026-12-02T12:00:00Z")), "{view:?}");
+        }
+    }
+    let early = studio.book("ana", "2026-12-01T12:27:00Z").await;
+    assert_eq!(reason(&early.unwrap_err()), "TOO_SHORT_NOTICE");
+    let late = studio.book("ana", "2026-12-02T12:03:00Z").await;
+    assert_eq!(reason(&late.unwrap_err()), "TOO_FAR_AHEAD");
+    studio.book("ana", "2026-12-02T12:00:00Z").await.unwrap();
+}
+
 recovery_kit::engine_tests!(
     slots_respect_precool_bookings_and_half_open_intervals,
     the_basic_view_counts_the_chambers_the_full_view_names,
+    searches_offer_only_what_the_policy_admits,
 );
