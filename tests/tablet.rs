@@ -504,6 +504,8 @@ fn a_tablet_page_in_chromium_books_watches_live_and_shows_field_violations_over_
         steps["searched"]["slots"].as_u64().unwrap() > 1,
         "{steps:?}"
     );
+    // In the basic view the page shows the studio's one chamber counted.
+    assert_eq!(steps["searched"]["free"].as_u64(), Some(1), "{steps:?}");
     let booked_id = steps["booked"]["id"].as_str().expect("booking id");
     let booked = runtime
         .block_on(desk.get_booking(booking::GetBookingRequest {

@@ -109,7 +109,8 @@ try {
   await waitFor(page, "#slots li button", 10_000);
   const slots = Number(await page.getAttribute("#slots", "data-count"));
   const first = await page.getAttribute("#slots li button", "data-start");
-  say({ step: "searched", slots, first, ms: Date.now() - started });
+  const free = Number(await page.getAttribute("#slots li button", "data-free"));
+  say({ step: "searched", slots, first, free, ms: Date.now() - started });
 
   started = Date.now();
   await page.click("#slots li button");

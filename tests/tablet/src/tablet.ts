@@ -18,6 +18,7 @@ import {
   BookingService,
   BookingStatus,
   type Slot,
+  SlotView,
 } from "./gen/recovery/booking/v1/booking_pb";
 
 const params = new URLSearchParams(location.search);
@@ -77,6 +78,8 @@ async function search() {
         treatmentId,
         startTime: timestampFromDate(from),
         endTime: timestampFromDate(to),
+        // The grid shows how many chambers are free, not which.
+        view: SlotView.BASIC,
       },
       as("desk"),
     );
@@ -94,7 +97,9 @@ function showSlots(slots: Slot[]) {
   for (const slot of slots.slice(0, 12)) {
     const item = document.createElement("li");
     const button = document.createElement("button");
-    button.textContent = hhmm(slot.startTime);
+    const free = slot.free.reduce((n, kind) => n + kind.count, 0);
+    button.textContent = `${hhmm(slot.startTime)} (${free} free)`;
+    button.dataset.free = String(free);
     button.dataset.start = slot.startTime ? timestampDate(slot.startTime).toISOString() : "";
     button.onclick = () => book(slot);
     item.append(button);
