@@ -129,24 +129,12 @@ async fn the_basic_view_counts_the_chambers_the_full_view_names(db: TestDb) {
 async fn searches_offer_only_what_the_policy_admits(db: TestDb) {
     let studio = start(db).await;
     studio
-        .client(&studio.manager)
-        .await
-        .update_treatment(pb::UpdateTreatmentRequest {
-            treatment: Some(pb::Treatment {
-                id: studio.cryo_id.clone(),
-                policy: Some(pb::BookingPolicy {
-                    min_notice: mins(30),
-                    max_days_ahead: 1,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["policy".into()],
-            }),
+        .set_cryo_policy(pb::BookingPolicy {
+            min_notice: mins(30),
+            max_days_ahead: 1,
+            ..Default::default()
         })
-        .await
-        .unwrap();
+        .await;
     // 07:00 in New York: open, and the window runs two days on.
     studio.clock.set(at("2026-12-01T12:00:00Z"));
     let (from, to) = ("2026-12-01T10:00:00Z", "2026-12-03T10:00:00Z");

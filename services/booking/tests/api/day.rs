@@ -20,23 +20,11 @@ const FRIDAY: &str = "2026-12-04T15:00:00Z";
 /// rules' daily limit is what refuses.
 async fn lift_treatment_daily_limit(studio: &Studio) {
     studio
-        .client(&studio.manager)
-        .await
-        .update_treatment(pb::UpdateTreatmentRequest {
-            treatment: Some(pb::Treatment {
-                id: studio.cryo_id.clone(),
-                policy: Some(pb::BookingPolicy {
-                    max_sessions_per_client_per_day: 5,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["policy".into()],
-            }),
+        .set_cryo_policy(pb::BookingPolicy {
+            max_sessions_per_client_per_day: 5,
+            ..Default::default()
         })
-        .await
-        .unwrap();
+        .await;
 }
 
 /// Refuses `client_id` with `expected` on hold, create and reschedule (of

@@ -145,24 +145,13 @@ async fn a_treatment_update_changes_what_the_next_booking_meets(db: TestDb) {
             .contains(&at(tonight))
     );
     let before = treatment(&studio, &studio.cryo_id).await;
-    let updated = manager
-        .update_treatment(pb::UpdateTreatmentRequest {
-            treatment: Some(pb::Treatment {
-                id: studio.cryo_id.clone(),
-                policy: Some(pb::BookingPolicy {
-                    min_notice: mins(24 * 60),
-                    late_cancel_window: mins(120),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            update_mask: mask(&["policy"]),
+    let updated = studio
+        .set_cryo_policy(pb::BookingPolicy {
+            min_notice: mins(24 * 60),
+            late_cancel_window: mins(120),
+            ..Default::default()
         })
-        .await
-        .unwrap()
-        .into_inner()
-        .treatment
-        .unwrap();
+        .await;
     assert_eq!(updated.policy.as_ref().unwrap().min_notice, mins(24 * 60));
     assert_eq!(updated.display_name, before.display_name);
     assert_eq!(treatment(&studio, &studio.cryo_id).await, updated);

@@ -194,6 +194,28 @@ impl Studio {
             .await
     }
 
+    /// Sets cryo's booking policy (the manager's `UpdateTreatment`); the
+    /// treatment as updated.
+    pub(crate) async fn set_cryo_policy(&self, policy: pb::BookingPolicy) -> pb::Treatment {
+        self.client(&self.manager)
+            .await
+            .update_treatment(pb::UpdateTreatmentRequest {
+                treatment: Some(pb::Treatment {
+                    id: self.cryo_id.clone(),
+                    policy: Some(policy),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["policy".into()],
+                }),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .treatment
+            .unwrap()
+    }
+
     /// A resource `name` of `kind` at `location_id`, made by the manager;
     /// its id.
     pub(crate) async fn add_resource(
