@@ -27,7 +27,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use jiff::Timestamp;
-use prost::bytes::Bytes;
 use recovery_kit::Error;
 use recovery_proto::booking::v1 as pb;
 use recovery_proto::tenancy::v1 as tenancy;
@@ -35,6 +34,7 @@ use recovery_scheduling as sched;
 use sqlx::AnyConnection;
 
 use crate::availability::Place;
+use crate::open_slots::OpenSlots;
 use crate::store::allocations::Occupied;
 use crate::store::{self, Resource};
 
@@ -107,62 +107,6 @@ struct Answer {
     treatment: sched::Treatment,
     preference: Option<String>,
     slots: Arc<OpenSlots>,
-}
-
-/// Open slots in start order, encoded once in each view as
-/// `SearchAvailabilityResponse` sends them: a kept full answer is about
-/// 200 KB on a busy day of 20 chambers, and each search takes a slice of
-/// it rather than cloning and encoding some 6,000 chamber ids again.
-pub(crate) struct OpenSlots {
-    starts: Vec<Timestamp>,
-    full: Encoded,
-    basic: Encoded,
-}
-
-/// Slots encoded one after another, and where each one ends.
-struct Encoded {
-    bytes: Bytes,
-    ends: Vec<usize>,
-}
-
-impl Encoded {
-    fn of(slots: &[pb::Slot]) -> Self {
-        let (bytes, ends) = pb::SearchAvailabilityResponse::encode_slots(slots);
-        Self { bytes, ends }
-    }
-
-    /// Slot `i`'s bytes.
-    fn piece(&self, i: usize) -> std::ops::Range<usize> {
-        let from = i.checked_sub(1).map_or(0, |before| self.ends[before]);
-        from..self.ends[i]
-    }
-}
-
-impl OpenSlots {
-    /// `slots`: start, full wire form.
-    pub(crate) fn of(mut slots: Vec<(Timestamp, pb::Slot)>) -> Self {
-        slots.sort_by_key(|(start, _)| *start);
-        let (starts, slots): (Vec<_>, Vec<_>) = slots.into_iter().unzip();
-        let basic: Vec<pb::Slot> = slots.iter().map(crate::wire::basic_slot).collect();
-        Self {
-            starts,
-            full: Encoded::of(&slots),
-            basic: Encoded::of(&basic),
-        }
-    }
-
-    /// The encoding (in the full or basic view) of the slots starting in
-    /// `[earliest, latest]`: a slice of the kept bytes.
-    pub(crate) fn encoded(&self, basic: bool, (earliest, latest): (Timestamp, Timestamp)) -> Bytes {
-        let kept = if basic { &self.basic } else { &self.full };
-        let first = self.starts.partition_point(|s| *s < earliest);
-        let end = self.starts.partition_point(|s| *s <= latest);
-        if first >= end {
-            return Bytes::new();
-        }
-        kept.bytes
-            .slice(kept.piece(first).start..kept.piece(end - 1).end)
-    }
 }
 
 impl Kept {

@@ -17,6 +17,7 @@ mod holds;
 mod lifecycle;
 mod offer_watch;
 mod offers;
+mod open_slots;
 mod plans;
 mod reassign;
 mod relay;
