@@ -1,19 +1,22 @@
 //! A search's open slots as `SearchAvailabilityResponse` sends them,
-//! encoded once in each view and kept with the calendar they were found on
+//! encoded once in each view asked and kept with the calendar they were found on
 //! (`calendars`), so that a search sends a slice of bytes.
+
+use std::sync::OnceLock;
 
 use jiff::Timestamp;
 use prost::bytes::Bytes;
 use recovery_proto::booking::v1 as pb;
 
-/// Open slots in start order, encoded once in each view as
+/// Open slots in start order, encoded in each view (when first asked) as
 /// `SearchAvailabilityResponse` sends them: a kept full answer is about
 /// 200 KB on a busy day of 20 chambers, and each search takes a slice of
 /// it rather than cloning and encoding some 6,000 chamber ids again.
 pub(crate) struct OpenSlots {
     starts: Vec<Timestamp>,
-    full: Encoded,
-    basic: Encoded,
+    slots: Vec<pb::Slot>,
+    full: OnceLock<Encoded>,
+    basic: OnceLock<Encoded>,
 }
 
 /// Slots encoded one after another, and where each one ends.
@@ -39,24 +42,31 @@ impl OpenSlots {
     /// `slots`: start, full wire form.
     pub(crate) fn of(mut slots: Vec<(Timestamp, pb::Slot)>) -> Self {
         slots.sort_by_key(|(start, _)| *start);
-        let (starts, slots): (Vec<_>, Vec<_>) = slots.into_iter().unzip();
-        let basic: Vec<pb::Slot> = slots.iter().map(crate::wire::basic_slot).collect();
+        let (starts, slots) = slots.into_iter().unzip();
         Self {
             starts,
-            full: Encoded::of(&slots),
-            basic: Encoded::of(&basic),
+            slots,
+            full: OnceLock::new(),
+            basic: OnceLock::new(),
         }
     }
 
     /// The encoding (in the full or basic view) of the slots starting in
     /// `[earliest, latest]`: a slice of the kept bytes.
     pub(crate) fn encoded(&self, basic: bool, (earliest, latest): (Timestamp, Timestamp)) -> Bytes {
-        let kept = if basic { &self.basic } else { &self.full };
         let first = self.starts.partition_point(|s| *s < earliest);
         let end = self.starts.partition_point(|s| *s <= latest);
         if first >= end {
             return Bytes::new();
         }
+        let kept = if basic {
+            self.basic.get_or_init(|| {
+                let basic: Vec<pb::Slot> = self.slots.iter().map(crate::wire::basic_slot).collect();
+                Encoded::of(&basic)
+            })
+        } else {
+            self.full.get_or_init(|| Encoded::of(&self.slots))
+        };
         kept.bytes
             .slice(kept.piece(first).start..kept.piece(end - 1).end)
     }
