@@ -7,13 +7,10 @@ use std::collections::HashMap;
 
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
-use recovery_kit::time::from_proto;
 use recovery_kit::{Caller, Error, Lock, Scope};
 use recovery_peers::Follows;
 use recovery_proto::protocols::v1 as pb;
-use recovery_rules::{
-    BloodPressure, ClientFacts, Config, Evaluation, Modality, Proposal, Screening, Waiver,
-};
+use recovery_rules::{ClientFacts, Config, Evaluation, Modality, Proposal};
 use sqlx::AnyConnection;
 
 use crate::audit::Action;
@@ -21,7 +18,6 @@ use crate::store::history::Span;
 use crate::store::rules::{Save, StoredRules};
 use crate::wire::date;
 use crate::wire::rules::{RulePatch, SessionBatch, SessionProposal};
-use crate::wire::screening::{condition_code, rules_condition};
 use crate::{Protocols, clients, store};
 
 /// How far around a proposal activities matter: the cryo window looks back
@@ -54,73 +50,21 @@ pub(crate) async fn facts_between(
     } else {
         Some(date(&client.date_of_birth).map_err(anyhow::Error::msg)?)
     };
-    let screening = store::screening::current(conn, scope, &client.id)
-        .await?
-        .as_ref()
-        .map(screening_facts)
-        .transpose()?;
-    let waiver = store::waivers::current(conn, scope, &client.id)
-        .await?
-        .map(|w| Waiver {
-            version: w.version,
-            signed_at: w
-                .sign_time
-                .map_or(Timestamp::UNIX_EPOCH, |t| from_proto_lossy(&t)),
-            expires_at: w.expire_time.map(|t| from_proto_lossy(&t)),
-            guardian_name: (!w.guardian_name.is_empty()).then_some(w.guardian_name),
-        });
     let around = (
         start.saturating_sub(ACTIVITY_REACH).unwrap_or(start),
         last.saturating_add(ACTIVITY_REACH).unwrap_or(last),
     );
-    let activities =
-        store::history::activities_around(conn, scope, &client.id, around, start).await?;
-    let history = store::history::session_history(conn, scope, &client.id).await?;
+    let stored = store::facts::read(conn, scope, &client.id, around, start).await?;
     Ok(ClientFacts {
         date_of_birth,
-        screening,
-        waiver,
-        activities,
-        history,
+        screening: stored.screening,
+        waiver: stored.waiver,
+        activities: stored.activities,
+        history: stored.history,
         // Booked sessions are the caller's to name (EvaluateSession's
         // `booked`): protocols does not hold bookings.
         booked: Vec::new(),
     })
-}
-
-/// The conditions present and the blood pressure of a stored screening.
-fn screening_facts(s: &pb::Screening) -> Result<Screening, Error> {
-    let conditions = s
-        .answers
-        .iter()
-        .filter(|a| a.present)
-        .map(|a| {
-            let code = condition_code(a.condition).map_err(anyhow::Error::msg)?;
-            Ok(rules_condition(code, &a.detail)?)
-        })
-        .collect::<Result<Vec<_>, Error>>()?;
-    let blood_pressure = match s.blood_pressure {
-        Some(bp) => Some(BloodPressure {
-            systolic: u16::try_from(bp.systolic).unwrap_or(u16::MAX),
-            diastolic: u16::try_from(bp.diastolic).unwrap_or(u16::MAX),
-            measured_at: bp
-                .measure_time
-                .as_ref()
-                .map(from_proto)
-                .transpose()
-                .map_err(anyhow::Error::msg)?
-                .unwrap_or(Timestamp::UNIX_EPOCH),
-        }),
-        None => None,
-    };
-    Ok(Screening {
-        conditions,
-        blood_pressure,
-    })
-}
-
-fn from_proto_lossy(t: &prost_types::Timestamp) -> Timestamp {
-    from_proto(t).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
 /// The rules for a session step: its own duration, or the modality's

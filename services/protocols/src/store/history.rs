@@ -10,7 +10,7 @@ use recovery_kit::time::{from_micros, to_micros};
 use recovery_kit::wire::{duration_to_wire, stored_timestamp};
 use recovery_kit::{Error, Scope};
 use recovery_proto::protocols::v1 as pb;
-use recovery_rules::{Activity, ActivityKind, Modality, Session};
+use recovery_rules::{ActivityKind, Modality};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row as _};
 
@@ -33,7 +33,7 @@ pub(crate) fn kind_code(kind: ActivityKind) -> &'static str {
     }
 }
 
-fn kind_from_code(code: &str) -> Result<ActivityKind, Error> {
+pub(super) fn kind_from_code(code: &str) -> Result<ActivityKind, Error> {
     match code {
         "training" => Ok(ActivityKind::Training),
         "race" => Ok(ActivityKind::Race),
@@ -43,7 +43,7 @@ fn kind_from_code(code: &str) -> Result<ActivityKind, Error> {
     }
 }
 
-fn modality_from_code(code: &str) -> Result<Modality, Error> {
+pub(super) fn modality_from_code(code: &str) -> Result<Modality, Error> {
     Modality::from_code(code)
         .ok_or_else(|| Error::Internal(anyhow::anyhow!("stored modality {code:?} is unknown")))
 }
@@ -476,75 +476,4 @@ pub(crate) async fn activity_count(
     .fetch_one(conn)
     .await?
     .try_get("n")?)
-}
-
-/// The client's activities that overlap `[from, to]`, and the last one
-/// that ended by `before`.
-pub(crate) async fn activities_around(
-    conn: &mut AnyConnection,
-    scope: &Scope,
-    client_id: &str,
-    (from, to): (Timestamp, Timestamp),
-    before: Timestamp,
-) -> Result<Vec<Activity>, Error> {
-    let rows = sqlx::query(&format!(
-        "SELECT id, kind, start_time, end_time, distance_meters, perceived_effort \
-         FROM protocols_activities WHERE {tenant} AND client_id = $2 \
-         AND end_time >= $3 AND start_time <= $4 \
-         UNION \
-         SELECT * FROM (SELECT id, kind, start_time, end_time, distance_meters, perceived_effort \
-         FROM protocols_activities WHERE {tenant} AND client_id = $2 \
-         AND end_time <= $5 ORDER BY end_time DESC LIMIT 1) AS latest",
-        tenant = scope.filter("tenant_id", 1)
-    ))
-    .bind(scope.tenant())
-    .bind(client_id)
-    .bind(to_micros(from))
-    .bind(to_micros(to))
-    .bind(to_micros(before))
-    .fetch_all(conn)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            let kind: String = r.try_get("kind")?;
-            Ok(Activity {
-                kind: kind_from_code(&kind)?,
-                start: from_micros(r.try_get("start_time")?),
-                end: from_micros(r.try_get("end_time")?),
-                distance_m: u32::try_from(r.try_get::<i64, _>("distance_meters")?)
-                    .ok()
-                    .filter(|d| *d > 0),
-                perceived_effort: u8::try_from(r.try_get::<i64, _>("perceived_effort")?)
-                    .ok()
-                    .filter(|e| *e > 0),
-            })
-        })
-        .collect()
-}
-
-/// Every session the client had.
-pub(crate) async fn session_history(
-    conn: &mut AnyConnection,
-    scope: &Scope,
-    client_id: &str,
-) -> Result<Vec<Session>, Error> {
-    sqlx::query(&format!(
-        "SELECT modality, start_time, duration_us FROM protocols_sessions \
-         WHERE {tenant} AND client_id = $2",
-        tenant = scope.filter("tenant_id", 1)
-    ))
-    .bind(scope.tenant())
-    .bind(client_id)
-    .fetch_all(conn)
-    .await?
-    .iter()
-    .map(|r| {
-        let modality: String = r.try_get("modality")?;
-        Ok(Session {
-            modality: modality_from_code(&modality)?,
-            start: from_micros(r.try_get("start_time")?),
-            duration: SignedDuration::from_micros(r.try_get("duration_us")?),
-        })
-    })
-    .collect()
 }

@@ -6,6 +6,7 @@
 
 pub(crate) mod audit;
 pub(crate) mod clients;
+pub(crate) mod facts;
 pub(crate) mod history;
 pub(crate) mod plans;
 pub(crate) mod rules;

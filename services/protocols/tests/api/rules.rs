@@ -341,8 +341,122 @@ async fn a_batch_is_judged_like_single_sessions(db: TestDb) {
     assert_eq!(fields(&empty), ["sessions"]);
 }
 
+/// Every fact the rules take from a client's records comes from the newest
+/// of them: the blood pressure of the latest screening (its numbers and
+/// day in the refusal), the waiver signed last (its expiry, its guardian).
+async fn the_newest_records_are_what_the_rules_read(db: TestDb) {
+    let env = env(db).await;
+    let mut s = env.studio("Newest").await;
+    let fd = &mut s.front_desk;
+    let wbc = pb::Modality::WholeBodyCryotherapy;
+    let noon = "2026-11-28T12:00:00Z";
+    let client = create(fd, ana()).await;
+    sign(fd, &client.id).await;
+    let pressure = |systolic, diastolic| pb::Screening {
+        client_id: client.id.clone(),
+        questionnaire_version: "2026-01".into(),
+        answers: vec![answer(pb::Condition::Raynauds, false)],
+        blood_pressure: Some(pb::BloodPressure {
+            systolic,
+            diastolic,
+            measure_time: crate::support::at("2026-11-27T18:00:00Z"),
+        }),
+        ..Default::default()
+    };
+    let screening = |screening| pb::RecordScreeningRequest {
+        screening: Some(screening),
+        request_id: String::new(),
+    };
+    fd.record_screening(screening(pressure(175, 105)))
+        .await
+        .unwrap();
+    let high = evaluate(fd, &client.id, &s.location_id, wbc, noon, 90).await;
+    assert_eq!(reasons(&high.refusals), ["CONTRAINDICATED"]);
+    assert!(
+        high.refusals[0].message.contains("175/105 on 2026-11-27"),
+        "{high:?}"
+    );
+    env.clock.advance(SignedDuration::from_mins(5));
+    fd.record_screening(screening(pressure(120, 80)))
+        .await
+        .unwrap();
+    let normal = evaluate(fd, &client.id, &s.location_id, wbc, noon, 90).await;
+    assert!(normal.allowed, "{normal:?}");
+
+    // A minor's waivers: one signed by a guardian that expires at 11:30,
+    // recorded after another signed earlier; the one signed last counts.
+    let mut minor = ana();
+    minor.date_of_birth = "2012-05-01".into();
+    let minor = create(fd, minor).await;
+    fd.record_screening(screening(pb::Screening {
+        client_id: minor.id.clone(),
+        ..pressure(110, 70)
+    }))
+    .await
+    .unwrap();
+    let waiver = |signed: &str, expires: &str, guardian: &str| pb::SignWaiverRequest {
+        waiver: Some(pb::Waiver {
+            client_id: minor.id.clone(),
+            version: "v3".into(),
+            signer_name: "Jon Lindqvist".into(),
+            guardian_name: guardian.into(),
+            sign_time: crate::support::at(signed),
+            expire_time: crate::support::at(expires),
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    };
+    let stretch = pb::Modality::StretchTherapy;
+    fd.sign_waiver(waiver(
+        "2026-11-28T09:00:00Z",
+        "2026-11-28T11:30:00Z",
+        "Jon Lindqvist",
+    ))
+    .await
+    .unwrap();
+    fd.sign_waiver(waiver(
+        "2026-11-20T09:00:00Z",
+        "2027-11-20T09:00:00Z",
+        "Jon Lindqvist",
+    ))
+    .await
+    .unwrap();
+    let before = evaluate(
+        fd,
+        &minor.id,
+        &s.location_id,
+        stretch,
+        "2026-11-28T11:00:00Z",
+        1800,
+    )
+    .await;
+    assert!(before.allowed, "the guardian signed: {before:?}");
+    let after = evaluate(fd, &minor.id, &s.location_id, stretch, noon, 1800).await;
+    assert_eq!(reasons(&after.refusals), ["WAIVER_REQUIRED"]);
+    assert!(
+        after.refusals[0].message.contains("expired on 2026-11-28"),
+        "{after:?}"
+    );
+    let early = evaluate(
+        fd,
+        &minor.id,
+        &s.location_id,
+        stretch,
+        "2026-11-28T08:00:00Z",
+        1800,
+    )
+    .await;
+    assert!(
+        early.refusals[0]
+            .message
+            .contains("signed after the session starts"),
+        "{early:?}"
+    );
+}
+
 recovery_kit::engine_tests!(
     a_batch_is_judged_like_single_sessions,
     contraindications_refuse_and_the_clock_moves_the_window,
+    the_newest_records_are_what_the_rules_read,
     thresholds_are_the_tenants_own,
 );
