@@ -37,6 +37,50 @@ pub(crate) struct Booked<'a> {
     pub(crate) start: Timestamp,
 }
 
+/// A treatment's per-client daily limit on the day a session starts.
+struct DailyLimit {
+    day: jiff::civil::Date,
+    /// The day in the location's time zone, as instants.
+    bounds: (Timestamp, Timestamp),
+    max: i64,
+    modality: recovery_rules::Modality,
+}
+
+impl DailyLimit {
+    /// The limit `booked`'s treatment sets on its day; `None` without one.
+    fn of(booked: &Booked<'_>) -> Result<Option<Self>, Error> {
+        let treatment = booked.treatment;
+        if treatment.terms.max_per_day == 0 {
+            return Ok(None);
+        }
+        let tz = &booked.place.tz;
+        let day = booked.start.to_zoned_datetime(tz.clone()).date();
+        let bounds = wire::day_bounds(day, tz).map_err(Error::Internal)?;
+        Ok(Some(Self {
+            day,
+            bounds,
+            max: treatment.terms.max_per_day,
+            modality: treatment.modality,
+        }))
+    }
+
+    /// Refuses when the client has `count` other sessions that day already.
+    fn check(&self, count: i64) -> Result<(), Error> {
+        if count < self.max {
+            return Ok(());
+        }
+        Err(Error::refuse(
+            "DAILY_LIMIT_REACHED",
+            format!(
+                "the client already has {count} {} session(s) that day; the limit is {}",
+                self.modality.code().replace('_', " "),
+                self.max
+            ),
+            &[("day", &self.day.to_string())],
+        ))
+    }
+}
+
 /// A new booking's id, its treatment as read when the call began (its
 /// catalog version then), what the rules said and the devices reserved
 /// for it, and the lane of its location it queues in (`None` when the
@@ -98,36 +142,19 @@ impl Bookings {
         booked: &Booked<'_>,
         except: Option<&str>,
     ) -> Result<(), Attempt> {
-        let treatment = booked.treatment;
-        if treatment.terms.max_per_day == 0 {
+        let Some(limit) = DailyLimit::of(booked)? else {
             return Ok(());
-        }
-        let tenant_id = &booked.place.location.tenant_id;
-        let tz = &booked.place.tz;
-        let day = booked.start.to_zoned_datetime(tz.clone()).date();
-        let bounds = wire::day_bounds(day, tz).map_err(Error::Internal)?;
+        };
         let count = store::bookings::count_active(
             tx,
-            tenant_id,
+            &booked.place.location.tenant_id,
             booked.client_id,
-            treatment.modality,
-            bounds,
+            booked.treatment.modality,
+            limit.bounds,
             except,
         )
         .await?;
-        if count >= treatment.terms.max_per_day {
-            return Err(Error::refuse(
-                "DAILY_LIMIT_REACHED",
-                format!(
-                    "the client already has {count} {} session(s) that day; the limit is {}",
-                    treatment.modality.code().replace('_', " "),
-                    treatment.terms.max_per_day
-                ),
-                &[("day", &day.to_string())],
-            )
-            .into());
-        }
-        Ok(())
+        Ok(limit.check(count)?)
     }
 
     /// The booking `id` with its details, in wire form.
@@ -402,7 +429,6 @@ impl Bookings {
         // holds the client's lock), then the location's turn (when the
         // caller does not hold it already) for what its calendar decides.
         let booking = self.insert_booking(tx, &booked, caller, now, fresh).await?;
-        self.check_daily_limit(tx, &booked, Some(fresh.id)).await?;
         let turn = match fresh.lane {
             Some(lane) => Some(lane.enter().await),
             None => None,
@@ -466,7 +492,6 @@ impl Bookings {
             client_id: &hold.client_id,
             start,
         };
-        self.check_daily_limit(tx, &booked, None).await?;
         let booking = self.insert_booking(tx, &booked, caller, now, fresh).await?;
         // The hold's resources must still be there: a hold whose allocations
         // were released meanwhile holds nothing, and a booking from it would
@@ -493,7 +518,10 @@ impl Bookings {
     }
 
     /// Stores a new booking with what the rules said and the devices
-    /// reserved for it, and ends its saga.
+    /// reserved for it, and ends its saga. Under a daily limit the client's
+    /// other sessions that day are counted by the statement that writes the
+    /// booking (the caller holds the client's lock), and one over the limit
+    /// is refused.
     async fn insert_booking(
         &self,
         tx: &mut AnyConnection,
@@ -501,7 +529,7 @@ impl Bookings {
         caller: &Caller,
         now: Timestamp,
         fresh: &Fresh<'_>,
-    ) -> Result<Booking, sqlx::Error> {
+    ) -> Result<Booking, Attempt> {
         let start = booked.start;
         let end = start
             .saturating_add(booked.treatment.terms.duration)
@@ -528,7 +556,18 @@ impl Bookings {
             session_start: None,
             session_end: None,
         };
-        store::bookings::insert(tx, &booking, &caller.key_id, &fresh.vetted.warnings).await?;
+        let limit = DailyLimit::of(booked)?;
+        let count = store::bookings::insert(
+            tx,
+            &booking,
+            &caller.key_id,
+            &fresh.vetted.warnings,
+            limit.as_ref().map(|l| l.bounds),
+        )
+        .await?;
+        if let (Some(limit), Some(count)) = (&limit, count) {
+            limit.check(count)?;
+        }
         if !fresh.devices.is_empty() {
             store::workflow::set_devices(tx, fresh.id, tenant_id, fresh.devices).await?;
             store::workflow::end_saga(tx, fresh.id).await?;

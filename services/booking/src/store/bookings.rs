@@ -173,35 +173,56 @@ pub(crate) async fn list_versions(
     Ok((row.try_get("calendar")?, row.try_get("bookings")?))
 }
 
-/// Stores a new booking with its `warnings`. On PostgreSQL the findings
-/// go in the booking's statement (one round trip, inside a transaction
-/// that holds a turn soon after); on SQLite, a function call each, in two.
+/// Writes a new booking and its warnings. With `day` (the bounds of its
+/// day), also counts the client's other active bookings of the same
+/// modality starting that day, as [`count_active`] does: on PostgreSQL in
+/// the same statement (the booking and its warnings, a data-modifying
+/// `WITH`, and the count), one round trip where there were three.
 pub(crate) async fn insert(
     conn: &mut AnyConnection,
     booking: &Booking,
     key_id: &str,
     warnings: &[Finding],
-) -> Result<(), sqlx::Error> {
+    day: Option<(Timestamp, Timestamp)>,
+) -> Result<Option<i64>, sqlx::Error> {
     const INSERT: &str = "INSERT INTO bookings (id, tenant_id, location_id, treatment_id, \
          modality, client_id, start_us, end_us, status, late_cancel, cancel_reason, \
          create_time, update_time, created_by, updated_by, recommended_s) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15)";
     const BEFORE: usize = 15;
-    let together = !warnings.is_empty() && engine_of(conn) == Engine::Postgres;
-    let sql = if together {
-        let rows = (0..warnings.len())
-            .map(|n| {
-                let p = BEFORE + 3 * n;
-                format!("(${}::bigint, ${}::text, ${}::text)", p + 1, p + 2, p + 3)
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        format!(
-            "WITH booked AS ({INSERT} RETURNING id, tenant_id) \
-             INSERT INTO booking_findings (owner_id, tenant_id, position, reason, message) \
-             SELECT booked.id, booked.tenant_id, f.position, f.reason, f.message \
-             FROM booked CROSS JOIN (VALUES {rows}) AS f (position, reason, message)"
-        )
+    let postgres = engine_of(conn) == Engine::Postgres;
+    let with_findings = postgres && !warnings.is_empty();
+    let counted = postgres && day.is_some();
+    let sql = if with_findings || counted {
+        let findings = if with_findings {
+            let rows = (0..warnings.len())
+                .map(|n| {
+                    let p = BEFORE + 3 * n;
+                    format!("(${}::bigint, ${}::text, ${}::text)", p + 1, p + 2, p + 3)
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!(
+                ", findings AS (INSERT INTO booking_findings \
+                 (owner_id, tenant_id, position, reason, message) \
+                 SELECT booked.id, booked.tenant_id, f.position, f.reason, f.message \
+                 FROM booked CROSS JOIN (VALUES {rows}) AS f (position, reason, message))"
+            )
+        } else {
+            String::new()
+        };
+        let answer = if counted {
+            // The booking's own id, tenant, client and modality are its
+            // $1, $2, $6 and $5; the day's bounds come after the findings.
+            let from = BEFORE + 3 * warnings.len() * usize::from(with_findings) + 1;
+            format!(
+                "SELECT COUNT(*) AS n FROM bookings WHERE {} AND id <> $1",
+                active_between("$2", "$6", "$5", (from, from + 1))
+            )
+        } else {
+            "SELECT 1 AS n".to_owned()
+        };
+        format!("WITH booked AS ({INSERT} RETURNING id, tenant_id){findings} {answer}")
     } else {
         INSERT.to_owned()
     };
@@ -221,16 +242,54 @@ pub(crate) async fn insert(
         .bind(booking.update_time)
         .bind(key_id)
         .bind(booking.recommended_s);
-    let query = if together {
+    let query = if with_findings {
         super::workflow::bind_findings(query, warnings)
     } else {
         query
     };
-    query.execute(&mut *conn).await?;
-    if !together {
+    let query = match day {
+        Some((from, to)) if counted => query.bind(to_micros(from)).bind(to_micros(to)),
+        _ => query,
+    };
+    let row = query.fetch_optional(&mut *conn).await?;
+    if !with_findings {
         super::workflow::add_findings(conn, &booking.id, &booking.tenant_id, warnings).await?;
     }
-    Ok(())
+    match day {
+        Some(_) if counted => Ok(Some(row.map_or(Ok(0), |r| r.try_get("n"))?)),
+        Some(day) => Ok(Some(
+            count_active(
+                conn,
+                &booking.tenant_id,
+                &booking.client_id,
+                booking.modality,
+                day,
+                Some(&booking.id),
+            )
+            .await?,
+        )),
+        None => Ok(None),
+    }
+}
+
+/// The condition on `bookings` of a client's active bookings (booked to
+/// completed) of one modality starting in `[from, to)`: each argument names
+/// the placeholder it is bound to.
+fn active_between(
+    tenant: &str,
+    client: &str,
+    modality: &str,
+    (from, to): (usize, usize),
+) -> String {
+    let active = Status::ACTIVE
+        .iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "tenant_id = {tenant} AND client_id = {client} AND modality = {modality} \
+         AND status IN ({active}) AND start_us >= ${from} AND start_us < ${to}"
+    )
 }
 
 /// Moves a booking to `[start, end)` with the rules' new recommended length
@@ -312,16 +371,10 @@ pub(crate) async fn count_active(
     (from, to): (Timestamp, Timestamp),
     except: Option<&str>,
 ) -> Result<i64, sqlx::Error> {
-    let active = Status::ACTIVE
-        .iter()
-        .map(|s| format!("'{}'", s.as_str()))
-        .collect::<Vec<_>>()
-        .join(", ");
     sqlx::query(&format!(
-        "SELECT COUNT(*) AS n FROM bookings WHERE tenant_id = $1 AND client_id = $2 \
-         AND modality = $3 AND status IN ({active}) AND start_us >= $4 AND start_us < $5 \
-         AND {other}",
-        other = optional(except.is_some(), "id <> $6", &[6]),
+        "SELECT COUNT(*) AS n FROM bookings WHERE {} AND {}",
+        active_between("$1", "$2", "$3", (4, 5)),
+        optional(except.is_some(), "id <> $6", &[6]),
     ))
     .bind(tenant_id)
     .bind(client_id)
