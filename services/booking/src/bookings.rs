@@ -23,7 +23,7 @@ use crate::gates::{Lane, Turn};
 use crate::lifecycle::{Change, Status};
 use crate::saga::Reservation;
 use crate::store::{self, Booking, BookingFilter, Treatment};
-use crate::vetting::{Candidate, Vetted};
+use crate::vetting::{Candidate, DailyLimit, Vetted};
 use crate::wire::{
     self, BookingQuery, BookingSource, BookingsOf, Cancellation, NewBooking, Wanted,
 };
@@ -35,50 +35,6 @@ pub(crate) struct Booked<'a> {
     pub(crate) treatment: &'a Treatment,
     pub(crate) client_id: &'a str,
     pub(crate) start: Timestamp,
-}
-
-/// A treatment's per-client daily limit on the day a session starts.
-struct DailyLimit {
-    day: jiff::civil::Date,
-    /// The day in the location's time zone, as instants.
-    bounds: (Timestamp, Timestamp),
-    max: i64,
-    modality: recovery_rules::Modality,
-}
-
-impl DailyLimit {
-    /// The limit `booked`'s treatment sets on its day; `None` without one.
-    fn of(booked: &Booked<'_>) -> Result<Option<Self>, Error> {
-        let treatment = booked.treatment;
-        if treatment.terms.max_per_day == 0 {
-            return Ok(None);
-        }
-        let tz = &booked.place.tz;
-        let day = booked.start.to_zoned_datetime(tz.clone()).date();
-        let bounds = wire::day_bounds(day, tz).map_err(Error::Internal)?;
-        Ok(Some(Self {
-            day,
-            bounds,
-            max: treatment.terms.max_per_day,
-            modality: treatment.modality,
-        }))
-    }
-
-    /// Refuses when the client has `count` other sessions that day already.
-    fn check(&self, count: i64) -> Result<(), Error> {
-        if count < self.max {
-            return Ok(());
-        }
-        Err(Error::refuse(
-            "DAILY_LIMIT_REACHED",
-            format!(
-                "the client already has {count} {} session(s) that day; the limit is {}",
-                self.modality.code().replace('_', " "),
-                self.max
-            ),
-            &[("day", &self.day.to_string())],
-        ))
-    }
 }
 
 /// A new booking's id, its treatment as read when the call began (its
@@ -128,33 +84,6 @@ impl Bookings {
             booking.location_id.clone(),
             prost::Message::encode_to_vec(booking),
         ));
-    }
-
-    /// Refuses a booking over the treatment's per-client daily limit;
-    /// `except` is the booking being moved or made (written already). When
-    /// the treatment has a limit, the caller holds the client's lock
-    /// (`store::bookings::lock_client`), taken before any location's turn
-    /// and decided by this same treatment, so that two desks cannot both
-    /// take the client's last session of the day.
-    pub(crate) async fn check_daily_limit(
-        &self,
-        tx: &mut AnyConnection,
-        booked: &Booked<'_>,
-        except: Option<&str>,
-    ) -> Result<(), Attempt> {
-        let Some(limit) = DailyLimit::of(booked)? else {
-            return Ok(());
-        };
-        let count = store::bookings::count_active(
-            tx,
-            &booked.place.location.tenant_id,
-            booked.client_id,
-            booked.treatment.modality,
-            limit.bounds,
-            except,
-        )
-        .await?;
-        Ok(limit.check(count)?)
     }
 
     /// The booking `id` with its details, in wire form.

@@ -1,19 +1,24 @@
 //! Before a hold or booking exists: the client must be a real, unerased
 //! client of protocols, and the studio's rules must not refuse the session.
-//! Warnings and the progression's recommended length are kept.
+//! Warnings and the progression's recommended length are kept. In the
+//! booking's transaction, under the client's lock: the treatment's daily
+//! limit.
 
 use std::collections::HashMap;
 
 use jiff::{SignedDuration, Timestamp};
+use recovery_kit::db::Attempt;
 use recovery_kit::error::DOMAIN;
 use recovery_kit::time::from_micros;
 use recovery_kit::{Error, reason};
 use recovery_peers::{Booked, Finding, Proposal, Standing};
+use sqlx::AnyConnection;
 use tonic::Code;
 use tonic_types::{ErrorDetails, StatusExt as _};
 
 use crate::Bookings;
 use crate::store::{self, Treatment};
+use crate::{bookings, wire};
 
 /// Refusals the rules give, by their stable reason; another reason is
 /// answered as `RULES_REFUSED` with the rule's own code in `rule`.
@@ -76,6 +81,33 @@ pub(crate) fn refused(finding: &Finding, client_id: &str) -> Error {
 }
 
 impl Bookings {
+    /// Refuses a booking over the treatment's per-client daily limit;
+    /// `except` is the booking being moved or made (written already). When
+    /// the treatment has a limit, the caller holds the client's lock
+    /// (`store::bookings::lock_client`), taken before any location's turn
+    /// and decided by this same treatment, so that two desks cannot both
+    /// take the client's last session of the day.
+    pub(crate) async fn check_daily_limit(
+        &self,
+        tx: &mut AnyConnection,
+        booked: &bookings::Booked<'_>,
+        except: Option<&str>,
+    ) -> Result<(), Attempt> {
+        let Some(limit) = DailyLimit::of(booked)? else {
+            return Ok(());
+        };
+        let count = store::bookings::count_active(
+            tx,
+            &booked.place.location.tenant_id,
+            booked.client_id,
+            booked.treatment.modality,
+            limit.bounds,
+            except,
+        )
+        .await?;
+        Ok(limit.check(count)?)
+    }
+
     /// Checks the client with protocols and asks the rules; a refusal (or an
     /// unknown or erased client) is the answer, and nothing was written.
     ///
@@ -212,4 +244,48 @@ fn as_facts(booked: &[store::bookings::Nearby]) -> Vec<Booked> {
             duration: from_micros(b.end).duration_since(from_micros(b.start)),
         })
         .collect()
+}
+
+/// A treatment's per-client daily limit on the day a session starts.
+pub(crate) struct DailyLimit {
+    day: jiff::civil::Date,
+    /// The day in the location's time zone, as instants.
+    pub(crate) bounds: (Timestamp, Timestamp),
+    max: i64,
+    modality: recovery_rules::Modality,
+}
+
+impl DailyLimit {
+    /// The limit `booked`'s treatment sets on its day; `None` without one.
+    pub(crate) fn of(booked: &bookings::Booked<'_>) -> Result<Option<Self>, Error> {
+        let treatment = booked.treatment;
+        if treatment.terms.max_per_day == 0 {
+            return Ok(None);
+        }
+        let tz = &booked.place.tz;
+        let day = booked.start.to_zoned_datetime(tz.clone()).date();
+        let bounds = wire::day_bounds(day, tz).map_err(Error::Internal)?;
+        Ok(Some(Self {
+            day,
+            bounds,
+            max: treatment.terms.max_per_day,
+            modality: treatment.modality,
+        }))
+    }
+
+    /// Refuses when the client has `count` other sessions that day already.
+    pub(crate) fn check(&self, count: i64) -> Result<(), Error> {
+        if count < self.max {
+            return Ok(());
+        }
+        Err(Error::refuse(
+            "DAILY_LIMIT_REACHED",
+            format!(
+                "the client already has {count} {} session(s) that day; the limit is {}",
+                self.modality.code().replace('_', " "),
+                self.max
+            ),
+            &[("day", &self.day.to_string())],
+        ))
+    }
 }
