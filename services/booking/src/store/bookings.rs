@@ -175,9 +175,10 @@ pub(crate) async fn list_versions(
 
 /// Writes a new booking and its warnings. With `day` (the bounds of its
 /// day), also counts the client's other active bookings of the same
-/// modality starting that day, as [`count_active`] does: on PostgreSQL in
-/// the same statement (the booking and its warnings, a data-modifying
-/// `WITH`, and the count), one round trip where there were three.
+/// modality starting that day, as [`count_active`] does. On PostgreSQL
+/// that is one statement (the booking and its warnings in a data-modifying
+/// `WITH`, then the count), which the caller runs after taking the client's
+/// lock; on SQLite the warnings and the count are calls of their own.
 pub(crate) async fn insert(
     conn: &mut AnyConnection,
     booking: &Booking,
