@@ -168,11 +168,24 @@ async fn a_query_without_its_tenant_filter_sees_only_its_tenant() {
     );
 
     // The same through a write transaction (`Db::begin` confines the
-    // transaction itself, in the statement that begins it): A's sees and
-    // changes A's rows only; one of no tenant sees none.
+    // transaction itself, in the statement that begins it, whatever tenant
+    // its pooled connection served last): A's sees and changes A's rows
+    // only, as the role; one of no tenant sees none.
     let db = world.db.db.clone();
+    for _ in 0..4 {
+        confined(Some(Scope::tenant_of(&b)), async {
+            sqlx::query("SELECT 1").execute(&pool).await.unwrap();
+        })
+        .await;
+    }
     let (seen, changed) = confined(Some(Scope::tenant_of(&a)), async {
         let mut tx = db.begin().await.unwrap();
+        let (user, tenant): (String, String) =
+            sqlx::query_as("SELECT current_user::text, current_setting('recovery.tenant')")
+                .fetch_one(&mut *tx)
+                .await
+                .unwrap();
+        assert_eq!((user.as_str(), tenant.as_str()), (ROW_ROLE, a.as_str()));
         let seen: Vec<String> = sqlx::query_scalar("SELECT DISTINCT tenant_id FROM resources")
             .fetch_all(&mut *tx)
             .await
@@ -205,4 +218,56 @@ async fn a_query_without_its_tenant_filter_sees_only_its_tenant() {
     })
     .await;
     assert_eq!(none, 0, "a transaction of no tenant sees resources");
+}
+
+/// A transaction begun holding a lock (`Db::begin_holding`, a client's
+/// bookings one at a time) holds it from its `BEGIN` until it ends: another
+/// connection cannot take it meanwhile, and can once it committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_holds_its_lock_from_its_begin() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let world = World::start(db).await;
+    let a = world.studio("Alpha").await.studio.tenant_id;
+    let db = world.db.db.clone();
+    let key = format!("{a}/0190f3a4-0000-7000-8000-000000000001");
+    let tx = confined(Some(Scope::tenant_of(&a)), db.begin_holding(Some(&key)))
+        .await
+        .unwrap();
+    assert!(
+        taken(&world, &key).await,
+        "the lock is not held after BEGIN"
+    );
+    tx.commit().await.unwrap();
+    assert!(
+        !taken(&world, &key).await,
+        "the lock outlived its transaction"
+    );
+    // A key that is not a plain literal goes as a bound parameter: held all
+    // the same, and nothing of it runs as SQL.
+    let odd = "x'); SELECT pg_sleep(5); --".to_owned();
+    let tx = confined(Some(Scope::tenant_of(&a)), db.begin_holding(Some(&odd)))
+        .await
+        .unwrap();
+    assert!(taken(&world, &odd).await, "an odd key's lock is not held");
+    tx.rollback().await.unwrap();
+}
+
+/// Whether the advisory lock `hashtext(key)` is held by another connection.
+async fn taken(world: &World, key: &str) -> bool {
+    let mut conn = world.connect().await;
+    let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
+        .bind(key)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    if got {
+        sqlx::query("SELECT pg_advisory_unlock(hashtext($1))")
+            .bind(key)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    !got
 }

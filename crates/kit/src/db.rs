@@ -37,6 +37,9 @@ pub const TENANT_SETTING: &str = "recovery.tenant";
 tokio::task_local! {
     /// Whose rows the current call's queries may see; unset outside calls.
     static CONFINED: Option<crate::Scope>;
+    /// Set while [`Db::begin_holding`] takes a connection whose `BEGIN`
+    /// confines it: the pool's hook then leaves it as it is.
+    static CONFINED_BY_BEGIN: ();
 }
 
 /// Runs `call` with its PostgreSQL queries confined by row-level security
@@ -70,6 +73,35 @@ async fn confine(
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// `value` as a SQL string literal, when it is made only of characters
+/// that need no escaping (ids are UUIDs, tenants also `*` or empty, lock
+/// keys ids joined by `/`); `None` for anything else, which then goes as a
+/// bound parameter.
+fn plain_literal(value: &str) -> Option<String> {
+    value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'/' | b'*' | b'_' | b'.'))
+        .then(|| format!("'{value}'"))
+}
+
+/// A PostgreSQL `BEGIN` that also confines the transaction to `tenant`
+/// (its `set_config`s local to the transaction) and takes the advisory lock
+/// `hashtext(lock)`, all in one round trip (one simple query); `None` when
+/// a value is not a [`plain_literal`].
+fn confining_begin(tenant: &str, as_role: bool, lock: Option<&str>) -> Option<String> {
+    let role = if as_role { ROW_ROLE } else { "none" };
+    let mut statement = format!(
+        "BEGIN; SELECT set_config('role', '{role}', true), set_config('{TENANT_SETTING}', {}, true)",
+        plain_literal(tenant)?
+    );
+    if let Some(lock) = lock {
+        statement.push_str("; SELECT pg_advisory_xact_lock(hashtext(");
+        statement.push_str(&plain_literal(lock)?);
+        statement.push_str("))");
+    }
+    Some(statement)
 }
 
 /// The database engine behind a [`Db`].
@@ -193,9 +225,15 @@ impl Db {
                         Box::pin(confine(conn, tenant, as_role))
                     })
                     .before_acquire(move |conn, _meta| {
+                        let confined_by_begin = CONFINED_BY_BEGIN.try_with(|()| ()).is_ok();
                         let (tenant, as_role) =
                             (tenant_setting(), on_acquire.load(Ordering::Relaxed));
-                        Box::pin(async move { confine(conn, tenant, as_role).await.map(|()| true) })
+                        Box::pin(async move {
+                            if !confined_by_begin {
+                                confine(conn, tenant, as_role).await?;
+                            }
+                            Ok(true)
+                        })
                     })
                     .connect_with(options.clone())
                     .await
@@ -251,7 +289,35 @@ impl Db {
 
     /// Starts a write transaction.
     pub async fn begin(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
-        self.write.begin().await
+        self.begin_holding(None).await
+    }
+
+    /// Starts a write transaction that holds, on PostgreSQL, the advisory
+    /// lock `hashtext(lock)` until it ends (SQLite's write transactions are
+    /// serialised already: nothing is taken there).
+    ///
+    /// On PostgreSQL the transaction's confinement to the caller's tenant
+    /// and the lock go with the `BEGIN`, in its round trip, instead of a
+    /// `set_config` as the connection is taken and a statement for the lock
+    /// after: two round trips fewer for a booking (`docs/BENCHMARKS.md`).
+    pub async fn begin_holding(
+        &self,
+        lock: Option<&str>,
+    ) -> Result<Transaction<'static, Any>, sqlx::Error> {
+        if self.engine == Engine::Sqlite {
+            return self.write.begin().await;
+        }
+        let as_role = self.as_role.load(Ordering::Relaxed);
+        if let Some(begin) = confining_begin(&tenant_setting(), as_role, lock) {
+            return CONFINED_BY_BEGIN
+                .scope((), self.write.begin_with(begin))
+                .await;
+        }
+        let mut tx = self.write.begin().await?;
+        if let Some(lock) = lock {
+            hold(&mut tx, lock).await?;
+        }
+        Ok(tx)
     }
 
     /// Runs a service's migrations. Every service shares the one migrations
@@ -468,6 +534,20 @@ impl Lock {
     pub fn clause_for(self, conn: &AnyConnection) -> &'static str {
         self.clause(engine_of(conn))
     }
+}
+
+/// Takes the advisory lock `hashtext(key)` until the connection's
+/// transaction ends (PostgreSQL; SQLite's write transactions are
+/// serialised already: nothing is taken there). [`Db::begin_holding`]
+/// takes it as the transaction begins.
+pub async fn hold(conn: &mut AnyConnection, key: &str) -> Result<(), sqlx::Error> {
+    if engine_of(conn) == Engine::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))::text")
+            .bind(key)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// The engine behind a connection.

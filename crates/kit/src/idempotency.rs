@@ -141,6 +141,9 @@ pub struct Once<'k> {
     table: &'static str,
     key: Option<&'k Key>,
     now_micros: i64,
+    /// The advisory lock the transaction takes as it begins
+    /// ([`Db::begin_holding`]).
+    lock: Option<String>,
 }
 
 /// What [`Once::begin`] found.
@@ -158,12 +161,20 @@ impl<'k> Once<'k> {
             table,
             key,
             now_micros,
+            lock: None,
         }
+    }
+
+    /// The same, its transactions holding the advisory lock `lock` from
+    /// their `BEGIN` on (PostgreSQL; see [`Db::begin_holding`]).
+    #[must_use]
+    pub fn holding(self, lock: Option<String>) -> Self {
+        Self { lock, ..self }
     }
 
     /// Opens the write transaction, or finds the stored result.
     pub async fn begin<T: prost::Message + Default>(&mut self, db: &Db) -> Result<Step<T>, Error> {
-        let mut tx = db.begin().await?;
+        let mut tx = db.begin_holding(self.lock.as_deref()).await?;
         if let Some(key) = self.key
             && let Some(stored) = replay(&mut tx, self.table, key).await?
         {

@@ -243,16 +243,17 @@ impl Bookings {
                 lane: Some(&lane),
                 ..*fresh
             };
-            let mut once = Once::new(IDEMPOTENCY_TABLE, new.key.as_ref(), now_micros);
+            // The client's lock (from the transaction's start) before the
+            // location's turn, as on every path (`gates`), for the daily
+            // limit.
+            let client_lock = (fresh.treatment.terms.max_per_day > 0)
+                .then(|| store::bookings::client_lock(tenant_id, client_id));
+            let mut once =
+                Once::new(IDEMPOTENCY_TABLE, new.key.as_ref(), now_micros).holding(client_lock);
             let mut tx = match once.begin::<pb::Booking>(&self.db).await? {
                 Step::Replay(stored) => return Ok((stored, false)),
                 Step::Work(tx) => tx,
             };
-            // The client's lock before the location's turn, as on every
-            // path (`gates`), for the daily limit.
-            if fresh.treatment.terms.max_per_day > 0 {
-                store::bookings::lock_client(&mut tx, tenant_id, client_id).await?;
-            }
             let now = self.clock.now();
             // The location's turn, until commit.
             let (booking, placed, _turn) = match &new.from {

@@ -335,8 +335,8 @@ impl Bookings {
             let lane = self.gates.lane(&place.location.id).await;
             let now = self.clock.now();
             let now_us = to_micros(now);
-            let mut tx = self.db.begin().await?;
-            store::bookings::lock_client(&mut tx, &entry.tenant_id, &entry.client_id).await?;
+            let client_lock = store::bookings::client_lock(&entry.tenant_id, &entry.client_id);
+            let mut tx = self.db.begin_holding(Some(&client_lock)).await?;
             let _turn = lane.enter().await;
             let Some(current) =
                 store::waitlist::entry(&mut tx, &Scope::All, &entry.id, Lock::ForUpdate).await?

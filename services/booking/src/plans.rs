@@ -248,16 +248,18 @@ impl Bookings {
         let (order, locations) = (&order, &locations);
         retry(MAX_ATTEMPTS, move || async move {
             let lanes = self.gates.lanes(locations).await;
-            let mut once = Once::new(IDEMPOTENCY_TABLE, plan.key.as_ref(), now_micros);
+            // The client's lock (from the transaction's start) before the
+            // locations' turns (`gates`), for the daily limits.
+            let client_lock = items
+                .iter()
+                .any(|i| i.treatment.terms.max_per_day > 0)
+                .then(|| crate::store::bookings::client_lock(tenant_id, &plan.client_id));
+            let mut once =
+                Once::new(IDEMPOTENCY_TABLE, plan.key.as_ref(), now_micros).holding(client_lock);
             let mut tx = match once.begin::<pb::BookPlanResponse>(&self.db).await? {
                 Step::Replay(stored) => return Ok((stored, false)),
                 Step::Work(tx) => tx,
             };
-            // The client's lock before the locations' turns (`gates`), for
-            // the daily limits.
-            if items.iter().any(|i| i.treatment.terms.max_per_day > 0) {
-                crate::store::bookings::lock_client(&mut tx, tenant_id, &plan.client_id).await?;
-            }
             let mut turns = Vec::with_capacity(lanes.len());
             for lane in &lanes {
                 turns.push(lane.enter().await);

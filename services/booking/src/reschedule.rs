@@ -167,12 +167,11 @@ impl Bookings {
         let id = &change.id;
         let lane = self.gates.lane(&place.location.id).await;
         let now = self.clock.now();
-        let mut tx = self.db.begin().await?;
-        // The client's lock before the location's turn (`gates`), for the
-        // daily limit.
-        if treatment.terms.max_per_day > 0 {
-            store::bookings::lock_client(&mut tx, &place.location.tenant_id, client_id).await?;
-        }
+        // The client's lock (from the transaction's start) before the
+        // location's turn (`gates`), for the daily limit.
+        let client_lock = (treatment.terms.max_per_day > 0)
+            .then(|| store::bookings::client_lock(&place.location.tenant_id, client_id));
+        let mut tx = self.db.begin_holding(client_lock.as_deref()).await?;
         let _turn = lane.enter().await;
         let booking = store::bookings::get(&mut tx, scope, id, Lock::ForUpdate)
             .await?

@@ -348,18 +348,19 @@ pub(crate) async fn set_status(
 
 /// Serialises one client's bookings until the transaction ends (PostgreSQL:
 /// an advisory lock; SQLite's write transactions are serialised already).
+/// A transaction can also take it as it begins: [`client_lock`].
 pub(crate) async fn lock_client(
     conn: &mut AnyConnection,
     tenant_id: &str,
     client_id: &str,
 ) -> Result<(), sqlx::Error> {
-    if engine_of(conn) == Engine::Postgres {
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))::text")
-            .bind(format!("{tenant_id}/{client_id}"))
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(())
+    recovery_kit::db::hold(conn, &client_lock(tenant_id, client_id)).await
+}
+
+/// The key of [`lock_client`]'s lock, for a transaction that takes it with
+/// its `BEGIN` (`Db::begin_holding`, `Once::holding`).
+pub(crate) fn client_lock(tenant_id: &str, client_id: &str) -> String {
+    format!("{tenant_id}/{client_id}")
 }
 
 /// How many active bookings (booked to completed) a client has of one
