@@ -227,8 +227,9 @@ pub(crate) async fn allocate(
 /// PostgreSQL: [`lock_location`] and [`allocate`] in one statement, on
 /// the condition that the location's calendar version is still `version`
 /// (the one a kept calendar was read under, which `allocations` were
-/// chosen on): the row is locked and bumped, the location marked bumped,
-/// and the allocations written, all or nothing. Answers the version the
+/// chosen on): the row is locked and bumped, the location (and its
+/// resources written to, whose insert trigger then has nothing to do)
+/// marked bumped, and the allocations written, all or nothing. Answers the version the
 /// transaction leaves, or `None` when the version had moved or no row was
 /// made yet: then nothing was locked or written, and the caller takes the
 /// lock the usual way. Waiting on another holder of the row, it sees that
@@ -260,12 +261,20 @@ pub(crate) async fn allocate_at(
         })
         .collect::<Vec<_>>()
         .join(", ");
+    // The location's resources among them, marked bumped too: their
+    // allocations' insert trigger is skipped (migration 20094).
+    let resources = (0..allocations.len())
+        .map(|i| format!("${}", BEFORE + i * COLUMNS + 2))
+        .collect::<Vec<_>>()
+        .join(", ");
     let sql = format!(
         "WITH bumped AS (UPDATE calendar_versions SET version = version + 1 \
          WHERE location_id = $1 AND tenant_id = $2 AND version = $3 \
          RETURNING version, set_config('recovery.calendar_bumped', \
          COALESCE(current_setting('recovery.calendar_bumped', true), '') \
-         || '<' || $1 || '>', true) AS marked), \
+         || '<' || $1 || '>' || (SELECT COALESCE(string_agg('[' || r.id || ']', ''), '') \
+         FROM resources r WHERE r.location_id = $1 AND r.tenant_id = $2 \
+         AND r.id IN ({resources})), true) AS marked), \
          placed AS (INSERT INTO allocations (id, tenant_id, resource_id, kind, owner_id, \
          start_us, end_us, until_us, expire_us) \
          SELECT a.id, $2, a.resource_id, a.kind, $4, a.start_us, a.end_us, a.until_us, \

@@ -11,6 +11,7 @@ use recovery_kit::server::Services;
 use recovery_kit::testing::{Bearer, TestDb, TestServer};
 use recovery_proto::booking::v1 as pb;
 use recovery_proto::booking::v1::booking_service_client::BookingServiceClient;
+use sqlx::Connection as _;
 use tokio::sync::Barrier;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
@@ -419,7 +420,44 @@ async fn a_treatment_change_on_one_replica_reaches_the_others_next_search(db: Te
     assert_eq!(reason(&refused), "TREATMENT_ARCHIVED", "{refused:?}");
 }
 
+/// A write to the calendar that took no location lock (a path that forgot
+/// it, an operator's script) still moves the location's calendar version:
+/// the next search does not offer the chamber it took.
+async fn an_allocation_written_without_the_lock_is_taken_in_the_next_search(db: TestDb) {
+    let studio = studio_with_chambers(db).await;
+    let mut desk = studio.client(&studio.manager).await;
+    let free = free_at(&search(&mut desk, window(&studio)).await, t(WINDOW.0));
+    assert!(free.contains(&studio.chamber_id), "{free:?}");
+    let start = crate::support::at(WINDOW.0).as_microsecond();
+    let end = start + 180_000_000;
+    let mut conn = sqlx::AnyConnection::connect(studio.db.url()).await.unwrap();
+    let written = sqlx::query(
+        "INSERT INTO allocations (id, tenant_id, resource_id, kind, owner_id, start_us, \
+         end_us, until_us) SELECT $1, tenant_id, id, kind, $2, $3, $4, $4 \
+         FROM resources WHERE id = $5",
+    )
+    .bind(recovery_kit::ids::new_id())
+    .bind(recovery_kit::ids::new_id())
+    .bind(start)
+    .bind(end)
+    .bind(&studio.chamber_id)
+    .execute(&mut conn)
+    .await
+    .unwrap()
+    .rows_affected();
+    assert_eq!(written, 1);
+    let free = free_at(&search(&mut desk, window(&studio)).await, t(WINDOW.0));
+    assert!(
+        !free.contains(&studio.chamber_id),
+        "the search offers {} at {} after it was taken",
+        studio.chamber_id,
+        WINDOW.0
+    );
+    assert_eq!(free.len(), CHAMBERS - 1);
+}
+
 recovery_kit::engine_tests!(
+    an_allocation_written_without_the_lock_is_taken_in_the_next_search,
     a_treatment_change_on_one_replica_reaches_the_others_next_search,
     a_booking_on_one_replica_is_taken_in_the_others_next_search,
     bookings_racing_searches_never_show_a_taken_slot_free,
