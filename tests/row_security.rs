@@ -254,6 +254,67 @@ async fn a_transaction_holds_its_lock_from_its_begin() {
     tx.rollback().await.unwrap();
 }
 
+/// Reads one after the other inside `Db::reading` (a booking's rules: the
+/// bookings nearby, then protocols' reads) share one connection, confined
+/// once: a read finds the kept connection as the last read left it, with
+/// no confinement run in between. It goes only to reads of the tenant it
+/// was confined to; another tenant's read, nested, takes and confines a
+/// connection of its own; and once let go, the next read is confined again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_in_a_block_share_one_connection_for_their_tenant_only() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let world = World::start(db).await;
+    let a = world.studio("Alpha").await.studio.tenant_id;
+    let b = world.studio("Bravo").await.studio.tenant_id;
+    let db = world.db.db.clone();
+    let (inner, other) = (db.clone(), b.clone());
+    let (first, again, nested, after_nested, let_go) = confined(
+        Some(Scope::tenant_of(&a)),
+        db.reading(async move {
+            let mut read = inner.read().await.unwrap();
+            let first = setting(&mut read).await;
+            // A mark that only this connection carries, where a
+            // confinement would write the tenant again.
+            sqlx::query("SELECT set_config('recovery.tenant', 'marked', false)")
+                .execute(&mut *read)
+                .await
+                .unwrap();
+            drop(read);
+            let again = setting(&mut inner.read().await.unwrap()).await;
+            let nested = confined(Some(Scope::tenant_of(&other)), async {
+                setting(&mut inner.read().await.unwrap()).await
+            })
+            .await;
+            let after_nested = setting(&mut inner.read().await.unwrap()).await;
+            recovery_kit::db::let_go();
+            let let_go = setting(&mut inner.read().await.unwrap()).await;
+            (first, again, nested, after_nested, let_go)
+        }),
+    )
+    .await;
+    assert_eq!(first, a, "the first read is not confined to its tenant");
+    assert_eq!(
+        again, "marked",
+        "the next read was not given the kept connection as left"
+    );
+    assert_eq!(nested, b, "another tenant's read was not confined to it");
+    assert_eq!(
+        after_nested, "marked",
+        "the kept connection did not wait for its tenant's read"
+    );
+    assert_eq!(let_go, a, "a read after let_go was not confined afresh");
+}
+
+/// The tenant setting a reader's connection holds now.
+async fn setting(conn: &mut sqlx::AnyConnection) -> String {
+    sqlx::query_scalar("SELECT current_setting('recovery.tenant')")
+        .fetch_one(conn)
+        .await
+        .unwrap()
+}
+
 /// Whether the advisory lock `hashtext(key)` is held by another connection.
 async fn taken(world: &World, key: &str) -> bool {
     let mut conn = world.connect().await;

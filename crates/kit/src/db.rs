@@ -19,6 +19,9 @@ use sqlx::{Any, AnyConnection, AnyPool, Executor as _, Transaction};
 use crate::Error;
 use crate::page::TokenKey;
 
+mod reading;
+pub use reading::{Reader, let_go};
+
 /// How long a call waits for a PostgreSQL connection before it is answered
 /// UNAVAILABLE (`sqlx::Error::PoolTimedOut`): a pool run dry should tell the
 /// caller to back off within a request's patience, not queue it for 10 s.

@@ -405,7 +405,7 @@ async fn a_dry_pool_answers_unavailable_within_the_acquire_timeout() {
     };
     let mut held = Vec::new();
     for _ in 0..20 {
-        held.push(test.db.reader().acquire().await.unwrap());
+        held.push(test.db.read().await.unwrap());
     }
     let started = std::time::Instant::now();
     let error = test.db.begin().await.expect_err("the pool is dry");

@@ -61,6 +61,8 @@ impl Peer {
     }
 
     fn request<T>(&self, tenant_id: &str, message: T) -> Result<tonic::Request<T>, Error> {
+        // No reader kept (`Db::reading`) while the peer is waited for.
+        recovery_kit::db::let_go();
         let mut request = tonic::Request::new(message);
         request.set_timeout(DEADLINE);
         let metadata = request.metadata_mut();

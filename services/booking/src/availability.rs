@@ -6,13 +6,12 @@ use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
 use prost::bytes::Bytes;
-use recovery_kit::db::{Attempt, Engine, engine_of};
+use recovery_kit::db::{Attempt, Engine, Reader, engine_of};
 use recovery_kit::kept::Shared;
 use recovery_kit::{Caller, Error, Lock, Scope, reason};
 use recovery_proto::tenancy::v1 as tenancy;
 use recovery_scheduling as sched;
-use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyConnection};
+use sqlx::AnyConnection;
 
 use crate::Bookings;
 use crate::calendars::{Kept, Placed};
@@ -308,7 +307,7 @@ impl Bookings {
     /// read on `conn`, taken from the readers when the caller holds none.
     pub(crate) async fn bookable_at(
         &self,
-        conn: &mut Option<PoolConnection<Any>>,
+        conn: &mut Option<Reader>,
         caller: &Caller,
         place: &Place,
         id: &str,
@@ -325,7 +324,7 @@ impl Bookings {
         }
         let conn = match conn {
             Some(conn) => conn,
-            None => conn.insert(self.db.reader().acquire().await?),
+            None => conn.insert(self.db.read().await?),
         };
         let treatment = self.bookable(conn, caller, place, id).await?;
         self.catalog.put(version, &treatment);
@@ -384,7 +383,7 @@ impl Bookings {
         } else {
             let conn = match &mut conn {
                 Some(conn) => conn,
-                None => conn.insert(self.db.reader().acquire().await?),
+                None => conn.insert(self.db.read().await?),
             };
             self.calendars
                 .read_at(conn, &place, window, versions.calendar)
@@ -427,7 +426,7 @@ impl Bookings {
         window: (Timestamp, Timestamp),
         now: Timestamp,
     ) -> Result<Openings, Error> {
-        let mut conn = self.db.reader().acquire().await?;
+        let mut conn = self.db.read().await?;
         self.openings_on(&mut conn, place, treatment, window, now)
             .await
     }

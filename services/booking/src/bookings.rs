@@ -141,7 +141,7 @@ impl Bookings {
     ) -> Result<(String, String, String, Timestamp), Error> {
         Ok(match from {
             BookingSource::Hold(hold_id) => {
-                let mut conn = self.db.reader().acquire().await?;
+                let mut conn = self.db.read().await?;
                 let hold = store::allocations::hold(&mut conn, scope, hold_id, Lock::Read)
                     .await?
                     .ok_or_else(|| Error::not_found("hold", hold_id))?;
@@ -510,7 +510,7 @@ impl Bookings {
         caller: &Caller,
         id: &str,
     ) -> Result<pb::Booking, Error> {
-        let mut conn = self.db.reader().acquire().await?;
+        let mut conn = self.db.read().await?;
         self.load_booking(&mut conn, &caller.scope()?, id)
             .await?
             .ok_or_else(|| Error::not_found("booking", id))
@@ -598,7 +598,7 @@ impl Bookings {
         after: Option<&str>,
         limit: i64,
     ) -> Result<Vec<pb::Booking>, Error> {
-        let mut conn = self.db.reader().acquire().await?;
+        let mut conn = self.db.read().await?;
         let rows = store::bookings::list(&mut conn, scope, filter, status, after, limit).await?;
         let ids: Vec<&str> = rows.iter().map(|b| b.id.as_str()).collect();
         let details = store::details_of(&mut conn, &ids).await?;

@@ -392,7 +392,7 @@ impl Bookings {
 
     /// Publishes booking `id` as it is now (its risk changed).
     async fn publish_booking(&self, scope: &Scope, id: &str) -> Result<(), Error> {
-        let mut conn = self.db.reader().acquire().await?;
+        let mut conn = self.db.read().await?;
         if let Some(booking) = self.load_booking(&mut conn, scope, id).await? {
             self.publish(&booking);
         }

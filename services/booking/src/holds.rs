@@ -69,7 +69,7 @@ impl Bookings {
         let place = self.place(caller, &new.location_id).await?;
         let slot = &new.slot;
         let treatment = {
-            let mut conn = self.db.reader().acquire().await?;
+            let mut conn = self.db.read().await?;
             self.bookable(&mut conn, caller, &place, &slot.treatment_id)
                 .await?
         };

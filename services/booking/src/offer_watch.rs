@@ -25,7 +25,7 @@ impl Bookings {
         location_id: &str,
     ) -> Result<Vec<pb::WaitlistOffer>, Error> {
         let now = self.clock.now();
-        let mut conn = self.db.reader().acquire().await?;
+        let mut conn = self.db.read().await?;
         let offers =
             store::waitlist::open_offers_at(&mut conn, scope, location_id, to_micros(now)).await?;
         let mut out = Vec::with_capacity(offers.len());

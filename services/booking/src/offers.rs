@@ -167,7 +167,7 @@ impl Bookings {
         scope: &Scope,
         id: &str,
     ) -> Result<Option<(String, pb::WaitlistOffer)>, Error> {
-        let mut conn = self.db.reader().acquire().await?;
+        let mut conn = self.db.read().await?;
         let Some(offer) = store::waitlist::offer(&mut conn, scope, id, Lock::Read).await? else {
             return Ok(None);
         };
@@ -207,7 +207,7 @@ impl Bookings {
         // while the pass runs is left to its own event's pass, which starts
         // again from the first entry, so join order holds.
         let (entries, mut calendar) = {
-            let mut conn = self.db.reader().acquire().await?;
+            let mut conn = self.db.read().await?;
             let micros = (to_micros(window.0), to_micros(window.1));
             let entries = store::waitlist::waiting(
                 &mut conn,
@@ -260,7 +260,7 @@ impl Bookings {
         calendar: &Calendar,
     ) -> Result<Option<Found>, Error> {
         let now = self.clock.now();
-        let mut conn = self.db.reader().acquire().await?;
+        let mut conn = self.db.read().await?;
         if let Some(open) =
             store::waitlist::open_offer_of_client(&mut conn, &entry.tenant_id, &entry.client_id)
                 .await?
@@ -377,7 +377,7 @@ impl Bookings {
                 self.publish_offer_id(&offer.id).await;
                 // What the hold occupies, for the rest of the pass.
                 let held = {
-                    let mut conn = self.db.reader().acquire().await?;
+                    let mut conn = self.db.read().await?;
                     store::allocations::held(&mut conn, &offer.hold_id).await?
                 };
                 let start = from_micros(offer.start);
@@ -487,7 +487,7 @@ impl Bookings {
             booking
         } else {
             let offer = {
-                let mut conn = self.db.reader().acquire().await?;
+                let mut conn = self.db.read().await?;
                 store::waitlist::offer(&mut conn, &scope, &acceptance.id, Lock::Read)
                     .await?
                     .ok_or_else(|| Error::not_found("offer", &acceptance.id))?
@@ -566,7 +566,7 @@ impl Bookings {
     pub async fn sweep_offers(&self) -> Result<usize, Error> {
         let now = to_micros(self.clock.now());
         let lapsed = {
-            let mut conn = self.db.reader().acquire().await?;
+            let mut conn = self.db.read().await?;
             store::waitlist::lapsed(&mut conn, now, BATCH).await?
         };
         let mut closed = Vec::new();
@@ -590,7 +590,7 @@ impl Bookings {
         }
         // Offers whose slot went otherwise (taken once it lapsed).
         let stale = {
-            let mut conn = self.db.reader().acquire().await?;
+            let mut conn = self.db.read().await?;
             store::waitlist::stale_offers(&mut conn, now, BATCH).await?
         };
         for offer in stale {

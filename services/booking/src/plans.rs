@@ -68,7 +68,7 @@ impl Bookings {
                 places.len() - 1
             };
             let treatment = {
-                let mut conn = self.db.reader().acquire().await?;
+                let mut conn = self.db.read().await?;
                 self.bookable(&mut conn, caller, &places[p], &session.slot.treatment_id)
                     .await
                     .map_err(at)?

@@ -92,7 +92,7 @@ impl Bookings {
     ) -> Result<pb::Booking, Error> {
         let scope = mover.caller.scope()?;
         let location_id = {
-            let mut conn = self.db.reader().acquire().await?;
+            let mut conn = self.db.read().await?;
             store::bookings::get(&mut conn, &scope, id, Lock::Read)
                 .await?
                 .ok_or_else(|| Error::not_found("booking", id))?
@@ -215,7 +215,7 @@ impl Bookings {
         location_id: &str,
     ) -> Result<pb::LocationSettings, Error> {
         let place = self.place(caller, location_id).await?;
-        let mut conn = self.db.reader().acquire().await?;
+        let mut conn = self.db.read().await?;
         let settings =
             store::devices::settings(&mut conn, &place.scope(), &place.location.id).await?;
         Ok(settings_to_wire(&settings))

@@ -46,7 +46,7 @@ impl Workflow {
     async fn record(&self, event: &Event) -> Result<(), Error> {
         let id = decode::<pb::GetBookingRequest>(event)?.id;
         let (booking, devices) = {
-            let mut conn = self.db.reader().acquire().await?;
+            let mut conn = self.db.read().await?;
             let Some(booking) =
                 store::bookings::get(&mut conn, &Scope::All, &id, Lock::Read).await?
             else {

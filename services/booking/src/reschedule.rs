@@ -69,7 +69,7 @@ impl Bookings {
         let scope = caller.scope()?;
         let id = &change.id;
         let (current, treatment, old) = {
-            let mut conn = self.db.reader().acquire().await?;
+            let mut conn = self.db.read().await?;
             let current = store::bookings::get(&mut conn, &scope, id, Lock::Read)
                 .await?
                 .ok_or_else(|| Error::not_found("booking", id))?;

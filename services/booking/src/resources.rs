@@ -142,7 +142,7 @@ impl Bookings {
         caller: &Caller,
         id: &str,
     ) -> Result<pb::Resource, Error> {
-        let mut conn = self.db.reader().acquire().await?;
+        let mut conn = self.db.read().await?;
         let resource = self
             .resource(&mut conn, &caller.scope()?, id, Lock::Read)
             .await?;
@@ -159,7 +159,7 @@ impl Bookings {
             .directory
             .location(caller, location_id, "location_id")
             .await?;
-        let mut conn = self.db.reader().acquire().await?;
+        let mut conn = self.db.read().await?;
         let all = store::resources::at_location(
             &mut conn,
             &Scope::tenant_of(&location.tenant_id),

@@ -119,13 +119,13 @@ impl Bookings {
         let now = self.clock.now();
         let before = to_micros(now.saturating_sub(ABANDONED_AFTER).unwrap_or(now));
         let stale = {
-            let mut conn = self.db.reader().acquire().await?;
+            let mut conn = self.db.read().await?;
             store::workflow::stale_sagas(&mut conn, before, SWEEP_BATCH).await?
         };
         let mut finished = 0;
         for saga in stale {
             let keep: Vec<String> = {
-                let mut conn = self.db.reader().acquire().await?;
+                let mut conn = self.db.read().await?;
                 store::workflow::devices(&mut conn, &saga.booking_id)
                     .await?
                     .into_iter()

@@ -206,7 +206,7 @@ impl Bookings {
             ));
         }
         let ids = {
-            let mut conn = self.db.reader().acquire().await?;
+            let mut conn = self.db.read().await?;
             store::resources::locations(&mut conn, &scope, MAX_PLACES).await?
         };
         let mut places = Vec::with_capacity(ids.len());
@@ -225,7 +225,7 @@ impl Bookings {
         place: &Place,
         offer: &Offer,
     ) -> Result<Vec<Treatment>, Error> {
-        let mut conn = self.db.reader().acquire().await?;
+        let mut conn = self.db.read().await?;
         match offer {
             Offer::Treatment(id) => Ok(vec![self.bookable(&mut conn, caller, place, id).await?]),
             Offer::Modality(modality) => {

@@ -163,7 +163,7 @@ impl Bookings {
         caller: &Caller,
         id: &str,
     ) -> Result<pb::Treatment, Error> {
-        let mut conn = self.db.reader().acquire().await?;
+        let mut conn = self.db.read().await?;
         let treatment = self
             .treatment(&mut conn, &caller.scope()?, id, Lock::Read)
             .await?;
@@ -176,7 +176,7 @@ impl Bookings {
         query: TreatmentsQuery,
     ) -> Result<pb::ListTreatmentsResponse, Error> {
         let page = query.page;
-        let mut conn = self.db.reader().acquire().await?;
+        let mut conn = self.db.read().await?;
         let rows = store::treatments::list(
             &mut conn,
             &caller.scope()?,

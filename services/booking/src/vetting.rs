@@ -114,9 +114,15 @@ impl Bookings {
     /// The rules refuse an unknown or erased client themselves, so the
     /// client is read once, by the evaluation.
     pub(crate) async fn vet(&self, c: &Candidate<'_>) -> Result<Vetted, Error> {
+        // The bookings nearby, then protocols' reads about the client (in
+        // process, the same task): one reader connection for all three.
+        self.db.reading(self.vet_reading(c)).await
+    }
+
+    async fn vet_reading(&self, c: &Candidate<'_>) -> Result<Vetted, Error> {
         let clients = &self.peers.clients;
         let booked = {
-            let mut conn = self.db.reader().acquire().await?;
+            let mut conn = self.db.read().await?;
             let from = c.start.saturating_sub(NEARBY).unwrap_or(c.start);
             let to = c.start.saturating_add(NEARBY).unwrap_or(c.start);
             store::bookings::upcoming(&mut conn, c.tenant_id, c.client_id, (from, to), c.moving)
@@ -152,7 +158,7 @@ impl Bookings {
         client_id: &str,
         (from, to): (Timestamp, Timestamp),
     ) -> Result<Vec<Booked>, Error> {
-        let mut conn = self.db.reader().acquire().await?;
+        let mut conn = self.db.read().await?;
         let from = from.saturating_sub(NEARBY).unwrap_or(from);
         let to = to.saturating_add(NEARBY).unwrap_or(to);
         let booked =

@@ -47,7 +47,7 @@ impl Bookings {
         let place = self.place(caller, &new.location_id).await?;
         let scope = caller.scope()?;
         let treatment = {
-            let mut conn = self.db.reader().acquire().await?;
+            let mut conn = self.db.read().await?;
             let treatment = self
                 .bookable(&mut conn, caller, &place, &new.treatment_id)
                 .await?;
@@ -128,7 +128,7 @@ impl Bookings {
         caller: &Caller,
         id: &str,
     ) -> Result<pb::WaitlistEntry, Error> {
-        let mut conn = self.db.reader().acquire().await?;
+        let mut conn = self.db.read().await?;
         let entry = store::waitlist::entry(&mut conn, &caller.scope()?, id, Lock::Read)
             .await?
             .ok_or_else(|| Error::not_found("waitlist entry", id))?;
@@ -149,7 +149,7 @@ impl Bookings {
             client_id: query.client_id.as_deref(),
             state: query.state,
         };
-        let mut conn = self.db.reader().acquire().await?;
+        let mut conn = self.db.read().await?;
         let mut rows = store::waitlist::entries(
             &mut conn,
             &scope,

@@ -297,7 +297,7 @@ impl Fleet {
             return Ok(kept.listing.clone());
         }
         let (filter, page) = &key;
-        let mut conn = self.db.reader().acquire().await?;
+        let mut conn = self.db.read().await?;
         let mut devices = store::devices(&mut *conn, times, filter, page).await?;
         let next_page_token = page.finish(&mut devices, |d| &d.id);
         let listing = Listing::new(devices, next_page_token);

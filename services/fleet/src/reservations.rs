@@ -313,7 +313,7 @@ impl Fleet {
         caller: &Caller,
         id: &str,
     ) -> Result<ReservationRow, Error> {
-        let mut conn = self.db.reader().acquire().await?;
+        let mut conn = self.db.read().await?;
         store::reservation(&mut conn, Lock::Read, &caller.scope()?, id).await
     }
 

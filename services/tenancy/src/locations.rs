@@ -64,7 +64,7 @@ impl Tenancy {
 
     /// The location `id` if `scope` sees it; NOT_FOUND otherwise.
     pub(crate) async fn location(&self, scope: &Scope, id: &str) -> Result<Location, Error> {
-        let mut conn = self.db.reader().acquire().await?;
+        let mut conn = self.db.read().await?;
         store::locations::get(&mut conn, scope, id, Lock::Read)
             .await?
             .ok_or_else(|| Error::not_found("location", id))

@@ -13,13 +13,12 @@ pub(crate) mod rules;
 pub(crate) mod screening;
 pub(crate) mod waivers;
 
+use recovery_kit::db::Reader;
 use recovery_kit::{Db, Error, Scope};
-use sqlx::Any;
-use sqlx::pool::PoolConnection;
 
 /// A connection to read from, outside a write transaction.
-pub(crate) async fn reader(db: &Db) -> Result<PoolConnection<Any>, Error> {
-    Ok(db.reader().acquire().await?)
+pub(crate) async fn reader(db: &Db) -> Result<Reader, Error> {
+    Ok(db.read().await?)
 }
 
 /// The tenant new rows belong to: client data is always one tenant's, so
