@@ -23,7 +23,7 @@ use crate::gates::{Lane, Turn};
 use crate::lifecycle::{Change, Status};
 use crate::saga::Reservation;
 use crate::store::{self, Booking, BookingFilter, Treatment};
-use crate::vetting::{Candidate, DailyLimit, Vetted};
+use crate::vetting::{DailyLimit, Vetted};
 use crate::wire::{
     self, BookingQuery, BookingSource, BookingsOf, Cancellation, NewBooking, Wanted,
 };
@@ -205,23 +205,9 @@ impl Bookings {
         }
         let (location_id, client_id, treatment_id, start) = self.wanted(&scope, &new.from).await?;
         let place = self.place(caller, &location_id).await?;
-        // Kept under the catalog version when it can be: the rules, the
-        // devices, the policy and the transaction all go by this one read.
-        let versions = self.search_versions(&place).await?;
-        let treatment = self
-            .bookable_at(&mut None, caller, &place, &treatment_id, versions.catalog)
-            .await?;
-        check_policy(&treatment, start, now, true)?;
         let tenant_id = place.location.tenant_id.as_str();
-        let vetted = self
-            .vet(&Candidate {
-                tenant_id,
-                client_id: &client_id,
-                treatment: &treatment,
-                location_id: &place.location.id,
-                start,
-                moving: None,
-            })
+        let (treatment, vetted) = self
+            .vet_new(caller, &place, (&treatment_id, &client_id, start), now)
             .await?;
         let booking_id = new_id();
         let devices = self

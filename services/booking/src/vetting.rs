@@ -10,13 +10,14 @@ use jiff::{SignedDuration, Timestamp};
 use recovery_kit::db::Attempt;
 use recovery_kit::error::DOMAIN;
 use recovery_kit::time::from_micros;
-use recovery_kit::{Error, reason};
+use recovery_kit::{Caller, Error, reason};
 use recovery_peers::{Booked, Finding, Proposal, Standing};
 use sqlx::AnyConnection;
 use tonic::Code;
 use tonic_types::{ErrorDetails, StatusExt as _};
 
 use crate::Bookings;
+use crate::availability::{Place, check_policy};
 use crate::store::{self, Treatment};
 use crate::{bookings, wire};
 
@@ -27,6 +28,15 @@ const RULES_REFUSED: &str = "RULES_REFUSED";
 /// How far around a session the client's other bookings matter to the
 /// rules (the daily limit looks at the local day).
 const NEARBY: SignedDuration = SignedDuration::from_hours(24);
+
+/// The window around a session starting at `start` whose bookings of the
+/// client the rules count.
+pub(crate) fn nearby(start: Timestamp) -> (Timestamp, Timestamp) {
+    (
+        start.saturating_sub(NEARBY).unwrap_or(start),
+        start.saturating_add(NEARBY).unwrap_or(start),
+    )
+}
 
 /// A session to vet: for whom, what, where and when.
 pub(crate) struct Candidate<'a> {
@@ -116,27 +126,79 @@ impl Bookings {
     pub(crate) async fn vet(&self, c: &Candidate<'_>) -> Result<Vetted, Error> {
         // The bookings nearby, then protocols' reads about the client (in
         // process, the same task): one reader connection for all three.
-        self.db.reading(self.vet_reading(c)).await
+        self.db
+            .reading(async {
+                let booked = {
+                    let mut conn = self.db.read().await?;
+                    let window = nearby(c.start);
+                    store::bookings::upcoming(&mut conn, c.tenant_id, c.client_id, window, c.moving)
+                        .await?
+                };
+                self.judge(c, &booked).await
+            })
+            .await
     }
 
-    async fn vet_reading(&self, c: &Candidate<'_>) -> Result<Vetted, Error> {
-        let clients = &self.peers.clients;
-        let booked = {
-            let mut conn = self.db.read().await?;
-            let from = c.start.saturating_sub(NEARBY).unwrap_or(c.start);
-            let to = c.start.saturating_add(NEARBY).unwrap_or(c.start);
-            store::bookings::upcoming(&mut conn, c.tenant_id, c.client_id, (from, to), c.moving)
-                .await?
-        };
+    /// What a new booking at `place` reads and asks before it writes
+    /// anything: the tenant's catalog version and the client's bookings
+    /// around the session in one statement, the treatment (kept under that
+    /// version when it can be: the rules, the devices, the policy and the
+    /// transaction all go by this one read), its policy, then the rules,
+    /// whose reads in protocols (in process) take the same connection.
+    pub(crate) async fn vet_new(
+        &self,
+        caller: &Caller,
+        place: &Place,
+        (treatment_id, client_id, start): (&str, &str, Timestamp),
+        now: Timestamp,
+    ) -> Result<(Treatment, Vetted), Error> {
+        let tenant_id = place.location.tenant_id.as_str();
+        self.db
+            .reading(async {
+                let (catalog, booked) = {
+                    let mut conn = self.db.read().await?;
+                    let window = nearby(start);
+                    store::bookings::upcoming_with_catalog(&mut conn, tenant_id, client_id, window)
+                        .await?
+                };
+                let treatment = self
+                    .bookable_at(&mut None, caller, place, treatment_id, catalog)
+                    .await?;
+                check_policy(&treatment, start, now, true)?;
+                let candidate = Candidate {
+                    tenant_id,
+                    client_id,
+                    treatment: &treatment,
+                    location_id: &place.location.id,
+                    start,
+                    moving: None,
+                };
+                let vetted = self.judge(&candidate, &booked).await?;
+                Ok((treatment, vetted))
+            })
+            .await
+    }
+
+    /// [`Bookings::vet`] with the client's bookings around the session
+    /// read already (in [`nearby`], not counting the one `c` moves). Run
+    /// inside the caller's `Db::reading`, protocols' reads (in process)
+    /// take its connection.
+    pub(crate) async fn judge(
+        &self,
+        c: &Candidate<'_>,
+        booked: &[store::bookings::Nearby],
+    ) -> Result<Vetted, Error> {
         let proposal = Proposal {
             client_id: c.client_id.to_owned(),
             modality: c.treatment.modality,
             start: c.start,
             duration: c.treatment.terms.duration,
             location_id: c.location_id.to_owned(),
-            booked: as_facts(&booked),
+            booked: as_facts(booked),
         };
-        let verdict = clients
+        let verdict = self
+            .peers
+            .clients
             .evaluate(c.tenant_id, &proposal)
             .await
             .map_err(|e| about_client(e, c.client_id))?;
@@ -159,10 +221,9 @@ impl Bookings {
         (from, to): (Timestamp, Timestamp),
     ) -> Result<Vec<Booked>, Error> {
         let mut conn = self.db.read().await?;
-        let from = from.saturating_sub(NEARBY).unwrap_or(from);
-        let to = to.saturating_add(NEARBY).unwrap_or(to);
+        let window = (nearby(from).0, nearby(to).1);
         let booked =
-            store::bookings::upcoming(&mut conn, tenant_id, client_id, (from, to), None).await?;
+            store::bookings::upcoming(&mut conn, tenant_id, client_id, window, None).await?;
         Ok(as_facts(&booked))
     }
 

@@ -402,35 +402,94 @@ pub(crate) async fn upcoming(
     conn: &mut AnyConnection,
     tenant_id: &str,
     client_id: &str,
-    (from, to): (Timestamp, Timestamp),
+    window: (Timestamp, Timestamp),
     except: Option<&str>,
 ) -> Result<Vec<Nearby>, sqlx::Error> {
-    let rows = sqlx::query(&format!(
-        "SELECT modality, start_us, end_us FROM bookings WHERE tenant_id = $1 \
-         AND client_id = $2 AND status IN ($3, $4, $5) AND start_us >= $6 AND start_us < $7 \
-         AND {other} ORDER BY start_us",
-        other = optional(except.is_some(), "id <> $8", &[8]),
-    ))
-    .bind(tenant_id)
-    .bind(client_id)
-    .bind(Status::Booked.as_str())
-    .bind(Status::CheckedIn.as_str())
-    .bind(Status::InSession.as_str())
-    .bind(to_micros(from))
-    .bind(to_micros(to))
-    .bind(except)
+    let rows = upcoming_query(
+        &format!(
+            "SELECT b.modality, b.start_us, b.end_us FROM bookings b \
+             WHERE {} ORDER BY b.start_us",
+            upcoming_filter(except.is_some())
+        ),
+        (tenant_id, client_id, window, except),
+    )
     .fetch_all(&mut *conn)
     .await?;
     rows.iter()
-        .map(|row| {
-            let code: String = row.try_get("modality")?;
-            Ok(Nearby {
-                modality: Modality::from_code(&code).ok_or_else(|| unknown_name(&code))?,
-                start: row.try_get("start_us")?,
-                end: row.try_get("end_us")?,
-            })
-        })
+        .map(nearby)
+        .filter_map(Result::transpose)
         .collect()
+}
+
+/// [`upcoming`] (no booking excepted) with the tenant's catalog version,
+/// read in the same statement: what a new booking reads before the rules.
+pub(crate) async fn upcoming_with_catalog(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    client_id: &str,
+    window: (Timestamp, Timestamp),
+) -> Result<(i64, Vec<Nearby>), sqlx::Error> {
+    // One row at least (the version's), a booking's columns on each when
+    // there are any.
+    let rows = upcoming_query(
+        &format!(
+            "SELECT COALESCE((SELECT version FROM catalog_versions WHERE tenant_id = $1), 0) \
+             AS catalog, b.modality, b.start_us, b.end_us FROM (SELECT 1 AS one) v \
+             LEFT JOIN bookings b ON {} ORDER BY b.start_us",
+            upcoming_filter(false)
+        ),
+        (tenant_id, client_id, window, None),
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let catalog = match rows.first() {
+        Some(row) => row.try_get("catalog")?,
+        None => 0,
+    };
+    let nearby = rows.iter().map(nearby).filter_map(Result::transpose);
+    Ok((catalog, nearby.collect::<Result<_, _>>()?))
+}
+
+/// The conditions on `b` that pick [`upcoming`]'s bookings, for the
+/// parameters [`upcoming_query`] binds.
+fn upcoming_filter(except: bool) -> String {
+    format!(
+        "b.tenant_id = $1 AND b.client_id = $2 AND b.status IN ($3, $4, $5) \
+         AND b.start_us >= $6 AND b.start_us < $7 AND {other}",
+        other = optional(except, "b.id <> $8", &[8]),
+    )
+}
+
+fn upcoming_query<'q>(
+    sql: &'q str,
+    (tenant_id, client_id, (from, to), except): (
+        &'q str,
+        &'q str,
+        (Timestamp, Timestamp),
+        Option<&'q str>,
+    ),
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    sqlx::query(sql)
+        .bind(tenant_id)
+        .bind(client_id)
+        .bind(Status::Booked.as_str())
+        .bind(Status::CheckedIn.as_str())
+        .bind(Status::InSession.as_str())
+        .bind(to_micros(from))
+        .bind(to_micros(to))
+        .bind(except)
+}
+
+/// The booking of an [`upcoming`] row; `None` for a row without one.
+fn nearby(row: &AnyRow) -> Result<Option<Nearby>, sqlx::Error> {
+    let Some(code) = row.try_get::<Option<String>, _>("modality")? else {
+        return Ok(None);
+    };
+    Ok(Some(Nearby {
+        modality: Modality::from_code(&code).ok_or_else(|| unknown_name(&code))?,
+        start: row.try_get("start_us")?,
+        end: row.try_get("end_us")?,
+    }))
 }
 
 /// Empties what is personal in a client's bookings (session notes,

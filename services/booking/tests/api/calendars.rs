@@ -420,6 +420,37 @@ async fn a_treatment_change_on_one_replica_reaches_the_others_next_search(db: Te
     assert_eq!(reason(&refused), "TREATMENT_ARCHIVED", "{refused:?}");
 }
 
+/// Bookings go by the kept treatment too: a change of its policy on one
+/// replica is met by the other's next booking, though that replica kept
+/// the treatment from a search and a booking before the change.
+async fn a_treatment_change_on_one_replica_reaches_the_others_next_booking(db: TestDb) {
+    let studio = studio_with_chambers(db).await;
+    let (_replica, server) = replica(&studio).await;
+    let mut b =
+        BookingServiceClient::with_interceptor(server.channel().await, Bearer::new(&studio.desk));
+    assert_eq!(search(&mut b, window(&studio)).await.len(), 20);
+    b.create_booking(studio.booking("ben", WINDOW.0).await)
+        .await
+        .unwrap();
+    // Tomorrow at ten is 29 hours ahead: too short a notice from now on.
+    studio
+        .set_cryo_policy(pb::BookingPolicy {
+            min_notice: Some(prost_types::Duration {
+                seconds: 48 * 3600,
+                nanos: 0,
+            }),
+            ..Default::default()
+        })
+        .await;
+    let bookings = studio.rows("bookings").await;
+    let late = b
+        .create_booking(studio.booking("ana", crate::support::TEN_AM).await)
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&late), "TOO_SHORT_NOTICE", "{late:?}");
+    assert_eq!(studio.rows("bookings").await, bookings);
+}
+
 /// A write to the calendar that took no location lock (a path that forgot
 /// it, an operator's script) still moves the location's calendar version:
 /// the next search does not offer the chamber it took.
@@ -459,6 +490,7 @@ async fn an_allocation_written_without_the_lock_is_taken_in_the_next_search(db: 
 recovery_kit::engine_tests!(
     an_allocation_written_without_the_lock_is_taken_in_the_next_search,
     a_treatment_change_on_one_replica_reaches_the_others_next_search,
+    a_treatment_change_on_one_replica_reaches_the_others_next_booking,
     a_booking_on_one_replica_is_taken_in_the_others_next_search,
     bookings_racing_searches_never_show_a_taken_slot_free,
     desks_on_two_replicas_take_each_chamber_once,
