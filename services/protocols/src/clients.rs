@@ -43,7 +43,7 @@ pub(crate) async fn live_with_config(
     Ok((living(client)?, config))
 }
 
-fn living(client: pb::Client) -> Result<pb::Client, Error> {
+pub(crate) fn living(client: pb::Client) -> Result<pb::Client, Error> {
     if client.erase_time.is_some() {
         return Err(Error::precondition(
             reason::CLIENT_ERASED,

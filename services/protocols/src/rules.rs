@@ -33,28 +33,51 @@ pub(crate) async fn facts(
     client: &pb::Client,
     start: Timestamp,
 ) -> Result<ClientFacts, Error> {
-    facts_between(conn, scope, client, (start, start)).await
+    let (around, before) = reach(start, start);
+    let stored = store::facts::read(conn, scope, &client.id, around, before).await?;
+    client_facts(client, stored)
 }
 
-/// What the rules need to know about `client` for sessions starting in
-/// `[first, last]`: [`facts`] with the activities around all of them.
-pub(crate) async fn facts_between(
+/// The client `id` (refused when erased, as [`clients::live`]), the
+/// tenant's thresholds and what the rules need to know about the client
+/// for sessions starting in `[first, last]` ([`facts`] with the activities
+/// around all of them): one statement where the scope is one tenant.
+pub(crate) async fn client_with_facts(
     conn: &mut AnyConnection,
     scope: &Scope,
-    client: &pb::Client,
+    id: &str,
     (first, last): (Timestamp, Timestamp),
-) -> Result<ClientFacts, Error> {
-    let start = first;
+) -> Result<(pb::Client, Config, ClientFacts), Error> {
+    let (around, before) = reach(first, last);
+    let (client, config, stored) = if let Some(tenant) = scope.tenant() {
+        let (client, config, stored) =
+            store::facts::read_with_client(conn, tenant, id, around, before).await?;
+        (clients::living(client)?, config, stored)
+    } else {
+        let (client, config) = clients::live_with_config(conn, scope, id).await?;
+        let stored = store::facts::read(conn, scope, &client.id, around, before).await?;
+        (client, config, stored)
+    };
+    let facts = client_facts(&client, stored)?;
+    Ok((client, config, facts))
+}
+
+/// The activities that matter to sessions starting in `[first, last]`:
+/// those around them, and the last one that ended by `first`.
+fn reach(first: Timestamp, last: Timestamp) -> ((Timestamp, Timestamp), Timestamp) {
+    let around = (
+        first.saturating_sub(ACTIVITY_REACH).unwrap_or(first),
+        last.saturating_add(ACTIVITY_REACH).unwrap_or(last),
+    );
+    (around, first)
+}
+
+fn client_facts(client: &pb::Client, stored: store::facts::Stored) -> Result<ClientFacts, Error> {
     let date_of_birth = if client.date_of_birth.is_empty() {
         None
     } else {
         Some(date(&client.date_of_birth).map_err(anyhow::Error::msg)?)
     };
-    let around = (
-        start.saturating_sub(ACTIVITY_REACH).unwrap_or(start),
-        last.saturating_add(ACTIVITY_REACH).unwrap_or(last),
-    );
-    let stored = store::facts::read(conn, scope, &client.id, around, start).await?;
     Ok(ClientFacts {
         date_of_birth,
         screening: stored.screening,
@@ -137,9 +160,9 @@ impl Protocols {
     ) -> Result<Evaluation, Error> {
         let tz = self.time_zone(caller, &proposal.location_id).await?;
         let mut conn = store::reader(&self.db).await?;
-        let (client, config) =
-            clients::live_with_config(&mut conn, scope, &proposal.client_id).await?;
-        let mut facts = facts(&mut conn, scope, &client, proposal.start).await?;
+        let window = (proposal.start, proposal.start);
+        let (_, config, mut facts) =
+            client_with_facts(&mut conn, scope, &proposal.client_id, window).await?;
         facts.booked = proposal.booked;
         let proposal = Proposal {
             modality: proposal.modality,
@@ -166,9 +189,13 @@ impl Protocols {
                 zones.insert(&session.location_id, tz);
             }
         }
+        let starts = batch.sessions.iter().map(|s| s.start);
+        let first = starts.clone().min().unwrap_or_else(|| self.clock.now());
+        let last = starts.max().unwrap_or(first);
         let mut conn = store::reader(&self.db).await?;
-        let (client, config) =
-            clients::live_with_config(&mut conn, scope, &batch.client_id).await?;
+        let (client, config, mut facts) =
+            client_with_facts(&mut conn, scope, &batch.client_id, (first, last)).await?;
+        facts.booked = batch.booked;
         let activity = match &batch.follows {
             Follows::Nothing => None,
             Follows::Activity(id) => Some(
@@ -181,11 +208,6 @@ impl Protocols {
                     .await?
             }
         };
-        let starts = batch.sessions.iter().map(|s| s.start);
-        let first = starts.clone().min().unwrap_or_else(|| self.clock.now());
-        let last = starts.max().unwrap_or(first);
-        let mut facts = facts_between(&mut conn, scope, &client, (first, last)).await?;
-        facts.booked = batch.booked;
         drop(conn);
         let evaluations = batch
             .sessions

@@ -1,19 +1,24 @@
 //! What the rules read about a client besides the client row: the latest
 //! screening with its present conditions, the latest waiver, activities
-//! around the proposed sessions and every session taken, in one statement.
+//! around the proposed sessions and every session taken, in one statement
+//! ([`read`]); for an evaluation in one tenant, with the client row and the
+//! tenant's thresholds in the same statement ([`read_with_client`]).
 //!
 //! Every evaluation (a booking, a hold, `EvaluateSession(s)`, a plan's
-//! recommendations) reads these; as four statements they were four round
-//! trips of the ~16 a booking makes on PostgreSQL (`docs/BENCHMARKS.md`).
+//! recommendations) reads these; as six statements they were six round
+//! trips of the ~16 a booking made on PostgreSQL (`docs/BENCHMARKS.md`).
 
 use jiff::{SignedDuration, Timestamp};
 use recovery_kit::time::{from_micros, to_micros};
 use recovery_kit::{Error, Scope};
-use recovery_rules::{Activity, BloodPressure, Screening, Session, Waiver};
+use recovery_proto::protocols::v1 as pb;
+use recovery_rules::{Activity, BloodPressure, Config, Screening, Session, Waiver};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row as _};
 
+use super::clients::client_columns;
 use super::history::{kind_from_code, modality_from_code};
+use super::rules::config_columns;
 use crate::wire::screening::rules_condition;
 
 /// A client's stored facts, as the rules take them.
@@ -41,46 +46,135 @@ pub(crate) async fn read(
     conn: &mut AnyConnection,
     scope: &Scope,
     client_id: &str,
-    (from, to): (Timestamp, Timestamp),
+    around: (Timestamp, Timestamp),
     before: Timestamp,
 ) -> Result<Stored, Error> {
-    let rows = sqlx::query(&format!(
+    let tenant = scope.filter("tenant_id", 1);
+    let rows = bind(
+        sqlx::query(&format!(
+            "{with} {facts} ORDER BY part, ord",
+            with = with_screening(&tenant),
+            facts = facts(&tenant, 0)
+        )),
+        scope.tenant(),
+        client_id,
+        around,
+        before,
+    )
+    .fetch_all(conn)
+    .await?;
+    stored(&rows)
+}
+
+/// [`read`] for a tenant, with the client `client_id` and the tenant's
+/// thresholds (the studio defaults while it has none) in the same
+/// statement, as [`super::rules::client_and_config`] reads them: NOT_FOUND
+/// when there is no such client. The client's row comes first, part
+/// `client`, its columns after the facts' (NULL on the facts' rows).
+pub(crate) async fn read_with_client(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    client_id: &str,
+    around: (Timestamp, Timestamp),
+    before: Timestamp,
+) -> Result<(pb::Client, Config, Stored), Error> {
+    let tenant = "tenant_id = $1";
+    let client = concat!(
+        "SELECT 'client' AS part, CAST(NULL AS TEXT) AS code, CAST(NULL AS TEXT) AS detail, \
+         CAST(NULL AS BIGINT) AS t1, CAST(NULL AS BIGINT) AS t2, CAST(NULL AS BIGINT) AS n1, \
+         CAST(NULL AS BIGINT) AS n2, 0 AS ord, cl.*, r.tenant_id AS configured_for, ",
+        config_columns!(),
+        " FROM (SELECT ",
+        client_columns!(),
+        " FROM protocols_clients WHERE id = $2 AND tenant_id = $1) cl \
+         LEFT JOIN protocols_rule_configs r ON r.tenant_id = $1"
+    );
+    // The client's columns, the configuration's tenant and its thresholds.
+    let columns = client_columns!().split(',').count() + 1 + config_columns!().split(',').count();
+    let rows = bind(
+        sqlx::query(&format!(
+            "{with} {client} UNION ALL {facts} ORDER BY part, ord",
+            with = with_screening(tenant),
+            facts = facts(tenant, columns)
+        )),
+        Some(tenant_id),
+        client_id,
+        around,
+        before,
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let row = rows
+        .iter()
+        .find(|row| {
+            row.try_get::<String, _>("part")
+                .is_ok_and(|part| part == "client")
+        })
+        .ok_or_else(|| Error::not_found("client", client_id))?;
+    let (client, config) = super::rules::client_and_config_of(row)?;
+    Ok((client, config, stored(&rows)?))
+}
+
+/// The latest screening of the client, for [`facts`].
+fn with_screening(tenant: &str) -> String {
+    format!(
         "WITH screening AS (SELECT id, systolic, diastolic, measure_time \
-           FROM protocols_screenings WHERE {tenant} AND client_id = $2 \
-           ORDER BY id DESC LIMIT 1) \
-         SELECT 'screening' AS part, '' AS code, '' AS detail, measure_time AS t1, \
-           CAST(NULL AS BIGINT) AS t2, systolic AS n1, diastolic AS n2, 0 AS ord \
+         FROM protocols_screenings WHERE {tenant} AND client_id = $2 \
+         ORDER BY id DESC LIMIT 1)"
+    )
+}
+
+/// The facts' rows (after [`with_screening`]), each followed by `pad`
+/// NULL columns.
+fn facts(tenant: &str, pad: usize) -> String {
+    let pad = ", NULL".repeat(pad);
+    format!(
+        "SELECT 'screening' AS part, '' AS code, '' AS detail, measure_time AS t1, \
+           CAST(NULL AS BIGINT) AS t2, systolic AS n1, diastolic AS n2, 0 AS ord{pad} \
            FROM screening \
          UNION ALL SELECT 'condition', a.condition, a.detail, NULL, NULL, NULL, NULL, \
-           a.position FROM protocols_screening_answers a \
+           a.position{pad} FROM protocols_screening_answers a \
            JOIN screening s ON a.screening_id = s.id WHERE a.present <> 0 \
          UNION ALL SELECT 'waiver', version, guardian_name, sign_time, expire_time, \
-           NULL, NULL, 0 FROM (SELECT version, guardian_name, sign_time, expire_time \
+           NULL, NULL, 0{pad} FROM (SELECT version, guardian_name, sign_time, expire_time \
            FROM protocols_waivers WHERE {tenant} AND client_id = $2 \
            ORDER BY sign_time DESC, id DESC LIMIT 1) w \
          UNION ALL SELECT 'activity', kind, '', start_time, end_time, distance_meters, \
-           perceived_effort, 0 FROM protocols_activities \
+           perceived_effort, 0{pad} FROM protocols_activities \
            WHERE {tenant} AND client_id = $2 \
            AND ((end_time >= $3 AND start_time <= $4) \
              OR id = (SELECT id FROM protocols_activities \
                WHERE {tenant} AND client_id = $2 AND end_time <= $5 \
                ORDER BY end_time DESC LIMIT 1)) \
-         UNION ALL SELECT 'session', modality, '', start_time, NULL, duration_us, NULL, 0 \
-           FROM protocols_sessions WHERE {tenant} AND client_id = $2 \
-         ORDER BY part, ord",
-        tenant = scope.filter("tenant_id", 1)
-    ))
-    .bind(scope.tenant())
-    .bind(client_id)
-    .bind(to_micros(from))
-    .bind(to_micros(to))
-    .bind(to_micros(before))
-    .fetch_all(conn)
-    .await?;
+         UNION ALL SELECT 'session', modality, '', start_time, NULL, duration_us, NULL, 0{pad} \
+           FROM protocols_sessions WHERE {tenant} AND client_id = $2"
+    )
+}
+
+fn bind<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    tenant: Option<&'q str>,
+    client_id: &'q str,
+    (from, to): (Timestamp, Timestamp),
+    before: Timestamp,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    query
+        .bind(tenant)
+        .bind(client_id)
+        .bind(to_micros(from))
+        .bind(to_micros(to))
+        .bind(to_micros(before))
+}
+
+/// The facts of the rows of [`read`] (a `client` row is not a fact).
+fn stored(rows: &[AnyRow]) -> Result<Stored, Error> {
     let mut stored = Stored::default();
     let mut conditions = Vec::new();
-    for row in &rows {
+    for row in rows {
         let part: String = row.try_get("part")?;
+        if part == "client" {
+            continue;
+        }
         let code: String = row.try_get("code")?;
         match part.as_str() {
             "screening" => {

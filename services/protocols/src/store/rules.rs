@@ -22,6 +22,7 @@ macro_rules! config_columns {
          race_evening, waiver_required, required_waiver_version"
     };
 }
+pub(super) use config_columns;
 
 const RULE_COLUMNS: &str = concat!(config_columns!(), ", update_time, updated_by");
 
@@ -127,13 +128,19 @@ pub(crate) async fn client_and_config(
     .fetch_optional(&mut *conn)
     .await?
     .ok_or_else(|| Error::not_found("client", id))?;
+    client_and_config_of(&row)
+}
+
+/// The client and the thresholds of a row of [`client_and_config`]'s
+/// columns.
+pub(super) fn client_and_config_of(row: &AnyRow) -> Result<(pb::Client, Config), Error> {
     let configured: Option<String> = row.try_get("configured_for")?;
     let config = if configured.is_some() {
-        config_row(&row)?
+        config_row(row)?
     } else {
         Config::default()
     };
-    Ok((super::clients::client(&row)?, config))
+    Ok((super::clients::client(row)?, config))
 }
 
 /// What [`save`] does with a row the tenant has already.
