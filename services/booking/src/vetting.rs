@@ -183,7 +183,7 @@ impl Bookings {
     /// read already (in [`nearby`], not counting the one `c` moves). Run
     /// inside the caller's `Db::reading`, protocols' reads (in process)
     /// take its connection.
-    pub(crate) async fn judge(
+    async fn judge(
         &self,
         c: &Candidate<'_>,
         booked: &[store::bookings::Nearby],
