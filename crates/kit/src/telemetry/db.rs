@@ -183,6 +183,18 @@ impl Summary {
             return None;
         }
         let operation = first.to_ascii_uppercase();
+        if operation == "WITH" {
+            // Common table expressions: summed up by the first statement
+            // in them (`WITH booked AS (INSERT INTO bookings …` is
+            // `INSERT bookings`), the work the rest builds on.
+            let statement = words.find(|w| {
+                ["SELECT", "INSERT", "UPDATE", "DELETE"]
+                    .iter()
+                    .any(|k| w.eq_ignore_ascii_case(k))
+            })?;
+            let at = (statement.as_ptr() as usize).checked_sub(sql.as_ptr() as usize)?;
+            return Self::of(sql.get(at..)?);
+        }
         let before_table: &[&str] = match operation.as_str() {
             "SELECT" | "DELETE" => &["FROM"],
             "INSERT" => &["INTO"],
@@ -259,6 +271,17 @@ mod tests {
             summary("SELECT * FROM ('secret')").as_deref(),
             Some("SELECT")
         );
+        assert_eq!(
+            summary("WITH booked AS (INSERT INTO bookings (id) VALUES ($1) RETURNING id) SELECT id FROM booked")
+                .as_deref(),
+            Some("INSERT bookings")
+        );
+        assert_eq!(
+            summary("WITH s AS (SELECT id FROM protocols_screenings LIMIT 1) SELECT 'x' FROM s")
+                .as_deref(),
+            Some("SELECT protocols_screenings")
+        );
+        assert_eq!(summary("WITH 'secret'").as_deref(), None);
         assert_eq!(summary("'x' SELECT"), None);
         assert_eq!(summary(""), None);
     }
