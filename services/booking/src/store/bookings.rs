@@ -203,11 +203,19 @@ pub(crate) async fn insert(
                 })
                 .collect::<Vec<_>>()
                 .join(", ");
+            // The booking marked fresh before its warnings are written:
+            // their list trigger has nothing to add to the booking's own
+            // (migration 20095).
             format!(
-                ", findings AS (INSERT INTO booking_findings \
+                ", fresh AS (SELECT booked.id, booked.tenant_id, \
+                 set_config('recovery.fresh_bookings', \
+                 COALESCE(current_setting('recovery.fresh_bookings', true), '') \
+                 || '<' || booked.id || '>', true) AS marked FROM booked), \
+                 findings AS (INSERT INTO booking_findings \
                  (owner_id, tenant_id, position, reason, message) \
-                 SELECT booked.id, booked.tenant_id, f.position, f.reason, f.message \
-                 FROM booked CROSS JOIN (VALUES {rows}) AS f (position, reason, message))"
+                 SELECT fresh.id, fresh.tenant_id, f.position, f.reason, f.message \
+                 FROM fresh CROSS JOIN (VALUES {rows}) AS f (position, reason, message) \
+                 WHERE fresh.marked IS NOT NULL)"
             )
         } else {
             String::new()
