@@ -18,7 +18,7 @@ use sqlx::{AnyConnection, Row as _};
 
 use super::clients::client_columns;
 use super::history::{kind_from_code, modality_from_code};
-use super::rules::config_columns;
+use super::rules::{client_and_config_from, config_columns};
 use crate::wire::screening::rules_condition;
 
 /// A client's stored facts, as the rules take them.
@@ -82,12 +82,8 @@ pub(crate) async fn read_with_client(
     let client = concat!(
         "SELECT 'client' AS part, CAST(NULL AS TEXT) AS code, CAST(NULL AS TEXT) AS detail, \
          CAST(NULL AS BIGINT) AS t1, CAST(NULL AS BIGINT) AS t2, CAST(NULL AS BIGINT) AS n1, \
-         CAST(NULL AS BIGINT) AS n2, 0 AS ord, cl.*, r.tenant_id AS configured_for, ",
-        config_columns!(),
-        " FROM (SELECT ",
-        client_columns!(),
-        " FROM protocols_clients WHERE id = $2 AND tenant_id = $1) cl \
-         LEFT JOIN protocols_rule_configs r ON r.tenant_id = $1"
+         CAST(NULL AS BIGINT) AS n2, 0 AS ord, ",
+        client_and_config_from!()
     );
     // The client's columns, the configuration's tenant and its thresholds.
     let columns = client_columns!().split(',').count() + 1 + config_columns!().split(',').count();

@@ -22,7 +22,22 @@ macro_rules! config_columns {
          race_evening, waiver_required, required_waiver_version"
     };
 }
-pub(super) use config_columns;
+
+/// The columns and source of [`client_and_config`]'s row, after its
+/// `SELECT`: the tenant is `$1`, the client `$2`.
+macro_rules! client_and_config_from {
+    () => {
+        concat!(
+            "cl.*, r.tenant_id AS configured_for, ",
+            config_columns!(),
+            " FROM (SELECT ",
+            client_columns!(),
+            " FROM protocols_clients WHERE id = $2 AND tenant_id = $1) cl \
+             LEFT JOIN protocols_rule_configs r ON r.tenant_id = $1"
+        )
+    };
+}
+pub(super) use {client_and_config_from, config_columns};
 
 const RULE_COLUMNS: &str = concat!(config_columns!(), ", update_time, updated_by");
 
@@ -115,19 +130,12 @@ pub(crate) async fn client_and_config(
     tenant: &str,
     id: &str,
 ) -> Result<(pb::Client, Config), Error> {
-    let row = sqlx::query(concat!(
-        "SELECT cl.*, r.tenant_id AS configured_for, ",
-        config_columns!(),
-        " FROM (SELECT ",
-        client_columns!(),
-        " FROM protocols_clients WHERE id = $1 AND tenant_id = $2) cl \
-         LEFT JOIN protocols_rule_configs r ON r.tenant_id = $2"
-    ))
-    .bind(id)
-    .bind(tenant)
-    .fetch_optional(&mut *conn)
-    .await?
-    .ok_or_else(|| Error::not_found("client", id))?;
+    let row = sqlx::query(concat!("SELECT ", client_and_config_from!()))
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| Error::not_found("client", id))?;
     client_and_config_of(&row)
 }
 
