@@ -379,6 +379,66 @@ async fn desks_on_two_replicas_take_each_chamber_once(db: TestDb) {
     }
 }
 
+/// A booking on a replica whose kept calendar predates the other's last
+/// booking: its allocations, written on the condition that the location's
+/// version has not moved (`store::allocations::allocate_at`), are not written on that calendar,
+/// and it picks again on the calendar read under the lock. Asked for the
+/// chamber the other replica took, it is refused; asked for any, it gets
+/// another; and both replicas then show both taken. From the second round
+/// on, A's calendar is stale too (B booked after it was kept).
+async fn a_booking_on_a_stale_calendar_books_on_the_committed_one(db: TestDb) {
+    let studio = studio_with_chambers(db).await;
+    let (_replica, server) = replica(&studio).await;
+    let mut a = studio.client(&studio.desk).await;
+    let mut b =
+        BookingServiceClient::with_interceptor(server.channel().await, Bearer::new(&studio.desk));
+    assert_eq!(search(&mut a, window(&studio)).await.len(), 20);
+    assert_eq!(search(&mut b, window(&studio)).await.len(), 20);
+    for round in 0..3 {
+        let at = t(WINDOW.0).map(|mut at| {
+            at.seconds += i64::from(round) * 180;
+            at
+        });
+        let first = a
+            .create_booking(pb::CreateBookingRequest {
+                start_time: at,
+                ..studio.booking(&format!("a-{round}"), WINDOW.0).await
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .booking
+            .unwrap();
+        let chamber = taken(&first);
+        // B kept the slot's calendar from before A's booking.
+        let refused = b
+            .create_booking(pb::CreateBookingRequest {
+                start_time: at,
+                resource_id: chamber[0].clone(),
+                ..studio.booking(&format!("b-{round}"), WINDOW.0).await
+            })
+            .await
+            .expect_err("the chamber A booked");
+        assert_eq!(reason(&refused), "SLOT_UNAVAILABLE", "{refused:?}");
+        let second = b
+            .create_booking(pb::CreateBookingRequest {
+                start_time: at,
+                ..studio.booking(&format!("b-{round}"), WINDOW.0).await
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .booking
+            .unwrap();
+        assert_ne!(taken(&second), chamber, "round {round}");
+        for client in [&mut a, &mut b] {
+            let free = free_at(&search(client, window(&studio)).await, at);
+            assert_eq!(free.len(), CHAMBERS - 2, "round {round}: {free:?}");
+            assert!(!free.contains(&chamber[0]) && !free.contains(&taken(&second)[0]));
+        }
+    }
+}
+
 /// Searches keep the treatment too, under its tenant's catalog version: a
 /// change on one replica reaches the other's next search (a longer
 /// turnover leaves fewer slots; archived, it is refused).
@@ -488,6 +548,7 @@ async fn an_allocation_written_without_the_lock_is_taken_in_the_next_search(db: 
 }
 
 recovery_kit::engine_tests!(
+    a_booking_on_a_stale_calendar_books_on_the_committed_one,
     an_allocation_written_without_the_lock_is_taken_in_the_next_search,
     a_treatment_change_on_one_replica_reaches_the_others_next_search,
     a_treatment_change_on_one_replica_reaches_the_others_next_booking,
