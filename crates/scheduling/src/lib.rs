@@ -108,5 +108,5 @@ pub use model::{
     Assignment, Busy, Free, Interval, Location, Need, OpeningHours, Precool, Resource, Slot,
     Treatment,
 };
-pub use pick::pick;
+pub use pick::{open_for, pick};
 pub use query::{MAX_WINDOW_DAYS, MIN_STEP};

@@ -73,6 +73,21 @@ pub fn pick<'a>(
     Ok(picked)
 }
 
+/// Whether `location` is open for all of `[start, end)`: inside one of the
+/// opening ranges of the local day `start` falls on, and that day not a
+/// closure. A slot [`pick`] refuses where this is false is refused for the
+/// hours, whatever is booked.
+pub fn open_for(location: &Location, start: Timestamp, end: Timestamp) -> bool {
+    let date = location.tz.to_datetime(start).date();
+    if location.closures.contains(&date) {
+        return false;
+    }
+    let (start, end) = (start.as_nanosecond(), end.as_nanosecond());
+    calendar::day_ranges(&location.tz, &location.weekly_hours, date)
+        .iter()
+        .any(|&(open, close)| open <= start && end <= close)
+}
+
 /// The intervals of `busy` that can decide whether a session of
 /// `treatment` may start at `start`: those within the longest pre-cool
 /// reach and turnover of any resource before it, and the session with
@@ -138,4 +153,72 @@ fn day_load<'a>(
         }
     }
     load
+}
+
+#[cfg(test)]
+mod tests {
+    use jiff::civil::{Weekday, date, time};
+    use jiff::tz::TimeZone;
+
+    use super::open_for;
+    use crate::model::{Location, OpeningHours};
+
+    /// Berlin, open Mondays 06:00-12:00 and 14:00-22:00, closed on
+    /// 2026-12-14 (a Monday).
+    fn berlin() -> Location {
+        let hours = |open, close| OpeningHours {
+            weekday: Weekday::Monday,
+            open,
+            close,
+        };
+        Location {
+            tz: TimeZone::get("Europe/Berlin").unwrap(),
+            weekly_hours: vec![
+                hours(time(6, 0, 0, 0), time(12, 0, 0, 0)),
+                hours(time(14, 0, 0, 0), time(22, 0, 0, 0)),
+            ],
+            closures: vec![date(2026, 12, 14)],
+        }
+    }
+
+    fn open(start: &str, end: &str) -> bool {
+        open_for(&berlin(), start.parse().unwrap(), end.parse().unwrap())
+    }
+
+    #[test]
+    fn open_only_inside_one_range_of_an_open_day() {
+        // Monday 2026-12-07, local time UTC+1.
+        assert!(
+            open("2026-12-07T05:00:00Z", "2026-12-07T05:03:00Z"),
+            "06:00"
+        );
+        assert!(
+            open("2026-12-07T10:57:00Z", "2026-12-07T11:00:00Z"),
+            "ends at 12:00"
+        );
+        assert!(
+            !open("2026-12-07T04:57:00Z", "2026-12-07T05:00:00Z"),
+            "05:57, before opening"
+        );
+        assert!(
+            !open("2026-12-07T10:58:00Z", "2026-12-07T11:01:00Z"),
+            "across the noon close"
+        );
+        assert!(
+            !open("2026-12-07T12:00:00Z", "2026-12-07T12:03:00Z"),
+            "13:00, the break"
+        );
+        assert!(
+            open("2026-12-07T13:00:00Z", "2026-12-07T13:03:00Z"),
+            "14:00"
+        );
+        assert!(
+            !open("2026-12-08T10:00:00Z", "2026-12-08T10:03:00Z"),
+            "Tuesday: no hours"
+        );
+        assert!(
+            !open("2026-12-14T10:00:00Z", "2026-12-14T10:03:00Z"),
+            "a closure"
+        );
+    }
 }

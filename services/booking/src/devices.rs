@@ -143,6 +143,12 @@ pub(crate) fn unavailable(
     start: Timestamp,
     preference: Option<&str>,
 ) -> Error {
+    let end = start
+        .saturating_add(treatment.terms.duration)
+        .unwrap_or(start);
+    if !sched::open_for(&place.schedule, start, end) {
+        return closed(place, start, end);
+    }
     let as_if_ready: Vec<sched::Resource> =
         resources.iter().map(Resource::to_sched_if_ready).collect();
     let Ok(picked) = sched::pick(
@@ -188,6 +194,32 @@ pub(crate) fn unavailable(
         }
         None => crate::availability::slot_unavailable(),
     }
+}
+
+/// `SLOT_UNAVAILABLE` for a session outside the location's opening hours
+/// (or on a day it is closed), whatever is booked: cause `LOCATION_CLOSED`,
+/// with the session's local start and end.
+fn closed(place: &Place, start: Timestamp, end: Timestamp) -> Error {
+    let local = |at: Timestamp| {
+        place
+            .tz
+            .to_datetime(at)
+            .strftime("%Y-%m-%d %H:%M")
+            .to_string()
+    };
+    let (from, to) = (local(start), local(end));
+    Error::refuse(
+        reason::SLOT_UNAVAILABLE,
+        format!(
+            "{} is not open for a session from {from} to {to} ({}): search availability for open slots",
+            place.location.display_name, place.location.time_zone
+        ),
+        &[
+            ("cause", "LOCATION_CLOSED"),
+            ("local_start", &from),
+            ("local_end", &to),
+        ],
+    )
 }
 
 /// Refuses what `owner_id` holds when a resource of it is a device out of

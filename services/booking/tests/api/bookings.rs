@@ -4,6 +4,7 @@
 use recovery_booking::Bookings;
 use recovery_kit::Role;
 use recovery_kit::testing::TestDb;
+use recovery_kit::testing::answers::fact;
 use recovery_proto::booking::v1 as pb;
 use tonic::{Code, Status};
 
@@ -48,6 +49,61 @@ async fn fifty_desks_race_for_one_slot_and_one_wins(db: TestDb) {
     assert_eq!(
         day[0].resources[0].resource_ids,
         [studio.chamber_id.as_str()]
+    );
+}
+
+/// A booking at an hour the studio is closed is refused for the hours,
+/// not as a slot taken meanwhile: `SLOT_UNAVAILABLE` with cause
+/// `LOCATION_CLOSED` and the session's local times. A slot that is taken
+/// still says so, without that cause.
+async fn a_booking_outside_opening_hours_is_refused_for_the_hours(db: TestDb) {
+    let studio = start(db).await;
+    let mut desk = studio.client(&studio.desk).await;
+    // New York, open 06:00-22:00: 05:00, and 21:58 (the session would end
+    // at 22:01).
+    for (at, local_start, local_end) in [
+        (
+            "2026-12-02T10:00:00Z",
+            "2026-12-02 05:00",
+            "2026-12-02 05:03",
+        ),
+        (
+            "2026-12-03T02:58:00Z",
+            "2026-12-02 21:58",
+            "2026-12-02 22:01",
+        ),
+    ] {
+        let status = desk
+            .create_booking(studio.booking("ana", at).await)
+            .await
+            .expect_err("closed");
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        assert_eq!(reason(&status), "SLOT_UNAVAILABLE");
+        assert_eq!(fact(&status, "cause").as_deref(), Some("LOCATION_CLOSED"));
+        assert_eq!(fact(&status, "local_start").as_deref(), Some(local_start));
+        assert_eq!(fact(&status, "local_end").as_deref(), Some(local_end));
+        assert!(
+            status.message().contains("is not open for a session")
+                && status.message().contains("America/New_York"),
+            "{}",
+            status.message()
+        );
+    }
+    assert!(studio.bookings_of("ana").await.is_empty(), "nothing booked");
+
+    desk.create_booking(studio.booking("ana", TEN_AM).await)
+        .await
+        .unwrap();
+    let taken = desk
+        .create_booking(studio.booking("ben", TEN_AM).await)
+        .await
+        .expect_err("the one chamber is taken");
+    assert_eq!(reason(&taken), "SLOT_UNAVAILABLE");
+    assert_eq!(fact(&taken, "cause"), None);
+    assert!(
+        taken.message().contains("no longer free"),
+        "{}",
+        taken.message()
     );
 }
 
@@ -378,6 +434,7 @@ async fn postgres_refuses_overlapping_allocations_by_constraint() {
 
 recovery_kit::engine_tests!(
     fifty_desks_race_for_one_slot_and_one_wins,
+    a_booking_outside_opening_hours_is_refused_for_the_hours,
     a_repeated_request_id_returns_the_first_booking,
     reschedule_under_contention_keeps_exactly_one_booking,
     one_cryo_session_per_client_per_day,
