@@ -27,11 +27,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // retried create with a map field fingerprints alike (HashMap order
         // differs per instance and made such retries REQUEST_ID_REUSED).
         .btree_map(".")
-        // Written by hand (`src/encoded.rs`): the same message, able to
-        // carry slots the server encoded once.
+        // Written by hand (`src/encoded.rs`): the same messages, able to
+        // carry what the server encoded once.
         .extern_path(
             ".recovery.booking.v1.SearchAvailabilityResponse",
             "crate::encoded::SearchAvailabilityResponse",
+        )
+        .extern_path(
+            ".recovery.booking.v1.ListBookingsResponse",
+            "crate::encoded::ListBookingsResponse",
         )
         .build_client(true)
         .build_server(true)

@@ -22,7 +22,7 @@ pub mod booking {
     pub mod v1 {
         tonic::include_proto!("recovery.booking.v1");
 
-        pub use crate::encoded::SearchAvailabilityResponse;
+        pub use crate::encoded::{ListBookingsResponse, SearchAvailabilityResponse};
     }
 }
 

@@ -1,10 +1,7 @@
 //! Bookings: create (for a slot or from a hold), read, list, reschedule and
 //! cancel.
 
-use std::sync::Arc;
-
 use jiff::Timestamp;
-use prost::Message as _;
 use recovery_kit::db::{Attempt, MAX_ATTEMPTS, retry};
 use recovery_kit::events::Event;
 use recovery_kit::idempotency::{Key, Once, Step};
@@ -68,8 +65,9 @@ pub(crate) struct DayPage {
 pub(crate) const DAY_PAGES: usize = 2 << 20;
 
 /// Day pages kept, each under the (calendar, bookings) versions of its
-/// location read before it.
-pub(crate) type DayPages = Versioned<DayPage, (i64, i64), Arc<pb::ListBookingsResponse>>;
+/// location read before it, encoded: sent again as they are
+/// (`pb::ListBookingsResponse::of_encoded`), not cloned and encoded anew.
+pub(crate) type DayPages = Versioned<DayPage, (i64, i64), prost::bytes::Bytes>;
 
 /// Reads of a location's list versions, by scope and location, shared by
 /// the lists that ask at once (a read that starts after each of them
@@ -542,7 +540,7 @@ impl Bookings {
                     })
                     .await?;
                 if let Some(kept) = self.day_pages.get(key, versions) {
-                    return Ok(pb::ListBookingsResponse::clone(&kept));
+                    return Ok(pb::ListBookingsResponse::of_encoded(kept));
                 }
                 let filter = BookingFilter::Window {
                     location_id: &key.location_id,
@@ -566,11 +564,14 @@ impl Bookings {
         let response = pb::ListBookingsResponse {
             bookings,
             next_page_token,
+            ..Default::default()
         };
         if let (Ok(key), Some(versions)) = (listing, versions) {
-            let weight = response.encoded_len();
+            let encoded = response.encode_whole();
+            let weight = encoded.len();
             self.day_pages
-                .put_weighed(key, versions, Arc::new(response.clone()), weight);
+                .put_weighed(key, versions, encoded.clone(), weight);
+            return Ok(pb::ListBookingsResponse::of_encoded(encoded));
         }
         Ok(response)
     }
