@@ -59,9 +59,9 @@ pub(crate) struct DayPage {
     page: Page,
 }
 
-/// Day pages kept at most, in encoded bytes (about 12 KB a page of 50; in
-/// memory a few times that); a full cache starts over (a desk pages
-/// through a few days of a few locations).
+/// Day pages kept at most, in encoded bytes (about 12 KB a page of 50,
+/// kept as such); a full cache starts over (a desk pages through a few
+/// days of a few locations).
 pub(crate) const DAY_PAGES: usize = 2 << 20;
 
 /// Day pages kept, each under the (calendar, bookings) versions of its
