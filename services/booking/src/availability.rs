@@ -7,6 +7,7 @@ use std::sync::Arc;
 use jiff::{SignedDuration, Timestamp};
 use prost::bytes::Bytes;
 use recovery_kit::db::{Attempt, Engine, Reader, engine_of};
+use recovery_kit::ids::new_id;
 use recovery_kit::kept::Shared;
 use recovery_kit::{Caller, Error, Lock, Scope, reason};
 use recovery_proto::tenancy::v1 as tenancy;
@@ -478,12 +479,14 @@ impl Bookings {
                 })
                 .collect()
         };
-        // PostgreSQL, with a calendar kept for the session: decided on it,
-        // and the location's lock taken with the allocations in one
-        // statement that holds only while the location's version is the
-        // one the calendar was kept at (a round trip fewer in the turn). A
-        // version moved, a slot the kept calendar does not show free, or a
-        // lapsed hold to clear: the lock first, then the calendar under it.
+        // PostgreSQL, with a calendar kept for the session: decided on it
+        // (with the changes still pending on it), and the location's lock
+        // taken with the allocations in one statement that holds only when
+        // the location's row is what that calendar stands for (a round trip
+        // fewer in the turn). The change is then pending until it commits,
+        // and the turn may pass on. A row that moved otherwise, a slot the
+        // kept calendar does not show free, or a lapsed hold to clear: the
+        // lock first, then the calendar under it.
         if engine_of(tx) == Engine::Postgres
             && let Some(kept) = self.calendars.kept_for(place, (start, end))
         {
@@ -492,11 +495,11 @@ impl Bookings {
             if let Ok(allocations) = chosen
                 && allocations.iter().all(|a| !a.clear)
             {
+                let writer = new_id();
                 let leaves = store::allocations::allocate_at(
                     tx,
-                    &place.location.tenant_id,
-                    &place.location.id,
-                    kept.version(),
+                    (&place.location.tenant_id, &place.location.id),
+                    (kept.expected(), &writer),
                     session.owner_id,
                     (&allocations, session.expire),
                 )
@@ -505,6 +508,7 @@ impl Bookings {
                 if let Some(leaves) = leaves {
                     let added = added(&allocations);
                     let placed = kept.confirmed(leaves).placed(added, now, leaves);
+                    let placed = self.calendars.pend(placed, writer);
                     return Ok(Occupation::of(&allocations, placed));
                 }
             }

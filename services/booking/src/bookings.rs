@@ -354,6 +354,10 @@ impl Bookings {
             expire: None,
         };
         let taken = self.occupy(tx, place, treatment, &session, now).await?;
+        // A change pending in the kept calendars needs the turn no more: the
+        // next booking picks on it, and its statement waits in the database
+        // for this one's commit (`gates`).
+        let turn = turn.filter(|_| !taken.placed.pending());
         // The booking as reading it back would give, without the reads.
         let details = store::Details {
             held: taken.held,

@@ -20,8 +20,16 @@
 //! themselves do not depend on the clock, so a calendar also keeps the
 //! answers searched on it (per location as tenancy gave it, treatment and
 //! preference), and the treatment's policy, which does, filters them per
-//! search. Holds, bookings and moves never use a kept calendar: they read
-//! it inside their transaction, under the location's lock.
+//! search.
+//!
+//! A change (a booking, a hold, a move) decides under the location's lock
+//! (`changes`): on the calendar kept at the version the lock found, or on
+//! the one it reads in its transaction. On PostgreSQL a booking decides
+//! first on the newest kept calendar with the changes this process has
+//! written and not yet committed added (pending), and its one statement
+//! waits for the location's row and writes only when the row is what that
+//! calendar stands for (`store::allocations::allocate_at`). A kept calendar
+//! takes a change only once it has committed.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -37,6 +45,11 @@ use crate::availability::Place;
 use crate::open_slots::OpenSlots;
 use crate::store::allocations::Occupied;
 use crate::store::{self, Resource};
+
+mod changes;
+
+use changes::Pending;
+pub(crate) use changes::Placed;
 
 /// Windows kept at most; a full cache starts over (a desk searches a few
 /// days of a few locations; a suggestion's window moves with the clock).
@@ -240,174 +253,12 @@ impl Window {
     }
 }
 
-/// A location's calendar as a change sees it under the location's lock
-/// (`Calendars::locked`), and how to tell the kept calendars of the
-/// change once it commits (`Locked::placed`).
-pub(crate) struct Locked {
-    version: i64,
-    /// The version the transaction leaves, when the lock knew it
-    /// (`store::allocations::LocationLock`).
-    leaves: Option<i64>,
-    calendar: Arc<Kept>,
-    /// The window `calendar` was read for inside the transaction: kept
-    /// with the change once it commits. `None`: a kept calendar served.
-    read: Option<Window>,
-    location_id: String,
-}
-
-impl Locked {
-    pub(crate) fn calendar(&self) -> &Kept {
-        &self.calendar
-    }
-
-    /// The location's calendar version this calendar stands for.
-    pub(crate) fn version(&self) -> i64 {
-        self.version
-    }
-
-    /// A calendar from [`Calendars::kept_for`] once the lock, taken on the
-    /// condition that the version had not moved, has bumped it to `leaves`.
-    pub(crate) fn confirmed(self, leaves: i64) -> Self {
-        Self {
-            leaves: Some(leaves),
-            ..self
-        }
-    }
-
-    /// The version the transaction leaves, when the lock knew it.
-    pub(crate) fn leaves(&self) -> Option<i64> {
-        self.leaves
-    }
-
-    /// What this transaction changed of the calendar: `added` occupied,
-    /// expired holds in their way freed (as `allocate` does), and the
-    /// location's version `after` it, known at the lock or read in the
-    /// transaction.
-    pub(crate) fn placed(self, added: Vec<Occupied>, now: Timestamp, after: i64) -> Placed {
-        Placed {
-            locked: self,
-            added,
-            now,
-            after,
-        }
-    }
-}
-
-/// A change to a location's calendar made under its lock: once its
-/// transaction commits, `Calendars::advance` moves the calendars kept at
-/// the version it saw to the version it left, without reading them again.
-#[must_use = "a committed change should advance the kept calendars"]
-pub(crate) struct Placed {
-    locked: Locked,
-    added: Vec<Occupied>,
-    now: Timestamp,
-    after: i64,
-}
-
-/// What `Calendars::advance` makes of a kept calendar.
-struct Change<'a> {
-    added: &'a [Occupied],
-    now: Timestamp,
-    after: i64,
-}
-
-impl Kept {
-    /// When `busy` stops occupying its resource: its end and the
-    /// resource's turnover.
-    fn until(&self, busy: &sched::Busy) -> Timestamp {
-        let turnover = self
-            .resources
-            .iter()
-            .find(|r| *r.id == *busy.resource_id)
-            .map_or(jiff::SignedDuration::ZERO, |r| r.turnover);
-        let end = busy.interval.end;
-        end.saturating_add(turnover).unwrap_or(end)
-    }
-
-    /// Whether `added` lies within `window` and its margins.
-    fn within(&self, window: &Window, added: &Occupied) -> bool {
-        let from = window
-            .start
-            .saturating_sub(crate::availability::MARGIN)
-            .unwrap_or(window.start);
-        let to = window
-            .end
-            .saturating_add(crate::availability::MARGIN)
-            .unwrap_or(window.end);
-        added.busy.interval.start < to && self.until(&added.busy) > from
-    }
-
-    /// [`Kept::advanced`] of a calendar no one else holds: bookings'
-    /// allocations added to a settled calendar in place, without copying
-    /// the thousands it holds; anything else as `advanced` does.
-    fn advance(kept: Arc<Self>, window: &Window, change: &Change<'_>) -> Self {
-        let mut kept = match Arc::try_unwrap(kept) {
-            Ok(kept) => kept,
-            Err(shared) => return shared.advanced(window, change),
-        };
-        let settled = matches!(kept.taken, Taken::Settled(_));
-        if !settled || change.added.iter().any(|a| a.expire.is_some()) {
-            return kept.advanced(window, change);
-        }
-        // Settled: no hold to free. Untouched: the answers stand.
-        let added: Vec<sched::Busy> = change
-            .added
-            .iter()
-            .filter(|a| kept.within(window, a))
-            .map(|a| a.busy.clone())
-            .collect();
-        kept.version = change.after;
-        if let Taken::Settled(busy) = &mut kept.taken
-            && !added.is_empty()
-        {
-            Arc::make_mut(busy).extend(added);
-            kept.answers = Mutex::default();
-        }
-        kept
-    }
-
-    /// This calendar with `change` made, under the version it left; the
-    /// same calendar relabelled when the change is outside its window and
-    /// its margins.
-    fn advanced(&self, window: &Window, change: &Change<'_>) -> Kept {
-        // As `allocate`: expired holds overlapping a new allocation on its
-        // resource are deleted with it.
-        let freed = |busy: &sched::Busy, expire: Option<Timestamp>| {
-            expire.is_some_and(|e| e <= change.now)
-                && change.added.iter().any(|a| {
-                    a.busy.resource_id == busy.resource_id
-                        && busy.interval.start < self.until(&a.busy)
-                        && self.until(busy) > a.busy.interval.start
-                })
-        };
-        let within = |a: &&Occupied| self.within(window, a);
-        let touched = change.added.iter().any(|a| within(&a))
-            || self
-                .taken
-                .with_holds()
-                .iter()
-                .any(|o| freed(&o.busy, o.expire));
-        if !touched {
-            return self.relabelled(change.after);
-        }
-        let occupied = self
-            .taken
-            .entries()
-            .filter(|&(busy, expire)| !freed(busy, expire))
-            .map(|(busy, expire)| Occupied {
-                busy: busy.clone(),
-                expire,
-            })
-            .chain(change.added.iter().filter(within).cloned())
-            .collect();
-        Kept::new(change.after, Arc::clone(&self.resources), occupied)
-    }
-}
-
 /// The calendars kept, by location and window.
 #[derive(Default)]
 pub(crate) struct Calendars {
     kept: Mutex<HashMap<Window, Arc<Kept>>>,
+    /// Changes pending by location, oldest first (taken after `kept`).
+    pending: Mutex<HashMap<String, Vec<Arc<Pending>>>>,
 }
 
 impl std::fmt::Debug for Calendars {
@@ -469,137 +320,6 @@ impl Calendars {
         let kept = Arc::new(read_window(conn, place, &window, version).await?);
         self.put(window, Arc::clone(&kept));
         Ok(kept)
-    }
-
-    /// The calendar of `place` for a change to `[start, end)` inside
-    /// transaction `tx`, which takes the location's lock here: its version
-    /// comes with the lock (no other change to the calendar commits until
-    /// `tx` ends), and a calendar kept at that version that covers the
-    /// session serves as it is; otherwise the session's local day is read
-    /// in `tx`.
-    ///
-    /// A calendar kept at the version the row holds is exactly what is
-    /// committed: every change bumps the version in its own transaction,
-    /// and a calendar read after a version holds at least every commit up
-    /// to it (and when it holds a later one, the version has moved).
-    pub(crate) async fn locked(
-        &self,
-        tx: &mut AnyConnection,
-        place: &Place,
-        (start, end): (Timestamp, Timestamp),
-    ) -> Result<Locked, sqlx::Error> {
-        let location_id = &place.location.id;
-        let lock =
-            store::allocations::lock_location(tx, &place.location.tenant_id, location_id).await?;
-        let version = lock.found;
-        let covering = {
-            let kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
-            kept.iter()
-                .find(|(w, k)| k.version == version && w.covers(location_id, start, end))
-                .map(|(_, k)| Arc::clone(k))
-        };
-        if let Some(calendar) = covering {
-            return Ok(Locked {
-                version,
-                leaves: lock.leaves,
-                calendar,
-                read: None,
-                location_id: location_id.clone(),
-            });
-        }
-        let day = start.to_zoned_datetime(place.tz.clone()).date();
-        let (day_start, day_end) = crate::wire::day_bounds(day, &place.tz).unwrap_or((start, end));
-        let window = Window {
-            location_id: location_id.clone(),
-            start: day_start.min(start),
-            end: day_end.max(end),
-        };
-        let calendar = Arc::new(read_window(tx, place, &window, version).await?);
-        Ok(Locked {
-            version,
-            leaves: lock.leaves,
-            calendar,
-            read: Some(window),
-            location_id: location_id.clone(),
-        })
-    }
-
-    /// The newest calendar kept for a change to `[start, end)` at `place`,
-    /// before the location's lock: what [`Calendars::locked`] would serve
-    /// if the location's version has not moved since it was kept. Good only
-    /// with a lock taken on that condition
-    /// (`store::allocations::allocate_at`), then [`Locked::confirmed`].
-    pub(crate) fn kept_for(
-        &self,
-        place: &Place,
-        (start, end): (Timestamp, Timestamp),
-    ) -> Option<Locked> {
-        let location_id = &place.location.id;
-        let calendar = {
-            let kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
-            kept.iter()
-                .filter(|(w, _)| w.covers(location_id, start, end))
-                .max_by_key(|(_, k)| k.version)
-                .map(|(_, k)| Arc::clone(k))?
-        };
-        Some(Locked {
-            version: calendar.version,
-            leaves: None,
-            calendar,
-            read: None,
-            location_id: location_id.clone(),
-        })
-    }
-
-    /// Tells the kept calendars of a change that committed: those kept at
-    /// the version it saw, and the one it read, now stand at the version it
-    /// left, with its allocations. Only after the commit: a change rolled
-    /// back never happened, and another may yet take its version number.
-    pub(crate) fn advance(&self, placed: Placed) {
-        let Placed {
-            locked,
-            added,
-            now,
-            after,
-        } = placed;
-        let change = Change {
-            added: &added,
-            now,
-            after,
-        };
-        let Locked {
-            version,
-            calendar,
-            read,
-            location_id,
-            ..
-        } = locked;
-        let mut moved: Vec<(Window, Kept)> = Vec::new();
-        // The calendar read in the transaction is this call's alone; one
-        // served from those kept is let go, so the kept one may be moved
-        // in place.
-        match read {
-            Some(window) => {
-                let calendar = Kept::advance(calendar, &window, &change);
-                moved.push((window, calendar));
-            }
-            None => drop(calendar),
-        }
-        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
-        let windows: Vec<Window> = kept
-            .iter()
-            .filter(|(w, k)| w.location_id == location_id && k.version == version)
-            .map(|(w, _)| w.clone())
-            .collect();
-        for window in windows {
-            if let Some(calendar) = kept.remove(&window) {
-                let calendar = Kept::advance(calendar, &window, &change);
-                moved.push((window, calendar));
-            }
-        }
-        for (window, calendar) in moved {
-            Self::keep(&mut kept, window, Arc::new(calendar));
-        }
     }
 
     fn get(&self, window: &Window) -> Option<Arc<Kept>> {

@@ -1,4 +1,4 @@
-//! One allocating transaction per location at a time in this process.
+//! Per location, one transaction at a time decides on its calendar here.
 //!
 //! The location's lock (`store::allocations::lock_location`) is what makes
 //! check-and-insert atomic, across replicas too; the gate in front of it
@@ -21,6 +21,15 @@
 //! Nothing a transaction does before its turn may lock a row that a holder
 //! of the turn could wait for: the bookings version (migration 20091) is
 //! bumped at commit for that reason.
+//!
+//! A booking decided on a kept calendar (PostgreSQL) ends its turn once its
+//! allocations are written, before its commit: the change is pending in the
+//! kept calendars (`calendars::changes`), the next booking picks on them
+//! with it, and the next one's statement waits in the database for the
+//! location's row until the first commits. So one holder of the row and
+//! one waiter: the commit's round trip and flush overlap the next pick.
+//! After its turn a transaction only commits, so it never waits for
+//! anything the turn's next holder holds.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, Weak};

@@ -224,27 +224,42 @@ pub(crate) async fn allocate(
     Ok(())
 }
 
+/// What a kept calendar stands for, which [`allocate_at`] checks the
+/// location's row against: the calendar version it was read (or advanced)
+/// under and, when it holds a change that had not committed when the
+/// calendar was picked on (`calendars`' pending changes), the mark that
+/// change left on the row (migration 20096).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Expected<'a> {
+    pub(crate) version: i64,
+    pub(crate) writer: Option<&'a str>,
+}
+
 /// PostgreSQL: [`lock_location`] and [`allocate`] in one statement, on
-/// the condition that the location's calendar version is still `version`
-/// (the one a kept calendar was read under, which `allocations` were
-/// chosen on): the row is locked and bumped, the location (and its
-/// resources written to, whose insert trigger then has nothing to do)
-/// marked bumped, and the allocations written, all or nothing. Answers the version the
-/// transaction leaves, or `None` when the version had moved or no row was
-/// made yet: then nothing was locked or written, and the caller takes the
-/// lock the usual way. Waiting on another holder of the row, it sees that
-/// holder's commit (and its bump) before it decides.
+/// the condition that the location's row is still what `expected` says (the
+/// kept calendar `allocations` were chosen on is the committed one): the
+/// row is locked and bumped, marked with `writer` (unique to this
+/// transaction), the location (and its resources written to, whose insert
+/// trigger then has nothing to do) marked bumped, and the allocations
+/// written, all or nothing. Answers the version the transaction leaves.
+///
+/// The row is locked whatever it holds: a holder of it that has not
+/// committed yet (a change pending in the kept calendar) is waited for, and
+/// the row is checked as that holder's commit left it. `None`: the version
+/// had moved, the mark is not the one expected, or no row was made yet;
+/// then nothing was written, the row (when there is one) is locked and
+/// bumped, and the caller takes the lock the usual way (a second bump in the
+/// same transaction, which tells a search nothing less).
 ///
 /// An allocation with a lapsed hold to clear is not for this statement.
 pub(crate) async fn allocate_at(
     conn: &mut AnyConnection,
-    tenant_id: &str,
-    location_id: &str,
-    version: i64,
+    (tenant_id, location_id): (&str, &str),
+    (expected, writer): (Expected<'_>, &str),
     owner_id: &str,
     (allocations, expire): (&[Allocation<'_>], Option<Timestamp>),
 ) -> Result<Option<i64>, sqlx::Error> {
-    const BEFORE: usize = 5;
+    const BEFORE: usize = 7;
     const COLUMNS: usize = 6;
     let rows = (0..allocations.len())
         .map(|i| {
@@ -267,10 +282,17 @@ pub(crate) async fn allocate_at(
         .map(|i| format!("${}", BEFORE + i * COLUMNS + 2))
         .collect::<Vec<_>>()
         .join(", ");
+    // Only the key in the `WHERE`: a condition on the version there would
+    // be decided on the row as the statement's snapshot has it, and skip a
+    // row locked by an uncommitted bump instead of waiting for it. In the
+    // `RETURNING`, `prev_writer` is the mark the row held before.
     let sql = format!(
-        "WITH bumped AS (UPDATE calendar_versions SET version = version + 1 \
-         WHERE location_id = $1 AND tenant_id = $2 AND version = $3 \
-         RETURNING version, set_config('recovery.calendar_bumped', \
+        "WITH bumped AS (UPDATE calendar_versions SET version = version + 1, \
+         prev_writer = writer, writer = $6 \
+         WHERE location_id = $1 AND tenant_id = $2 \
+         RETURNING version, version = $3::bigint + 1 AND ($7::text IS NULL \
+         OR prev_writer IS NOT DISTINCT FROM $7::text) AS holds, \
+         set_config('recovery.calendar_bumped', \
          COALESCE(current_setting('recovery.calendar_bumped', true), '') \
          || '<' || $1 || '>' || (SELECT COALESCE(string_agg('[' || r.id || ']', ''), '') \
          FROM resources r WHERE r.location_id = $1 AND r.tenant_id = $2 \
@@ -279,15 +301,17 @@ pub(crate) async fn allocate_at(
          start_us, end_us, until_us, expire_us) \
          SELECT a.id, $2, a.resource_id, a.kind, $4, a.start_us, a.end_us, a.until_us, \
          $5::bigint FROM bumped CROSS JOIN (VALUES {rows}) \
-         AS a (id, resource_id, kind, start_us, end_us, until_us)) \
-         SELECT version FROM bumped WHERE marked IS NOT NULL"
+         AS a (id, resource_id, kind, start_us, end_us, until_us) WHERE bumped.holds) \
+         SELECT version FROM bumped WHERE marked IS NOT NULL AND holds"
     );
     let mut query = sqlx::query_scalar(&sql)
         .bind(location_id)
         .bind(tenant_id)
-        .bind(version)
+        .bind(expected.version)
         .bind(owner_id)
-        .bind(expire.map(to_micros));
+        .bind(expire.map(to_micros))
+        .bind(writer)
+        .bind(expected.writer);
     for a in allocations {
         let until = a.end.saturating_add(a.resource.turnover).unwrap_or(a.end);
         query = query

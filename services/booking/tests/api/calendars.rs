@@ -439,6 +439,100 @@ async fn a_booking_on_a_stale_calendar_books_on_the_committed_one(db: TestDb) {
     }
 }
 
+/// Makes every booking of `client_id` fail as it commits (PostgreSQL: a
+/// deferred trigger, after its allocations are written; SQLite: as it is
+/// written).
+async fn doom(studio: &Studio, client_id: &str) {
+    let mut conn = sqlx::AnyConnection::connect(studio.db.url()).await.unwrap();
+    let statements = match studio.db.engine() {
+        recovery_kit::db::Engine::Postgres => vec![
+            "CREATE FUNCTION doom() RETURNS trigger AS $$ BEGIN \
+             RAISE EXCEPTION 'doomed'; END $$ LANGUAGE plpgsql"
+                .to_owned(),
+            format!(
+                "CREATE CONSTRAINT TRIGGER doom AFTER INSERT ON bookings \
+                 DEFERRABLE INITIALLY DEFERRED FOR EACH ROW \
+                 WHEN (NEW.client_id = '{client_id}') EXECUTE FUNCTION doom()"
+            ),
+        ],
+        recovery_kit::db::Engine::Sqlite => vec![format!(
+            "CREATE TRIGGER doom AFTER INSERT ON bookings \
+             WHEN NEW.client_id = '{client_id}' BEGIN SELECT RAISE(ABORT, 'doomed'); END"
+        )],
+    };
+    for statement in statements {
+        sqlx::query(&statement).execute(&mut conn).await.unwrap();
+    }
+}
+
+/// A booking decided on a kept calendar hands the location's turn on
+/// before it commits, and the next booking on that replica picks on the
+/// calendar with it (`calendars::changes`). When the first one rolls back
+/// and a booking on another replica takes the version it would have left,
+/// the next one must not keep what it decided on a calendar that never
+/// was: it picks again on the committed one, and both replicas show the
+/// other replica's chamber and its own taken, the rolled-back one's free.
+async fn a_booking_after_one_rolled_back_books_on_the_committed_calendar(db: TestDb) {
+    let studio = studio_with_chambers(db).await;
+    let (_replica, server) = replica(&studio).await;
+    let mut a = studio.client(&studio.desk).await;
+    let mut b =
+        BookingServiceClient::with_interceptor(server.channel().await, Bearer::new(&studio.desk));
+    let chambers = free_at(&search(&mut a, window(&studio)).await, t(WINDOW.0));
+    assert_eq!(chambers.len(), CHAMBERS);
+    doom(&studio, &studio.person("doomed").await).await;
+    let mut booked: Vec<String> = Vec::new();
+    for round in 0..2 {
+        // The doomed booking asks for the first chamber free, the other
+        // replica's for the last: a calendar that kept the doomed one
+        // would offer the other replica's chamber.
+        let free: Vec<&String> = chambers.iter().filter(|c| !booked.contains(c)).collect();
+        let (first, last) = (free[0].clone(), free[free.len() - 1].clone());
+        a.create_booking(pb::CreateBookingRequest {
+            resource_id: first,
+            ..studio.booking("doomed", WINDOW.0).await
+        })
+        .await
+        .expect_err("the doomed booking fails");
+        assert_eq!(
+            studio.rows("bookings").await,
+            i64::try_from(booked.len()).unwrap()
+        );
+        let other = b
+            .create_booking(pb::CreateBookingRequest {
+                resource_id: last,
+                ..studio.booking(&format!("other-{round}"), WINDOW.0).await
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .booking
+            .unwrap();
+        booked.extend(taken(&other));
+        let next = a
+            .create_booking(studio.booking(&format!("next-{round}"), WINDOW.0).await)
+            .await
+            .unwrap()
+            .into_inner()
+            .booking
+            .unwrap();
+        booked.extend(taken(&next));
+        for client in [&mut a, &mut b] {
+            let free = free_at(&search(client, window(&studio)).await, t(WINDOW.0));
+            assert_eq!(
+                free.len(),
+                CHAMBERS - booked.len(),
+                "{free:?}, taken {booked:?}"
+            );
+            assert!(
+                booked.iter().all(|taken| !free.contains(taken)),
+                "round {round}: {free:?} offers one of {booked:?}"
+            );
+        }
+    }
+    assert_eq!(studio.rows("bookings").await, 4);
+}
+
 /// Searches keep the treatment too, under its tenant's catalog version: a
 /// change on one replica reaches the other's next search (a longer
 /// turnover leaves fewer slots; archived, it is refused).
@@ -548,6 +642,7 @@ async fn an_allocation_written_without_the_lock_is_taken_in_the_next_search(db: 
 }
 
 recovery_kit::engine_tests!(
+    a_booking_after_one_rolled_back_books_on_the_committed_calendar,
     a_booking_on_a_stale_calendar_books_on_the_committed_one,
     an_allocation_written_without_the_lock_is_taken_in_the_next_search,
     a_treatment_change_on_one_replica_reaches_the_others_next_search,

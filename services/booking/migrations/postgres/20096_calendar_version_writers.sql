@@ -1,0 +1,14 @@
+-- A booking decided on a kept calendar hands the location's turn on once
+-- its allocations are written (store::allocations::allocate_at), before it
+-- commits; the next booking picks on the kept calendar with those
+-- allocations added (calendars.rs, pending changes), and its own
+-- allocate_at waits in PostgreSQL for the row until the first commits.
+-- It may only keep what it decided if the first did commit: the version
+-- alone cannot tell, since a transaction rolled back gives its number back
+-- and another (another replica's) may take it with other allocations. So
+-- allocate_at leaves a mark of its own, unique to its transaction, in
+-- `writer`, and the one before it in `prev_writer` (what the next one
+-- checks): the row holds a version with a writer's mark only when that
+-- writer committed it. Nothing else writes these columns; any other bump
+-- moves the version, which the next one checks as well.
+ALTER TABLE calendar_versions ADD COLUMN writer TEXT, ADD COLUMN prev_writer TEXT;
