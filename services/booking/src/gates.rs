@@ -28,8 +28,9 @@
 //! with it, and the next one's statement waits in the database for the
 //! location's row until the first commits. So one holder of the row and
 //! one waiter: the commit's round trip and flush overlap the next pick.
-//! After its turn a transaction only commits, so it never waits for
-//! anything the turn's next holder holds.
+//! A hold does the same. After its turn a transaction only writes and
+//! reads its own rows and commits, so it never waits for anything the
+//! turn's next holder holds.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, Weak};

@@ -89,7 +89,7 @@ impl Bookings {
             let lane = self.gates.lane(&place.location.id).await;
             let now = self.clock.now();
             let mut tx = self.db.begin().await?;
-            let _turn = lane.enter().await;
+            let turn = lane.enter().await;
             let treatment = self
                 .bookable(&mut tx, caller, place, &slot.treatment_id)
                 .await?;
@@ -121,6 +121,10 @@ impl Bookings {
             let taken = self
                 .occupy(&mut tx, place, &treatment, &session, now)
                 .await?;
+            // As a booking's: a change pending in the kept calendars needs
+            // the turn no more, and what follows writes and reads the
+            // hold's own rows only (`gates`).
+            let _turn = (!taken.placed.pending()).then_some(turn);
             store::workflow::set_findings(&mut tx, &hold.id, &hold.tenant_id, &vetted.warnings)
                 .await?;
             let details = store::details(&mut tx, &hold.id).await?;

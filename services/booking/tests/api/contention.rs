@@ -51,6 +51,56 @@ async fn twenty_desks_book_twenty_free_chambers_on_one_slot(db: TestDb) {
     assert_eq!(held.values().map(Vec::len).sum::<usize>(), DESKS);
 }
 
+/// Holds and bookings on one slot, half each, with the slot's calendar
+/// kept (a search first): each hands the location's turn on before it
+/// commits (`calendars::changes`), and the next picks on the calendar with
+/// it. Every desk gets a chamber of its own, none waits seconds.
+async fn twenty_desks_hold_and_book_twenty_free_chambers_on_one_slot(db: TestDb) {
+    let studio = start(db).await;
+    for n in 2..=DESKS {
+        studio.chamber(&format!("Chamber {n}")).await;
+    }
+    let mut desk = studio.client(&studio.desk).await;
+    desk.search_availability(pb::SearchAvailabilityRequest {
+        location_id: studio.location_id.clone(),
+        treatment_id: studio.cryo_id.clone(),
+        start_time: t(TEN_AM),
+        end_time: t("2026-12-02T16:00:00Z"),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut requests = Vec::new();
+    for i in 0..DESKS {
+        let client_id = studio.person(&format!("client-{i}")).await;
+        requests.push(if i % 2 == 0 {
+            Ok(studio.hold_request(&client_id, TEN_AM))
+        } else {
+            Err(studio.booking(&format!("client-{i}"), TEN_AM).await)
+        });
+    }
+    let (answers, slowest) = race(&studio, requests, |mut desk, request| async move {
+        match request {
+            Ok(hold) => desk.hold_slot(hold).await.map(|_| ()),
+            Err(booking) => desk.create_booking(booking).await.map(|_| ()),
+        }
+    })
+    .await;
+    for answer in answers {
+        if let Err(status) = answer {
+            panic!("a free chamber was refused: {status:?}");
+        }
+    }
+    assert!(slowest < SLOWEST, "the slowest call took {slowest:?}");
+    assert_eq!(
+        studio.rows("bookings").await,
+        i64::try_from(DESKS / 2).unwrap()
+    );
+    let held = held(&studio).await;
+    assert_eq!(held.len(), DESKS, "every chamber used once");
+    assert_eq!(held.values().map(Vec::len).sum::<usize>(), DESKS);
+}
+
 /// Sends each request from a desk of its own, all released at once; the
 /// answers in order, and how long the slowest took.
 async fn race<R, T, F, Fut>(studio: &Studio, requests: Vec<R>, call: F) -> (Vec<T>, Duration)
@@ -381,6 +431,7 @@ enum Again {
 
 recovery_kit::engine_tests!(
     twenty_desks_book_twenty_free_chambers_on_one_slot,
+    twenty_desks_hold_and_book_twenty_free_chambers_on_one_slot,
     many_desks_book_one_clients_cryo_the_same_day_and_one_wins,
     bookings_made_while_others_move_all_finish,
     clients_moved_while_booked_again_all_finish,
