@@ -22,7 +22,9 @@
 //! long each path and baseline runs, `CALLERS` (default 32) the callers of
 //! the read paths, `DAYS` (default 1) the days `CreateBooking` fills (a
 //! longer, steadier measure of it); `READS=0` stops after `CreateBooking`
-//! (and pgbench), for pairs of runs of the booking path alone.
+//! (and pgbench), for pairs of runs of the booking path alone; `KEYS=1`
+//! sends each booking with a request id, as a desk that retries safely
+//! does (its answer is then stored with the booking).
 //!
 //!     TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test \
 //!         cargo run --release -p recovery-booking --example front_desk
@@ -303,6 +305,7 @@ async fn run(db: TestDb, engine: &'static str) -> anyhow::Result<Vec<Row>> {
             })
             .collect(),
     );
+    let keys = env_or("KEYS", 0) == 1;
     let baseline = health(BOOKING_CALLERS).await?;
     let cpu_before = Cpu::now();
     let booked = drive(&channels, BOOKING_CALLERS, Duration::MAX, {
@@ -316,6 +319,11 @@ async fn run(db: TestDb, engine: &'static str) -> anyhow::Result<Vec<Row>> {
                 treatment_id: cryo.clone(),
                 client_id: clients[n].clone(),
                 start_time: Some(start),
+                request_id: if keys {
+                    format!("front-desk-{n}-{}", start.seconds)
+                } else {
+                    String::new()
+                },
                 ..Default::default()
             };
             Some(async move { client.create_booking(request).await.map(|_| ()) })
