@@ -7,7 +7,7 @@
 //! `response` and `create_time`, with `(scope, request_id)` unique.
 
 use sha2::{Digest as _, Sha256};
-use sqlx::{Any, Row as _, Transaction};
+use sqlx::{Any, AnyConnection, Row as _, Transaction};
 
 use crate::auth::BoxFuture;
 use crate::{Db, Error, Violations, db::is_unique_violation};
@@ -144,6 +144,24 @@ pub struct Once<'k> {
     /// The advisory lock the transaction takes as it begins
     /// ([`Db::begin_holding`]).
     lock: Option<String>,
+    /// Whether the caller's own statement stored the result in this
+    /// attempt's transaction ([`Once::stored`]).
+    stored: bool,
+}
+
+/// Where [`Once::commit`] stores a result, for a caller that stores it
+/// with a statement of its own in the same transaction (then
+/// [`Once::stored`]): a row of `table` with these `scope`, `request_id`,
+/// `fingerprint` and `create_time`, and the encoded result as `response`.
+/// Another call's row with the key fails that statement with a unique
+/// violation, as it fails `commit`'s own.
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'k> {
+    pub table: &'static str,
+    pub scope: &'k str,
+    pub request_id: &'k str,
+    pub fingerprint: &'k str,
+    pub create_time: i64,
 }
 
 /// What [`Once::begin`] found.
@@ -162,7 +180,27 @@ impl<'k> Once<'k> {
             key,
             now_micros,
             lock: None,
+            stored: false,
         }
+    }
+
+    /// Where the result goes, for a caller that stores it itself (none
+    /// without a key).
+    #[must_use]
+    pub fn record(&self) -> Option<Record<'k>> {
+        self.key.map(|key| Record {
+            table: self.table,
+            scope: &key.scope,
+            request_id: &key.request_id,
+            fingerprint: &key.fingerprint,
+            create_time: self.now_micros,
+        })
+    }
+
+    /// The caller's own statement stored the result in this attempt's
+    /// transaction ([`Once::record`]): [`Once::commit`] only commits.
+    pub fn stored(&mut self) {
+        self.stored = true;
     }
 
     /// The same, its transactions holding the advisory lock `lock` from
@@ -175,8 +213,9 @@ impl<'k> Once<'k> {
     /// Opens the write transaction, or finds the stored result.
     pub async fn begin<T: prost::Message + Default>(&mut self, db: &Db) -> Result<Step<T>, Error> {
         let mut tx = db.begin_holding(self.lock.as_deref()).await?;
+        self.stored = false;
         if let Some(key) = self.key
-            && let Some(stored) = replay(&mut tx, self.table, key).await?
+            && let Some(stored) = stored(&mut tx, self.table, key).await?
         {
             return Ok(Step::Replay(stored));
         }
@@ -191,26 +230,20 @@ impl<'k> Once<'k> {
         &mut self,
         db: &Db,
     ) -> Result<Option<T>, Error> {
-        if self.key.is_none() {
-            return Ok(None);
-        }
-        match self.begin(db).await? {
-            Step::Replay(stored) => Ok(Some(stored)),
-            Step::Work(tx) => {
-                tx.rollback().await?;
-                Ok(None)
-            }
-        }
+        let Some(key) = self.key else { return Ok(None) };
+        let mut conn = db.read().await?;
+        stored(&mut conn, self.table, key).await
     }
 
-    /// Stores `value` as the key's result and commits. `Ok(false)`: another
-    /// call with the key won the race; begin again to replay its result.
+    /// Stores `value` as the key's result (unless [`Once::stored`]) and
+    /// commits. `Ok(false)`: another call with the key won the race; begin
+    /// again to replay its result.
     pub async fn commit<T: prost::Message>(
         &mut self,
         mut tx: Transaction<'static, Any>,
         value: &T,
     ) -> Result<bool, Error> {
-        if let Some(key) = self.key {
+        if let Some(key) = self.key.filter(|_| !self.stored) {
             match record(
                 &mut tx,
                 self.table,
@@ -230,8 +263,12 @@ impl<'k> Once<'k> {
     }
 }
 
-async fn replay<T: prost::Message + Default>(
-    tx: &mut Transaction<'static, Any>,
+/// The result stored in `table` under `key`, if any, read on `conn`: for a
+/// caller that looks before it does any work (a reader connection, no
+/// transaction), as [`Once::begin`] looks again in its transaction. A
+/// reuse of the key with another request is refused alike.
+pub async fn stored<T: prost::Message + Default>(
+    conn: &mut AnyConnection,
     table: &str,
     key: &Key,
 ) -> Result<Option<T>, Error> {
@@ -240,7 +277,7 @@ async fn replay<T: prost::Message + Default>(
     ))
     .bind(&key.scope)
     .bind(&key.request_id)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(&mut *conn)
     .await?;
     let Some(row) = row else { return Ok(None) };
     let fingerprint: String = row.try_get("fingerprint")?;

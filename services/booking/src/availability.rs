@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
 use prost::bytes::Bytes;
-use recovery_kit::db::{Attempt, Engine, Reader, engine_of};
+use recovery_kit::db::{Attempt, Engine, Reader, engine_of, is_unique_violation};
+use recovery_kit::idempotency::Record;
 use recovery_kit::ids::new_id;
 use recovery_kit::kept::Shared;
 use recovery_kit::{Caller, Error, Lock, Scope, reason};
@@ -131,19 +132,28 @@ pub(crate) struct Occupancy<'a> {
     pub(crate) owner_id: &'a str,
     /// When a hold lapses; `None` for a booking.
     pub(crate) expire: Option<Timestamp>,
+    /// The call's result, to store with the allocations where it can.
+    pub(crate) answer: Option<Answer<'a>>,
 }
 
-/// What `Bookings::occupy` took: the resources as a booking's details
-/// name them (what reading them back would give), and the change to hand
-/// to `Calendars::advance` once the transaction commits.
-pub(crate) struct Occupation {
+/// A call's result stored under its request id by the statement that
+/// writes the allocations (`store::allocations::allocate_at`), so that
+/// nothing is left to write after it: where, and the result as the
+/// resources taken make it (what the call answers).
+pub(crate) struct Answer<'a> {
+    pub(crate) record: Record<'a>,
+    pub(crate) encode: &'a (dyn Fn(&Taken) -> Vec<u8> + Sync),
+}
+
+/// The resources a session takes, as a booking's details name them (what
+/// reading them back would give).
+pub(crate) struct Taken {
     pub(crate) held: Vec<store::Held>,
     pub(crate) at_risk: Option<store::devices::Risk>,
-    pub(crate) placed: Placed,
 }
 
-impl Occupation {
-    fn of(allocations: &[Allocation<'_>], placed: Placed) -> Self {
+impl Taken {
+    fn of(allocations: &[Allocation<'_>]) -> Self {
         let mut taken: Vec<&Resource> = allocations.iter().map(|a| a.resource).collect();
         taken.sort_by(|a, b| a.id.cmp(&b.id));
         // As `store::devices::holdings`: the first resource, by id, whose device
@@ -168,10 +178,26 @@ impl Occupation {
         held.sort_by(|a, b| {
             (a.kind.as_str(), &a.resource_id).cmp(&(b.kind.as_str(), &b.resource_id))
         });
+        Self { held, at_risk }
+    }
+}
+
+/// What `Bookings::occupy` took: the resources, and the change to hand to
+/// `Calendars::advance` once the transaction commits.
+pub(crate) struct Occupation {
+    pub(crate) taken: Taken,
+    pub(crate) placed: Placed,
+    /// Whether the call's result was stored with the allocations
+    /// (`Occupancy::answer`): then `Once::stored`.
+    pub(crate) stored: bool,
+}
+
+impl Occupation {
+    fn of(allocations: &[Allocation<'_>], placed: Placed) -> Self {
         Self {
-            held,
-            at_risk,
+            taken: Taken::of(allocations),
             placed,
+            stored: false,
         }
     }
 }
@@ -496,20 +522,40 @@ impl Bookings {
                 && allocations.iter().all(|a| !a.clear)
             {
                 let writer = new_id();
+                let taken = Taken::of(&allocations);
+                let response = session.answer.as_ref().map(|a| (a.encode)(&taken));
+                let answer = session
+                    .answer
+                    .as_ref()
+                    .zip(response.as_deref())
+                    .map(|(a, response)| (a.record, response));
                 let leaves = store::allocations::allocate_at(
                     tx,
                     (&place.location.tenant_id, &place.location.id),
                     (kept.expected(), &writer),
                     session.owner_id,
                     (&allocations, session.expire),
+                    answer,
                 )
                 .await
-                .map_err(|e| Attempt::on_exclusion(e, slot_unavailable))?;
+                .map_err(|e| {
+                    if answer.is_some() && is_unique_violation(&e) {
+                        // Another call with the request id stored its
+                        // result first: the next attempt replays it.
+                        Attempt::Again(Error::Unavailable("database busy".into()))
+                    } else {
+                        Attempt::on_exclusion(e, slot_unavailable)
+                    }
+                })?;
                 if let Some(leaves) = leaves {
                     let added = added(&allocations);
                     let placed = kept.confirmed(leaves).placed(added, now, leaves);
                     let placed = self.calendars.pend(placed, writer);
-                    return Ok(Occupation::of(&allocations, placed));
+                    return Ok(Occupation {
+                        taken,
+                        placed,
+                        stored: answer.is_some(),
+                    });
                 }
             }
         }

@@ -2,9 +2,10 @@
 //! cancel.
 
 use jiff::Timestamp;
+use prost::Message as _;
 use recovery_kit::db::{Attempt, MAX_ATTEMPTS, retry};
 use recovery_kit::events::Event;
-use recovery_kit::idempotency::{Key, Once, Step};
+use recovery_kit::idempotency::{self, Key, Once, Record, Step};
 use recovery_kit::ids::new_id;
 use recovery_kit::kept::{Shared, Versioned};
 use recovery_kit::page::Page;
@@ -14,7 +15,7 @@ use recovery_peers::Reserved;
 use recovery_proto::booking::v1 as pb;
 use sqlx::AnyConnection;
 
-use crate::availability::{Occupancy, Place, check_policy};
+use crate::availability::{Answer, Occupancy, Place, Taken, check_policy};
 use crate::calendars::Placed;
 use crate::gates::{Lane, Turn};
 use crate::lifecycle::{Change, Status};
@@ -45,6 +46,20 @@ pub(crate) struct Fresh<'a> {
     pub(crate) vetted: &'a Vetted,
     pub(crate) devices: &'a [Reserved],
     pub(crate) lane: Option<&'a Lane>,
+    /// Where the call's result is stored under its request id, when the
+    /// booking may store it with its allocations (`Occupancy::answer`).
+    pub(crate) record: Option<Record<'a>>,
+}
+
+/// A slot booked in a transaction ([`Bookings::book_slot`]): the booking as
+/// the call answers it, the change to the calendar, the location's turn to
+/// hold until commit (when still needed), and whether the answer was stored
+/// under its request id already (`Once::stored`).
+pub(crate) struct Slotted {
+    pub(crate) booking: pb::Booking,
+    pub(crate) placed: Placed,
+    pub(crate) turn: Option<Turn>,
+    pub(crate) stored: bool,
 }
 
 /// A page of a location's day as asked: what [`Bookings::list_bookings`]
@@ -112,22 +127,12 @@ impl Bookings {
 
     /// The stored result of an earlier create with `key`, if any: a replay
     /// answers before any saga step.
-    pub(crate) async fn replayed(
-        &self,
-        key: Option<&Key>,
-        now_micros: i64,
-    ) -> Result<Option<pb::Booking>, Error> {
-        if key.is_none() {
-            return Ok(None);
-        }
-        let mut once = Once::new(IDEMPOTENCY_TABLE, key, now_micros);
-        match once.begin::<pb::Booking>(&self.db).await? {
-            Step::Replay(stored) => Ok(Some(stored)),
-            Step::Work(tx) => {
-                tx.rollback().await?;
-                Ok(None)
-            }
-        }
+    pub(crate) async fn replayed(&self, key: Option<&Key>) -> Result<Option<pb::Booking>, Error> {
+        let Some(key) = key else { return Ok(None) };
+        // A read, no transaction: the booking's own looks again in its
+        // transaction (`Once::begin`).
+        let mut conn = self.db.read().await?;
+        idempotency::stored(&mut conn, IDEMPOTENCY_TABLE, key).await
     }
 
     /// What a new booking would book, read before anything is written:
@@ -177,10 +182,7 @@ impl Bookings {
             // A call with the same key may have booked meanwhile, and its
             // booking be what refused ours (the daily limit, the last
             // chamber): its stored result is the answer.
-            Err(error) => match self
-                .replayed(key.as_ref(), to_micros(self.clock.now()))
-                .await?
-            {
+            Err(error) => match self.replayed(key.as_ref()).await? {
                 Some(stored) => Ok(stored),
                 None => Err(error),
             },
@@ -198,7 +200,7 @@ impl Bookings {
         let scope = caller.scope()?;
         let now = self.clock.now();
         let now_micros = to_micros(now);
-        if let Some(stored) = self.replayed(new.key.as_ref(), now_micros).await? {
+        if let Some(stored) = self.replayed(new.key.as_ref()).await? {
             return Ok(stored);
         }
         let (location_id, client_id, treatment_id, start) = self.wanted(&scope, &new.from).await?;
@@ -217,16 +219,13 @@ impl Bookings {
             vetted: &vetted,
             devices: &devices,
             lane: None,
+            record: None,
         };
         // Idempotent and retried: each attempt replays a stored result or
         // books in a fresh transaction.
         let (new, place, fresh, client_id) = (&new, &place, &fresh, &client_id);
         let outcome = retry(MAX_ATTEMPTS, move || async move {
             let lane = self.gates.lane(&place.location.id).await;
-            let fresh = &Fresh {
-                lane: Some(&lane),
-                ..*fresh
-            };
             // The client's lock (from the transaction's start) before the
             // location's turn, as on every path (`gates`), for the daily
             // limit.
@@ -237,6 +236,11 @@ impl Bookings {
             let mut tx = match once.begin::<pb::Booking>(&self.db).await? {
                 Step::Replay(stored) => return Ok((stored, false)),
                 Step::Work(tx) => tx,
+            };
+            let fresh = &Fresh {
+                lane: Some(&lane),
+                record: once.record(),
+                ..*fresh
             };
             let now = self.clock.now();
             // The location's turn, until commit.
@@ -249,10 +253,13 @@ impl Bookings {
                     (booking, None, Some(turn))
                 }
                 BookingSource::Slot { slot, .. } => {
-                    let (booking, placed, turn) = self
+                    let slotted = self
                         .book_slot(&mut tx, caller, place, slot, now, fresh)
                         .await?;
-                    (booking, Some(placed), turn)
+                    if slotted.stored {
+                        once.stored();
+                    }
+                    (slotted.booking, Some(slotted.placed), slotted.turn)
                 }
             };
             if once.commit(tx, &booking).await? {
@@ -328,7 +335,7 @@ impl Bookings {
         slot: &Wanted,
         now: Timestamp,
         fresh: &Fresh<'_>,
-    ) -> Result<(pb::Booking, Placed, Option<Turn>), Attempt> {
+    ) -> Result<Slotted, Attempt> {
         // The treatment as the call read it, not again: a change committed
         // since is as if it came just after this booking.
         let treatment = fresh.treatment;
@@ -347,25 +354,37 @@ impl Bookings {
             Some(lane) => Some(lane.enter().await),
             None => None,
         };
+        // The booking as reading it back would give, without the reads.
+        let wire = |taken: &Taken| {
+            booking.to_wire(&store::Details {
+                held: taken.held.clone(),
+                warnings: fresh.vetted.warnings.clone(),
+                devices: fresh.devices.to_vec(),
+                at_risk: taken.at_risk.clone(),
+            })
+        };
+        let encode = |taken: &Taken| wire(taken).encode_to_vec();
         let session = Occupancy {
             start: slot.start,
             preference: slot.preference.as_deref(),
             owner_id: fresh.id,
             expire: None,
+            answer: fresh.record.map(|record| Answer {
+                record,
+                encode: &encode,
+            }),
         };
-        let taken = self.occupy(tx, place, treatment, &session, now).await?;
+        let occupied = self.occupy(tx, place, treatment, &session, now).await?;
         // A change pending in the kept calendars needs the turn no more: the
         // next booking picks on it, and its statement waits in the database
         // for this one's commit (`gates`).
-        let turn = turn.filter(|_| !taken.placed.pending());
-        // The booking as reading it back would give, without the reads.
-        let details = store::Details {
-            held: taken.held,
-            warnings: fresh.vetted.warnings.clone(),
-            devices: fresh.devices.to_vec(),
-            at_risk: taken.at_risk,
-        };
-        Ok((booking.to_wire(&details), taken.placed, turn))
+        let turn = turn.filter(|_| !occupied.placed.pending());
+        Ok(Slotted {
+            booking: wire(&occupied.taken),
+            placed: occupied.placed,
+            turn,
+            stored: occupied.stored,
+        })
     }
 
     async fn book_hold(

@@ -117,6 +117,7 @@ impl Bookings {
                 preference: slot.preference.as_deref(),
                 owner_id: &hold.id,
                 expire: Some(expire),
+                answer: None,
             };
             let taken = self
                 .occupy(&mut tx, place, &treatment, &session, now)

@@ -437,6 +437,7 @@ impl Bookings {
             preference: entry.resource_id.as_deref(),
             owner_id: &hold.id,
             expire: Some(expire),
+            answer: None,
         };
         let placed = self
             .occupy(tx, place, treatment, &session, now)
@@ -479,9 +480,7 @@ impl Bookings {
     ) -> Result<pb::AcceptOfferResponse, Error> {
         let scope = caller.scope()?;
         let now = self.clock.now();
-        let replayed = self
-            .replayed(acceptance.key.as_ref(), to_micros(now))
-            .await?;
+        let replayed = self.replayed(acceptance.key.as_ref()).await?;
         let fresh = replayed.is_none();
         let booking = if let Some(booking) = replayed {
             booking

@@ -275,8 +275,9 @@ impl Bookings {
                     vetted: &item.vetted,
                     devices: &item.devices,
                     lane: None,
+                    record: None,
                 };
-                let (booking, change, _) = self
+                let slotted = self
                     .book_slot(
                         &mut tx,
                         caller,
@@ -287,8 +288,8 @@ impl Bookings {
                     )
                     .await
                     .map_err(|e| e.with_fact("session", i.to_string()))?;
-                bookings[i] = Some(booking);
-                changes.push(change);
+                bookings[i] = Some(slotted.booking);
+                changes.push(slotted.placed);
             }
             let answer = pb::BookPlanResponse {
                 bookings: bookings.into_iter().flatten().collect(),

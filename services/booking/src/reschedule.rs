@@ -195,6 +195,7 @@ impl Bookings {
             preference: change.preference.as_deref(),
             owner_id: id,
             expire: None,
+            answer: None,
         };
         let taken = self
             .occupy(&mut tx, place, treatment, &session, now)

@@ -5,6 +5,7 @@ use jiff::{SignedDuration, Timestamp};
 use std::collections::HashMap;
 
 use recovery_kit::db::{Engine, engine_of, placeholders};
+use recovery_kit::idempotency::Record;
 use recovery_kit::ids::new_id;
 use recovery_kit::time::{from_micros, to_micros};
 use recovery_kit::{Lock, Scope};
@@ -251,6 +252,11 @@ pub(crate) struct Expected<'a> {
 /// bumped, and the caller takes the lock the usual way (a second bump in the
 /// same transaction, which tells a search nothing less).
 ///
+/// With `answer`, the same statement also stores the call's result under
+/// its request id (what `Once::commit` would store after it, inside the
+/// row's hold): a row of another call with the id fails it with a unique
+/// violation.
+///
 /// An allocation with a lapsed hold to clear is not for this statement.
 pub(crate) async fn allocate_at(
     conn: &mut AnyConnection,
@@ -258,6 +264,7 @@ pub(crate) async fn allocate_at(
     (expected, writer): (Expected<'_>, &str),
     owner_id: &str,
     (allocations, expire): (&[Allocation<'_>], Option<Timestamp>),
+    answer: Option<(Record<'_>, &[u8])>,
 ) -> Result<Option<i64>, sqlx::Error> {
     const BEFORE: usize = 7;
     const COLUMNS: usize = 6;
@@ -286,6 +293,20 @@ pub(crate) async fn allocate_at(
     // be decided on the row as the statement's snapshot has it, and skip a
     // row locked by an uncommitted bump instead of waiting for it. In the
     // `RETURNING`, `prev_writer` is the mark the row held before.
+    let answered = answer.map_or_else(String::new, |(record, _)| {
+        let p = BEFORE + allocations.len() * COLUMNS;
+        format!(
+            ", answered AS (INSERT INTO {table} (scope, request_id, fingerprint, response, \
+             create_time) SELECT ${}::text, ${}::text, ${}::text, ${}::bytea, ${}::bigint \
+             FROM bumped WHERE bumped.holds)",
+            p + 1,
+            p + 2,
+            p + 3,
+            p + 4,
+            p + 5,
+            table = record.table,
+        )
+    });
     let sql = format!(
         "WITH bumped AS (UPDATE calendar_versions SET version = version + 1, \
          prev_writer = writer, writer = $6 \
@@ -301,8 +322,8 @@ pub(crate) async fn allocate_at(
          start_us, end_us, until_us, expire_us) \
          SELECT a.id, $2, a.resource_id, a.kind, $4, a.start_us, a.end_us, a.until_us, \
          $5::bigint FROM bumped CROSS JOIN (VALUES {rows}) \
-         AS a (id, resource_id, kind, start_us, end_us, until_us) WHERE bumped.holds) \
-         SELECT version FROM bumped WHERE marked IS NOT NULL AND holds"
+         AS a (id, resource_id, kind, start_us, end_us, until_us) WHERE bumped.holds)\
+         {answered} SELECT version FROM bumped WHERE marked IS NOT NULL AND holds"
     );
     let mut query = sqlx::query_scalar(&sql)
         .bind(location_id)
@@ -321,6 +342,14 @@ pub(crate) async fn allocate_at(
             .bind(to_micros(a.start))
             .bind(to_micros(a.end))
             .bind(to_micros(until));
+    }
+    if let Some((record, response)) = answer {
+        query = query
+            .bind(record.scope)
+            .bind(record.request_id)
+            .bind(record.fingerprint)
+            .bind(response.to_vec())
+            .bind(record.create_time);
     }
     query.fetch_optional(&mut *conn).await
 }

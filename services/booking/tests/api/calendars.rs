@@ -533,6 +533,47 @@ async fn a_booking_after_one_rolled_back_books_on_the_committed_calendar(db: Tes
     assert_eq!(studio.rows("bookings").await, 4);
 }
 
+/// A booking decided on a kept calendar stores its answer under its request
+/// id with its allocations, in one statement (`Occupancy::answer`): eight
+/// desks sending one request at once make one booking and get one answer,
+/// and a retry later replays that answer whole (its chamber too).
+async fn a_booking_stored_with_its_allocations_replays_as_it_answered(db: TestDb) {
+    let studio = studio_with_chambers(db).await;
+    let mut desk = studio.client(&studio.desk).await;
+    assert_eq!(search(&mut desk, window(&studio)).await.len(), 20);
+    let mut booked = Vec::new();
+    for (round, at) in [WINDOW.0, "2026-12-02T15:03:00Z"].into_iter().enumerate() {
+        let request = pb::CreateBookingRequest {
+            request_id: format!("desk-retry-{round}"),
+            ..studio.booking(&format!("client-{round}"), at).await
+        };
+        let mut calls = Vec::new();
+        for _ in 0..8 {
+            let mut desk = studio.client(&studio.desk).await;
+            let request = request.clone();
+            calls.push(async move {
+                desk.create_booking(request)
+                    .await
+                    .map(tonic::Response::into_inner)
+            });
+        }
+        let answers = recovery_kit::testing::at_once(calls).await;
+        assert!(
+            answers.iter().all(|a| *a == answers[0]),
+            "round {round}: answers differ"
+        );
+        let first = answers[0].booking.clone().unwrap();
+        assert_eq!(taken(&first).len(), 1, "{first:?}");
+        let again = desk.create_booking(request).await.unwrap().into_inner();
+        assert_eq!(again, answers[0], "round {round}: the retry's answer");
+        booked.push(first);
+    }
+    assert_eq!(studio.rows("bookings").await, 2);
+    assert_eq!(studio.rows("booking_idempotency").await, 2);
+    let free = free_at(&search(&mut desk, window(&studio)).await, t(WINDOW.0));
+    assert!(!free.contains(&taken(&booked[0])[0]), "{free:?}");
+}
+
 /// Searches keep the treatment too, under its tenant's catalog version: a
 /// change on one replica reaches the other's next search (a longer
 /// turnover leaves fewer slots; archived, it is refused).
@@ -643,6 +684,7 @@ async fn an_allocation_written_without_the_lock_is_taken_in_the_next_search(db: 
 
 recovery_kit::engine_tests!(
     a_booking_after_one_rolled_back_books_on_the_committed_calendar,
+    a_booking_stored_with_its_allocations_replays_as_it_answered,
     a_booking_on_a_stale_calendar_books_on_the_committed_one,
     an_allocation_written_without_the_lock_is_taken_in_the_next_search,
     a_treatment_change_on_one_replica_reaches_the_others_next_search,
