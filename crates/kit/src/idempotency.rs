@@ -145,13 +145,13 @@ pub struct Once<'k> {
     /// ([`Db::begin_holding`]).
     lock: Option<String>,
     /// Whether the caller's own statement stored the result in this
-    /// attempt's transaction ([`Once::stored`]).
+    /// attempt's transaction ([`Once::mark_stored`]).
     stored: bool,
 }
 
 /// Where [`Once::commit`] stores a result, for a caller that stores it
 /// with a statement of its own in the same transaction (then
-/// [`Once::stored`]): a row of `table` with these `scope`, `request_id`,
+/// [`Once::mark_stored`]): a row of `table` with these `scope`, `request_id`,
 /// `fingerprint` and `create_time`, and the encoded result as `response`.
 /// Another call's row with the key fails that statement with a unique
 /// violation, as it fails `commit`'s own.
@@ -163,6 +163,29 @@ pub struct Record<'k> {
     pub fingerprint: &'k str,
     pub create_time: i64,
 }
+
+impl Record<'_> {
+    /// `INSERT` of this record from the rows of `from` (a row to store it,
+    /// none not to): its values are the parameters from `$first` on, bound
+    /// in this order: `scope`, `request_id`, `fingerprint`, the encoded
+    /// result, `create_time`.
+    #[must_use]
+    pub fn insert_from(&self, from: &str, first: usize) -> String {
+        format!(
+            "INSERT INTO {table} ({COLUMNS}) SELECT ${}::text, ${}::text, ${}::text, \
+             ${}::bytea, ${}::bigint FROM {from}",
+            first,
+            first + 1,
+            first + 2,
+            first + 3,
+            first + 4,
+            table = self.table,
+        )
+    }
+}
+
+/// An idempotency table's columns, in the order they are written.
+const COLUMNS: &str = "scope, request_id, fingerprint, response, create_time";
 
 /// What [`Once::begin`] found.
 pub enum Step<T> {
@@ -199,7 +222,7 @@ impl<'k> Once<'k> {
 
     /// The caller's own statement stored the result in this attempt's
     /// transaction ([`Once::record`]): [`Once::commit`] only commits.
-    pub fn stored(&mut self) {
+    pub fn mark_stored(&mut self) {
         self.stored = true;
     }
 
@@ -235,7 +258,7 @@ impl<'k> Once<'k> {
         stored(&mut conn, self.table, key).await
     }
 
-    /// Stores `value` as the key's result (unless [`Once::stored`]) and
+    /// Stores `value` as the key's result (unless [`Once::mark_stored`]) and
     /// commits. `Ok(false)`: another call with the key won the race; begin
     /// again to replay its result.
     pub async fn commit<T: prost::Message>(
@@ -304,8 +327,7 @@ async fn record(
     now_micros: i64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(&format!(
-        "INSERT INTO {table} (scope, request_id, fingerprint, response, create_time) \
-         VALUES ($1, $2, $3, $4, $5)"
+        "INSERT INTO {table} ({COLUMNS}) VALUES ($1, $2, $3, $4, $5)"
     ))
     .bind(&key.scope)
     .bind(&key.request_id)

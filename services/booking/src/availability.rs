@@ -188,7 +188,7 @@ pub(crate) struct Occupation {
     pub(crate) taken: Taken,
     pub(crate) placed: Placed,
     /// Whether the call's result was stored with the allocations
-    /// (`Occupancy::answer`): then `Once::stored`.
+    /// (`Occupancy::answer`): then `Once::mark_stored`.
     pub(crate) stored: bool,
 }
 

@@ -54,7 +54,7 @@ pub(crate) struct Fresh<'a> {
 /// A slot booked in a transaction ([`Bookings::book_slot`]): the booking as
 /// the call answers it, the change to the calendar, the location's turn to
 /// hold until commit (when still needed), and whether the answer was stored
-/// under its request id already (`Once::stored`).
+/// under its request id already (`Once::mark_stored`).
 pub(crate) struct Slotted {
     pub(crate) booking: pb::Booking,
     pub(crate) placed: Placed,
@@ -257,7 +257,7 @@ impl Bookings {
                         .book_slot(&mut tx, caller, place, slot, now, fresh)
                         .await?;
                     if slotted.stored {
-                        once.stored();
+                        once.mark_stored();
                     }
                     (slotted.booking, Some(slotted.placed), slotted.turn)
                 }

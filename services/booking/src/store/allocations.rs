@@ -294,17 +294,10 @@ pub(crate) async fn allocate_at(
     // row locked by an uncommitted bump instead of waiting for it. In the
     // `RETURNING`, `prev_writer` is the mark the row held before.
     let answered = answer.map_or_else(String::new, |(record, _)| {
-        let p = BEFORE + allocations.len() * COLUMNS;
+        let first = BEFORE + allocations.len() * COLUMNS + 1;
         format!(
-            ", answered AS (INSERT INTO {table} (scope, request_id, fingerprint, response, \
-             create_time) SELECT ${}::text, ${}::text, ${}::text, ${}::bytea, ${}::bigint \
-             FROM bumped WHERE bumped.holds)",
-            p + 1,
-            p + 2,
-            p + 3,
-            p + 4,
-            p + 5,
-            table = record.table,
+            ", answered AS ({})",
+            record.insert_from("bumped WHERE bumped.holds", first)
         )
     });
     let sql = format!(
