@@ -259,7 +259,8 @@ async fn a_transaction_holds_its_lock_from_its_begin() {
 /// once: a read finds the kept connection as the last read left it, with
 /// no confinement run in between. It goes only to reads of the tenant it
 /// was confined to; another tenant's read, nested, takes and confines a
-/// connection of its own; and once let go, the next read is confined again.
+/// connection of its own; and once let go, it goes to the next read of its
+/// tenant in any task (through the stash, `kit::db`'s `reading.rs`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_in_a_block_share_one_connection_for_their_tenant_only() {
     let Some(db) = TestDb::postgres().await else {
@@ -269,7 +270,7 @@ async fn reads_in_a_block_share_one_connection_for_their_tenant_only() {
     let a = world.studio("Alpha").await.studio.tenant_id;
     let b = world.studio("Bravo").await.studio.tenant_id;
     let db = world.db.db.clone();
-    let (inner, other) = (db.clone(), b.clone());
+    let (inner, other, a_for_task) = (db.clone(), b.clone(), a.clone());
     let (first, again, nested, after_nested, let_go) = confined(
         Some(Scope::tenant_of(&a)),
         db.reading(async move {
@@ -289,7 +290,16 @@ async fn reads_in_a_block_share_one_connection_for_their_tenant_only() {
             .await;
             let after_nested = setting(&mut inner.read().await.unwrap()).await;
             recovery_kit::db::let_go();
-            let let_go = setting(&mut inner.read().await.unwrap()).await;
+            // Let go, it is anyone's: a read of another task takes it.
+            let let_go = tokio::spawn({
+                let inner = inner.clone();
+                let a = a_for_task.clone();
+                confined(Some(Scope::tenant_of(&a)), async move {
+                    setting(&mut inner.read().await.unwrap()).await
+                })
+            })
+            .await
+            .unwrap();
             (first, again, nested, after_nested, let_go)
         }),
     )
@@ -304,7 +314,10 @@ async fn reads_in_a_block_share_one_connection_for_their_tenant_only() {
         after_nested, "marked",
         "the kept connection did not wait for its tenant's read"
     );
-    assert_eq!(let_go, a, "a read after let_go was not confined afresh");
+    assert_eq!(
+        let_go, "marked",
+        "the connection let go did not go to the next read of its tenant"
+    );
 }
 
 /// The tenant setting a reader's connection holds now.

@@ -20,7 +20,9 @@ use crate::Error;
 use crate::page::TokenKey;
 
 mod reading;
+pub(crate) use reading::note as note_fault;
 pub use reading::{Reader, let_go};
+use reading::{STASHED, Stash};
 
 /// How long a call waits for a PostgreSQL connection before it is answered
 /// UNAVAILABLE (`sqlx::Error::PoolTimedOut`): a pool run dry should tell the
@@ -134,7 +136,7 @@ impl Engine {
 pub struct Db {
     read: AnyPool,
     write: AnyPool,
-    /// Connections for reading version counters only ([`Db::counters`]).
+    /// Connections for reading version counters only ([`Db::counter`]).
     counters: AnyPool,
     engine: Engine,
     /// PostgreSQL: whether connections act as [`ROW_ROLE`], which
@@ -142,11 +144,20 @@ pub struct Db {
     as_role: Arc<AtomicBool>,
     /// The deployment's page-token key, read by [`Db::migrate`].
     token_key: Arc<RwLock<Option<TokenKey>>>,
+    /// PostgreSQL: idle readers and counters kept out of their pools
+    /// between reads (`reading.rs`).
+    read_stash: Arc<Stash>,
+    counter_stash: Arc<Stash>,
 }
 
 pub(crate) static DRIVERS: Once = Once::new();
 
-/// PostgreSQL connections for version counters ([`Db::counters`]) per
+/// PostgreSQL connections per process for reads and writes: 20 for calls
+/// at once, and room for those idle in the readers' stash
+/// (`reading.rs`).
+pub(crate) const PG_CONNECTIONS: u32 = 20 + STASHED;
+
+/// PostgreSQL connections for version counters ([`Db::counter`]) per
 /// process: a counter read is one short statement.
 const COUNTER_CONNECTIONS: u32 = 4;
 
@@ -208,6 +219,8 @@ impl Db {
                     engine,
                     as_role,
                     token_key: Arc::default(),
+                    read_stash: Stash::new(),
+                    counter_stash: Stash::new(),
                 }
             }
             Engine::Postgres => {
@@ -219,7 +232,7 @@ impl Db {
                 // connection with a query on every acquire anyway, and a
                 // connection that fails it is dropped and another taken.
                 let pool = AnyPoolOptions::new()
-                    .max_connections(20)
+                    .max_connections(PG_CONNECTIONS)
                     .test_before_acquire(false)
                     .acquire_timeout(ACQUIRE_TIMEOUT)
                     .after_connect(move |conn, _meta| {
@@ -244,10 +257,10 @@ impl Db {
                 // Version counters: confined once, when connected, to every
                 // tenant (as the service's own work is), and never again, so
                 // a counter costs one round trip instead of two. Only
-                // numbers are read through it (`Db::counters`).
+                // numbers are read through it (`Db::counter`).
                 let on_counter = Arc::clone(&as_role);
                 let counters = AnyPoolOptions::new()
-                    .max_connections(COUNTER_CONNECTIONS)
+                    .max_connections(COUNTER_CONNECTIONS + STASHED)
                     .test_before_acquire(false)
                     .acquire_timeout(ACQUIRE_TIMEOUT)
                     .after_connect(move |conn, _meta| {
@@ -262,6 +275,8 @@ impl Db {
                     engine,
                     as_role,
                     token_key: Arc::default(),
+                    read_stash: Stash::new(),
+                    counter_stash: Stash::new(),
                 }
             }
         };
@@ -276,18 +291,6 @@ impl Db {
     /// The pool for reads outside a transaction.
     pub fn reader(&self) -> &AnyPool {
         &self.read
-    }
-
-    /// The pool for reading version counters, and nothing else: the
-    /// calendar, catalog and list versions a kept value is checked against
-    /// (`kit::kept`). On PostgreSQL its connections are not confined to the
-    /// caller's tenant on every acquire as the reader's are (they see every
-    /// tenant's rows, as the service's own work does), which saves a round
-    /// trip a call; a version number says nothing about a tenant's data, and
-    /// every counter query still filters by the caller's scope. On SQLite
-    /// it is the reader pool.
-    pub fn counters(&self) -> &AnyPool {
-        &self.counters
     }
 
     /// Starts a write transaction.
@@ -386,8 +389,10 @@ impl Db {
         Ok(self.token_key().bind(&caller.scope()?, unpaged))
     }
 
-    /// Closes both pools.
+    /// Closes the pools.
     pub async fn close(&self) {
+        self.read_stash.drain();
+        self.counter_stash.drain();
         self.write.close().await;
         self.read.close().await;
     }

@@ -404,7 +404,7 @@ async fn a_dry_pool_answers_unavailable_within_the_acquire_timeout() {
         return;
     };
     let mut held = Vec::new();
-    for _ in 0..20 {
+    for _ in 0..crate::db::PG_CONNECTIONS {
         held.push(test.db.read().await.unwrap());
     }
     let started = std::time::Instant::now();
@@ -418,4 +418,145 @@ async fn a_dry_pool_answers_unavailable_within_the_acquire_timeout() {
     );
     assert!(matches!(Error::from(error), Error::Unavailable(_)));
     drop(held);
+}
+
+/// The tenant setting and the server process of a reader taken under
+/// `tenant`.
+async fn reader_of(db: &crate::Db, tenant: &str) -> (String, i32) {
+    crate::db::confined(Some(Scope::tenant_of(tenant)), async {
+        let mut read = db.read().await.unwrap();
+        let row = sqlx::query("SELECT current_setting('recovery.tenant'), pg_backend_pid()")
+            .fetch_one(&mut *read)
+            .await
+            .unwrap();
+        (row.get::<String, _>(0), row.get::<i32, _>(1))
+    })
+    .await
+}
+
+/// A reader given back is stashed and handed to the next read of its
+/// tenant as it is (the same server process, still confined to it), and
+/// never to another tenant's: many reads of two tenants at once each see
+/// only their own tenant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stashed_reader_serves_its_own_tenant_only() {
+    let Some(test) = TestDb::postgres().await else {
+        return;
+    };
+    let db = &test.db;
+    let (first, pid) = reader_of(db, "alpha").await;
+    assert_eq!(first, "alpha");
+    let (again, again_pid) = reader_of(db, "alpha").await;
+    assert_eq!(again, "alpha");
+    assert_eq!(again_pid, pid, "the stashed reader was not handed back");
+    let (other, _) = reader_of(db, "bravo").await;
+    assert_eq!(other, "bravo", "a reader went to another tenant as it was");
+    let reads: Vec<_> = (0..48)
+        .map(|i| {
+            let db = db.clone();
+            let tenant = if i % 2 == 0 { "alpha" } else { "bravo" };
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                for _ in 0..5 {
+                    seen.push(reader_of(&db, tenant).await.0);
+                }
+                (tenant, seen)
+            })
+        })
+        .collect();
+    for read in reads {
+        let (tenant, seen) = read.await.unwrap();
+        assert!(
+            seen.iter().all(|s| s == tenant),
+            "a read of {tenant} saw {seen:?}"
+        );
+    }
+}
+
+/// With every connection out, a read waiting on the pool takes the next
+/// reader given back, though it was another tenant's, confined to its own
+/// tenant again: no call waits while a connection lies idle in the stash.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_waiting_on_a_dry_pool_takes_a_stashed_reader_confined_again() {
+    let Some(test) = TestDb::postgres().await else {
+        return;
+    };
+    let db = test.db.clone();
+    let mut held = crate::db::confined(Some(Scope::tenant_of("bravo")), async {
+        let mut held = Vec::new();
+        for _ in 0..crate::db::PG_CONNECTIONS {
+            held.push(db.read().await.unwrap());
+        }
+        held
+    })
+    .await;
+    let waiting = tokio::spawn({
+        let db = db.clone();
+        crate::db::confined(Some(Scope::tenant_of("alpha")), async move {
+            let mut read = db.read().await?;
+            sqlx::query_scalar::<_, String>("SELECT current_setting('recovery.tenant')")
+                .fetch_one(&mut *read)
+                .await
+        })
+    });
+    // One of bravo's readers given back: to the stash, not to the pool.
+    drop(held.pop());
+    let setting = waiting
+        .await
+        .unwrap()
+        .expect("the read waited out the pool");
+    assert_eq!(
+        setting, "alpha",
+        "the stashed reader was not confined again"
+    );
+    drop(held);
+}
+
+/// A reader whose connection failed is not stashed again: the read after a
+/// connection's server process was ended gets a working one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_whose_connection_failed_is_not_handed_out_again() {
+    let Some(test) = TestDb::postgres().await else {
+        return;
+    };
+    let db = &test.db;
+    let (_, pid) = reader_of(db, "alpha").await;
+    let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(test.url())
+        .await
+        .unwrap();
+    sqlx::query("SELECT pg_terminate_backend($1)")
+        .bind(pid)
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    // Until the process is gone.
+    loop {
+        let alive: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pg_stat_activity WHERE pid = $1")
+            .bind(pid)
+            .fetch_one(&mut admin)
+            .await
+            .unwrap();
+        if alive == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // The stashed reader is the ended one: its read fails, as a pooled
+    // one's would, and the error is seen (as every service's error path
+    // does) before the reader is given back.
+    crate::db::confined(Some(Scope::tenant_of("alpha")), async {
+        let mut read = db.read().await.unwrap();
+        let failed = sqlx::query("SELECT 1")
+            .execute(&mut *read)
+            .await
+            .expect_err("the ended connection answered");
+        let _ = Error::from(failed);
+        drop(read);
+    })
+    .await;
+    for _ in 0..3 {
+        let (setting, again) = reader_of(db, "alpha").await;
+        assert_eq!(setting, "alpha");
+        assert_ne!(again, pid);
+    }
 }

@@ -316,7 +316,7 @@ impl Bookings {
         Ok(self
             .search_versions
             .read(&(scope.clone(), location.id.clone()), || async {
-                let mut counters = self.db.counters().acquire().await?;
+                let mut counters = self.db.counter().await?;
                 store::treatments::versions(
                     &mut counters,
                     &scope,

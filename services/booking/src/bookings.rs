@@ -557,7 +557,7 @@ impl Bookings {
                 let versions = self
                     .list_versions
                     .read(&(scope.clone(), key.location_id.clone()), || async {
-                        let mut counters = self.db.counters().acquire().await?;
+                        let mut counters = self.db.counter().await?;
                         store::bookings::list_versions(&mut counters, &scope, &key.location_id)
                             .await
                     })

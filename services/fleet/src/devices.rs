@@ -282,7 +282,7 @@ impl Fleet {
         let version = if filter.state.is_none() && filter.scope.tenant().is_some() {
             let scope = &filter.scope;
             let read = || async {
-                let mut counters = self.db.counters().acquire().await?;
+                let mut counters = self.db.counter().await?;
                 store::list_version(&mut counters, scope).await
             };
             Some(self.list_versions.read(scope, read).await?)

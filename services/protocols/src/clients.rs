@@ -99,7 +99,7 @@ impl Protocols {
     ) -> Result<Listed<pb::Client>, Error> {
         // The version first: a page read after it is at least as new.
         let read = || async {
-            let mut counters = self.db.counters().acquire().await?;
+            let mut counters = self.db.counter().await?;
             store::clients::list_version(&mut counters, scope).await
         };
         let version = self.kept.client_versions.read(scope, read).await?;

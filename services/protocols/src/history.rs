@@ -157,7 +157,7 @@ impl Protocols {
     ) -> Result<Listed<pb::TimelineEntry>, Error> {
         // The version first: a page read after it is at least as new.
         let read = || async {
-            let mut counters = self.db.counters().acquire().await?;
+            let mut counters = self.db.counter().await?;
             store::history::timeline_version(&mut counters, scope, &query.client_id).await
         };
         let version = self

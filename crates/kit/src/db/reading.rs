@@ -16,8 +16,13 @@
 //! first ([`let_go`]), so no path holds a reader while it waits.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::fmt;
 use std::future::Future;
 use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection};
@@ -26,34 +31,299 @@ use super::{Db, Engine, tenant_setting};
 
 tokio::task_local! {
     /// The connection a [`Db::reading`] block keeps between its reads, with
-    /// the tenant setting it was confined to.
-    static KEPT: RefCell<Option<(String, PoolConnection<Any>)>>;
+    /// what it is confined to.
+    static KEPT: RefCell<Option<Held>>;
+}
+
+/// Idle PostgreSQL connections a pool has given out, kept out of it
+/// between reads, each with what it is confined to.
+///
+/// A connection given back to an sqlx pool is pinged first (a round trip,
+/// `Floating::return_to_pool`), and one taken from the reader pool is
+/// confined to the caller's tenant (another). A read through the stash
+/// takes a connection already confined as it needs, and gives it back
+/// without the ping: two round trips fewer for a read (one fewer for a
+/// version counter, whose connections are all confined alike).
+///
+/// Small and short-lived: at most [`STASHED`] connections, the oldest
+/// handed back to its pool when another comes, and any left idle for
+/// [`STASH_IDLE`] handed back as the stash is next used; the pool is made
+/// that much larger. A call waiting on the pool also takes the next
+/// connection put here, whatever it is confined to (confining it again), so
+/// none waits while one lies idle here. A connection's first statement
+/// after a cancelled read waits for that read's answer to drain, as sqlx
+/// does on every use.
+pub(crate) struct Stash {
+    idle: Mutex<VecDeque<Idle>>,
+    /// Told when a connection is put here, for the calls waiting on the
+    /// pool.
+    put: tokio::sync::Notify,
+}
+
+/// Connections a [`Stash`] keeps at most.
+pub(crate) const STASHED: u32 = 4;
+
+/// How long a connection stays in a [`Stash`] unused.
+const STASH_IDLE: Duration = Duration::from_secs(30);
+
+/// How long a connection goes between stash and use before it is given
+/// back to its pool once (which pings it, and closes it past the pool's
+/// lifetime).
+const STASH_LIFETIME: Duration = Duration::from_secs(300);
+
+/// Connection faults seen in this process ([`note`]): a connection taken
+/// before the last is given back to its pool, not stashed, since the
+/// pool's ping on return closes it if it is broken (the server restarted,
+/// the link dropped) instead of handing it to the next read.
+static FAULTS: AtomicU64 = AtomicU64::new(0);
+
+/// Notes `error` if it says a connection may be broken.
+pub(crate) fn note(error: &sqlx::Error) {
+    let fault = match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => true,
+        // Connection exceptions, and the server shutting down.
+        sqlx::Error::Database(e) => e
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        _ => false,
+    };
+    if fault {
+        FAULTS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// What a PostgreSQL connection is confined to: the tenant setting and
+/// whether it acts as the row role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Confined {
+    pub(crate) tenant: String,
+    pub(crate) as_role: bool,
+}
+
+struct Idle {
+    confined: Confined,
+    conn: PoolConnection<Any>,
+    since: Instant,
+    /// When it left its pool.
+    out: Instant,
+    /// [`FAULTS`] when it was stashed.
+    faults: u64,
+}
+
+impl Stash {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Self {
+            idle: Mutex::new(VecDeque::new()),
+            put: tokio::sync::Notify::new(),
+        })
+    }
+
+    /// A connection confined as `confined`: from the stash when one is,
+    /// else from `pool` (whose hook confines it). While the pool has none
+    /// to give (all out, none idle), one stashed for another tenant is
+    /// taken and confined again, now or as the next is put here, so no
+    /// call waits on the pool while a connection lies idle in the stash.
+    async fn take_or_acquire(
+        &self,
+        pool: &sqlx::AnyPool,
+        confined: &Confined,
+    ) -> Result<(PoolConnection<Any>, Instant), sqlx::Error> {
+        if let Some((idle, _)) = self.take(confined, false) {
+            return Ok((idle.conn, idle.out));
+        }
+        // Boxed: the pool's future is large, and only a miss waits on it.
+        let mut acquire = Box::pin(pool.acquire());
+        loop {
+            let mut put = std::pin::pin!(self.put.notified());
+            put.as_mut().enable();
+            let dry = pool.num_idle() == 0 && pool.size() >= pool.options().get_max_connections();
+            if dry && let Some((mut idle, matched)) = self.take(confined, true) {
+                if !matched {
+                    super::confine(&mut idle.conn, confined.tenant.clone(), confined.as_role)
+                        .await?;
+                }
+                return Ok((idle.conn, idle.out));
+            }
+            tokio::select! {
+                conn = acquire.as_mut() => return conn.map(|conn| (conn, Instant::now())),
+                () = put => {}
+            }
+        }
+    }
+
+    /// The connection most lately kept that is confined as `confined`, or
+    /// (with `any`) the one most lately kept; and whether it is confined as
+    /// asked.
+    fn take(&self, confined: &Confined, any: bool) -> Option<(Idle, bool)> {
+        let faults = FAULTS.load(Ordering::Relaxed);
+        let mut stale = VecDeque::new();
+        let conn = {
+            let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+            if idle.iter().any(|i| i.faults != faults) {
+                let (kept, old) = std::mem::take(&mut *idle)
+                    .into_iter()
+                    .partition(|i| i.faults == faults);
+                *idle = kept;
+                stale = old;
+            }
+            while idle
+                .front()
+                .is_some_and(|i| i.since.elapsed() >= STASH_IDLE)
+            {
+                stale.extend(idle.pop_front());
+            }
+            let at = idle
+                .iter()
+                .rposition(|i| i.confined == *confined)
+                .or_else(|| any.then(|| idle.len().checked_sub(1)).flatten());
+            at.and_then(|at| idle.remove(at)).map(|i| {
+                let matched = i.confined == *confined;
+                (i, matched)
+            })
+        };
+        // Back to the pool, outside the lock.
+        drop(stale);
+        conn
+    }
+
+    fn put(&self, held: &mut Held) {
+        let Some(conn) = held.conn.take() else {
+            return;
+        };
+        let faults = FAULTS.load(Ordering::Relaxed);
+        if faults != held.faults || held.out.elapsed() >= STASH_LIFETIME {
+            // To the pool, pinged on the way.
+            drop(conn);
+            return;
+        }
+        let oldest = {
+            let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+            let oldest = if idle.len() >= STASHED as usize {
+                idle.pop_front()
+            } else {
+                None
+            };
+            idle.push_back(Idle {
+                confined: held.confined.clone(),
+                conn,
+                since: Instant::now(),
+                out: held.out,
+                faults,
+            });
+            oldest
+        };
+        self.put.notify_waiters();
+        drop(oldest);
+    }
+
+    /// Hands every kept connection back to its pool (before it closes).
+    pub(crate) fn drain(&self) {
+        let all = std::mem::take(&mut *self.idle.lock().unwrap_or_else(PoisonError::into_inner));
+        drop(all);
+    }
+}
+
+impl fmt::Debug for Stash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let idle = self.idle.lock().map_or(0, |idle| idle.len());
+        f.debug_struct("Stash")
+            .field("idle", &idle)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Stash {
+    fn drop(&mut self) {
+        // Giving a connection back to its pool spawns a task: without a
+        // runtime (the last handle dropped after it) they are closed here.
+        if tokio::runtime::Handle::try_current().is_err() {
+            let idle = self.idle.get_mut().unwrap_or_else(PoisonError::into_inner);
+            for Idle { conn, .. } in idle.drain(..) {
+                drop(conn.detach());
+            }
+        }
+    }
+}
+
+/// A PostgreSQL connection taken for reading, and the stash it goes to
+/// when dropped.
+struct Held {
+    conn: Option<PoolConnection<Any>>,
+    confined: Confined,
+    stash: Arc<Stash>,
+    /// When it left its pool.
+    out: Instant,
+    /// [`FAULTS`] when it was taken.
+    faults: u64,
+}
+
+impl Held {
+    fn new(
+        stash: &Arc<Stash>,
+        confined: Confined,
+        (conn, out): (PoolConnection<Any>, Instant),
+    ) -> Self {
+        Self {
+            conn: Some(conn),
+            confined,
+            stash: Arc::clone(stash),
+            out,
+            faults: FAULTS.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let stash = Arc::clone(&self.stash);
+        stash.put(self);
+    }
 }
 
 /// A connection to read from, outside a write transaction: back to the
-/// pool when dropped, or, inside [`Db::reading`], kept for the block's next
-/// read.
+/// pool (PostgreSQL: to its stash) when dropped, or, inside
+/// [`Db::reading`], kept for the block's next read.
 #[derive(Debug)]
 pub struct Reader {
-    conn: Option<PoolConnection<Any>>,
-    /// The tenant setting it is confined to; `None` where nothing is kept
-    /// (SQLite, whose connections are not confined).
-    tenant: Option<String>,
+    conn: Connection,
+}
+
+enum Connection {
+    /// SQLite, whose connections are not confined.
+    Pooled(PoolConnection<Any>),
+    /// PostgreSQL: kept in a [`Db::reading`] block or a stash.
+    Held(Held),
+    /// Dropped, or moved to the block's slot.
+    Gone,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Pooled(_) => "Pooled",
+            Self::Held(_) => "Held",
+            Self::Gone => "Gone",
+        })
+    }
 }
 
 impl Db {
     /// Runs `reads` with one reader connection kept between the reads it
     /// makes one after the other (PostgreSQL: one confinement for them all
-    /// instead of one a read); the connection goes back to the pool when
-    /// `reads` ends. Keep such a block to reads: a write transaction begun
-    /// inside it takes a connection of its own while the kept one waits.
+    /// instead of one a read); the connection goes back when `reads` ends.
+    /// Keep such a block to reads: a write transaction begun inside it
+    /// takes a connection of its own while the kept one waits.
     pub async fn reading<F: Future>(&self, reads: F) -> F::Output {
         KEPT.scope(RefCell::new(None), reads).await
     }
 
     /// A connection to read from: inside [`Db::reading`], the one kept
-    /// there when it is confined to this task's tenant, else one taken from
-    /// the pool (and confined as it is taken).
+    /// there when it is confined to this task's tenant, else one from the
+    /// stash confined so, else one taken from the pool (and confined as it
+    /// is taken).
     ///
     /// # Errors
     ///
@@ -61,16 +331,18 @@ impl Db {
     pub async fn read(&self) -> Result<Reader, sqlx::Error> {
         if self.engine == Engine::Sqlite {
             return Ok(Reader {
-                conn: Some(self.read.acquire().await?),
-                tenant: None,
+                conn: Connection::Pooled(self.read.acquire().await?),
             });
         }
-        let tenant = tenant_setting();
+        let confined = Confined {
+            tenant: tenant_setting(),
+            as_role: self.as_role.load(std::sync::atomic::Ordering::Relaxed),
+        };
         let kept = KEPT
             .try_with(|kept| {
                 let mut kept = kept.borrow_mut();
                 match kept.take() {
-                    Some((confined, conn)) if confined == tenant => Some(conn),
+                    Some(held) if held.confined == confined => Some(held),
                     // Another tenant's (a nested confinement): left where it
                     // is, for the read it was kept for.
                     other => {
@@ -81,13 +353,49 @@ impl Db {
             })
             .ok()
             .flatten();
-        let conn = match kept {
-            Some(conn) => conn,
-            None => self.read.acquire().await?,
+        let held = if let Some(held) = kept {
+            held
+        } else {
+            let taken = self
+                .read_stash
+                .take_or_acquire(&self.read, &confined)
+                .await?;
+            Held::new(&self.read_stash, confined, taken)
         };
         Ok(Reader {
-            conn: Some(conn),
-            tenant: Some(tenant),
+            conn: Connection::Held(held),
+        })
+    }
+
+    /// A connection for reading version counters, and nothing else: the
+    /// calendar, catalog and list versions a kept value is checked against
+    /// (`kit::kept`). On PostgreSQL its connections are not confined to the
+    /// caller's tenant on every acquire as the reader's are (they see every
+    /// tenant's rows, as the service's own work does), which saves a round
+    /// trip a call; a version number says nothing about a tenant's data, and
+    /// every counter query still filters by the caller's scope. On SQLite
+    /// it is a reader.
+    ///
+    /// # Errors
+    ///
+    /// The pool's, when no connection comes.
+    pub async fn counter(&self) -> Result<Reader, sqlx::Error> {
+        if self.engine == Engine::Sqlite {
+            return Ok(Reader {
+                conn: Connection::Pooled(self.counters.acquire().await?),
+            });
+        }
+        // All confined alike, when connected.
+        let confined = Confined {
+            tenant: "*".to_owned(),
+            as_role: false,
+        };
+        let taken = self
+            .counter_stash
+            .take_or_acquire(&self.counters, &confined)
+            .await?;
+        Ok(Reader {
+            conn: Connection::Held(Held::new(&self.counter_stash, confined, taken)),
         })
     }
 }
@@ -104,32 +412,44 @@ impl Deref for Reader {
     type Target = AnyConnection;
 
     fn deref(&self) -> &AnyConnection {
-        self.conn
-            .as_deref()
-            .unwrap_or_else(|| unreachable!("a reader holds its connection until dropped"))
+        match &self.conn {
+            Connection::Pooled(conn)
+            | Connection::Held(Held {
+                conn: Some(conn), ..
+            }) => conn,
+            Connection::Held(_) | Connection::Gone => {
+                unreachable!("a reader holds its connection until dropped")
+            }
+        }
     }
 }
 
 impl DerefMut for Reader {
     fn deref_mut(&mut self) -> &mut AnyConnection {
-        self.conn
-            .as_deref_mut()
-            .unwrap_or_else(|| unreachable!("a reader holds its connection until dropped"))
+        match &mut self.conn {
+            Connection::Pooled(conn)
+            | Connection::Held(Held {
+                conn: Some(conn), ..
+            }) => conn,
+            Connection::Held(_) | Connection::Gone => {
+                unreachable!("a reader holds its connection until dropped")
+            }
+        }
     }
 }
 
 impl Drop for Reader {
     fn drop(&mut self) {
-        let (Some(conn), Some(tenant)) = (self.conn.take(), self.tenant.take()) else {
+        let Connection::Held(held) = std::mem::replace(&mut self.conn, Connection::Gone) else {
             return;
         };
         // Inside a block whose slot is free, kept; otherwise (outside any
         // block, or another read's connection kept already) the connection
-        // drops here and goes back to the pool.
+        // goes to its stash.
         let _ = KEPT.try_with(move |kept| {
             let mut kept = kept.borrow_mut();
             if kept.is_none() {
-                *kept = Some((tenant, conn));
+                *kept = Some(held);
             }
         });
     }
