@@ -288,7 +288,8 @@ impl Db {
         self.engine
     }
 
-    /// The pool for reads outside a transaction.
+    /// The readers' pool itself, for tests that look at the database:
+    /// services read through [`Db::read`], which takes from the stash.
     pub fn reader(&self) -> &AnyPool {
         &self.read
     }

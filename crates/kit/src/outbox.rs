@@ -198,7 +198,7 @@ impl Outbox {
     /// Events not yet taken by every consumer.
     pub async fn backlog(&self) -> Result<i64, Error> {
         let row = sqlx::query(&format!("SELECT COUNT(*) AS n FROM {}", self.inner.table))
-            .fetch_one(self.inner.db.reader())
+            .fetch_one(&mut *self.inner.db.read().await?)
             .await?;
         Ok(row.try_get("n")?)
     }
@@ -207,11 +207,16 @@ impl Outbox {
     /// (`recovery.outbox.backlog`, `recovery.outbox.lag`).
     async fn measure(&self) {
         let table = self.inner.table;
-        let row = sqlx::query(&format!(
-            "SELECT COUNT(*) AS n, MIN(create_time) AS oldest FROM {table}"
-        ))
-        .fetch_one(self.inner.db.reader())
-        .await;
+        let row = match self.inner.db.read().await {
+            Ok(mut conn) => {
+                sqlx::query(&format!(
+                    "SELECT COUNT(*) AS n, MIN(create_time) AS oldest FROM {table}"
+                ))
+                .fetch_one(&mut *conn)
+                .await
+            }
+            Err(error) => Err(error),
+        };
         let (backlog, oldest): (i64, Option<i64>) = match row {
             Ok(row) => match (row.try_get("n"), row.try_get("oldest")) {
                 (Ok(n), Ok(oldest)) => (n, oldest),
@@ -365,7 +370,7 @@ impl Outbox {
             let query = sqlx::query(&select).bind(BATCH);
             let rows = match locked.as_mut() {
                 Some(tx) => query.fetch_all(&mut **tx).await?,
-                None => query.fetch_all(inner.db.reader()).await?,
+                None => query.fetch_all(&mut *inner.db.read().await?).await?,
             };
             let mut appended = Vec::with_capacity(rows.len());
             let mut stop = rows.is_empty();
@@ -421,7 +426,7 @@ impl Outbox {
         loop {
             let rows = sqlx::query(&self.select())
                 .bind(BATCH)
-                .fetch_all(inner.db.reader())
+                .fetch_all(&mut *inner.db.read().await?)
                 .await?;
             if rows.is_empty() {
                 return Ok(pass);

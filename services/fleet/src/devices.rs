@@ -262,7 +262,13 @@ impl Fleet {
 
     /// One device, as the caller may see it.
     pub(crate) async fn device(&self, caller: &Caller, id: &str) -> Result<DeviceRow, Error> {
-        store::device(self.db.reader(), self.times(), &caller.scope()?, id).await
+        store::device(
+            &mut *self.db.read().await?,
+            self.times(),
+            &caller.scope()?,
+            id,
+        )
+        .await
     }
 
     /// A page of devices.

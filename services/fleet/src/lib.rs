@@ -238,7 +238,7 @@ impl Fleet {
     async fn publish_ids(&self, ids: &[String]) -> Result<(), Error> {
         let times = self.times();
         for id in ids {
-            let device = store::device(self.db.reader(), times, &Scope::All, id).await?;
+            let device = store::device(&mut *self.db.read().await?, times, &Scope::All, id).await?;
             self.publish(&device);
         }
         Ok(())

@@ -95,7 +95,8 @@ impl Fleet {
         page: Page,
     ) -> Result<Listing<MaintenanceRow>, Error> {
         self.device(caller, device_id).await?;
-        let mut records = store::maintenance_records(self.db.reader(), device_id, &page).await?;
+        let mut records =
+            store::maintenance_records(&mut *self.db.read().await?, device_id, &page).await?;
         let next_page_token = page.finish(&mut records, |r| &r.id);
         Ok(Listing::new(records, next_page_token))
     }
@@ -110,7 +111,8 @@ impl Fleet {
         self.optional_location(caller, filter.location_id.as_deref(), &filter.scope)
             .await?;
         let mut devices =
-            store::due_for_service(self.db.reader(), self.times(), &filter, &page).await?;
+            store::due_for_service(&mut *self.db.read().await?, self.times(), &filter, &page)
+                .await?;
         let next_page_token = page.finish(&mut devices, |d| (d.usage_since_service, d.id.as_str()));
         Ok(Listing::new(devices, next_page_token))
     }

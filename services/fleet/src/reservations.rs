@@ -505,7 +505,7 @@ impl Fleet {
             end: to_micros(query.end),
             state: query.state,
         };
-        let mut rows = store::reservations(self.db.reader(), &filter, &page).await?;
+        let mut rows = store::reservations(&mut *self.db.read().await?, &filter, &page).await?;
         let next_page_token = page.finish(&mut rows, |r| (r.start, r.id.as_str()));
         Ok(Listing::new(rows, next_page_token))
     }

@@ -106,7 +106,9 @@ impl Fleet {
         let scope = Scope::tenant_of(tenant_id);
         for reading in batch.iter() {
             if !known.contains(&reading.device_id) {
-                if !store::device_in_scope(self.db.reader(), &scope, &reading.device_id).await? {
+                if !store::device_in_scope(&mut *self.db.read().await?, &scope, &reading.device_id)
+                    .await?
+                {
                     return Err(Error::not_found("device", &reading.device_id));
                 }
                 known.insert(reading.device_id.clone());
@@ -154,7 +156,7 @@ impl Fleet {
     ) -> Result<Listing<ReadingRow>, Error> {
         self.device(caller, &query.device_id).await?;
         let rows = store::readings(
-            self.db.reader(),
+            &mut *self.db.read().await?,
             &query.device_id,
             query.after,
             page.fetch(),

@@ -52,7 +52,7 @@ impl Source {
     ) -> Result<pb::WatchDevicesResponse, Error> {
         let times = Times::at(self.clock.now(), self.offline_after);
         let devices = store::board(
-            self.db.reader(),
+            &mut *self.db.read().await?,
             times,
             &Scope::tenant_of(tenant_id),
             location_id,
@@ -179,12 +179,12 @@ impl Fleet {
         if times.now <= since {
             return Ok(0);
         }
-        let ids = store::window_edges(self.db.reader(), since, times.now).await?;
+        let ids = store::window_edges(&mut *self.db.read().await?, since, times.now).await?;
         let before = Times::at(from_micros(since), offline_after);
         let mut published = 0;
         for id in &ids {
-            let then = store::device(self.db.reader(), before, &Scope::All, id).await?;
-            let device = store::device(self.db.reader(), times, &Scope::All, id).await?;
+            let then = store::device(&mut *self.db.read().await?, before, &Scope::All, id).await?;
+            let device = store::device(&mut *self.db.read().await?, times, &Scope::All, id).await?;
             if then.state != device.state {
                 tracing::info!(
                     device_id = %id,

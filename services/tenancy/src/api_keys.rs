@@ -118,7 +118,7 @@ impl Tenancy {
         } else {
             Owner::Tenant(caller.tenant_scope(requested, "tenant_id")?)
         };
-        let rows = store::keys::list(self.db.reader(), &owner, page).await?;
+        let rows = store::keys::list(&mut *self.db.read().await?, &owner, page).await?;
         Ok(Listed::new(page, rows, |k| &k.id))
     }
 

@@ -199,7 +199,7 @@ impl Authenticator for KeyStore {
                 return Ok(kept.answer());
             }
             let generation = self.cache.generation();
-            let caller = store::keys::caller(self.db.reader(), &key_hash).await?;
+            let caller = store::keys::caller(&mut *self.db.read().await?, &key_hash).await?;
             let until = now.saturating_add(self.ttl).unwrap_or(now);
             self.cache.put(key_hash, caller.clone(), until, generation);
             Ok(caller)

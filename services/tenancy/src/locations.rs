@@ -76,7 +76,7 @@ impl Tenancy {
         scope: &Scope,
         page: &Page,
     ) -> Result<Listed<Location>, Error> {
-        let rows = store::locations::list(self.db.reader(), scope, page).await?;
+        let rows = store::locations::list(&mut *self.db.read().await?, scope, page).await?;
         Ok(Listed::new(page, rows, |l| &l.id))
     }
 

@@ -56,14 +56,14 @@ impl Tenancy {
 
     /// The tenant `id`.
     pub(crate) async fn tenant(&self, id: &str) -> Result<Tenant, Error> {
-        store::tenants::get(self.db.reader(), id)
+        store::tenants::get(&mut *self.db.read().await?, id)
             .await?
             .ok_or_else(|| Error::not_found("tenant", id))
     }
 
     /// One page of every tenant.
     pub(crate) async fn tenants(&self, page: &Page) -> Result<Listed<Tenant>, Error> {
-        let rows = store::tenants::list(self.db.reader(), page).await?;
+        let rows = store::tenants::list(&mut *self.db.read().await?, page).await?;
         Ok(Listed::new(page, rows, |t| &t.id))
     }
 
@@ -71,7 +71,7 @@ impl Tenancy {
     /// malformed, NOT_FOUND unless it exists.
     pub(crate) async fn require_tenant(&self, id: &str, field: &str) -> Result<(), Error> {
         wire::id(id, field)?;
-        if store::tenants::exists(self.db.reader(), id).await? {
+        if store::tenants::exists(&mut *self.db.read().await?, id).await? {
             Ok(())
         } else {
             Err(Error::not_found("tenant", id))
