@@ -159,19 +159,15 @@ impl Stash {
     /// asked.
     fn take(&self, confined: &Confined, any: bool) -> Option<(Idle, bool)> {
         let faults = FAULTS.load(Ordering::Relaxed);
-        let mut stale = VecDeque::new();
+        let mut stale = Vec::new();
         let conn = {
             let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-            if idle.iter().any(|i| i.faults != faults) {
-                let (kept, old) = std::mem::take(&mut *idle)
-                    .into_iter()
-                    .partition(|i| i.faults == faults);
-                *idle = kept;
-                stale = old;
-            }
+            // Oldest first: kept in the order they were put, each with the
+            // faults and the time of then, so those taken before the last
+            // fault, or idle too long, are all at the front.
             while idle
                 .front()
-                .is_some_and(|i| i.since.elapsed() >= STASH_IDLE)
+                .is_some_and(|i| i.faults != faults || i.since.elapsed() >= STASH_IDLE)
             {
                 stale.extend(idle.pop_front());
             }
