@@ -14,15 +14,17 @@ use std::time::Duration;
 use anyhow::Context as _;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
-use sqlx::{Any, AnyConnection, AnyPool, Executor as _, Transaction};
+use sqlx::{AnyConnection, AnyPool, Executor as _};
 
 use crate::Error;
 use crate::page::TokenKey;
 
 mod reading;
+mod writing;
 pub(crate) use reading::note as note_fault;
 pub use reading::{Reader, let_go};
 use reading::{STASHED, Stash};
+pub use writing::Tx;
 
 /// How long a call waits for a PostgreSQL connection before it is answered
 /// UNAVAILABLE (`sqlx::Error::PoolTimedOut`): a pool run dry should tell the
@@ -292,39 +294,6 @@ impl Db {
     /// services read through [`Db::read`], which takes from the stash.
     pub fn reader(&self) -> &AnyPool {
         &self.read
-    }
-
-    /// Starts a write transaction.
-    pub async fn begin(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
-        self.begin_holding(None).await
-    }
-
-    /// Starts a write transaction that holds, on PostgreSQL, the advisory
-    /// lock `hashtext(lock)` until it ends (SQLite's write transactions are
-    /// serialised already: nothing is taken there).
-    ///
-    /// On PostgreSQL the transaction's confinement to the caller's tenant
-    /// and the lock go with the `BEGIN`, in its round trip, instead of a
-    /// `set_config` as the connection is taken and a statement for the lock
-    /// after: two round trips fewer for a booking (`docs/BENCHMARKS.md`).
-    pub async fn begin_holding(
-        &self,
-        lock: Option<&str>,
-    ) -> Result<Transaction<'static, Any>, sqlx::Error> {
-        if self.engine == Engine::Sqlite {
-            return self.write.begin().await;
-        }
-        let as_role = self.as_role.load(Ordering::Relaxed);
-        if let Some(begin) = confining_begin(&tenant_setting(), as_role, lock) {
-            return CONFINED_BY_BEGIN
-                .scope((), self.write.begin_with(begin))
-                .await;
-        }
-        let mut tx = self.write.begin().await?;
-        if let Some(lock) = lock {
-            hold(&mut tx, lock).await?;
-        }
-        Ok(tx)
     }
 
     /// Runs a service's migrations. Every service shares the one migrations

@@ -7,7 +7,9 @@
 //! `response` and `create_time`, with `(scope, request_id)` unique.
 
 use sha2::{Digest as _, Sha256};
-use sqlx::{Any, AnyConnection, Row as _, Transaction};
+use sqlx::{AnyConnection, Row as _};
+
+use crate::db::Tx;
 
 use crate::auth::BoxFuture;
 use crate::{Db, Error, Violations, db::is_unique_violation};
@@ -82,7 +84,7 @@ pub async fn create<I, T, F>(
 where
     I: Sync + ?Sized,
     T: prost::Message + Default,
-    F: for<'t> FnMut(&'t mut Transaction<'static, Any>, &'t I) -> BoxFuture<'t, Result<T, Error>>,
+    F: for<'t> FnMut(&'t mut Tx, &'t I) -> BoxFuture<'t, Result<T, Error>>,
 {
     let mut once = Once::new(table, key, now_micros);
     // A commit that lost the race is followed by a replay: two rounds
@@ -192,7 +194,7 @@ pub enum Step<T> {
     /// The create ran before: its stored result.
     Replay(T),
     /// Do the work in this transaction, then [`Once::commit`] it.
-    Work(Transaction<'static, Any>),
+    Work(Tx),
 }
 
 impl<'k> Once<'k> {
@@ -263,7 +265,7 @@ impl<'k> Once<'k> {
     /// again to replay its result.
     pub async fn commit<T: prost::Message>(
         &mut self,
-        mut tx: Transaction<'static, Any>,
+        mut tx: Tx,
         value: &T,
     ) -> Result<bool, Error> {
         if let Some(key) = self.key.filter(|_| !self.stored) {
@@ -320,7 +322,7 @@ pub async fn stored<T: prost::Message + Default>(
 }
 
 async fn record(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     table: &str,
     key: &Key,
     response: &[u8],

@@ -30,6 +30,8 @@ mod outbox_tests;
 pub mod testing;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tx_tests;
 
 /// The heap of every binary that links kit (the five servers, the
 /// examples, the tests): mimalloc instead of glibc's malloc. A call here

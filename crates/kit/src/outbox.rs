@@ -33,7 +33,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use sqlx::{Any, Row as _, Transaction};
+use sqlx::Row as _;
+
+use crate::db::Tx;
 use tokio::sync::Notify;
 use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
@@ -59,7 +61,7 @@ pub trait Consumer: Send + Sync + 'static {
 /// Writes `event` into the outbox `table` inside `tx`, the transaction of
 /// the change it describes.
 pub async fn record(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     table: &'static str,
     event: &Event,
     now_micros: i64,

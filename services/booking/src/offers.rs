@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use recovery_kit::auth::BoxFuture;
-use recovery_kit::db::{Attempt, MAX_ATTEMPTS, is_unique_violation, retry};
+use recovery_kit::db::{Attempt, MAX_ATTEMPTS, Tx, is_unique_violation, retry};
 use recovery_kit::events::Event;
 use recovery_kit::ids::new_id;
 use recovery_kit::outbox::{self, Consumer};
@@ -26,7 +26,7 @@ use recovery_kit::time::{from_micros, from_proto, to_micros, to_proto};
 use recovery_kit::{Caller, Error, Lock, Role, Scope, reason};
 use recovery_proto::booking::v1 as pb;
 use recovery_scheduling as sched;
-use sqlx::{Any, AnyConnection, Transaction};
+use sqlx::AnyConnection;
 
 use crate::availability::{Occupancy, Place, check_policy};
 use crate::calendars::Placed;
@@ -85,7 +85,7 @@ fn agent(tenant_id: &str) -> Caller {
 /// Writes "the window `[start, end)` of a location freed up" into the
 /// outbox, in the transaction that freed it.
 pub(crate) async fn record_freed(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     (tenant_id, location_id): (&str, &str),
     (start, end): (i64, i64),
     now: i64,
@@ -107,11 +107,7 @@ pub(crate) async fn record_freed(
 
 /// Closes a lapsed open offer as expired and, when its hold still held the
 /// slot, frees it and passes it on. False when it was closed already.
-async fn lapse(
-    tx: &mut Transaction<'static, Any>,
-    offer: &Offer,
-    now: i64,
-) -> Result<bool, sqlx::Error> {
+async fn lapse(tx: &mut Tx, offer: &Offer, now: i64) -> Result<bool, sqlx::Error> {
     if !store::waitlist::close_offer(tx, &offer.id, OfferStatus::Expired, now).await? {
         return Ok(false);
     }
@@ -550,7 +546,7 @@ impl Bookings {
     /// Frees the slot an offer's hold keeps and passes it on.
     pub(crate) async fn withdraw_hold(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         offer: &Offer,
         now: i64,
     ) -> Result<(), sqlx::Error> {

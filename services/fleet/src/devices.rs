@@ -4,14 +4,13 @@
 use std::sync::Arc;
 
 use jiff::SignedDuration;
-use recovery_kit::db::is_unique_violation;
+use recovery_kit::db::{Tx, is_unique_violation};
 use recovery_kit::idempotency::{self, Key};
 use recovery_kit::ids::new_id;
 use recovery_kit::kept::Versioned;
 use recovery_kit::page::Page;
 use recovery_kit::{Caller, Error, Scope, Violations, reason};
 use recovery_proto::fleet::v1 as pb;
-use sqlx::{Any, Transaction};
 
 use crate::state::{Move, State, after};
 use crate::store::{self, Also, DeviceFilter, DeviceRow, Times};
@@ -168,7 +167,7 @@ pub(crate) fn apply(device: &DeviceRow, mv: Move) -> Result<State, Error> {
 
 /// A device locked in a write transaction for a move of its state.
 pub(crate) struct Moving {
-    pub(crate) tx: Transaction<'static, Any>,
+    pub(crate) tx: Tx,
     pub(crate) times: Times,
     pub(crate) device: DeviceRow,
     /// The stored state the move lands on.

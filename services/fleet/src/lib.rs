@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use jiff::SignedDuration;
 use prost::Message as _;
+use recovery_kit::db::Tx;
 use recovery_kit::events::{Bus, Event};
 use recovery_kit::kept::Shared;
 use recovery_kit::outbox::Outbox;
@@ -33,7 +34,6 @@ use recovery_kit::{Db, Engine, Error, Scope};
 use recovery_proto::fleet::v1 as pb;
 use recovery_proto::fleet::v1::fleet_service_server::FleetServiceServer;
 use recovery_tenancy::Directory;
-use sqlx::{Any, Transaction};
 
 pub use watch::Swept;
 
@@ -218,12 +218,7 @@ impl Fleet {
     }
 
     /// Reads device `id` as `tx` left it, commits, and tells the board.
-    async fn commit_device(
-        &self,
-        mut tx: Transaction<'static, Any>,
-        times: Times,
-        id: &str,
-    ) -> Result<DeviceRow, Error> {
+    async fn commit_device(&self, mut tx: Tx, times: Times, id: &str) -> Result<DeviceRow, Error> {
         let device = store::device(&mut *tx, times, &Scope::All, id).await?;
         let told = self.tell(&mut tx, &device, times.now).await?;
         tx.commit().await?;

@@ -11,13 +11,13 @@
 use prost::Message as _;
 use recovery_kit::Error;
 use recovery_kit::auth::BoxFuture;
+use recovery_kit::db::Tx;
 use recovery_kit::events::Event;
 use recovery_kit::outbox::{self, Consumer};
 use recovery_peers::remote::{sync_request, sync_status};
 use recovery_peers::{DeviceLinks, DeviceStatus};
 use recovery_proto::booking::v1 as booking;
 use recovery_proto::fleet::v1 as pb;
-use sqlx::{Any, Transaction};
 use std::sync::Arc;
 
 use crate::devices::Kind;
@@ -61,7 +61,7 @@ impl Fleet {
     /// `self.outbox.wake()` after the commit if so.
     pub(crate) async fn tell(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         device: &DeviceRow,
         now: i64,
     ) -> Result<bool, Error> {

@@ -4,14 +4,14 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use jiff::{SignedDuration, Timestamp};
-use recovery_kit::db::{Attempt, MAX_ATTEMPTS, retry};
+use recovery_kit::db::{Attempt, MAX_ATTEMPTS, Tx, retry};
 use recovery_kit::idempotency::{self, Key};
 use recovery_kit::ids::new_id;
 use recovery_kit::page::Keyset;
 use recovery_kit::time::{from_micros, to_micros};
 use recovery_kit::{Caller, Error, Lock, Scope, Violations, reason};
 use recovery_proto::fleet::v1 as pb;
-use sqlx::{Any, AnyConnection, Transaction};
+use sqlx::AnyConnection;
 
 use crate::devices::{Attachment, Kind, apply};
 use crate::state::{Move, State, reservable};
@@ -323,7 +323,7 @@ impl Fleet {
         &self,
         caller: &Caller,
         id: &str,
-    ) -> Result<(Transaction<'static, Any>, Times, ReservationRow), Error> {
+    ) -> Result<(Tx, Times, ReservationRow), Error> {
         let times = self.times();
         let mut tx = self.db.begin().await?;
         let reservation =

@@ -27,6 +27,7 @@ use std::sync::{Arc, OnceLock};
 
 use jiff::Timestamp;
 use recovery_kit::auth::BoxFuture;
+use recovery_kit::db::Tx;
 use recovery_kit::events::Bus;
 use recovery_kit::idempotency::{self, Key};
 use recovery_kit::outbox::Outbox;
@@ -35,7 +36,6 @@ use recovery_kit::time::{Clock, to_micros};
 use recovery_kit::{Caller, Db, Engine, Error, Scope};
 use recovery_proto::protocols::v1::protocol_service_server::ProtocolServiceServer;
 use recovery_tenancy::Directory;
-use sqlx::{Any, Transaction};
 use tokio::task::JoinHandle;
 
 pub use peers::IN_PROCESS_KEY_ID;
@@ -178,10 +178,7 @@ impl Protocols {
     where
         N: Sync,
         T: prost::Message + Default,
-        F: for<'t> FnMut(
-            &'t mut Transaction<'static, Any>,
-            &'t (Change<'a>, &'a N),
-        ) -> BoxFuture<'t, Result<T, Error>>,
+        F: for<'t> FnMut(&'t mut Tx, &'t (Change<'a>, &'a N)) -> BoxFuture<'t, Result<T, Error>>,
     {
         let input = (change, new);
         idempotency::create(

@@ -36,7 +36,8 @@ tokio::task_local! {
 }
 
 /// Idle PostgreSQL connections a pool has given out, kept out of it
-/// between reads, each with what it is confined to.
+/// between reads and write transactions (`writing.rs`), each with what it
+/// is confined to.
 ///
 /// A connection given back to an sqlx pool is pinged first (a round trip,
 /// `Floating::return_to_pool`), and one taken from the reader pool is
@@ -98,7 +99,7 @@ pub(crate) fn note(error: &sqlx::Error) {
 /// What a PostgreSQL connection is confined to: the tenant setting and
 /// whether it acts as the row role.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Confined {
+pub(super) struct Confined {
     pub(crate) tenant: String,
     pub(crate) as_role: bool,
 }
@@ -126,29 +127,44 @@ impl Stash {
     /// to give (all out, none idle), one stashed for another tenant is
     /// taken and confined again, now or as the next is put here, so no
     /// call waits on the pool while a connection lies idle in the stash.
-    async fn take_or_acquire(
+    ///
+    /// For a writer (`writer`), whose `BEGIN` confines its transaction,
+    /// any stashed connection does as it is (one confined as `confined`
+    /// first), and one taken from the pool is left as it was. Returned with
+    /// what the connection is confined to, when that is known.
+    pub(super) async fn take_or_acquire(
         &self,
         pool: &sqlx::AnyPool,
         confined: &Confined,
-    ) -> Result<(PoolConnection<Any>, Instant), sqlx::Error> {
-        if let Some((idle, _)) = self.take(confined, false) {
-            return Ok((idle.conn, idle.out));
+        writer: bool,
+    ) -> Result<Taken, sqlx::Error> {
+        if let Some((idle, _)) = self.take(confined, writer) {
+            return Ok((idle.conn, idle.out, Some(idle.confined)));
         }
         // Boxed: the pool's future is large, and only a miss waits on it.
-        let mut acquire = Box::pin(pool.acquire());
+        let mut acquire = if writer {
+            Box::pin(super::CONFINED_BY_BEGIN.scope((), pool.acquire()))
+                as std::pin::Pin<Box<dyn Future<Output = _> + Send + '_>>
+        } else {
+            Box::pin(pool.acquire())
+        };
         loop {
             let mut put = std::pin::pin!(self.put.notified());
             put.as_mut().enable();
             let dry = pool.num_idle() == 0 && pool.size() >= pool.options().get_max_connections();
             if dry && let Some((mut idle, matched)) = self.take(confined, true) {
-                if !matched {
+                if !matched && !writer {
                     super::confine(&mut idle.conn, confined.tenant.clone(), confined.as_role)
                         .await?;
+                    idle.confined = confined.clone();
                 }
-                return Ok((idle.conn, idle.out));
+                return Ok((idle.conn, idle.out, Some(idle.confined)));
             }
             tokio::select! {
-                conn = acquire.as_mut() => return conn.map(|conn| (conn, Instant::now())),
+                conn = acquire.as_mut() => {
+                    let confined = (!writer).then(|| confined.clone());
+                    return conn.map(|conn| (conn, Instant::now(), confined));
+                }
                 () = put => {}
             }
         }
@@ -186,9 +202,25 @@ impl Stash {
     }
 
     fn put(&self, held: &mut Held) {
-        let Some(conn) = held.conn.take() else {
+        let Some(mut conn) = held.conn.take() else {
             return;
         };
+        match held.state {
+            State::Ready => {}
+            State::Unconfined => {
+                // To the pool, pinged on the way, and confined by its hook
+                // when next taken.
+                drop(conn);
+                return;
+            }
+            State::Open => {
+                // A transaction may be open on it, holding its locks:
+                // closed, which ends it in the server.
+                conn.close_on_drop();
+                drop(conn);
+                return;
+            }
+        }
         let faults = FAULTS.load(Ordering::Relaxed);
         if faults != held.faults || held.out.elapsed() >= STASH_LIFETIME {
             // To the pool, pinged on the way.
@@ -244,9 +276,9 @@ impl Drop for Stash {
     }
 }
 
-/// A PostgreSQL connection taken for reading, and the stash it goes to
-/// when dropped.
-struct Held {
+/// A PostgreSQL connection taken from a stash or its pool, and the stash
+/// it goes to when dropped.
+pub(super) struct Held {
     conn: Option<PoolConnection<Any>>,
     confined: Confined,
     stash: Arc<Stash>,
@@ -254,20 +286,59 @@ struct Held {
     out: Instant,
     /// [`FAULTS`] when it was taken.
     faults: u64,
+    pub(super) state: State,
+}
+
+/// A connection taken from a stash or its pool: when it left its pool, and
+/// what it is confined to, when that is known.
+pub(super) type Taken = (PoolConnection<Any>, Instant, Option<Confined>);
+
+/// Where a [`Held`] connection goes when dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum State {
+    /// Confined as its [`Confined`] says, no transaction open: to the
+    /// stash.
+    Ready,
+    /// Confined to whatever it was last: to the pool, whose hook confines
+    /// it when it is next taken.
+    Unconfined,
+    /// Inside a transaction, or not known to be out of one: closed.
+    Open,
 }
 
 impl Held {
-    fn new(
-        stash: &Arc<Stash>,
-        confined: Confined,
-        (conn, out): (PoolConnection<Any>, Instant),
-    ) -> Self {
+    pub(super) fn new(stash: &Arc<Stash>, (conn, out, confined): Taken) -> Self {
+        let state = if confined.is_some() {
+            State::Ready
+        } else {
+            State::Unconfined
+        };
         Self {
             conn: Some(conn),
-            confined,
+            confined: confined.unwrap_or(Confined {
+                tenant: String::new(),
+                as_role: false,
+            }),
             stash: Arc::clone(stash),
             out,
             faults: FAULTS.load(Ordering::Relaxed),
+            state,
+        }
+    }
+
+    /// Its connection.
+    pub(super) fn conn(&mut self) -> &mut AnyConnection {
+        match &mut self.conn {
+            Some(conn) => conn,
+            None => unreachable!("a held connection is there until dropped"),
+        }
+    }
+
+    /// Its connection.
+    pub(super) fn conn_ref(&self) -> &AnyConnection {
+        match &self.conn {
+            Some(conn) => conn,
+            None => unreachable!("a held connection is there until dropped"),
         }
     }
 }
@@ -354,9 +425,9 @@ impl Db {
         } else {
             let taken = self
                 .read_stash
-                .take_or_acquire(&self.read, &confined)
+                .take_or_acquire(&self.read, &confined, false)
                 .await?;
-            Held::new(&self.read_stash, confined, taken)
+            Held::new(&self.read_stash, taken)
         };
         Ok(Reader {
             conn: Connection::Held(held),
@@ -388,10 +459,10 @@ impl Db {
         };
         let taken = self
             .counter_stash
-            .take_or_acquire(&self.counters, &confined)
+            .take_or_acquire(&self.counters, &confined, false)
             .await?;
         Ok(Reader {
-            conn: Connection::Held(Held::new(&self.counter_stash, confined, taken)),
+            conn: Connection::Held(Held::new(&self.counter_stash, taken)),
         })
     }
 }
