@@ -422,7 +422,7 @@ async fn a_dry_pool_answers_unavailable_within_the_acquire_timeout() {
 
 /// The tenant setting and the server process of a reader taken under
 /// `tenant`.
-async fn reader_of(db: &crate::Db, tenant: &str) -> (String, i32) {
+pub(crate) async fn reader_of(db: &crate::Db, tenant: &str) -> (String, i32) {
     crate::db::confined(Some(Scope::tenant_of(tenant)), async {
         let mut read = db.read().await.unwrap();
         let row = sqlx::query("SELECT current_setting('recovery.tenant'), pg_backend_pid()")

@@ -8,20 +8,8 @@ use sqlx::{Executor as _, Row as _};
 
 use crate::Scope;
 use crate::db::{Db, confined};
+use crate::db_tests::reader_of;
 use crate::testing::TestDb;
-
-/// The tenant setting and server process of a read under `scope`.
-async fn read_as(db: &Db, scope: Scope) -> (String, i32) {
-    confined(Some(scope), async {
-        let mut read = db.read().await.unwrap();
-        let row = sqlx::query("SELECT current_setting('recovery.tenant'), pg_backend_pid()")
-            .fetch_one(&mut *read)
-            .await
-            .unwrap();
-        (row.get::<String, _>(0), row.get::<i32, _>(1))
-    })
-    .await
-}
 
 /// The tenant setting and server process inside a transaction begun and
 /// committed under `scope`.
@@ -72,7 +60,7 @@ async fn a_transaction_runs_on_a_stashed_connection_and_leaves_its_tenant_as_it_
         return;
     };
     let db = &test.db;
-    let (_, pid) = read_as(db, Scope::tenant_of("alpha")).await;
+    let (_, pid) = reader_of(db, "alpha").await;
     let (setting, in_tx) = write_as(db, Scope::tenant_of("alpha")).await;
     assert_eq!(setting, "alpha");
     assert_eq!(
@@ -88,13 +76,13 @@ async fn a_transaction_runs_on_a_stashed_connection_and_leaves_its_tenant_as_it_
         in_tx, pid,
         "the transaction did not take the stashed connection"
     );
-    let (setting, again) = read_as(db, Scope::tenant_of("alpha")).await;
+    let (setting, again) = reader_of(db, "alpha").await;
     assert_eq!(again, pid, "the connection did not come back to the stash");
     assert_eq!(
         setting, "alpha",
         "another tenant's transaction left its mark"
     );
-    let (setting, _) = read_as(db, Scope::tenant_of("bravo")).await;
+    let (setting, _) = reader_of(db, "bravo").await;
     assert_eq!(setting, "bravo");
 }
 
@@ -110,8 +98,8 @@ async fn a_transaction_dropped_without_commit_is_rolled_back_and_its_connection_
         .execute(db.reader())
         .await
         .unwrap();
-    let (_, pid) = read_as(db, Scope::All).await;
-    confined(Some(Scope::All), async {
+    let (_, pid) = reader_of(db, "alpha").await;
+    confined(Some(Scope::tenant_of("alpha")), async {
         let mut tx = db.begin_holding(Some("kit-tx-test")).await.unwrap();
         sqlx::query("INSERT INTO kit_tx_test (id) VALUES ('dropped')")
             .execute(&mut *tx)
@@ -135,7 +123,7 @@ async fn a_transaction_dropped_without_commit_is_rolled_back_and_its_connection_
     })
     .await;
     settled(&test).await;
-    let (_, again) = write_as(db, Scope::All).await;
+    let (_, again) = write_as(db, Scope::tenant_of("alpha")).await;
     assert_eq!(again, pid, "the rolled-back connection was not kept");
 }
 
