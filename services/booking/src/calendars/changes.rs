@@ -211,6 +211,22 @@ impl Kept {
         if !touched {
             return self.relabelled(change.after);
         }
+        // Settled and given bookings' allocations: nothing lapses, and the
+        // day goes straight into the new calendar's allocations (not
+        // through `Occupied`s that `Taken::of` would copy again).
+        if let Taken::Settled(busy) = &self.taken
+            && change.added.iter().all(|a| a.expire.is_none())
+        {
+            let mut all = Vec::with_capacity(busy.len().saturating_add(change.added.len()));
+            all.extend(busy.iter().cloned());
+            all.extend(change.added.iter().filter(within).map(|a| a.busy.clone()));
+            return Kept {
+                version: change.after,
+                resources: Arc::clone(&self.resources),
+                taken: Taken::Settled(Arc::new(all)),
+                answers: Mutex::default(),
+            };
+        }
         let occupied = self
             .taken
             .entries()
