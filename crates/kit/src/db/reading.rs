@@ -205,22 +205,19 @@ impl Stash {
         let Some(mut conn) = held.conn.take() else {
             return;
         };
-        match held.state {
-            State::Ready => {}
-            State::Unconfined => {
-                // To the pool, pinged on the way, and confined by its hook
-                // when next taken.
-                drop(conn);
-                return;
-            }
-            State::Open => {
-                // A transaction may be open on it, holding its locks:
-                // closed, which ends it in the server.
-                conn.close_on_drop();
-                drop(conn);
-                return;
-            }
+        if held.open {
+            // A transaction may be open on it, holding its locks: closed,
+            // which ends it in the server.
+            conn.close_on_drop();
+            drop(conn);
+            return;
         }
+        let Some(confined) = held.confined.take() else {
+            // To the pool, pinged on the way, and confined by its hook when
+            // next taken.
+            drop(conn);
+            return;
+        };
         let faults = FAULTS.load(Ordering::Relaxed);
         if faults != held.faults || held.out.elapsed() >= STASH_LIFETIME {
             // To the pool, pinged on the way.
@@ -235,7 +232,7 @@ impl Stash {
                 None
             };
             idle.push_back(Idle {
-                confined: held.confined.clone(),
+                confined,
                 conn,
                 since: Instant::now(),
                 out: held.out,
@@ -280,49 +277,32 @@ impl Drop for Stash {
 /// it goes to when dropped.
 pub(super) struct Held {
     conn: Option<PoolConnection<Any>>,
-    confined: Confined,
     stash: Arc<Stash>,
     /// When it left its pool.
     out: Instant,
     /// [`FAULTS`] when it was taken.
     faults: u64,
-    pub(super) state: State,
+    /// What it is confined to; `None`: not known (a writer's, taken from
+    /// the pool unconfined), so it goes back to the pool.
+    confined: Option<Confined>,
+    /// Inside a transaction, or not known to be out of one: closed when
+    /// dropped.
+    pub(super) open: bool,
 }
 
 /// A connection taken from a stash or its pool: when it left its pool, and
 /// what it is confined to, when that is known.
 pub(super) type Taken = (PoolConnection<Any>, Instant, Option<Confined>);
 
-/// Where a [`Held`] connection goes when dropped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum State {
-    /// Confined as its [`Confined`] says, no transaction open: to the
-    /// stash.
-    Ready,
-    /// Confined to whatever it was last: to the pool, whose hook confines
-    /// it when it is next taken.
-    Unconfined,
-    /// Inside a transaction, or not known to be out of one: closed.
-    Open,
-}
-
 impl Held {
     pub(super) fn new(stash: &Arc<Stash>, (conn, out, confined): Taken) -> Self {
-        let state = if confined.is_some() {
-            State::Ready
-        } else {
-            State::Unconfined
-        };
         Self {
             conn: Some(conn),
-            confined: confined.unwrap_or(Confined {
-                tenant: String::new(),
-                as_role: false,
-            }),
             stash: Arc::clone(stash),
             out,
             faults: FAULTS.load(Ordering::Relaxed),
-            state,
+            confined,
+            open: false,
         }
     }
 
@@ -409,7 +389,7 @@ impl Db {
             .try_with(|kept| {
                 let mut kept = kept.borrow_mut();
                 match kept.take() {
-                    Some(held) if held.confined == confined => Some(held),
+                    Some(held) if held.confined.as_ref() == Some(&confined) => Some(held),
                     // Another tenant's (a nested confinement): left where it
                     // is, for the read it was kept for.
                     other => {

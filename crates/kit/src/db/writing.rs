@@ -21,24 +21,20 @@ use std::sync::atomic::Ordering;
 
 use sqlx::{Any, AnyConnection, Executor as _, Transaction};
 
-use super::reading::{Confined, Held, State};
+use super::reading::{Confined, Held};
 use super::{Db, Engine, confining_begin, hold, tenant_setting};
 
 /// A write transaction: commit it with [`Tx::commit`]; dropped without,
 /// it is rolled back. Derefs to its connection for queries.
 pub struct Tx {
     inner: Inner,
-    /// Where a held connection goes once the transaction ended: its stash,
-    /// or (its confinement not known) its pool.
-    ended: State,
 }
 
 enum Inner {
     /// SQLite's one writer, or a PostgreSQL connection confined by its
     /// pool (a tenant that cannot go as a literal in the `BEGIN`).
     Pooled(Transaction<'static, Any>),
-    /// PostgreSQL, begun on a stashed connection ([`State::Open`] until it
-    /// ends).
+    /// PostgreSQL, begun on a stashed connection (`open` until it ends).
     Held(Option<Held>),
 }
 
@@ -95,16 +91,13 @@ impl Tx {
     fn pooled(tx: Transaction<'static, Any>) -> Self {
         Self {
             inner: Inner::Pooled(tx),
-            ended: State::Unconfined,
         }
     }
 
     fn held(mut held: Held) -> Self {
-        let ended = held.state;
-        held.state = State::Open;
+        held.open = true;
         Self {
             inner: Inner::Held(Some(held)),
-            ended,
         }
     }
 
@@ -120,7 +113,7 @@ impl Tx {
                 // dropped (after a failed `COMMIT` the server ended it
                 // already: the `ROLLBACK` only warns).
                 held.conn().execute("COMMIT").await?;
-                held.state = self.ended;
+                held.open = false;
                 Ok(())
             }
             Inner::Held(None) => Ok(()),
@@ -139,17 +132,17 @@ impl Tx {
     pub async fn rollback(mut self) -> Result<(), sqlx::Error> {
         match std::mem::replace(&mut self.inner, Inner::Held(None)) {
             Inner::Pooled(tx) => tx.rollback().await,
-            Inner::Held(Some(held)) => rollback(held, self.ended).await,
+            Inner::Held(Some(held)) => rollback(held).await,
             Inner::Held(None) => Ok(()),
         }
     }
 }
 
-/// Rolls back the transaction on `held`, which then goes where `ended`
-/// says (closed, if the `ROLLBACK` failed).
-async fn rollback(mut held: Held, ended: State) -> Result<(), sqlx::Error> {
+/// Rolls back the transaction on `held`, which then goes back (closed, if
+/// the `ROLLBACK` failed).
+async fn rollback(mut held: Held) -> Result<(), sqlx::Error> {
     held.conn().execute("ROLLBACK").await?;
-    held.state = ended;
+    held.open = false;
     Ok(())
 }
 
@@ -162,16 +155,15 @@ impl Drop for Tx {
         let Some(held) = held.take() else {
             return;
         };
-        if held.state != State::Open {
+        if !held.open {
             return;
         }
         // Without a runtime, or if the task is dropped before it ran, the
-        // connection is closed ([`State::Open`]).
+        // connection is closed (`open`).
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let ended = self.ended;
             runtime.spawn(async move {
                 // Failed: closed as it is dropped.
-                let _ = rollback(held, ended).await;
+                let _ = rollback(held).await;
             });
         }
     }
