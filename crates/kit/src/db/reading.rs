@@ -460,13 +460,9 @@ impl Deref for Reader {
 
     fn deref(&self) -> &AnyConnection {
         match &self.conn {
-            Connection::Pooled(conn)
-            | Connection::Held(Held {
-                conn: Some(conn), ..
-            }) => conn,
-            Connection::Held(_) | Connection::Gone => {
-                unreachable!("a reader holds its connection until dropped")
-            }
+            Connection::Pooled(conn) => conn,
+            Connection::Held(held) => held.conn_ref(),
+            Connection::Gone => unreachable!("a reader holds its connection until dropped"),
         }
     }
 }
@@ -474,13 +470,9 @@ impl Deref for Reader {
 impl DerefMut for Reader {
     fn deref_mut(&mut self) -> &mut AnyConnection {
         match &mut self.conn {
-            Connection::Pooled(conn)
-            | Connection::Held(Held {
-                conn: Some(conn), ..
-            }) => conn,
-            Connection::Held(_) | Connection::Gone => {
-                unreachable!("a reader holds its connection until dropped")
-            }
+            Connection::Pooled(conn) => conn,
+            Connection::Held(held) => held.conn(),
+            Connection::Gone => unreachable!("a reader holds its connection until dropped"),
         }
     }
 }
