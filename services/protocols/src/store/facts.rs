@@ -52,9 +52,9 @@ pub(crate) async fn read(
     let tenant = scope.filter("tenant_id", 1);
     let rows = bind(
         sqlx::query(&format!(
-            "{with} {facts} ORDER BY part, ord",
+            "{with} {facts}",
             with = with_screening(&tenant),
-            facts = facts(&tenant, 0)
+            facts = facts(&tenant)
         )),
         scope.tenant(),
         client_id,
@@ -69,8 +69,11 @@ pub(crate) async fn read(
 /// [`read`] for a tenant, with the client `client_id` and the tenant's
 /// thresholds (the studio defaults while it has none) in the same
 /// statement, as [`super::rules::client_and_config`] reads them: NOT_FOUND
-/// when there is no such client. The client's row comes first, part
-/// `client`, its columns after the facts' (NULL on the facts' rows).
+/// when there is no such client. Each fact's row carries the client's
+/// columns after its own (one row with no fact when there is none), so
+/// that the facts' branches stay eight columns wide: padded to the
+/// client's 35, they cost PostgreSQL half again as much to start and run
+/// (`docs/BENCHMARKS.md`, eighteenth round).
 pub(crate) async fn read_with_client(
     conn: &mut AnyConnection,
     tenant_id: &str,
@@ -79,19 +82,12 @@ pub(crate) async fn read_with_client(
     before: Timestamp,
 ) -> Result<(pb::Client, Config, Stored), Error> {
     let tenant = "tenant_id = $1";
-    let client = concat!(
-        "SELECT 'client' AS part, CAST(NULL AS TEXT) AS code, CAST(NULL AS TEXT) AS detail, \
-         CAST(NULL AS BIGINT) AS t1, CAST(NULL AS BIGINT) AS t2, CAST(NULL AS BIGINT) AS n1, \
-         CAST(NULL AS BIGINT) AS n2, 0 AS ord, ",
-        client_and_config_from!()
-    );
-    // The client's columns, the configuration's tenant and its thresholds.
-    let columns = client_columns!().split(',').count() + 1 + config_columns!().split(',').count();
     let rows = bind(
         sqlx::query(&format!(
-            "{with} {client} UNION ALL {facts} ORDER BY part, ord",
+            "{with}, facts AS ({facts}) SELECT f.*, {client} LEFT JOIN facts f ON 1 = 1",
             with = with_screening(tenant),
-            facts = facts(tenant, columns)
+            facts = facts(tenant),
+            client = client_and_config_from!(),
         )),
         Some(tenant_id),
         client_id,
@@ -101,11 +97,7 @@ pub(crate) async fn read_with_client(
     .fetch_all(&mut *conn)
     .await?;
     let row = rows
-        .iter()
-        .find(|row| {
-            row.try_get::<String, _>("part")
-                .is_ok_and(|part| part == "client")
-        })
+        .first()
         .ok_or_else(|| Error::not_found("client", client_id))?;
     let (client, config) = super::rules::client_and_config_of(row)?;
     Ok((client, config, stored(&rows)?))
@@ -120,29 +112,27 @@ fn with_screening(tenant: &str) -> String {
     )
 }
 
-/// The facts' rows (after [`with_screening`]), each followed by `pad`
-/// NULL columns.
-fn facts(tenant: &str, pad: usize) -> String {
-    let pad = ", NULL".repeat(pad);
+/// The facts' rows (after [`with_screening`]), in no order.
+fn facts(tenant: &str) -> String {
     format!(
         "SELECT 'screening' AS part, '' AS code, '' AS detail, measure_time AS t1, \
-           CAST(NULL AS BIGINT) AS t2, systolic AS n1, diastolic AS n2, 0 AS ord{pad} \
+           CAST(NULL AS BIGINT) AS t2, systolic AS n1, diastolic AS n2, 0 AS ord \
            FROM screening \
          UNION ALL SELECT 'condition', a.condition, a.detail, NULL, NULL, NULL, NULL, \
-           a.position{pad} FROM protocols_screening_answers a \
+           a.position FROM protocols_screening_answers a \
            JOIN screening s ON a.screening_id = s.id WHERE a.present <> 0 \
          UNION ALL SELECT 'waiver', version, guardian_name, sign_time, expire_time, \
-           NULL, NULL, 0{pad} FROM (SELECT version, guardian_name, sign_time, expire_time \
+           NULL, NULL, 0 FROM (SELECT version, guardian_name, sign_time, expire_time \
            FROM protocols_waivers WHERE {tenant} AND client_id = $2 \
            ORDER BY sign_time DESC, id DESC LIMIT 1) w \
          UNION ALL SELECT 'activity', kind, '', start_time, end_time, distance_meters, \
-           perceived_effort, 0{pad} FROM protocols_activities \
+           perceived_effort, 0 FROM protocols_activities \
            WHERE {tenant} AND client_id = $2 \
            AND ((end_time >= $3 AND start_time <= $4) \
              OR id = (SELECT id FROM protocols_activities \
                WHERE {tenant} AND client_id = $2 AND end_time <= $5 \
                ORDER BY end_time DESC LIMIT 1)) \
-         UNION ALL SELECT 'session', modality, '', start_time, NULL, duration_us, NULL, 0{pad} \
+         UNION ALL SELECT 'session', modality, '', start_time, NULL, duration_us, NULL, 0 \
            FROM protocols_sessions WHERE {tenant} AND client_id = $2"
     )
 }
@@ -162,15 +152,16 @@ fn bind<'q>(
         .bind(to_micros(before))
 }
 
-/// The facts of the rows of [`read`] (a `client` row is not a fact).
+/// The facts of the rows of [`read`] or [`read_with_client`] (a row
+/// without a part, the client's alone, is not a fact), the conditions in
+/// answer order.
 fn stored(rows: &[AnyRow]) -> Result<Stored, Error> {
     let mut stored = Stored::default();
     let mut conditions = Vec::new();
     for row in rows {
-        let part: String = row.try_get("part")?;
-        if part == "client" {
+        let Some(part) = row.try_get::<Option<String>, _>("part")? else {
             continue;
-        }
+        };
         let code: String = row.try_get("code")?;
         match part.as_str() {
             "screening" => {
@@ -189,7 +180,7 @@ fn stored(rows: &[AnyRow]) -> Result<Stored, Error> {
             }
             "condition" => {
                 let detail: String = row.try_get("detail")?;
-                conditions.push(rules_condition(&code, &detail)?);
+                conditions.push((n(row, "ord")?, rules_condition(&code, &detail)?));
             }
             "waiver" => {
                 let guardian: String = row.try_get("detail")?;
@@ -224,7 +215,8 @@ fn stored(rows: &[AnyRow]) -> Result<Stored, Error> {
         }
     }
     if let Some(screening) = &mut stored.screening {
-        screening.conditions = conditions;
+        conditions.sort_by_key(|(position, _)| *position);
+        screening.conditions = conditions.into_iter().map(|(_, c)| c).collect();
     }
     Ok(stored)
 }
