@@ -93,16 +93,24 @@ fn plain_literal(value: &str) -> Option<String> {
         .then(|| format!("'{value}'"))
 }
 
-/// A PostgreSQL `BEGIN` that also confines the transaction to `tenant`
-/// (its `set_config`s local to the transaction) and takes the advisory lock
-/// `hashtext(lock)`, all in one round trip (one simple query); `None` when
-/// a value is not a [`plain_literal`].
-fn confining_begin(tenant: &str, as_role: bool, lock: Option<&str>) -> Option<String> {
-    let role = if as_role { ROW_ROLE } else { "none" };
-    let mut statement = format!(
-        "BEGIN; SELECT set_config('role', '{role}', true), set_config('{TENANT_SETTING}', {}, true)",
-        plain_literal(tenant)?
-    );
+/// A PostgreSQL `BEGIN` that also confines the transaction to a tenant
+/// (`confine`: the tenant and whether as [`ROW_ROLE`]; its `set_config`s
+/// local to the transaction) and takes the advisory lock `hashtext(lock)`,
+/// all in one round trip (one simple query); `None` when a value is not a
+/// [`plain_literal`]. Without `confine`, the connection's own confinement
+/// holds.
+fn begin_statement(confine: Option<(&str, bool)>, lock: Option<&str>) -> Option<String> {
+    let mut statement = String::from("BEGIN");
+    if let Some((tenant, as_role)) = confine {
+        let role = if as_role { ROW_ROLE } else { "none" };
+        statement.push_str("; SELECT set_config('role', '");
+        statement.push_str(role);
+        statement.push_str("', true), set_config('");
+        statement.push_str(TENANT_SETTING);
+        statement.push_str("', ");
+        statement.push_str(&plain_literal(tenant)?);
+        statement.push_str(", true)");
+    }
     if let Some(lock) = lock {
         statement.push_str("; SELECT pg_advisory_xact_lock(hashtext(");
         statement.push_str(&plain_literal(lock)?);

@@ -4,8 +4,9 @@
 //! stash (`reading.rs`) and goes back there once it ended, without the
 //! ping sqlx's pool sends on every connection given back to it (a round
 //! trip a write). Its `BEGIN` confines it to the caller's tenant for the
-//! transaction alone, so any stashed connection serves, and the one it
-//! takes is confined as before once the transaction ends.
+//! transaction alone (unless the connection is confined so already), so
+//! any stashed connection serves, and the one it takes is confined as
+//! before once the transaction ends.
 //!
 //! The transaction is begun and ended with plain statements, as sqlx's own
 //! `Transaction` does; sqlx's count of open transactions is left at zero,
@@ -22,7 +23,7 @@ use std::sync::atomic::Ordering;
 use sqlx::{Any, AnyConnection, Executor as _, Transaction};
 
 use super::reading::{Confined, Held};
-use super::{Db, Engine, confining_begin, hold, tenant_setting};
+use super::{Db, Engine, begin_statement, hold, tenant_setting};
 
 /// A write transaction: commit it with [`Tx::commit`]; dropped without,
 /// it is rolled back. Derefs to its connection for queries.
@@ -68,7 +69,7 @@ impl Db {
             tenant: tenant_setting(),
             as_role: self.as_role.load(Ordering::Relaxed),
         };
-        let Some(begin) = confining_begin(&confined.tenant, confined.as_role, lock) else {
+        let Some(begin) = begin_statement(Some((&confined.tenant, confined.as_role)), lock) else {
             let mut tx = self.write.begin().await?;
             if let Some(lock) = lock {
                 hold(&mut tx, lock).await?;
@@ -79,6 +80,13 @@ impl Db {
             .read_stash
             .take_or_acquire(&self.write, &confined, true)
             .await?;
+        // A connection confined as the caller already needs no
+        // `set_config`s: a statement fewer for PostgreSQL to parse and run.
+        let begin = if taken.2.as_ref() == Some(&confined) {
+            begin_statement(None, lock).unwrap_or(begin)
+        } else {
+            begin
+        };
         let mut tx = Tx::held(Held::new(&self.read_stash, taken));
         // Dropped on an error: rolled back, as the statements after the
         // `BEGIN` in its string (the lock) may fail inside the transaction.
