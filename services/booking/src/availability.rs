@@ -569,27 +569,46 @@ impl Bookings {
             session,
             now,
         )?;
-        store::allocations::allocate(
-            tx,
-            &place.location.tenant_id,
-            session.owner_id,
-            &allocations,
-            session.expire,
-            now,
-        )
-        .await
-        .map_err(|e| Attempt::on_exclusion(e, slot_unavailable))?;
-        let after = match locked.leaves() {
-            Some(leaves) => leaves,
-            None => {
-                store::allocations::calendar_version(tx, &place.scope(), &place.location.id).await?
-            }
-        };
+        let after = allocate_under_lock(tx, place, session, &allocations, locked.leaves(), now)
+            .await
+            .map_err(|e| Attempt::on_exclusion(e, slot_unavailable))?;
         let added = added(&allocations);
         Ok(Occupation::of(
             &allocations,
             locked.placed(added, now, after),
         ))
+    }
+}
+
+/// Writes `allocations` for `session` under the location's lock, and
+/// answers the calendar version the transaction leaves: `leaves` when the
+/// lock knew it (PostgreSQL), else read after them.
+async fn allocate_under_lock(
+    tx: &mut AnyConnection,
+    place: &Place,
+    session: &Occupancy<'_>,
+    allocations: &[Allocation<'_>],
+    leaves: Option<i64>,
+    now: Timestamp,
+) -> Result<i64, sqlx::Error> {
+    let tenant_id = &place.location.tenant_id;
+    let (owner_id, expire) = (session.owner_id, session.expire);
+    match leaves {
+        Some(leaves) => {
+            store::allocations::allocate(tx, tenant_id, owner_id, allocations, expire, now).await?;
+            Ok(leaves)
+        }
+        None => {
+            store::allocations::allocate_then_version(
+                tx,
+                (tenant_id, &place.location.id),
+                owner_id,
+                allocations,
+                expire,
+                now,
+            )
+            .await
+        }
     }
 }
 

@@ -192,37 +192,153 @@ pub(crate) async fn allocate(
     expire: Option<Timestamp>,
     now: Timestamp,
 ) -> Result<(), sqlx::Error> {
+    let placing = Placing {
+        tenant_id,
+        owner_id,
+        expire,
+        now,
+    };
     for a in allocations {
-        let until = a.end.saturating_add(a.resource.turnover).unwrap_or(a.end);
         if a.clear {
-            sqlx::query(
-                "DELETE FROM allocations WHERE resource_id = $1 AND expire_us IS NOT NULL \
-                 AND expire_us <= $2 AND start_us < $3 AND until_us > $4",
-            )
-            .bind(&a.resource.id)
-            .bind(to_micros(now))
-            .bind(to_micros(until))
-            .bind(to_micros(a.start))
+            placing
+                .bind_clear(sqlx::query(&Placing::clear_sql(1)), a)
+                .execute(&mut *conn)
+                .await?;
+        }
+        placing
+            .bind_insert(sqlx::query(&Placing::insert_sql(1)), a)
             .execute(&mut *conn)
             .await?;
-        }
-        sqlx::query(
-            "INSERT INTO allocations (id, tenant_id, resource_id, kind, owner_id, start_us, \
-             end_us, until_us, expire_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(new_id())
-        .bind(tenant_id)
-        .bind(&a.resource.id)
-        .bind(a.resource.kind.as_str())
-        .bind(owner_id)
-        .bind(to_micros(a.start))
-        .bind(to_micros(a.end))
-        .bind(to_micros(until))
-        .bind(expire.map(to_micros))
-        .execute(&mut *conn)
-        .await?;
     }
     Ok(())
+}
+
+/// [`allocate`], then the calendar version of `location_id` (of
+/// `tenant_id`) it leaves, as [`calendar_version`] reads it. On SQLite,
+/// whose triggers bump the version for each change, the statements go in
+/// one string: one hand-off to the writer's thread instead of one each.
+pub(crate) async fn allocate_then_version(
+    conn: &mut AnyConnection,
+    (tenant_id, location_id): (&str, &str),
+    owner_id: &str,
+    allocations: &[Allocation<'_>],
+    expire: Option<Timestamp>,
+    now: Timestamp,
+) -> Result<i64, sqlx::Error> {
+    if engine_of(conn) == Engine::Postgres {
+        allocate(conn, tenant_id, owner_id, allocations, expire, now).await?;
+        return calendar_version(conn, &Scope::tenant_of(tenant_id), location_id).await;
+    }
+    let placing = Placing {
+        tenant_id,
+        owner_id,
+        expire,
+        now,
+    };
+    let mut statements = Vec::new();
+    let mut next = 1;
+    for a in allocations {
+        if a.clear {
+            statements.push(Placing::clear_sql(next));
+            next += Placing::CLEAR_VALUES;
+        }
+        statements.push(Placing::insert_sql(next));
+        next += Placing::INSERT_VALUES;
+    }
+    statements.push(format!(
+        "SELECT version FROM calendar_versions WHERE location_id = ${next} \
+         AND tenant_id = ${}",
+        next + 1
+    ));
+    let sql = statements.join("; ");
+    let query = allocations.iter().fold(sqlx::query(&sql), |query, a| {
+        let query = if a.clear {
+            placing.bind_clear(query, a)
+        } else {
+            query
+        };
+        placing.bind_insert(query, a)
+    });
+    // All rows, not `fetch_optional`: through the `Any` driver SQLite's
+    // answers that with the first statement's result and drops the rest
+    // unrun.
+    let version: Option<i64> = query
+        .bind(location_id)
+        .bind(tenant_id)
+        .fetch_all(&mut *conn)
+        .await?
+        .pop()
+        .map(|row| row.try_get("version"))
+        .transpose()?;
+    Ok(version.unwrap_or(0))
+}
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+/// The statements that write one owner's allocations: for each, the
+/// lapsed holds in its way deleted (when it may have some), then its row.
+struct Placing<'a> {
+    tenant_id: &'a str,
+    owner_id: &'a str,
+    expire: Option<Timestamp>,
+    now: Timestamp,
+}
+
+impl<'a> Placing<'a> {
+    const CLEAR_VALUES: usize = 4;
+    const INSERT_VALUES: usize = 9;
+
+    /// Deletes the lapsed holds in an allocation's way; placeholders from
+    /// `first` ([`Placing::bind_clear`]).
+    fn clear_sql(first: usize) -> String {
+        format!(
+            "DELETE FROM allocations WHERE resource_id = ${first} AND expire_us IS NOT NULL \
+             AND expire_us <= ${} AND start_us < ${} AND until_us > ${}",
+            first + 1,
+            first + 2,
+            first + 3
+        )
+    }
+
+    /// Writes an allocation; placeholders from `first`
+    /// ([`Placing::bind_insert`]).
+    fn insert_sql(first: usize) -> String {
+        format!(
+            "INSERT INTO allocations (id, tenant_id, resource_id, kind, owner_id, start_us, \
+             end_us, until_us, expire_us) VALUES ({})",
+            placeholders(first, Self::INSERT_VALUES)
+        )
+    }
+
+    fn bind_clear<'q>(&self, query: AnyQuery<'q>, a: &'q Allocation<'_>) -> AnyQuery<'q> {
+        query
+            .bind(&a.resource.id)
+            .bind(to_micros(self.now))
+            .bind(to_micros(until(a)))
+            .bind(to_micros(a.start))
+    }
+
+    fn bind_insert<'q>(&self, query: AnyQuery<'q>, a: &'q Allocation<'_>) -> AnyQuery<'q>
+    where
+        'a: 'q,
+    {
+        query
+            .bind(new_id())
+            .bind(self.tenant_id)
+            .bind(&a.resource.id)
+            .bind(a.resource.kind.as_str())
+            .bind(self.owner_id)
+            .bind(to_micros(a.start))
+            .bind(to_micros(a.end))
+            .bind(to_micros(until(a)))
+            .bind(self.expire.map(to_micros))
+    }
+}
+
+/// When `a` stops occupying its resource: its end and the resource's
+/// turnover.
+fn until(a: &Allocation<'_>) -> Timestamp {
+    a.end.saturating_add(a.resource.turnover).unwrap_or(a.end)
 }
 
 /// What a kept calendar stands for, which [`allocate_at`] checks the
@@ -327,7 +443,7 @@ pub(crate) async fn allocate_at(
         .bind(writer)
         .bind(expected.writer);
     for a in allocations {
-        let until = a.end.saturating_add(a.resource.turnover).unwrap_or(a.end);
+        let until = until(a);
         query = query
             .bind(new_id())
             .bind(&a.resource.id)

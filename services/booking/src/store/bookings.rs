@@ -175,10 +175,12 @@ pub(crate) async fn list_versions(
 
 /// Writes a new booking and its warnings. With `day` (the bounds of its
 /// day), also counts the client's other active bookings of the same
-/// modality starting that day, as [`count_active`] does. On PostgreSQL
-/// that is one statement (the booking and its warnings in a data-modifying
-/// `WITH`, then the count), which the caller runs after taking the client's
-/// lock; on SQLite the warnings and the count are calls of their own.
+/// modality starting that day, as [`count_active`] does. One call, which the
+/// caller makes after taking the client's lock: on PostgreSQL one statement
+/// (the booking and its warnings in a data-modifying `WITH`, then the
+/// count); on SQLite, which has no such `WITH`, the same statements one
+/// after the other in one string, a single hand-off to the writer's thread
+/// instead of one each.
 pub(crate) async fn insert(
     conn: &mut AnyConnection,
     booking: &Booking,
@@ -192,17 +194,46 @@ pub(crate) async fn insert(
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15)";
     const BEFORE: usize = 15;
     let postgres = engine_of(conn) == Engine::Postgres;
-    let with_findings = postgres && !warnings.is_empty();
-    let counted = postgres && day.is_some();
-    let sql = if with_findings || counted {
-        let findings = if with_findings {
-            let rows = (0..warnings.len())
-                .map(|n| {
-                    let p = BEFORE + 3 * n;
+    // The warnings' placeholders follow the booking's, the day's bounds
+    // follow them; the booking's own id, tenant, client and modality are its
+    // $1, $2, $6 and $5.
+    let finding_rows = |typed: bool| {
+        (0..warnings.len())
+            .map(|n| {
+                let p = BEFORE + 3 * n;
+                if typed {
                     format!("(${}::bigint, ${}::text, ${}::text)", p + 1, p + 2, p + 3)
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
+                } else {
+                    format!("($1, $2, ${}, ${}, ${})", p + 1, p + 2, p + 3)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let counted = day.map(|_| {
+        let from = BEFORE + 3 * warnings.len() + 1;
+        format!(
+            "SELECT COUNT(*) AS n FROM bookings WHERE {} AND id <> $1",
+            active_between("$2", "$6", "$5", (from, from + 1))
+        )
+    });
+    let sql = if !postgres {
+        let mut statements = vec![INSERT.to_owned()];
+        if !warnings.is_empty() {
+            statements.push(format!(
+                "INSERT INTO booking_findings (owner_id, tenant_id, position, reason, message) \
+                 VALUES {}",
+                finding_rows(false)
+            ));
+        }
+        statements.extend(counted);
+        statements.join("; ")
+    } else if warnings.is_empty() && counted.is_none() {
+        INSERT.to_owned()
+    } else {
+        let findings = if warnings.is_empty() {
+            String::new()
+        } else {
             // The booking marked fresh before its warnings are written:
             // their list trigger has nothing to add to the booking's own
             // (migration 20095).
@@ -214,26 +245,13 @@ pub(crate) async fn insert(
                  findings AS (INSERT INTO booking_findings \
                  (owner_id, tenant_id, position, reason, message) \
                  SELECT fresh.id, fresh.tenant_id, f.position, f.reason, f.message \
-                 FROM fresh CROSS JOIN (VALUES {rows}) AS f (position, reason, message) \
-                 WHERE fresh.marked IS NOT NULL)"
+                 FROM fresh CROSS JOIN (VALUES {}) AS f (position, reason, message) \
+                 WHERE fresh.marked IS NOT NULL)",
+                finding_rows(true)
             )
-        } else {
-            String::new()
         };
-        let answer = if counted {
-            // The booking's own id, tenant, client and modality are its
-            // $1, $2, $6 and $5; the day's bounds come after the findings.
-            let from = BEFORE + 3 * warnings.len() * usize::from(with_findings) + 1;
-            format!(
-                "SELECT COUNT(*) AS n FROM bookings WHERE {} AND id <> $1",
-                active_between("$2", "$6", "$5", (from, from + 1))
-            )
-        } else {
-            "SELECT 1 AS n".to_owned()
-        };
+        let answer = counted.unwrap_or_else(|| "SELECT 1 AS n".to_owned());
         format!("WITH booked AS ({INSERT} RETURNING id, tenant_id){findings} {answer}")
-    } else {
-        INSERT.to_owned()
     };
     let query = sqlx::query(&sql)
         .bind(&booking.id)
@@ -251,33 +269,19 @@ pub(crate) async fn insert(
         .bind(booking.update_time)
         .bind(key_id)
         .bind(booking.recommended_s);
-    let query = if with_findings {
-        super::workflow::bind_findings(query, warnings)
-    } else {
-        query
-    };
+    let query = super::workflow::bind_findings(query, warnings);
     let query = match day {
-        Some((from, to)) if counted => query.bind(to_micros(from)).bind(to_micros(to)),
-        _ => query,
+        Some((from, to)) => query.bind(to_micros(from)).bind(to_micros(to)),
+        None => query,
     };
-    let row = query.fetch_optional(&mut *conn).await?;
-    if !with_findings {
-        super::workflow::add_findings(conn, &booking.id, &booking.tenant_id, warnings).await?;
-    }
-    match day {
-        Some(_) if counted => Ok(Some(row.map_or(Ok(0), |r| r.try_get("n"))?)),
-        Some(day) => Ok(Some(
-            count_active(
-                conn,
-                &booking.tenant_id,
-                &booking.client_id,
-                booking.modality,
-                day,
-                Some(&booking.id),
-            )
-            .await?,
-        )),
-        None => Ok(None),
+    // The count, when asked, is the last statement and its only row. All
+    // rows, not `fetch_optional`: through the `Any` driver SQLite's answers
+    // that with the first statement's result and drops the rest unrun.
+    let row = query.fetch_all(&mut *conn).await?.pop();
+    match (day, row) {
+        (Some(_), Some(row)) => Ok(Some(row.try_get("n")?)),
+        (Some(_), None) => Ok(Some(0)),
+        (None, _) => Ok(None),
     }
 }
 
