@@ -25,6 +25,7 @@ pub(crate) use reading::note as note_fault;
 pub use reading::{Reader, let_go};
 use reading::{STASHED, Stash};
 pub use writing::Tx;
+use writing::Writer;
 
 /// How long a call waits for a PostgreSQL connection before it is answered
 /// UNAVAILABLE (`sqlx::Error::PoolTimedOut`): a pool run dry should tell the
@@ -158,6 +159,9 @@ pub struct Db {
     /// between reads (`reading.rs`).
     read_stash: Arc<Stash>,
     counter_stash: Arc<Stash>,
+    /// SQLite: the one writer connection, kept out of its pool between
+    /// write transactions (`writing.rs`).
+    writer: Arc<Writer>,
 }
 
 pub(crate) static DRIVERS: Once = Once::new();
@@ -231,6 +235,7 @@ impl Db {
                     token_key: Arc::default(),
                     read_stash: Stash::new(),
                     counter_stash: Stash::new(),
+                    writer: Arc::default(),
                 }
             }
             Engine::Postgres => {
@@ -287,6 +292,7 @@ impl Db {
                     token_key: Arc::default(),
                     read_stash: Stash::new(),
                     counter_stash: Stash::new(),
+                    writer: Arc::default(),
                 }
             }
         };
@@ -311,12 +317,26 @@ impl Db {
     /// tables), not as [`ROW_ROLE`].
     pub async fn migrate(&self, mut migrator: Migrator) -> anyhow::Result<()> {
         migrator.set_ignore_missing(true);
-        let mut conn = self.write.acquire().await.context("run migrations")?;
-        if self.engine == Engine::Postgres {
-            conn.execute("RESET ROLE").await.context("run migrations")?;
-        }
+        // SQLite's one writer may be out of its pool already (`Writer`).
+        let mut writer;
+        let mut pooled;
+        let conn: &mut AnyConnection = if self.engine == Engine::Sqlite {
+            writer = self
+                .writer
+                .lock(&self.write)
+                .await
+                .context("run migrations")?;
+            &mut writer
+        } else {
+            pooled = self.write.acquire().await.context("run migrations")?;
+            pooled
+                .execute("RESET ROLE")
+                .await
+                .context("run migrations")?;
+            &mut pooled
+        };
         migrator.run(&mut *conn).await.context("run migrations")?;
-        let key = token_key(&mut conn, self.engine)
+        let key = token_key(conn, self.engine)
             .await
             .context("read the page-token key")?;
         *self
@@ -371,6 +391,7 @@ impl Db {
     pub async fn close(&self) {
         self.read_stash.drain();
         self.counter_stash.drain();
+        self.writer.release().await;
         self.write.close().await;
         self.read.close().await;
     }

@@ -1,6 +1,8 @@
 //! Write transactions on PostgreSQL's stashed connections (`db/writing.rs`):
 //! a connection comes back from a transaction confined as it was, and one
-//! left inside a transaction is never handed out again.
+//! left inside a transaction is never handed out again. On SQLite's one
+//! writer, kept out of its pool: transactions take turns on it, and one
+//! dropped or cancelled leaves it out of any transaction.
 
 use std::time::Duration;
 
@@ -180,4 +182,111 @@ async fn a_transaction_cancelled_mid_statement_is_ended_before_its_connection_se
     for read in reads {
         assert!(read.await.unwrap(), "a read ran inside a transaction");
     }
+}
+
+/// SQLite: many write transactions at once each run alone on the one
+/// writer (no `BEGIN` inside another's transaction, no lost write), one
+/// dropped without its commit is rolled back before the next begins, one
+/// cancelled while it waits for the writer takes nothing, and the database
+/// closes once they ended (the writer given back to its pool).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_transactions_take_turns_on_one_writer_and_leave_it_clean() {
+    let test = TestDb::sqlite().await;
+    let db = &test.db;
+    let mut setup = db.begin().await.unwrap();
+    sqlx::query("CREATE TABLE kit_tx_test (id TEXT PRIMARY KEY, seen INTEGER NOT NULL)")
+        .execute(&mut *setup)
+        .await
+        .unwrap();
+    setup.commit().await.unwrap();
+
+    let mut dropped = db.begin().await.unwrap();
+    sqlx::query("INSERT INTO kit_tx_test (id, seen) VALUES ('dropped', 0)")
+        .execute(&mut *dropped)
+        .await
+        .unwrap();
+    drop(dropped);
+
+    // One waits for the writer while another holds it, and is cancelled.
+    let holder = db.begin().await.unwrap();
+    let cancelled = tokio::time::timeout(Duration::from_millis(100), db.begin()).await;
+    assert!(
+        cancelled.is_err(),
+        "a second transaction began beside the first"
+    );
+    holder.commit().await.unwrap();
+
+    let started = std::time::Instant::now();
+    let writers: Vec<_> = (0..16)
+        .map(|n| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                let mut tx = db.begin().await?;
+                // What the transaction saw before writing: the writes of
+                // those before it, none of another one half done.
+                let seen: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM kit_tx_test")
+                    .fetch_one(&mut *tx)
+                    .await?;
+                sqlx::query("INSERT INTO kit_tx_test (id, seen) VALUES ($1, $2)")
+                    .bind(format!("w{n}"))
+                    .bind(seen)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(())
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap().unwrap();
+    }
+    let slowest = started.elapsed();
+    assert!(
+        slowest < Duration::from_secs(10),
+        "16 writes took {slowest:?}"
+    );
+
+    let mut read = db.read().await.unwrap();
+    let mut seen: Vec<i64> = sqlx::query_scalar("SELECT seen FROM kit_tx_test ORDER BY seen")
+        .fetch_all(&mut *read)
+        .await
+        .unwrap();
+    drop(read);
+    seen.dedup();
+    // Each saw all before it: 0, 1, …, 15, and the dropped row none of them.
+    assert_eq!(
+        seen,
+        (0..16).collect::<Vec<i64>>(),
+        "the dropped row stayed, or writes overlapped"
+    );
+
+    tokio::time::timeout(Duration::from_secs(10), db.close())
+        .await
+        .expect("the database did not close: the writer was not given back");
+}
+
+/// SQLite: a transaction on the writer whose `ROLLBACK` fails (here ended
+/// behind its back) spoils the connection, and the next transaction begins
+/// on a new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_writer_that_could_not_roll_back_is_replaced() {
+    let test = TestDb::sqlite().await;
+    let db = &test.db;
+    let mut tx = db.begin().await.unwrap();
+    sqlx::query("CREATE TEMP TABLE kit_writer_mark (n INTEGER)")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("COMMIT").execute(&mut *tx).await.unwrap();
+    // Its `ROLLBACK` fails: no transaction is open.
+    assert!(tx.rollback().await.is_err());
+    let mut next = db.begin().await.unwrap();
+    // A temporary table lives as long as its connection.
+    let marks: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM sqlite_temp_master WHERE name = 'kit_writer_mark'")
+            .fetch_optional(&mut *next)
+            .await
+            .unwrap();
+    assert_eq!(marks, None, "the spoiled connection served again");
+    next.commit().await.unwrap();
 }

@@ -15,12 +15,20 @@
 //! task of its own before the connection is used again; if that cannot
 //! happen, the connection is closed, which ends the transaction in the
 //! server. Never is a connection inside a transaction handed to anyone.
+//!
+//! SQLite's one writer connection is kept out of its pool too, behind a
+//! mutex ([`Writer`]), for the same reason: given back to the pool after
+//! every transaction, it was pinged (a hand-off to its worker thread) while
+//! the next writer waited, and every write transaction is serialised on it.
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, Executor as _, Transaction};
+use tokio::sync::{Mutex, OwnedMappedMutexGuard, OwnedMutexGuard};
 
 use super::reading::{Confined, Held};
 use super::{Db, Engine, begin_statement, hold, tenant_setting};
@@ -32,11 +40,90 @@ pub struct Tx {
 }
 
 enum Inner {
-    /// SQLite's one writer, or a PostgreSQL connection confined by its
-    /// pool (a tenant that cannot go as a literal in the `BEGIN`).
+    /// A PostgreSQL connection confined by its pool (a tenant that cannot
+    /// go as a literal in the `BEGIN`).
     Pooled(Transaction<'static, Any>),
     /// PostgreSQL, begun on a stashed connection (`open` until it ends).
     Held(Option<Held>),
+    /// SQLite's one writer (`open` until it ends).
+    Sqlite(Option<Writing>),
+}
+
+/// SQLite's writer connection, out of its pool: taken from it when first
+/// needed, and given back only when the database closes (or when a
+/// transaction on it could not be rolled back: then it is closed, and the
+/// next transaction takes a new one). Its mutex serialises the write
+/// transactions in the order they asked, as the pool of one did.
+#[derive(Default)]
+pub(super) struct Writer {
+    conn: Arc<Mutex<Option<PoolConnection<Any>>>>,
+    /// The connection may be inside a transaction no one will end: the
+    /// next to lock it closes it instead.
+    spoiled: Arc<AtomicBool>,
+}
+
+impl fmt::Debug for Writer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Writer")
+    }
+}
+
+/// The writer connection, locked.
+pub(super) type WriterConn =
+    OwnedMappedMutexGuard<Option<PoolConnection<Any>>, PoolConnection<Any>>;
+
+impl Writer {
+    /// The writer connection once every caller before has let it go,
+    /// taken from `pool` when there is none (or the last was spoiled).
+    pub(super) async fn lock(&self, pool: &sqlx::AnyPool) -> Result<WriterConn, sqlx::Error> {
+        let mut slot: OwnedMutexGuard<_> = Arc::clone(&self.conn).lock_owned().await;
+        if self.spoiled.swap(false, Ordering::AcqRel)
+            && let Some(mut spoiled) = slot.take()
+        {
+            spoiled.close_on_drop();
+        }
+        if slot.is_none() {
+            *slot = Some(pool.acquire().await?);
+        }
+        OwnedMutexGuard::try_map(slot, Option::as_mut)
+            .map_err(|_| sqlx::Error::Protocol("the SQLite writer connection went missing".into()))
+    }
+
+    /// Gives the connection back to its pool (which [`Db::close`] waits
+    /// for), after the transaction on it, if any, ended.
+    pub(super) async fn release(&self) {
+        self.conn.lock().await.take();
+    }
+}
+
+/// A write transaction on SQLite's writer.
+struct Writing {
+    conn: WriterConn,
+    spoiled: Arc<AtomicBool>,
+    open: bool,
+}
+
+impl Writing {
+    /// Rolls back, and spoils the connection if that failed (closed by the
+    /// next to lock it, which ends the transaction).
+    async fn rollback(mut self) -> Result<(), sqlx::Error> {
+        let rolled = self.conn.execute("ROLLBACK").await;
+        self.open = false;
+        if rolled.is_err() {
+            self.spoiled.store(true, Ordering::Release);
+        }
+        rolled.map(|_| ())
+    }
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        // Left open (no runtime to roll it back): closed by the next to
+        // lock it.
+        if self.open {
+            self.spoiled.store(true, Ordering::Release);
+        }
+    }
 }
 
 impl Db {
@@ -63,7 +150,15 @@ impl Db {
     /// The pool's, when no connection comes, or the `BEGIN`'s.
     pub async fn begin_holding(&self, lock: Option<&str>) -> Result<Tx, sqlx::Error> {
         if self.engine == Engine::Sqlite {
-            return Ok(Tx::pooled(self.write.begin().await?));
+            let mut conn = self.writer.lock(&self.write).await?;
+            conn.execute("BEGIN").await?;
+            return Ok(Tx {
+                inner: Inner::Sqlite(Some(Writing {
+                    conn,
+                    spoiled: Arc::clone(&self.writer.spoiled),
+                    open: true,
+                })),
+            });
         }
         let confined = Confined {
             tenant: tenant_setting(),
@@ -124,10 +219,17 @@ impl Tx {
                 held.open = false;
                 Ok(())
             }
-            Inner::Held(None) => Ok(()),
+            Inner::Sqlite(Some(writing)) => {
+                // On an error it stays open, and is rolled back as it is
+                // dropped.
+                writing.conn.execute("COMMIT").await?;
+                writing.open = false;
+                Ok(())
+            }
+            Inner::Held(None) | Inner::Sqlite(None) => Ok(()),
             Inner::Pooled(_) => match std::mem::replace(&mut self.inner, Inner::Held(None)) {
                 Inner::Pooled(tx) => tx.commit().await,
-                Inner::Held(_) => Ok(()),
+                Inner::Held(_) | Inner::Sqlite(_) => Ok(()),
             },
         }
     }
@@ -141,7 +243,8 @@ impl Tx {
         match std::mem::replace(&mut self.inner, Inner::Held(None)) {
             Inner::Pooled(tx) => tx.rollback().await,
             Inner::Held(Some(held)) => rollback(held).await,
-            Inner::Held(None) => Ok(()),
+            Inner::Sqlite(Some(writing)) => writing.rollback().await,
+            Inner::Held(None) | Inner::Sqlite(None) => Ok(()),
         }
     }
 }
@@ -156,23 +259,42 @@ async fn rollback(mut held: Held) -> Result<(), sqlx::Error> {
 
 impl Drop for Tx {
     fn drop(&mut self) {
-        let Inner::Held(held) = &mut self.inner else {
+        match &mut self.inner {
             // sqlx's own rolls back on drop.
-            return;
-        };
-        let Some(held) = held.take() else {
-            return;
-        };
-        if !held.open {
-            return;
-        }
-        // Without a runtime, or if the task is dropped before it ran, the
-        // connection is closed (`open`).
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                // Failed: closed as it is dropped.
-                let _ = rollback(held).await;
-            });
+            Inner::Pooled(_) => {}
+            Inner::Held(held) => {
+                let Some(held) = held.take() else {
+                    return;
+                };
+                if !held.open {
+                    return;
+                }
+                // Without a runtime, or if the task is dropped before it
+                // ran, the connection is closed (`open`).
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    runtime.spawn(async move {
+                        // Failed: closed as it is dropped.
+                        let _ = rollback(held).await;
+                    });
+                }
+            }
+            Inner::Sqlite(writing) => {
+                let Some(writing) = writing.take() else {
+                    return;
+                };
+                if !writing.open {
+                    return;
+                }
+                // The writer stays locked until the `ROLLBACK` ran. Without
+                // a runtime, or if the task is dropped before it ran, the
+                // connection is spoiled (`open`).
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    runtime.spawn(async move {
+                        // Failed: spoiled.
+                        let _ = writing.rollback().await;
+                    });
+                }
+            }
         }
     }
 }
@@ -184,7 +306,10 @@ impl Deref for Tx {
         match &self.inner {
             Inner::Pooled(tx) => tx,
             Inner::Held(Some(held)) => held.conn_ref(),
-            Inner::Held(None) => unreachable!("a transaction holds its connection until it ends"),
+            Inner::Sqlite(Some(writing)) => &writing.conn,
+            Inner::Held(None) | Inner::Sqlite(None) => {
+                unreachable!("a transaction holds its connection until it ends")
+            }
         }
     }
 }
@@ -194,7 +319,10 @@ impl DerefMut for Tx {
         match &mut self.inner {
             Inner::Pooled(tx) => tx,
             Inner::Held(Some(held)) => held.conn(),
-            Inner::Held(None) => unreachable!("a transaction holds its connection until it ends"),
+            Inner::Sqlite(Some(writing)) => &mut writing.conn,
+            Inner::Held(None) | Inner::Sqlite(None) => {
+                unreachable!("a transaction holds its connection until it ends")
+            }
         }
     }
 }
@@ -204,6 +332,7 @@ impl fmt::Debug for Tx {
         f.write_str(match &self.inner {
             Inner::Pooled(_) => "Tx(Pooled)",
             Inner::Held(_) => "Tx(Held)",
+            Inner::Sqlite(_) => "Tx(Sqlite)",
         })
     }
 }
