@@ -75,8 +75,14 @@ pub(super) type WriterConn =
 impl Writer {
     /// The writer connection once every caller before has let it go,
     /// taken from `pool` when there is none (or the last was spoiled).
+    /// Waited for as long as the pool's own acquire would, then
+    /// `PoolTimedOut`, as from the pool.
     pub(super) async fn lock(&self, pool: &sqlx::AnyPool) -> Result<WriterConn, sqlx::Error> {
-        let mut slot: OwnedMutexGuard<_> = Arc::clone(&self.conn).lock_owned().await;
+        let wait = pool.options().get_acquire_timeout();
+        let mut slot: OwnedMutexGuard<_> =
+            tokio::time::timeout(wait, Arc::clone(&self.conn).lock_owned())
+                .await
+                .map_err(|_| sqlx::Error::PoolTimedOut)?;
         if self.spoiled.swap(false, Ordering::AcqRel)
             && let Some(mut spoiled) = slot.take()
         {
