@@ -268,40 +268,33 @@ impl Drop for Tx {
         match &mut self.inner {
             // sqlx's own rolls back on drop.
             Inner::Pooled(_) => {}
+            // Failed, or never run: the connection is closed as it is
+            // dropped (`open`).
             Inner::Held(held) => {
-                let Some(held) = held.take() else {
-                    return;
-                };
-                if !held.open {
-                    return;
-                }
-                // Without a runtime, or if the task is dropped before it
-                // ran, the connection is closed (`open`).
-                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                    runtime.spawn(async move {
-                        // Failed: closed as it is dropped.
-                        let _ = rollback(held).await;
-                    });
+                if let Some(held) = held.take().filter(|h| h.open) {
+                    roll_back_later(rollback(held));
                 }
             }
+            // The writer stays locked until the `ROLLBACK` ran. Failed, or
+            // never run: the connection is spoiled (`open`).
             Inner::Sqlite(writing) => {
-                let Some(writing) = writing.take() else {
-                    return;
-                };
-                if !writing.open {
-                    return;
-                }
-                // The writer stays locked until the `ROLLBACK` ran. Without
-                // a runtime, or if the task is dropped before it ran, the
-                // connection is spoiled (`open`).
-                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                    runtime.spawn(async move {
-                        // Failed: spoiled.
-                        let _ = writing.rollback().await;
-                    });
+                if let Some(writing) = writing.take().filter(|w| w.open) {
+                    roll_back_later(writing.rollback());
                 }
             }
         }
+    }
+}
+
+/// Runs `rollback` on a task of its own, when there is a runtime to run
+/// it (a transaction dropped without its `COMMIT`).
+fn roll_back_later(
+    rollback: impl std::future::Future<Output = Result<(), sqlx::Error>> + Send + 'static,
+) {
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(async move {
+            let _ = rollback.await;
+        });
     }
 }
 
